@@ -1,0 +1,35 @@
+# The README's commands. Every target installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+DAGSTER_HOME_DIR := $(CURDIR)/data/.dagster
+
+.PHONY: setup run test ui
+
+setup: $(STAMP)
+
+# Reinstall only when the dependencies change. torch is pinned to a CPU build in
+# pyproject.toml; pip finds it on local disk where the machine provides one.
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -e '.[test]'
+	touch $@
+
+run: setup
+	$(VENV)/bin/esmr run --seed 0 --preset paper
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+# `dagster dev` is deprecated in Dagster 1.13 in favour of `dg dev`, which needs
+# dagster-dg-cli (not a dependency). So run what `dagster dev` runs: the webserver on
+# 127.0.0.1:3000 and the daemon (it dequeues runs launched from the UI and runs
+# schedules, sensors and backfills), sharing the instance `esmr run` uses by default.
+# An empty dagster.yaml keeps the default (sqlite under DAGSTER_HOME) without a warning.
+ui: setup
+	mkdir -p $(DAGSTER_HOME_DIR)
+	test -f $(DAGSTER_HOME_DIR)/dagster.yaml || touch $(DAGSTER_HOME_DIR)/dagster.yaml
+	export DAGSTER_HOME=$(DAGSTER_HOME_DIR); \
+	trap 'kill $$daemon' EXIT; \
+	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	$(VENV)/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -1,0 +1,1 @@
+"""ESMR (emotion-aware social media recommendation) as a seed-partitioned Dagster asset graph."""

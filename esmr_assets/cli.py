@@ -1,0 +1,226 @@
+"""`esmr`: materialize seeds and inspect their tables from a terminal.
+
+`esmr run` drives the same Definitions and Dagster instance as the UI, so its runs show up
+there; `esmr sql` only needs DuckDB and starts without importing dagster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from esmr_assets.settings import PRESETS, Settings, SettingsError, parse_seed
+from esmr_assets.storage import ensure_writable_dir, load_settings_json, resolve_data_dir, storage_root
+from esmr_assets.warehouse import (
+    WarehouseError,
+    list_tables,
+    quote_identifier,
+    referenced_tables,
+    run_query,
+    table_name,
+)
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+# (title, sql) printed after every `esmr run`; later stages append theirs. A query runs only
+# when every table it reads exists in the warehouse.
+SUMMARY_QUERIES: list[tuple[str, str]] = [
+    (
+        "user-days per seed",
+        "select seed, count(*) as user_days from user_day_logs group by seed order by seed",
+    ),
+]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input, detected before anything is written."""
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"esmr: error: {message}", file=sys.stderr)
+    return code
+
+
+def format_table(frame: pl.DataFrame, max_rows: int) -> str:
+    """Aligned plain-text table of the first `max_rows` rows: every column, names in full,
+    numbers right-aligned."""
+    shown = frame.head(max_rows)
+    columns = []
+    for name in frame.columns:
+        header, *cells = [name, *("null" if value is None else str(value) for value in shown[name].to_list())]
+        width = max([len(header), *map(len, cells)])
+        align = str.rjust if frame.schema[name].is_numeric() else str.ljust
+        columns.append([align(header, width), "-" * width, *(align(cell, width) for cell in cells)])
+    lines = ["  ".join(row).rstrip() for row in zip(*columns)]
+    footer = f"({frame.height} row{'s' if frame.height != 1 else ''})"
+    if frame.height > max_rows:
+        footer = f"({max_rows} of {frame.height} rows shown; raise --max-rows to see more)"
+    return "\n".join([*lines, footer])
+
+
+def _settings_and_data_dir(args: argparse.Namespace) -> tuple[Settings, Path]:
+    try:
+        return load_settings_json(args.preset, args.overrides), resolve_data_dir(args.data_dir)
+    except SettingsError as err:
+        raise UsageError(str(err)) from None
+
+
+def _dagster_home(data_dir: Path) -> Path:
+    """$DAGSTER_HOME if set (what `make ui` uses), else `<data_dir>/.dagster`."""
+    return Path(os.environ.get("DAGSTER_HOME") or data_dir / ".dagster").absolute()
+
+
+def _validate_run(args: argparse.Namespace) -> tuple[list[int], Settings, Path]:
+    """Everything that can be wrong with the input, checked before anything is written."""
+    try:
+        seeds = list(dict.fromkeys(parse_seed(seed) for seed in args.seed))
+    except SettingsError as err:
+        raise UsageError(str(err)) from None
+    settings, data_dir = _settings_and_data_dir(args)
+    try:
+        ensure_writable_dir(data_dir)
+        ensure_writable_dir(_dagster_home(data_dir))
+    except SettingsError as err:
+        raise UsageError(str(err)) from None
+    return seeds, settings, data_dir
+
+
+def load_definitions() -> dg.Definitions:
+    from esmr_assets.definitions import defs
+
+    return defs
+
+
+def _print_timings(labels: list[str], seeds: list[int], seconds: dict[tuple[str, int], float]) -> None:
+    totals = {label: sum(seconds[label, seed] for seed in seeds) for label in labels}
+    slowest = max(totals, key=totals.__getitem__, default=None)
+    header = [f"seed {seed}" for seed in seeds] + (["total"] if len(seeds) > 1 else [])
+
+    def row(values: list[float]) -> list[str]:
+        return [f"{value:.2f}s" for value in values] + ([f"{sum(values):.2f}s"] if len(seeds) > 1 else [])
+
+    body = [[label, *row([seconds[label, seed] for seed in seeds])] for label in labels]
+    body.append(["total", *row([sum(seconds[label, seed] for label in labels) for seed in seeds])])
+    table = [["asset", *header], *body]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    print("wall time per asset")
+    for cells in table:
+        line = "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        print(line + ("  <- slowest" if cells[0] == slowest else ""))
+
+
+def _print_summary(root: Path, asset_tables: list[str], seeds: list[int]) -> None:
+    available = set(list_tables(root))
+    tables = [name for name in asset_tables if name in available]
+    if tables:
+        rows = []
+        for name in tables:
+            counts = dict(
+                run_query(root, f"select seed, count(*) from {quote_identifier(name)} group by seed").iter_rows()
+            )
+            rows.append({"table": name, **{f"seed {seed}": counts.get(seed, 0) for seed in seeds}})
+        print("\nrows per table")
+        print(format_table(pl.DataFrame(rows), max_rows=len(rows)))
+    for title, sql in SUMMARY_QUERIES:
+        if referenced_tables(sql) <= available:
+            print(f"\n{title}")
+            print(format_table(run_query(root, sql), max_rows=100))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        seeds, settings, data_dir = _validate_run(args)
+    except UsageError as err:
+        return _fail(str(err), EXIT_USAGE)
+
+    import dagster as dg
+    from tqdm import tqdm
+
+    from esmr_assets.runner import StepFailed, plan_steps, register_seeds, run_step
+
+    defs = load_definitions()
+    steps = plan_steps(defs)
+    overrides = json.dumps(json.loads(args.overrides or "{}"), sort_keys=True)
+    run_config: dict[str, Any] = {
+        "resources": {
+            "esmr": {"config": {"preset": args.preset, "data_dir": str(data_dir), "overrides_json": overrides}}
+        }
+    }
+    seconds: dict[tuple[str, int], float] = {}
+    with (
+        dg.DagsterInstance.from_config(str(_dagster_home(data_dir))) as instance,
+        tqdm(total=len(seeds) * len(steps), unit="asset", file=sys.stderr) as bar,
+    ):
+        register_seeds(instance, seeds)
+        for seed in seeds:
+            for step in steps:
+                bar.set_description(f"seed {seed}: {step.label}")
+                try:
+                    seconds[step.label, seed] = run_step(defs, step, seed, run_config, instance)
+                except StepFailed as err:
+                    bar.close()
+                    print(err.trace, file=sys.stderr, end="")
+                    return _fail(str(err), EXIT_FAILED)
+                bar.update()
+    root = storage_root(data_dir, settings)
+    print(f"materialized seeds {', '.join(map(str, seeds))} of {settings.namespace} into {root}")
+    _print_timings([step.label for step in steps], seeds, seconds)
+    try:
+        _print_summary(root, [table_name(key.path) for step in steps for key in step.asset_keys], seeds)
+    except WarehouseError as err:
+        return _fail(f"summary query failed: {err}", EXIT_FAILED)
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    if args.max_rows < 0:
+        return _fail("--max-rows must not be negative", EXIT_USAGE)
+    try:
+        settings, data_dir = _settings_and_data_dir(args)
+        frame = run_query(storage_root(data_dir, settings), args.query)
+    except (UsageError, WarehouseError) as err:
+        return _fail(str(err), EXIT_FAILED)
+    print(format_table(frame, args.max_rows))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esmr", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--preset", default="paper", help=f"settings preset: {', '.join(PRESETS)} (default paper)")
+        sub.add_argument("--data-dir", default="", help="warehouse folder (default $ESMR_DATA_DIR, else ./data)")
+        sub.add_argument("--overrides", default="{}", help='JSON of nested setting overrides, e.g. \'{"simulation": {"n_users": 50}}\'')
+
+    run = commands.add_parser("run", help="materialize every asset for the given seeds")
+    run.add_argument("--seed", action="append", required=True, help="simulation seed; repeat for several")
+    common(run)
+    run.set_defaults(handler=_cmd_run)
+
+    sql = commands.add_parser("sql", help="run a read-only SQL query over the stored tables")
+    sql.add_argument("query", help="one SELECT / WITH / DESCRIBE / SHOW / EXPLAIN / SUMMARIZE / VALUES statement")
+    sql.add_argument("--max-rows", type=int, default=100, help="rows to print (default 100)")
+    common(sql)
+    sql.set_defaults(handler=_cmd_sql)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

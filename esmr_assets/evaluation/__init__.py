@@ -1,0 +1,1 @@
+"""Metrics and plots over the graph's tables. Pure code; never imports dagster."""

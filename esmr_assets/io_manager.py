@@ -1,0 +1,118 @@
+"""Parquet storage of seed partitions, laid out for DuckDB's hive partitioning.
+
+`<data_dir>/<namespace>/<asset key path>/seed=<k>/part-0.parquet`. Written atomically and
+byte-for-byte deterministically, so a re-run of a seed either leaves identical files or the
+previous good ones. Local filesystems only: atomicity relies on fsync + rename.
+(dagster-polars does not support polars 2, hence our own.)
+"""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from upath import UPath
+
+from esmr_assets.resources import EsmrConfig
+from esmr_assets.settings import SettingsError, parse_seed
+from esmr_assets.storage import PART_FILE, atomic_write_bytes, atomic_write_with, partition_dir
+
+__all__ = [
+    "ParquetIOManager",
+    "SeedParquetIOManager",
+    "UnreadableParquetError",
+    "atomic_write_bytes",
+    "atomic_write_with",
+    "partition_dir",
+]
+
+PREVIEW_ROWS = 5
+
+
+class UnreadableParquetError(OSError):
+    """A stored partition exists but cannot be read (corrupt or truncated)."""
+
+
+def _asset_name(context: dg.InputContext | dg.OutputContext) -> str:
+    return context.asset_key.to_user_string()
+
+
+def _markdown_preview(frame: pl.DataFrame) -> str:
+    head = frame.head(PREVIEW_ROWS)
+
+    def cell(value: Any) -> str:
+        return "null" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(head.columns) + " |",
+        "|" + "---|" * len(head.columns),
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in head.iter_rows()),
+    ]
+    return "\n".join(lines)
+
+
+class SeedParquetIOManager(dg.UPathIOManager):
+    """Stores each seed partition of an asset as one zstd Parquet file."""
+
+    extension = ".parquet"
+
+    def get_path_for_partition(
+        self, context: dg.InputContext | dg.OutputContext, path: UPath, partition: str
+    ) -> UPath:
+        try:
+            seed = parse_seed(partition)
+        except SettingsError as err:
+            raise SettingsError(f"asset {_asset_name(context)}: invalid partition key: {err}") from None
+        # `path` is <root>/<asset key path>; UPathIOManager appends the extension.
+        return partition_dir(path.parent, path.name, seed) / PART_FILE.removesuffix(self.extension)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        # Checked before UPathIOManager creates any folder for the partition.
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(
+                f"asset {_asset_name(context)} returned {type(obj).__module__}.{type(obj).__qualname__}; "
+                "ParquetIOManager stores polars.DataFrame only"
+            )
+        if not context.has_asset_partitions:
+            raise dg.DagsterInvariantViolationError(
+                f"asset {_asset_name(context)} is not partitioned; ParquetIOManager stores seed partitions only"
+            )
+        super().handle_output(context, obj)
+
+    def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
+        # polars writes no timestamps, so the same frame always gives the same bytes.
+        atomic_write_with(
+            Path(path), lambda tmp: obj.write_parquet(tmp, compression="zstd", statistics=True)
+        )
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
+        local = Path(path)
+        if not local.is_file():
+            raise FileNotFoundError(
+                f"asset {_asset_name(context)}: no stored partition at {local}; materialize it first"
+            )
+        try:
+            return pl.read_parquet(local)
+        except Exception as err:  # polars raises several types for corrupt or truncated files
+            raise UnreadableParquetError(
+                f"asset {_asset_name(context)}: cannot read {local} (corrupt or truncated?): {err}"
+            ) from err
+
+    def get_metadata(self, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
+        schema = dg.TableSchema(
+            columns=[dg.TableColumn(name=name, type=str(dtype)) for name, dtype in obj.schema.items()]
+        )
+        return {
+            "dagster/row_count": dg.MetadataValue.int(obj.height),
+            "dagster/column_schema": dg.MetadataValue.table_schema(schema),
+            "preview": dg.MetadataValue.md(_markdown_preview(obj)),
+        }
+
+
+class ParquetIOManager(dg.ConfigurableIOManagerFactory):
+    """IO manager for every asset: Parquet under the run's storage root."""
+
+    esmr: dg.ResourceDependency[EsmrConfig]
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> SeedParquetIOManager:
+        return SeedParquetIOManager(base_path=UPath(self.esmr.storage_root()))

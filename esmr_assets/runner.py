@@ -1,0 +1,107 @@
+"""Materialize a Definitions graph seed by seed, one op per run, in dependency order.
+
+One run per op (a multi_asset's outputs together) makes progress and wall time visible per
+asset, and a failure names its asset. Runs go through the implicit asset job on the given
+instance, so the Dagster UI shows them like runs it launched itself.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from esmr_assets.partitions import seed_partitions
+
+# Keep the terminal for the progress bar: Dagster's own events go to the run's event log.
+# Failures are reported by StepFailed instead.
+QUIET_LOGGERS = {"console": {"config": {"log_level": "CRITICAL"}}}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One op of the graph: a plain asset, or all outputs of a multi_asset."""
+
+    asset_keys: tuple[dg.AssetKey, ...]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(key.to_user_string() for key in self.asset_keys)
+
+
+class StepFailed(RuntimeError):
+    """A step's run failed; the message names the asset, the seed and the cause."""
+
+    def __init__(self, message: str, trace: str = "") -> None:
+        super().__init__(message)
+        self.trace = trace
+
+
+def plan_steps(defs: dg.Definitions) -> list[Step]:
+    """Materializable ops of `defs`, each after every op it depends on; ops that are ready
+    together keep the order in which `defs` lists them, so the plan is stable."""
+    graph = defs.resolve_asset_graph()
+    listed = [item for item in defs.assets or [] if isinstance(item, dg.AssetsDefinition)]
+    position = {key: n for n, assets_def in enumerate(listed) for key in assets_def.keys}
+    rank = {key: n for n, key in enumerate(graph.toposorted_asset_keys)}
+    ops = sorted(
+        (assets_def for assets_def in graph.assets_defs if assets_def.is_materializable),
+        key=lambda assets_def: min((position.get(key, len(listed)), rank[key]) for key in assets_def.keys),
+    )
+    producer = {key: n for n, assets_def in enumerate(ops) for key in assets_def.keys}
+    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+    for n, assets_def in enumerate(ops):
+        sorter.add(n, *({producer[key] for key in assets_def.dependency_keys if key in producer} - {n}))
+    sorter.prepare()
+    order: list[int] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order.extend(ready)
+        sorter.done(*ready)
+    return [Step(tuple(sorted(ops[n].keys, key=rank.__getitem__))) for n in order]
+
+
+def register_seeds(instance: dg.DagsterInstance, seeds: Sequence[int]) -> None:
+    """Add the seeds as partitions (idempotent), so runs and the UI can address them."""
+    instance.add_dynamic_partitions(seed_partitions.name, [str(seed) for seed in seeds])
+
+
+def _innermost_error(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
+    """Message and stack of the user's exception behind the first failure, not of
+    Dagster's wrapper around it."""
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
+        if error is not None:
+            while error.cause is not None:
+                error = error.cause
+            return error.message.strip(), "".join(error.stack)
+    return "see the run's event log in the Dagster UI", ""
+
+
+def run_step(
+    defs: dg.Definitions,
+    step: Step,
+    seed: int,
+    run_config: Mapping[str, Any],
+    instance: dg.DagsterInstance,
+) -> float:
+    """Materialize one step for one seed in its own run; return its wall time in seconds.
+
+    Raises `StepFailed` naming the asset and the seed, with the user's traceback attached.
+    """
+    started = time.perf_counter()
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        run_config={**run_config, "loggers": QUIET_LOGGERS},
+        instance=instance,
+        partition_key=str(seed),
+        asset_selection=list(step.asset_keys),
+        raise_on_error=False,
+    )
+    if not result.success:
+        cause, trace = _innermost_error(result)
+        raise StepFailed(f"asset {step.label} failed for seed {seed} (run {result.run_id}): {cause}", trace)
+    return time.perf_counter() - started

@@ -1,0 +1,141 @@
+"""Validated run settings with named presets.
+
+One frozen pydantic object holds every size and model knob, so that a partition is fully
+described by (preset, overrides, seed). Invalid values fail here, before anything is
+written, with pydantic's message naming the offending field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROFILES = ("casual", "engaged", "highly_active")
+FEEDBACK_STYLES = ("expressive", "critical", "passive")
+
+
+class SettingsError(ValueError):
+    """Raised for an unknown preset, an invalid field or an invalid seed."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SimulationSettings(_Frozen):
+    """Phase I: content pool, user population and the 30-day logging simulation."""
+
+    n_videos: int = Field(1_000, gt=0, description="size of the content pool")
+    n_users: int = Field(1_000, gt=0, description="users simulated per seed")
+    n_days: int = Field(30, ge=2, description="days per user")
+    feed_length: int = Field(200, gt=0, description="videos ranked into one user-day feed")
+    user_chunk_size: int = Field(
+        20_000, gt=0, description="users simulated at once; bounds memory for the large preset"
+    )
+    seen_window_days: int = Field(5, ge=0, description="a video shown within this many days is not shown again")
+    top_share: float = Field(0.7, ge=0, le=1, description="share of a feed drawn from top-engagement videos")
+    top_quantile: float = Field(0.25, gt=0, le=1, description="the top-engagement pool: this quantile of each category")
+    spike_probability: float = Field(0.1, ge=0, le=1, description="chance a day is a usage spike (Eq. 2)")
+    mean_video_seconds: float = Field(45.0, gt=0, description="v-bar of Eq. 3-4")
+    engagement_threshold: float = Field(
+        14.0, gt=0, description="tau of Eq. 5: daily engagement above it counts as rising"
+    )
+    churn_trend_weight: float = Field(-1.0, description="alpha of Eq. 6 (negative: rising engagement lowers churn)")
+    churn_valence_weight: float = Field(-1.0, description="extra churn logit per unit of negative latent valence")
+    reengage_probability: float = Field(0.1, ge=0, le=1, description="daily chance a churned user returns")
+    profile_shares: tuple[float, float, float] = Field(
+        (0.5, 0.35, 0.15), description="shares of casual, engaged, highly_active users"
+    )
+    feedback_style_shares: tuple[float, float, float] = Field(
+        (0.4, 0.3, 0.3), description="shares of expressive, critical, passive communication styles"
+    )
+    latent_noise_scale: float = Field(0.06, ge=0, description="Laplace scale of daily valence noise")
+    engagement_valence_effect: float = Field(0.03, description="c of the valence update: weight of Delta E")
+
+    @model_validator(mode="after")
+    def _shares_are_distributions(self) -> SimulationSettings:
+        for name in ("profile_shares", "feedback_style_shares"):
+            shares = getattr(self, name)
+            if min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6:
+                raise ValueError(f"{name} must be non-negative and sum to 1, got {shares}")
+        return self
+
+
+class Settings(_Frozen):
+    """Everything that determines a partition's content, apart from the seed."""
+
+    preset: str
+    simulation: SimulationSettings = SimulationSettings()
+
+    @property
+    def namespace(self) -> str:
+        """Storage folder: the preset name, plus a hash of any overrides so that
+        differently configured runs of one preset never overwrite each other."""
+        base = PRESETS[self.preset].model_dump()
+        mine = self.model_dump()
+        if mine == base:
+            return self.preset
+        digest = hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.preset}-{digest}"
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
+    # The paper's scale: 1,000 videos, 1,000 users, 30 days.
+    "paper": {},
+    # Tiny but complete: every stage still has enough days per user to run.
+    "smoke": {"simulation": {"n_videos": 160, "n_users": 60, "feed_length": 120}},
+    # 100,000 users, simulated in chunks of user_chunk_size.
+    "large": {"simulation": {"n_users": 100_000}},
+}
+
+PRESETS: dict[str, Settings] = {
+    name: Settings.model_validate(_deep_merge({"preset": name}, extra))
+    for name, extra in _PRESET_OVERRIDES.items()
+}
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "settings"
+        parts.append(f"{field}: {e['msg']} (got {e.get('input')!r})")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings(preset: str = "paper", overrides: dict[str, Any] | None = None) -> Settings:
+    """The named preset with optional nested overrides, validated."""
+    if preset not in PRESETS:
+        raise SettingsError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise SettingsError(f"overrides must be a mapping, got {type(overrides).__name__}")
+    if overrides and "preset" in overrides:
+        raise SettingsError("overrides may not change 'preset'; pass the preset name instead")
+    merged = _deep_merge(PRESETS[preset].model_dump(), overrides or {})
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as err:
+        raise SettingsError(_format_validation_error(err)) from None
+
+
+def parse_seed(value: str | int) -> int:
+    """A partition key must be a plain non-negative decimal integer ("0", "7", "42")."""
+    text = str(value).strip()
+    if not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+        raise SettingsError(f"seed must be a non-negative integer without leading zeros, got {value!r}")
+    seed = int(text)
+    if seed >= 2**63:
+        raise SettingsError(f"seed must be below 2**63, got {value!r}")
+    return seed

@@ -1,0 +1,98 @@
+"""The 30-day logging simulation (paper §3.1.3): user-day records and the impressions behind
+them, for a whole population, users in chunks so that memory stays bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+
+from ..settings import PROFILES, SimulationSettings
+from .affect import TRUE_EMOTIONS
+from .content import CATEGORIES, EMOTIONS, VideoPool
+from .day import DayResult, UserState, churn_today, draw_day_noise, simulate_day
+from .logging_policy import logging_feed, mixture_weights
+from .population import Population
+from .rng import stream
+
+NEVER_SEEN = -(10**6)
+CATEGORY_LABELS = ("none", *CATEGORIES)
+EMOTION_LABELS = ("none", *EMOTIONS)
+
+
+def _day_frame(result: DayResult, pop: Population, day: int) -> pl.DataFrame:
+    f = result.features
+    cols: dict[str, object] = {
+        "user_id": pop.user_id.astype(np.int32),
+        "day": np.full(pop.size, day, dtype=np.int16),
+        "profile": pl.Series(np.array(PROFILES)[pop.profile], dtype=pl.Enum(PROFILES)),
+    }
+    for name, values in f.items():
+        if name == "dominant_category":
+            cols[name] = pl.Series(np.array(CATEGORY_LABELS)[values + 1], dtype=pl.Enum(CATEGORY_LABELS))
+        elif name == "dominant_emotion":
+            cols[name] = pl.Series(np.array(EMOTION_LABELS)[values + 1], dtype=pl.Enum(EMOTION_LABELS))
+        elif name == "true_emotion":
+            cols[name] = pl.Series(np.array(TRUE_EMOTIONS)[values], dtype=pl.Enum(TRUE_EMOTIONS))
+        elif values.dtype.kind in "iu":
+            cols[name] = values.astype(np.int32)
+        elif values.dtype.kind == "f":
+            cols[name] = values.astype(np.float64)
+        else:
+            cols[name] = values
+    return pl.DataFrame(cols)
+
+
+def _impressions_frame(result: DayResult, pop: Population, day: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "user_id": pop.user_id[result.rows].astype(np.int32),
+            "day": np.full(result.rows.size, day, dtype=np.int16),
+            "position": result.positions.astype(np.int16),
+            "video_id": result.videos.astype(np.int32),
+            "watched": result.watched,
+            "seconds": result.seconds,
+        }
+    )
+
+
+def simulate_logs(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    settings: SimulationSettings,
+    seed: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(user_day_logs, impressions) for every user and day under the logging policy.
+
+    Deterministic in (seed, settings); `progress(done, total)` is called after each
+    chunk-day so callers can report progress."""
+    pool = VideoPool.from_frame(videos)
+    population = Population.from_frame(users)
+    category_weights = mixture_weights(pool, settings)
+    n, chunk = population.size, settings.user_chunk_size
+    n_chunks = -(-n // chunk)
+    total, done = n_chunks * settings.n_days, 0
+    day_frames, impression_frames = [], []
+    for c in range(n_chunks):
+        pop = population.take(slice(c * chunk, (c + 1) * chunk))
+        state = UserState.initial(pop)
+        last_seen = np.full((pop.size, pool.size), NEVER_SEEN, dtype=np.int32)
+        for day in range(settings.n_days):
+            noise = draw_day_noise(stream(seed, "user_day", c, day), pop, day, settings.feed_length, settings)
+            churned = churn_today(state, pop, noise, settings)
+            feed, valid = logging_feed(
+                noise.preference, category_weights, last_seen, day, settings, stream(seed, "logging_policy", c, day)
+            )
+            result = simulate_day(feed, valid, day, pool, pop, state, noise, churned, settings)
+            last_seen[result.rows, result.videos] = day
+            day_frames.append(_day_frame(result, pop, day))
+            impression_frames.append(_impressions_frame(result, pop, day))
+            state = result.state
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    logs = pl.concat(day_frames).sort("user_id", "day")
+    impressions = pl.concat(impression_frames).sort("user_id", "day", "position")
+    return logs, impressions

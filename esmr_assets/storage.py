@@ -1,0 +1,103 @@
+"""Where a run's files live on disk, and how they get there atomically.
+
+Pure (no dagster import) so the CLI's `esmr sql` starts fast and domain or asset code can
+store model files beside its tables with the same guarantees as the IO manager.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from esmr_assets.settings import Settings, SettingsError, load_settings
+
+DATA_DIR_ENV = "ESMR_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+PART_FILE = "part-0.parquet"
+
+
+def resolve_data_dir(data_dir: str = "") -> Path:
+    """The explicit `data_dir`, else $ESMR_DATA_DIR, else ./data; made absolute so that
+    paths recorded in run metadata do not depend on the working directory of a reader."""
+    chosen = data_dir or os.environ.get(DATA_DIR_ENV, "") or DEFAULT_DATA_DIR
+    return Path(chosen).expanduser().absolute()
+
+
+def load_settings_json(preset: str, overrides_json: str) -> Settings:
+    """`load_settings` with overrides as JSON text, the form run config and the CLI carry."""
+    try:
+        overrides = json.loads(overrides_json or "{}")
+    except json.JSONDecodeError as err:
+        raise SettingsError(f"overrides are not valid JSON: {err}") from None
+    return load_settings(preset, overrides)
+
+
+def storage_root(data_dir: Path, settings: Settings) -> Path:
+    """`<data_dir>/<namespace>`: one folder per distinct configuration."""
+    return data_dir / settings.namespace
+
+
+def ensure_writable_dir(path: Path) -> None:
+    """Create `path` and prove it writable with a probe file, so that a bad data dir fails
+    before any computation rather than after the first expensive asset."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".esmr-write-probe.{os.getpid()}.{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise SettingsError(f"data dir {path} is not writable: {reason}") from None
+
+
+def partition_dir(root: Path, asset: str, seed: int) -> Path:
+    """Hive-style folder of one asset partition: `<root>/<asset>/seed=<seed>`."""
+    return root / asset / f"seed={seed}"
+
+
+def _temp_path_for(path: Path) -> Path:
+    # Hidden, and never named like a final file, so readers that glob for PART_FILE
+    # (DuckDB views, the IO manager) cannot see a half-written file.
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def atomic_write_with(path: Path, writer: Callable[[Path], None]) -> None:
+    """Let `writer` fill a temp file beside `path`, fsync it, then rename it over `path`.
+
+    Readers see either the previous file or the complete new one. On any exception the
+    temp file is removed and the previous file is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path_for(path)
+    try:
+        # O_EXCL: never clobber another writer's temp file; mode 0o666 lets the umask decide.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        writer(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Atomically replace `path` with `data` (e.g. a LightGBM model string)."""
+    atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself, not only the file's bytes."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,127 @@
+"""Read-only SQL over the Parquet partitions, through an in-memory DuckDB.
+
+Each asset folder becomes a view over all of its seeds, with a `seed` column from the hive
+layout. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
+a lock, and `run_query` refuses statements that could write.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from esmr_assets.storage import PART_FILE
+
+_EXPLAIN_PREFIX = re.compile(r"^\s*explain\b(\s+analy[sz]e\b)?(\s*\([^)]*\))?", re.IGNORECASE)
+
+
+class WarehouseError(RuntimeError):
+    """A refused or failed query, with DuckDB's own message."""
+
+
+def table_name(asset_key_path: Sequence[str]) -> str:
+    """View name of an asset: its key path joined by "__" (prefix/name -> prefix__name)."""
+    return "__".join(asset_key_path)
+
+
+def _table_dirs(root: Path) -> dict[str, Path]:
+    """View name -> asset folder, for folders holding at least one finished partition."""
+    if not root.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for part in root.glob(f"**/seed=*/{PART_FILE}"):
+        asset_dir = part.parent.parent
+        found.setdefault(table_name(asset_dir.relative_to(root).parts), asset_dir)
+    return dict(sorted(found.items()))
+
+
+def list_tables(root: Path) -> list[str]:
+    """Names of the views `connect(root)` creates."""
+    return list(_table_dirs(Path(root)))
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect(root: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view per asset under `root`.
+
+    Only exact `seed=*/part-0.parquet` files are read, so in-flight temp files are invisible.
+    """
+    con = duckdb.connect(":memory:")
+    for name, asset_dir in _table_dirs(Path(root)).items():
+        pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))
+        con.execute(
+            f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM read_parquet({pattern}, "
+            "hive_partitioning = true, hive_types = {'seed': BIGINT})"
+        )
+    return con
+
+
+def _is_read_only(statement: duckdb.Statement) -> bool:
+    # DESCRIBE, SHOW, SUMMARIZE, VALUES and FROM-first queries all parse as SELECT.
+    if statement.type == duckdb.StatementType.SELECT:
+        return True
+    if statement.type != duckdb.StatementType.EXPLAIN:
+        return False
+    # EXPLAIN ANALYZE executes its statement, so judge the explained statement itself.
+    inner = _EXPLAIN_PREFIX.sub("", statement.query, count=1)
+    if inner == statement.query:
+        return False
+    try:
+        inner_statements = duckdb.extract_statements(inner)
+    except duckdb.Error:
+        return False
+    return len(inner_statements) == 1 and inner_statements[0].type == duckdb.StatementType.SELECT
+
+
+def referenced_tables(sql: str) -> set[str]:
+    """Tables a query reads (CTE names excluded); empty if DuckDB cannot tell."""
+    try:
+        return duckdb.get_table_names(sql)
+    except duckdb.Error:
+        return set()
+
+
+def check_read_only(sql: str) -> None:
+    """Raise `WarehouseError` unless `sql` is exactly one read statement."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as err:
+        raise WarehouseError(str(err)) from None
+    if len(statements) != 1:
+        raise WarehouseError(f"expected exactly one SQL statement, got {len(statements)}")
+    statement = statements[0]
+    if not _is_read_only(statement):
+        kind = statement.type.name
+        if statement.type == duckdb.StatementType.EXPLAIN:
+            kind += " of a non-read"
+        raise WarehouseError(
+            f"refused {kind} statement: only read statements are allowed "
+            "(SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE, VALUES)"
+        )
+
+
+def run_query(root: Path, sql: str) -> pl.DataFrame:
+    """Run one read statement over the warehouse at `root` and return its result."""
+    check_read_only(sql)
+    try:
+        con = connect(root)  # binding a view reads a file's schema, so this may fail too
+        try:
+            return con.sql(sql).pl()
+        finally:
+            con.close()
+    except duckdb.CatalogException as err:
+        tables = ", ".join(list_tables(root)) or "none"
+        raise WarehouseError(f"{err} (tables under {root}: {tables})") from None
+    except duckdb.Error as err:
+        raise WarehouseError(str(err)) from None

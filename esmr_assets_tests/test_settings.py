@@ -1,0 +1,154 @@
+"""Run configuration: namespaces, data dir resolution, and invalid input failing before
+anything is written (through the CLI and through the resource)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from esmr_assets.cli import main
+from esmr_assets.resources import EsmrConfig
+from esmr_assets.settings import SettingsError
+
+
+def test_preset_namespaces_never_collide(materialize, data_dir):
+    override = json.dumps({"simulation": {"n_users": 7}})
+    configs = {
+        "paper": EsmrConfig(preset="paper", data_dir=str(data_dir)),
+        "smoke": EsmrConfig(preset="smoke", data_dir=str(data_dir)),
+        "paper+override": EsmrConfig(preset="paper", data_dir=str(data_dir), overrides_json=override),
+    }
+    roots = {name: config.storage_root() for name, config in configs.items()}
+
+    assert roots["paper"] == data_dir / "paper"
+    assert roots["smoke"] == data_dir / "smoke"
+    assert roots["paper+override"].parent == data_dir
+    assert roots["paper+override"].name.startswith("paper-")
+    assert len(set(roots.values())) == 3
+
+    for name, config in configs.items():
+        assert materialize(("numbers",), 0, preset=config.preset, overrides_json=config.overrides_json).success
+    assert sorted(p.parent.parent.parent for p in data_dir.rglob("part-0.parquet")) == sorted(roots.values())
+
+
+def test_override_namespace_is_stable():
+    a = EsmrConfig(overrides_json='{"simulation": {"n_users": 7, "n_videos": 9}}')
+    b = EsmrConfig(overrides_json='{"simulation": {"n_videos": 9, "n_users": 7}}')
+    no_op = EsmrConfig(overrides_json='{"simulation": {"n_users": 1000}}')
+
+    assert a.settings().namespace == b.settings().namespace
+    assert no_op.settings().namespace == "paper"  # overriding with the preset's value changes nothing
+
+
+def test_data_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert EsmrConfig().resolved_data_dir() == tmp_path / "data"
+
+    monkeypatch.setenv("ESMR_DATA_DIR", str(tmp_path / "from-env"))
+    assert EsmrConfig().resolved_data_dir() == tmp_path / "from-env"
+    assert EsmrConfig(data_dir="explicit").resolved_data_dir() == tmp_path / "explicit"
+
+
+INVALID_RUNS = [
+    pytest.param(["--preset", "nope"], "unknown preset 'nope'", id="unknown-preset"),
+    pytest.param(["--overrides", '{"simulation": {"n_users": 0}}'], "simulation.n_users", id="zero-users"),
+    pytest.param(["--overrides", '{"simulation": {"n_users": -5}}'], "simulation.n_users", id="negative-users"),
+    pytest.param(["--overrides", '{"simulation": {"n_videos": 0}}'], "simulation.n_videos", id="zero-videos"),
+    pytest.param(["--overrides", '{"simulation": {"n_videos": -1}}'], "simulation.n_videos", id="negative-videos"),
+    pytest.param(["--overrides", '{"simulation": {"n_days": 0}}'], "simulation.n_days", id="zero-days"),
+    pytest.param(["--overrides", '{"simulation": {"n_days": -3}}'], "simulation.n_days", id="negative-days"),
+    pytest.param(
+        ["--overrides", '{"simulation": {"profile_shares": [0.5, 0.5, 0.5]}}'],
+        "profile_shares must be non-negative and sum to 1",
+        id="shares-not-summing-to-1",
+    ),
+    pytest.param(["--overrides", "{not json"], "overrides are not valid JSON", id="bad-json"),
+    pytest.param(["--overrides", '{"simulation": {"n_user": 5}}'], "simulation.n_user", id="unknown-field"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), INVALID_RUNS)
+def test_invalid_settings_fail_before_writing(data_dir, capsys, extra, message):
+    code = main(["run", "--seed", "0", "--data-dir", str(data_dir), *extra])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("esmr: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not data_dir.exists()
+
+
+@pytest.mark.parametrize("seed", ["abc", "-1", "1.5", "007", "99999999999999999999"])
+def test_invalid_seed_fails_before_writing(data_dir, capsys, seed):
+    code = main(["run", f"--seed={seed}", "--data-dir", str(data_dir)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("esmr: error: seed must be")
+    assert repr(seed) in err
+    assert not data_dir.exists()
+
+
+def test_one_bad_seed_among_good_ones_writes_nothing(data_dir, capsys):
+    assert main(["run", "--seed", "0", "--seed", "x", "--data-dir", str(data_dir)]) == 2
+    assert "'x'" in capsys.readouterr().err
+    assert not data_dir.exists()
+
+
+def test_unwritable_data_dir_fails_before_writing(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    data_dir = blocker / "data"
+
+    code = main(["run", "--seed", "0", "--data-dir", str(data_dir)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"esmr: error: data dir {data_dir} is not writable: Not a directory\n"
+    assert blocker.read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+def test_resource_rejects_bad_settings_before_any_asset_runs(materialize, data_dir, failure_text):
+    result = materialize(("numbers",), 0, overrides_json='{"simulation": {"n_users": 0}}')
+
+    assert not result.success
+    assert "simulation.n_users: Input should be greater than 0" in failure_text(result)
+    assert not result.get_step_success_events()
+    assert not data_dir.exists()
+
+
+def test_resource_rejects_unwritable_data_dir(materialize, tmp_path, failure_text):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+
+    result = materialize(("numbers",), 0, data_dir=blocker / "data")
+
+    assert not result.success
+    assert f"data dir {blocker / 'data'} is not writable" in failure_text(result)
+    assert blocker.read_text() == "keep me"
+
+
+def test_settings_error_for_bad_overrides_json():
+    with pytest.raises(SettingsError, match="not valid JSON"):
+        EsmrConfig(overrides_json="[1,").settings()
+    with pytest.raises(SettingsError, match="overrides must be a mapping"):
+        EsmrConfig(overrides_json="[1]").settings()
+
+
+def test_seed_from_partition_key():
+    class Context:
+        partition_key = "42"
+
+    assert EsmrConfig().seed(Context()) == 42  # type: ignore[arg-type]
+    Context.partition_key = "4x"
+    with pytest.raises(SettingsError, match="'4x'"):
+        EsmrConfig().seed(Context())  # type: ignore[arg-type]
+
+
+def test_valid_run_validation_creates_only_data_dir(data_dir: Path, monkeypatch, capsys, toy_defs):
+    """A valid request gets past validation: the run itself is exercised in test_warehouse_cli."""
+    monkeypatch.setattr("esmr_assets.cli.load_definitions", lambda: toy_defs("numbers"))
+
+    assert main(["run", "--seed", "1", "--preset", "smoke", "--data-dir", str(data_dir)]) == 0
+    assert sorted(p.name for p in data_dir.iterdir()) == [".dagster", "smoke"]

@@ -1,0 +1,228 @@
+"""The DuckDB warehouse over stored partitions, and the `esmr sql` / `esmr run` commands."""
+
+import subprocess
+import sys
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from esmr_assets import cli
+from esmr_assets.cli import format_table, main
+from esmr_assets.runner import Step, plan_steps
+from esmr_assets.warehouse import WarehouseError, connect, list_tables, run_query
+
+TOY = ("numbers", "parity", "doubled")
+
+
+@pytest.fixture
+def seeded(materialize, data_dir):
+    """Toy tables for seeds 0, 2 and 5 (numbers has seed + 3 rows)."""
+    for seed in (0, 2, 5):
+        assert materialize(TOY, seed).success
+    return data_dir
+
+
+def test_views_per_asset_with_bigint_seed(seeded):
+    root = seeded / "paper"
+    assert list_tables(root) == ["doubled", "evens", "numbers", "odds"]
+    frame = run_query(root, "select seed, typeof(seed) as t, count(*) as n from numbers group by all order by seed")
+    assert frame.to_dict(as_series=False) == {"seed": [0, 2, 5], "t": ["BIGINT"] * 3, "n": [3, 5, 8]}
+
+
+def test_esmr_sql_prints_counts_per_seed(seeded, capsys):
+    query = "select seed, count(*) as n from numbers group by seed order by seed"
+
+    assert main(["sql", query, "--data-dir", str(seeded)]) == 0
+    assert capsys.readouterr().out == (
+        "seed  n\n"
+        "----  -\n"
+        "   0  3\n"
+        "   2  5\n"
+        "   5  8\n"
+        "(3 rows)\n"
+    )
+
+
+def test_esmr_sql_reads_the_namespace_of_the_preset(materialize, data_dir, capsys):
+    assert materialize(("numbers",), 1, preset="smoke").success
+
+    assert main(["sql", "select count(*) as n from numbers", "--preset", "smoke", "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out.splitlines()[2].strip() == "4"
+    assert main(["sql", "select count(*) as n from numbers", "--data-dir", str(data_dir)]) == 1
+    assert "Table with name numbers does not exist" in capsys.readouterr().err
+
+
+def test_temp_files_are_never_visible(seeded):
+    root = seeded / "paper"
+    stray = pl.DataFrame({"n": list(range(50)), "label": ["x"] * 50})
+    stray.write_parquet(root / "numbers/seed=0/.part-0.parquet.123.abcd.tmp")
+    (root / "half_written/seed=0").mkdir(parents=True)
+    stray.write_parquet(root / "half_written/seed=0/.part-0.parquet.123.abcd.tmp")
+
+    assert "half_written" not in list_tables(root)
+    assert run_query(root, "select count(*) as n from numbers where seed = 0")["n"].item() == 3
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "create table t as select * from numbers",
+        "copy numbers to '{out}'",
+        "copy (select 1) to '{out}'",
+        "insert into numbers values (1, 'x', 0)",
+        "explain analyze copy (select 1) to '{out}'",
+        "attach '{out}' as other",
+        "select 1; copy (select 1) to '{out}'",
+    ],
+)
+def test_esmr_sql_refuses_writes(seeded, tmp_path, capsys, query):
+    out = tmp_path / "out.csv"
+
+    code = main(["sql", query.format(out=out), "--data-dir", str(seeded)])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("esmr: error: ")
+    assert "refused" in err or "exactly one SQL statement" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "describe numbers",
+        "show tables",
+        "summarize numbers",
+        "values (1, 2)",
+        "explain select * from numbers",
+        "with t as (select * from numbers) select count(*) from t",
+        "from numbers limit 1",
+    ],
+)
+def test_read_statements_are_allowed(seeded, query):
+    assert run_query(seeded / "paper", query).height > 0
+
+
+def test_bad_column_reports_duckdb_message_without_traceback(seeded):
+    proc = subprocess.run(
+        [sys.executable, "-m", "esmr_assets.cli", "sql", "select nope from numbers", "--data-dir", str(seeded)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith('esmr: error: Binder Error: Referenced column "nope" not found')
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_query_wraps_duckdb_errors(tmp_path):
+    with pytest.raises(WarehouseError, match="Parser Error"):
+        run_query(tmp_path, "selec 1")
+    with pytest.raises(WarehouseError, match="exactly one SQL statement, got 0"):
+        run_query(tmp_path, "  ")
+
+
+def test_connect_is_in_memory(seeded):
+    con = connect(seeded / "paper")
+    try:
+        assert con.execute("select database_name, path from duckdb_databases() where not internal").fetchall() == [
+            ("memory", None)
+        ]
+    finally:
+        con.close()
+    assert not list(seeded.rglob("*.duckdb"))
+
+
+def test_format_table_limits_rows_and_keeps_long_names():
+    frame = pl.DataFrame({"a_rather_long_column_name": [1, 22, 333], "s": ["x", None, "zz"]})
+
+    assert format_table(frame, max_rows=2) == (
+        "a_rather_long_column_name  s\n"
+        "-------------------------  ----\n"
+        "                        1  x\n"
+        "                       22  null\n"
+        "(2 of 3 rows shown; raise --max-rows to see more)"
+    )
+
+
+def test_plan_steps_groups_multi_assets_in_dependency_order(toy_defs):
+    steps = plan_steps(toy_defs("doubled", "parity", "numbers"))
+
+    assert [step.label for step in steps] == ["numbers", "doubled", "evens, odds"]
+    assert steps[2] == Step((dg.AssetKey("evens"), dg.AssetKey("odds")))
+
+
+def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, capsys, toy_defs):
+    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    monkeypatch.setattr(
+        cli,
+        "SUMMARY_QUERIES",
+        [
+            ("largest n", "select seed, max(n) as largest from numbers group by seed order by seed"),
+            ("needs a missing table", "select count(*) from user_day_logs"),
+        ],
+    )
+
+    code = main(["run", "--seed", "0", "--seed", "2", "--seed", "0", "--data-dir", str(data_dir)])
+
+    captured = capsys.readouterr()
+    assert code == 0
+    lines = captured.out.splitlines()
+    timing = lines[lines.index("wall time per asset") + 1 : lines.index("wall time per asset") + 6]
+    assert timing[0].split() == ["asset", "seed", "0", "seed", "2", "total"]
+    assert [line.split()[0] for line in timing[1:]] == ["numbers", "evens,", "doubled", "total"]
+    assert sum("<- slowest" in line for line in timing) == 1
+    counts = lines[lines.index("rows per table") + 1 :][:7]
+    assert [line.split() for line in counts[2:6]] == [
+        ["numbers", "3", "5"],
+        ["evens", "2", "3"],
+        ["odds", "1", "2"],
+        ["doubled", "3", "5"],
+    ]
+    assert "largest n" in lines
+    assert "needs a missing table" not in captured.out
+    assert "6/6" in captured.err  # progress bar: 3 steps x 2 distinct seeds
+
+    with dg.DagsterInstance.from_config(str(data_dir / ".dagster")) as instance:
+        assert len(instance.get_runs()) == 6  # one run per op and seed
+        assert instance.get_dynamic_partitions("seed") == ["0", "2"]
+
+
+def test_esmr_run_uses_dagster_home(data_dir, tmp_path, monkeypatch, capsys, toy_defs):
+    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+
+    assert main(["run", "--seed", "0", "--data-dir", str(data_dir)]) == 0
+    assert not (data_dir / ".dagster").exists()
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        assert len(instance.get_runs()) == 1
+
+
+def test_esmr_run_fails_fast_naming_the_asset(data_dir, monkeypatch, capsys, toy_defs):
+    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers", "parity", "broken", "doubled"))
+
+    code = main(["run", "--seed", "0", "--seed", "1", "--data-dir", str(data_dir)])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.splitlines()[-1].startswith("esmr: error: asset broken failed for seed 0")
+    assert err.splitlines()[-1].endswith("ValueError: boom: the toy asset failed")
+    assert 'raise ValueError("boom: the toy asset failed")' in err  # the user's traceback
+    assert not (data_dir / "paper/numbers/seed=1").exists()  # later seeds never started
+
+
+def test_corrupt_partition_is_reported_by_name(seeded, capsys):
+    bad = seeded / "paper/doubled/seed=2/part-0.parquet"
+    bad.write_bytes(b"PAR1 damaged")
+
+    assert main(["sql", "select count(*) from doubled", "--data-dir", str(seeded)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("esmr: error: ")
+    assert str(bad) in err and "Traceback" not in err
+    # Tables that do not read the damaged file stay queryable.
+    assert main(["sql", "select count(*) as n from numbers", "--data-dir", str(seeded)]) == 0
+    assert capsys.readouterr().out.splitlines()[2].strip() == "16"
