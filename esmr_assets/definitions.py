@@ -6,22 +6,32 @@ or data dir chosen at launch (UI launchpad, `esmr run`) reaches both.
 
 import dagster as dg
 
-from esmr_assets.assets import simulation
+from esmr_assets.assets import emotion, simulation
 from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.resources import EsmrConfig
 
-simulation_assets = dg.load_assets_from_modules([simulation])
+all_assets = dg.load_assets_from_modules([simulation, emotion])
 
 simulation_job = dg.define_asset_job(
     name="simulation_job",
     selection=dg.AssetSelection.groups("simulation"),
     description="Phase I for one seed: videos, users, then the logged user-days and impressions.",
 )
+emotion_job = dg.define_asset_job(
+    name="emotion_job",
+    selection=dg.AssetSelection.groups("emotion"),
+    description="Phase II (a) for one seed: cluster labels, the TabTransformer and its predictions.",
+)
+esmr_job = dg.define_asset_job(
+    name="esmr_job",
+    selection=dg.AssetSelection.all(),
+    description="The whole graph for one seed.",
+)
 
 esmr = EsmrConfig.configure_at_launch()
 
 defs = dg.Definitions(
-    assets=simulation_assets,
-    jobs=[simulation_job],
+    assets=all_assets,
+    jobs=[simulation_job, emotion_job, esmr_job],
     resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr)},
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -64,11 +64,38 @@ class SimulationSettings(_Frozen):
         return self
 
 
+class EmotionSettings(_Frozen):
+    """Phase II (a): cluster labels and the TabTransformer emotion model."""
+
+    n_clusters: int = Field(5, ge=2, le=5, description="K-Means clusters on active days (paper: 5)")
+    drop_threshold: float = Field(0.5, gt=0, lt=1, description="engagement below this share of the previous active day's is a sharp drop (-> stressed)")
+    standardise_within: Literal["profile", "global"] = Field(
+        "profile", description="scale cluster features per profile, or once globally as the paper does"
+    )
+    split: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/validation/test shares of users")
+    d_model: int = Field(16, gt=0, description="TabTransformer embedding width")
+    n_heads: int = Field(2, gt=0, description="attention heads")
+    n_layers: int = Field(1, gt=0, description="transformer encoder layers")
+    max_epochs: int = Field(30, gt=0, description="training epochs at most")
+    patience: int = Field(6, gt=0, description="epochs without validation-loss improvement before stopping")
+    batch_size: int = Field(1024, gt=0)
+    learning_rate: float = Field(4e-3, gt=0)
+
+    @model_validator(mode="after")
+    def _valid_split(self) -> EmotionSettings:
+        if min(self.split) <= 0 or abs(sum(self.split) - 1.0) > 1e-6:
+            raise ValueError(f"split must be three positive shares summing to 1, got {self.split}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        return self
+
+
 class Settings(_Frozen):
     """Everything that determines a partition's content, apart from the seed."""
 
     preset: str
     simulation: SimulationSettings = SimulationSettings()
+    emotion: EmotionSettings = EmotionSettings()
 
     @property
     def namespace(self) -> str:
@@ -96,7 +123,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # The paper's scale: 1,000 videos, 1,000 users, 30 days.
     "paper": {},
     # Tiny but complete: every stage still has enough days per user to run.
-    "smoke": {"simulation": {"n_videos": 160, "n_users": 60, "feed_length": 120}},
+    "smoke": {"simulation": {"n_videos": 160, "n_users": 60, "feed_length": 120}, "emotion": {"max_epochs": 4}},
     # 100,000 users, simulated in chunks of user_chunk_size.
     "large": {"simulation": {"n_users": 100_000}},
 }

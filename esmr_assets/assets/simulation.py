@@ -4,7 +4,6 @@ Thin wrappers: read settings, call one domain function, attach checks, plots and
 """
 
 
-import base64
 from collections.abc import Iterable
 
 import dagster as dg
@@ -27,7 +26,7 @@ from ..sim.validation import (
     churn_rate_by_profile,
     interaction_correlations,
 )
-from ..storage import atomic_write_bytes, partition_dir
+from .common import plot_metadata, value_counts
 
 GROUP = "simulation"
 
@@ -50,22 +49,6 @@ def _check_results(asset: str, outcomes: Iterable[CheckOutcome]) -> list[dg.Asse
     ]
 
 
-def _plot_metadata(esmr: EsmrConfig, asset: str, seed: int, name: str, png: bytes) -> dict[str, dg.MetadataValue]:
-    """Write the PNG beside the asset's table and embed it in the metadata."""
-    path = partition_dir(esmr.storage_root(), asset, seed) / f"{name}.png"
-    atomic_write_bytes(path, png)
-    encoded = base64.b64encode(png).decode()
-    return {
-        name: dg.MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})"),
-        f"{name}_path": dg.MetadataValue.path(str(path)),
-    }
-
-
-def _counts(series: pl.Series) -> dict[str, int]:
-    counts = series.value_counts().sort(series.name)
-    return dict(zip(counts[series.name].cast(pl.String), counts["count"]))
-
-
 @dg.asset(
     group_name=GROUP,
     partitions_def=seed_partitions,
@@ -80,9 +63,9 @@ def videos(context: dg.AssetExecutionContext, esmr: EsmrConfig):
     return dg.MaterializeResult(
         value=frame,
         metadata={
-            "emotion_counts": dg.MetadataValue.json(_counts(frame["emotion"])),
+            "emotion_counts": dg.MetadataValue.json(value_counts(frame["emotion"])),
             "mean_engagement": float(frame["engagement"].mean()),
-            **_plot_metadata(esmr, "videos", seed, "engagement_by_emotion", engagement_by_emotion(frame)),
+            **plot_metadata(esmr, "videos", seed, "engagement_by_emotion", engagement_by_emotion(frame)),
         },
         check_results=_check_results("videos", check_videos(frame, settings)),
     )
@@ -102,8 +85,8 @@ def users(context: dg.AssetExecutionContext, esmr: EsmrConfig):
     return dg.MaterializeResult(
         value=frame,
         metadata={
-            "profile_counts": dg.MetadataValue.json(_counts(frame["profile"])),
-            "feedback_style_counts": dg.MetadataValue.json(_counts(frame["feedback_style"])),
+            "profile_counts": dg.MetadataValue.json(value_counts(frame["profile"])),
+            "feedback_style_counts": dg.MetadataValue.json(value_counts(frame["feedback_style"])),
         },
         check_results=_check_results("users", check_users(frame, settings)),
     )
@@ -140,10 +123,10 @@ def user_day_logs_and_impressions(
         logs,
         output_name="user_day_logs",
         metadata={
-            "true_emotion_counts": dg.MetadataValue.json(_counts(logs["true_emotion"])),
+            "true_emotion_counts": dg.MetadataValue.json(value_counts(logs["true_emotion"])),
             "engagement_correlations": dg.MetadataValue.json(correlations),
             "churn_rate_by_profile": dg.MetadataValue.json(churn_rate_by_profile(logs)),
-            **_plot_metadata(
+            **plot_metadata(
                 esmr, "user_day_logs", seed, "true_emotion_mix", daily_emotion_mix(logs, title="Latent true emotion by day")
             ),
         },

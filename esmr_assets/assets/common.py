@@ -1,0 +1,35 @@
+"""Metadata helpers shared by the asset modules."""
+
+import base64
+
+import dagster as dg
+import polars as pl
+import polars.selectors as cs
+
+from ..resources import EsmrConfig
+from ..storage import atomic_write_bytes, partition_dir
+
+
+def plot_metadata(esmr: EsmrConfig, asset: str, seed: int, name: str, png: bytes) -> dict[str, dg.MetadataValue]:
+    """Write the PNG beside the asset's table and embed it in the metadata."""
+    path = partition_dir(esmr.storage_root(), asset, seed) / f"{name}.png"
+    atomic_write_bytes(path, png)
+    encoded = base64.b64encode(png).decode()
+    return {
+        name: dg.MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})"),
+        f"{name}_path": dg.MetadataValue.path(str(path)),
+    }
+
+
+def value_counts(series: pl.Series) -> dict[str, int]:
+    """Count of each value, in the series' own order (enum order for enums)."""
+    counts = series.value_counts().sort(series.name)
+    return dict(zip(counts[series.name].cast(pl.String), counts["count"]))
+
+
+def markdown_table(frame: pl.DataFrame, digits: int = 3) -> dg.MetadataValue:
+    """A small frame as a markdown table, floats rounded."""
+    rounded = frame.with_columns(cs.float().round(digits))
+    lines = ["| " + " | ".join(rounded.columns) + " |", "|" + "---|" * rounded.width]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rounded.iter_rows()]
+    return dg.MetadataValue.md("\n".join(lines))

@@ -1,0 +1,59 @@
+"""Scores of emotion labels: classifier quality against the cluster labels, and agreement
+of any labelling with the simulator's latent truth (the only place the truth is read)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import (
+    accuracy_score,
+    adjusted_rand_score,
+    confusion_matrix,
+    f1_score,
+    normalized_mutual_info_score,
+)
+
+from ..sim.affect import TRUE_EMOTIONS
+
+Labels = np.ndarray | pl.Series | Sequence[str]
+
+
+def _strings(labels: Labels) -> np.ndarray:
+    if isinstance(labels, pl.Series):
+        labels = labels.cast(pl.String).to_numpy()
+    return np.asarray(labels, dtype=object)
+
+
+def classification_scores(truth: Labels, predicted: Labels) -> dict[str, float]:
+    """Accuracy and macro-F1 (every class weighs the same, so rare emotions count)."""
+    t, p = _strings(truth), _strings(predicted)
+    return {
+        "accuracy": float(accuracy_score(t, p)),
+        "macro_f1": float(f1_score(t, p, average="macro", zero_division=0)),
+    }
+
+
+def confusion(truth: Labels, predicted: Labels, classes: Sequence[str] = TRUE_EMOTIONS) -> np.ndarray:
+    """Counts with rows = truth, columns = predicted, both in `classes` order."""
+    return confusion_matrix(_strings(truth), _strings(predicted), labels=list(classes))
+
+
+def confusion_frame(truth: Labels, predicted: Labels, classes: Sequence[str] = TRUE_EMOTIONS) -> pl.DataFrame:
+    """`confusion` as a table: a `truth` column, then one count column per predicted class."""
+    matrix = confusion(truth, predicted, classes)
+    return pl.DataFrame({"truth": list(classes), **{c: matrix[:, j] for j, c in enumerate(classes)}})
+
+
+def agreement(labels: Labels, truth: Labels) -> dict[str, float | np.ndarray]:
+    """How well a labelling recovers the truth: ARI and NMI (invariant to renaming the
+    labels, so they judge the clustering itself), accuracy (judges the cluster->emotion
+    mapping too) and the confusion matrix (rows truth, columns label, TRUE_EMOTIONS order)."""
+    lab, tru = _strings(labels), _strings(truth)
+    return {
+        "ari": float(adjusted_rand_score(tru, lab)),
+        "nmi": float(normalized_mutual_info_score(tru, lab)),
+        "accuracy": float(accuracy_score(tru, lab)),
+        "confusion": confusion(tru, lab),
+    }

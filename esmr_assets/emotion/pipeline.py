@@ -1,0 +1,159 @@
+"""The emotion stage end to end, as three plain functions the assets call one each:
+cluster labels, model training with baselines, and per-day predictions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..schemas import LATENT_COLUMNS
+from ..settings import EmotionSettings
+from ..sim.affect import TRUE_EMOTIONS
+from .baselines import score_baselines
+from .clustering import EmotionClusterer
+from .features import EmotionFeatures, UserSplit, build_features, previous_labels, split_users
+from .metrics import agreement, classification_scores, confusion
+from .tabtransformer import TabTransformerClassifier
+
+PAPER_ACCURACY = 0.983  # §4.2: TabTransformer on its own cluster labels
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    labels: pl.DataFrame  # user_id, day, label
+    clusterer: EmotionClusterer
+    truth_agreement: dict[str, float | np.ndarray]
+
+
+def label_days(logs: pl.DataFrame, settings: EmotionSettings, seed: int) -> LabelResult:
+    """K-Means + Table 1 mapping + rules; scored against the latent truth (evaluation only)."""
+    clusterer = EmotionClusterer(
+        n_clusters=settings.n_clusters,
+        random_state=seed,
+        drop_threshold=settings.drop_threshold,
+        standardise_within=None if settings.standardise_within == "global" else "profile",
+    )
+    observed = logs.drop(LATENT_COLUMNS)
+    label = clusterer.fit_label(observed)
+    frame = logs.select("user_id", "day").with_columns(label.alias("label"))
+    return LabelResult(frame, clusterer, agreement(label, logs["true_emotion"]))
+
+
+def _aligned(logs: pl.DataFrame, labels: pl.DataFrame) -> pl.Series:
+    """`labels.label` in the row order of `logs` (joined on user and day, never by position)."""
+    joined = logs.select("user_id", "day").join(labels, on=["user_id", "day"], how="left", maintain_order="left")
+    if joined["label"].null_count():
+        raise ValueError("emotion_labels does not cover every user-day of user_day_logs")
+    return joined["label"]
+
+
+def model_features(logs: pl.DataFrame, labels: pl.DataFrame) -> tuple[EmotionFeatures, pl.Series]:
+    """Inputs (previous-day label from the cluster labels) and targets for every user-day."""
+    target = _aligned(logs, labels)
+    return build_features(logs.drop(LATENT_COLUMNS), previous_labels(logs, target)), target
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    model: TabTransformerClassifier
+    split: UserSplit
+    scores: pl.DataFrame  # one row per model: accuracy and macro-F1 vs labels, accuracy vs truth
+    fit_seconds: float  # TabTransformer training time (kept out of the table: it varies run to run)
+    confusion: np.ndarray  # TabTransformer on test users, rows = cluster label, TRUE_EMOTIONS order
+    history: pl.DataFrame
+
+
+def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: EmotionSettings, seed: int) -> ModelResult:
+    """Fit the TabTransformer on training users (early stopping on validation users), score it
+    and the two baselines on test users against the cluster labels and the latent truth."""
+    features, target = model_features(logs, labels)
+    y = target.cast(pl.String).to_numpy()
+    truth = logs["true_emotion"].cast(pl.String).to_numpy()
+    split = split_users(logs["user_id"], seed, settings.split)
+    train, val, test = (features.take(mask) for mask in split)
+    model = TabTransformerClassifier(
+        d_model=settings.d_model,
+        n_heads=settings.n_heads,
+        n_layers=settings.n_layers,
+        lr=settings.learning_rate,
+        batch_size=settings.batch_size,
+        max_epochs=settings.max_epochs,
+        patience=settings.patience,
+        random_state=seed,
+    )
+    start = time.perf_counter()
+    model.fit(train.cont, train.cat, y[split.train], val.cont, val.cat, y[split.val], cardinalities=features.cardinalities)
+    fit_seconds = time.perf_counter() - start
+    predicted = model.predict(test.cont, test.cat)
+    rows = [
+        {
+            "model": "tabtransformer",
+            **classification_scores(y[split.test], predicted),
+            "accuracy_vs_truth": classification_scores(truth[split.test], predicted)["accuracy"],
+        }
+    ]
+    baselines = score_baselines(train, y[split.train], val, y[split.val], test, y[split.test], random_state=seed)
+    for name, (scores, baseline_predicted) in baselines.items():
+        rows.append(
+            {
+                "model": name,
+                **scores,
+                "accuracy_vs_truth": classification_scores(truth[split.test], baseline_predicted)["accuracy"],
+            }
+        )
+    rows.append(
+        {
+            "model": "cluster_labels",
+            "accuracy": 1.0,
+            "macro_f1": 1.0,
+            "accuracy_vs_truth": classification_scores(truth[split.test], y[split.test])["accuracy"],
+        }
+    )
+    scores = pl.DataFrame(rows).with_columns(
+        pl.lit(PAPER_ACCURACY).alias("paper_accuracy"),
+        pl.lit(int(split.train.sum())).alias("train_rows"),
+        pl.lit(int(split.test.sum())).alias("test_rows"),
+    )
+    return ModelResult(
+        model=model,
+        split=split,
+        scores=scores,
+        fit_seconds=fit_seconds,
+        confusion=confusion(y[split.test], predicted),
+        history=pl.DataFrame(model.history_),
+    )
+
+
+def predict_labels(model: TabTransformerClassifier, logs: pl.DataFrame, previous_label: pl.Series) -> np.ndarray:
+    """The plain predict function the closed-loop environment calls: observed behaviour of
+    user-days (with each user's earlier days, which `engagement_change` reads) and the
+    previous day's label -> each row's predicted label."""
+    return model.predict(*build_features(logs.drop(LATENT_COLUMNS, strict=False), previous_label)[:2])
+
+
+def predict_days(
+    model: TabTransformerClassifier, logs: pl.DataFrame, labels: pl.DataFrame, seed: int, split: tuple[float, float, float]
+) -> pl.DataFrame:
+    """Class probabilities and the predicted label for every user-day, with the user's split."""
+    features, _ = model_features(logs, labels)
+    proba = model.predict_proba(features.cont, features.cat)
+    classes = [str(c) for c in model.classes_]
+    columns = {f"p_{c}": np.zeros(logs.height) for c in TRUE_EMOTIONS}
+    for j, c in enumerate(classes):
+        columns[f"p_{c}"] = proba[:, j].astype(np.float64)
+    parts = split_users(logs["user_id"], seed, split)
+    split_name = np.select(list(parts), list(SPLITS), default="")
+    return logs.select("user_id", "day").with_columns(
+        pl.Series("label", np.asarray(classes, dtype=object)[proba.argmax(axis=1)], dtype=pl.Enum(TRUE_EMOTIONS)),
+        pl.Series("split", split_name, dtype=pl.Enum(SPLITS)),
+        **{name: pl.Series(values) for name, values in columns.items()},
+    )
+
+
+def load_model(path: Path) -> TabTransformerClassifier:
+    return TabTransformerClassifier.load(path, device="auto")

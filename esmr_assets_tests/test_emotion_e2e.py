@@ -1,0 +1,69 @@
+"""Simulation and emotion groups materialized end to end at `smoke`, checked through the
+stored tables and the stored model."""
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from esmr_assets.definitions import defs
+from esmr_assets.emotion.features import previous_labels
+from esmr_assets.emotion.pipeline import load_model, predict_labels
+from esmr_assets.sim.affect import TRUE_EMOTIONS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("seed", ["2"])
+        result = defs.resolve_job_def("esmr_job").execute_in_process(
+            instance=instance,
+            partition_key="2",
+            run_config={"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(data_dir)}}}},
+        )
+    assert result.success
+    root = data_dir / "smoke"
+
+    def table(name: str) -> pl.DataFrame:
+        return pl.read_parquet(root / name / "seed=2" / "part-0.parquet")
+
+    return root, table
+
+
+def test_labels_cover_every_user_day_and_follow_the_churn_rule(smoke_run):
+    _, table = smoke_run
+    logs, labels = table("user_day_logs"), table("emotion_labels")
+    joined = logs.join(labels, on=["user_id", "day"])
+    assert joined.height == logs.height == labels.height
+    inactive = (joined["n_impressions"] == 0) & (joined["logins"] == 0)
+    assert ((joined["label"] == "churned") == inactive).all()
+    assert set(labels["label"].cast(pl.String)) <= set(TRUE_EMOTIONS)
+
+
+def test_model_table_compares_the_transformer_with_baselines(smoke_run):
+    root, table = smoke_run
+    scores = table("emotion_model")
+    assert set(scores["model"]) == {"tabtransformer", "logistic_regression", "lightgbm", "cluster_labels"}
+    assert scores["accuracy"].is_between(0, 1).all() and scores["accuracy_vs_truth"].is_between(0, 1).all()
+    assert (scores["paper_accuracy"] == 0.983).all()
+    for name in ("tabtransformer.pt", "confusion_matrix.png", "training_curve.png"):
+        assert (root / "emotion_model" / "seed=2" / name).stat().st_size > 0
+
+
+def test_predictions_are_distributions_and_match_the_stored_model(smoke_run):
+    root, table = smoke_run
+    logs, labels, predictions = table("user_day_logs"), table("emotion_labels"), table("emotion_predictions")
+    proba = predictions.select(f"p_{e}" for e in TRUE_EMOTIONS).to_numpy()
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert set(predictions["split"].cast(pl.String)) == {"train", "val", "test"}
+    # every user's days sit in one split only
+    assert predictions.group_by("user_id").agg(pl.col("split").n_unique())["split"].max() == 1
+    model = load_model(root / "emotion_model" / "seed=2" / "tabtransformer.pt")
+    aligned = logs.select("user_id", "day").join(labels, on=["user_id", "day"], maintain_order="left")["label"]
+    again = predict_labels(model, logs, previous_labels(logs, aligned))
+    stored = logs.select("user_id", "day").join(predictions, on=["user_id", "day"], maintain_order="left")["label"]
+    assert (again == stored.cast(pl.String).to_numpy()).all()
+    assert (root / "emotion_predictions" / "seed=2" / "trajectory.png").stat().st_size > 0
