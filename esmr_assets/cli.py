@@ -43,6 +43,12 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(accuracy_vs_truth, 3) as accuracy_vs_latent_truth, paper_accuracy "
         "from emotion_model order by seed, accuracy desc",
     ),
+    (
+        "causal parents of the emotional targets (top 3 by share of users; paper Table 2)",
+        "select seed, target, rank, parent, sign, round(median_weight, 3) as median_weight, "
+        "round(user_share, 3) as user_share, in_true_graph from causal_parents where rank <= 3 "
+        "order by seed, target, rank",
+    ),
 ]
 
 EXIT_FAILED = 1

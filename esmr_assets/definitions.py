@@ -6,11 +6,11 @@ or data dir chosen at launch (UI launchpad, `esmr run`) reaches both.
 
 import dagster as dg
 
-from esmr_assets.assets import emotion, simulation
+from esmr_assets.assets import causal, emotion, simulation
 from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.resources import EsmrConfig
 
-all_assets = dg.load_assets_from_modules([simulation, emotion])
+all_assets = dg.load_assets_from_modules([simulation, emotion, causal])
 
 simulation_job = dg.define_asset_job(
     name="simulation_job",
@@ -22,6 +22,11 @@ emotion_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("emotion"),
     description="Phase II (a) for one seed: cluster labels, the TabTransformer and its predictions.",
 )
+causal_job = dg.define_asset_job(
+    name="causal_job",
+    selection=dg.AssetSelection.groups("causal"),
+    description="Phase II (b) for one seed: per-user causal DAGs and the parents of the emotional targets.",
+)
 esmr_job = dg.define_asset_job(
     name="esmr_job",
     selection=dg.AssetSelection.all(),
@@ -32,6 +37,6 @@ esmr = EsmrConfig.configure_at_launch()
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[simulation_job, emotion_job, esmr_job],
+    jobs=[simulation_job, emotion_job, causal_job, esmr_job],
     resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr)},
 )

@@ -90,12 +90,23 @@ class EmotionSettings(_Frozen):
         return self
 
 
+class CausalSettings(_Frozen):
+    """Phase II (b): per-user DirectLiNGAM causal DAGs."""
+
+    min_rows: int = Field(21, ge=21, description="usable day pairs a user needs (more than the 19 features)")
+    method: Literal["per_user", "pooled", "per_user_pooled_order"] = Field(
+        "per_user", description="which DAGs feed the parents used downstream (chosen by F1 against the true graph)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda when a GPU is present under auto")
+
+
 class Settings(_Frozen):
     """Everything that determines a partition's content, apart from the seed."""
 
     preset: str
     simulation: SimulationSettings = SimulationSettings()
     emotion: EmotionSettings = EmotionSettings()
+    causal: CausalSettings = CausalSettings()
 
     @property
     def namespace(self) -> str:

@@ -1,0 +1,1 @@
+"""Causal discovery on many small per-user datasets (batched DirectLiNGAM); pure numerics."""
