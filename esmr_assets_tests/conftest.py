@@ -128,3 +128,24 @@ def materialize(instance: dg.DagsterInstance, data_dir: Path) -> Callable[..., d
         )
 
     return run
+
+
+SMOKE_GRAPH_SEED = "2"
+
+
+@pytest.fixture(scope="session")
+def smoke_graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.ExecuteInProcessResult]:
+    """The real whole graph (`esmr_job`) materialized once for one smoke seed:
+    (storage root, run result). Shared by the end-to-end tests of every stage."""
+    from esmr_assets.definitions import defs
+
+    data_dir = tmp_path_factory.mktemp("smoke_graph")
+    with dg.instance_for_test() as test_instance:
+        test_instance.add_dynamic_partitions(seed_partitions.name, [SMOKE_GRAPH_SEED])
+        result = defs.resolve_job_def("esmr_job").execute_in_process(
+            instance=test_instance,
+            partition_key=SMOKE_GRAPH_SEED,
+            run_config=_run_config(data_dir, "smoke"),
+        )
+    assert result.success
+    return data_dir / "smoke", result

@@ -1,7 +1,6 @@
 """The causal stage around the batched DirectLiNGAM: datasets, scores, parents, guards,
 and the causal group materialized end to end."""
 
-import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
@@ -10,7 +9,6 @@ from sklearn.metrics import precision_score, recall_score
 from esmr_assets.causal.dataset import VALENCE_SCORE, causal_frame, condition_numbers, user_arrays
 from esmr_assets.causal.discovery import target_parents
 from esmr_assets.causal.scoring import edge_scores
-from esmr_assets.definitions import defs
 from esmr_assets.sim.affect import TRUE_EMOTIONS
 from esmr_assets.sim.causal_graph import CAUSAL_FEATURES, TARGETS, true_adjacency
 
@@ -110,26 +108,18 @@ def test_target_parents_summarises_shares_signs_and_truth():
 
 
 @pytest.mark.slow
-def test_causal_group_materializes_at_smoke(tmp_path):
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("seed", ["4"])
-        result = defs.resolve_job_def("esmr_job").execute_in_process(
-            instance=instance,
-            partition_key="4",
-            run_config={"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(tmp_path)}}}},
-        )
-    assert result.success
-    root = tmp_path / "smoke"
-    edges = pl.read_parquet(root / "causal_dags/seed=4/part-0.parquet")
+def test_causal_group_materializes_at_smoke(smoke_graph):
+    root, result = smoke_graph
+    edges = pl.read_parquet(root / "causal_dags/seed=2/part-0.parquet")
     assert set(edges["method"].cast(pl.String)) == {"per_user", "pooled", "per_user_pooled_order"}
     assert set(edges.filter(pl.col("method") == "pooled")["user_id"]) == {-1}
     assert set(edges["cause"]) | set(edges["effect"]) <= set(CAUSAL_FEATURES)
     assert (edges["cause"] != edges["effect"]).all() and edges["weight"].is_finite().all()
-    parents = pl.read_parquet(root / "causal_parents/seed=4/part-0.parquet")
-    user_parents = pl.read_parquet(root / "user_causal_parents/seed=4/part-0.parquet")
+    parents = pl.read_parquet(root / "causal_parents/seed=2/part-0.parquet")
+    user_parents = pl.read_parquet(root / "user_causal_parents/seed=2/part-0.parquet")
     assert set(parents["target"]) <= set(TARGETS) and parents["user_share"].is_between(0, 1).all()
     per_user_targets = edges.filter((pl.col("method") == "per_user") & pl.col("effect").is_in(TARGETS))
     assert user_parents.height == per_user_targets.height
-    assert (root / "causal_parents/seed=4/parents_dag.png").stat().st_size > 0
+    assert (root / "causal_parents/seed=2/parents_dag.png").stat().st_size > 0
     materialized = result.asset_materializations_for_node("causal_dags")[0].metadata
     assert materialized["users_fitted"].value > 0

@@ -1,12 +1,10 @@
 """Simulation and emotion groups materialized end to end at `smoke`, checked through the
 stored tables and the stored model."""
 
-import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.definitions import defs
 from esmr_assets.emotion.features import previous_labels
 from esmr_assets.emotion.pipeline import load_model, predict_labels
 from esmr_assets.sim.affect import TRUE_EMOTIONS
@@ -15,17 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data")
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("seed", ["2"])
-        result = defs.resolve_job_def("esmr_job").execute_in_process(
-            instance=instance,
-            partition_key="2",
-            run_config={"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(data_dir)}}}},
-        )
-    assert result.success
-    root = data_dir / "smoke"
+def smoke_run(smoke_graph):
+    root, _ = smoke_graph
 
     def table(name: str) -> pl.DataFrame:
         return pl.read_parquet(root / name / "seed=2" / "part-0.parquet")
