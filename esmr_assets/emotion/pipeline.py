@@ -80,6 +80,7 @@ def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: Emot
         d_model=settings.d_model,
         n_heads=settings.n_heads,
         n_layers=settings.n_layers,
+        layer_norm_continuous=settings.layer_norm_continuous,
         lr=settings.learning_rate,
         batch_size=settings.batch_size,
         max_epochs=settings.max_epochs,
