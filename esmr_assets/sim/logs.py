@@ -21,7 +21,8 @@ CATEGORY_LABELS = ("none", *CATEGORIES)
 EMOTION_LABELS = ("none", *EMOTIONS)
 
 
-def _day_frame(result: DayResult, pop: Population, day: int) -> pl.DataFrame:
+def day_frame(result: DayResult, pop: Population, day: int) -> pl.DataFrame:
+    """One day of `result` as user_day_logs rows (the schemas.USER_DAY_LOGS contract)."""
     f = result.features
     cols: dict[str, object] = {
         "user_id": pop.user_id.astype(np.int32),
@@ -87,7 +88,7 @@ def simulate_logs(
             )
             result = simulate_day(feed, valid, day, pool, pop, state, noise, churned, settings)
             last_seen[result.rows, result.videos] = day
-            day_frames.append(_day_frame(result, pop, day))
+            day_frames.append(day_frame(result, pop, day))
             impression_frames.append(_impressions_frame(result, pop, day))
             state = result.state
             done += 1

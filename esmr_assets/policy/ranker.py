@@ -1,0 +1,252 @@
+"""The LightGBM engagement ranker (paper §3.3.1): P(watched | user state, video).
+
+One training row per logged impression, labelled watched (1) or skipped (0). A user's state
+is what a policy can know before the day starts: the PREVIOUS day's observed behaviour, the
+previous day's predicted emotion and the profile (`previous_day_state`; the closed-loop
+environment's `observation()` has the same columns). The day's own category preferences
+and mood are hidden, so the ranker learns from yesterday's traces of them.
+
+Features are assembled by one function from a user matrix and a video matrix indexed per
+row, so training rows and the (users x videos) scoring cross-product cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+from sklearn.metrics import roc_auc_score
+
+from ..emotion.features import NO_LABEL, PREVIOUS_LABELS, split_users
+from ..settings import PROFILES
+from ..sim.content import CATEGORIES, EMOTIONS
+
+USER_NUMERIC = (
+    "churned",
+    "scroll_minutes",
+    "watch_minutes",
+    "logins",
+    "posts",
+    "likes",
+    "comments",
+    "shares",
+    "engagement",
+    "engagement_trend",
+    "n_impressions",
+    "skip_rate",
+    "mean_intensity",
+    "content_valence",
+    "content_arousal",
+    "mean_video_engagement",
+    "negative_share",
+    *(f"time_{c}" for c in CATEGORIES),
+    *(f"share_{e}" for e in EMOTIONS),
+)
+VIDEO_NUMERIC = ("intensity", "duration_s", "valence", "arousal", "engagement_score")
+# Yesterday's time share of the video's own category and emotion: the observable trace of
+# today's hidden category preference.
+INTERACTIONS = ("user_category_share", "user_emotion_share", "valence_x_content_valence")
+CATEGORICAL = ("profile", "predicted_label", "video_category", "video_emotion")
+FEATURE_NAMES = (
+    *USER_NUMERIC,
+    "has_previous",
+    "profile",
+    "predicted_label",
+    "video_category",
+    "video_emotion",
+    *VIDEO_NUMERIC,
+    *INTERACTIONS,
+)
+_CATEGORY_SHARE = [USER_NUMERIC.index(f"time_{c}") for c in CATEGORIES]
+_EMOTION_SHARE = [USER_NUMERIC.index(f"share_{e}") for e in EMOTIONS]
+_CONTENT_VALENCE = USER_NUMERIC.index("content_valence")
+
+
+def previous_day_state(logs: pl.DataFrame, predictions: pl.DataFrame) -> pl.DataFrame:
+    """For every (user_id, day) of `logs`: the user's previous-day observed columns and
+    predicted label (`predicted_label`; "none" and null features on day 0), plus profile."""
+    previous = logs.select("user_id", (pl.col("day") + 1).cast(pl.Int16), *USER_NUMERIC)
+    labels = predictions.select(
+        "user_id", (pl.col("day") + 1).cast(pl.Int16), pl.col("label").cast(pl.String).alias("predicted_label")
+    )
+    return (
+        logs.select("user_id", "day", "profile")
+        .join(previous, on=["user_id", "day"], how="left")
+        .join(labels, on=["user_id", "day"], how="left")
+        .with_columns(pl.col("predicted_label").fill_null(NO_LABEL).cast(pl.Enum(PREVIOUS_LABELS)))
+    )
+
+
+def _codes(values: pl.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
+    return values.cast(pl.String).cast(pl.Enum(vocabulary)).to_physical().to_numpy().astype(np.float32)
+
+
+def user_matrix(state: pl.DataFrame) -> np.ndarray:
+    """(n, len(USER_NUMERIC) + 3): previous-day numbers (0 when absent), has_previous, and
+    the profile and predicted-label codes."""
+    numbers = state.select(pl.col(c).cast(pl.Float32) for c in USER_NUMERIC).to_numpy()
+    has_previous = ~np.isnan(numbers[:, USER_NUMERIC.index("watch_minutes")])
+    return np.column_stack(
+        [
+            np.nan_to_num(numbers, nan=0.0),
+            has_previous.astype(np.float32),
+            _codes(state["profile"], PROFILES),
+            _codes(state["predicted_label"], PREVIOUS_LABELS),
+        ]
+    ).astype(np.float32)
+
+
+def video_matrix(videos: pl.DataFrame) -> np.ndarray:
+    """(n_videos, 2 + len(VIDEO_NUMERIC)) in video_id order: category and emotion codes, then
+    the numeric attributes."""
+    ordered = videos.sort("video_id")
+    return np.column_stack(
+        [
+            _codes(ordered["category"], CATEGORIES),
+            _codes(ordered["emotion"], EMOTIONS),
+            ordered.select(pl.col(c).cast(pl.Float32) for c in VIDEO_NUMERIC).to_numpy(),
+        ]
+    ).astype(np.float32)
+
+
+def assemble(users: np.ndarray, videos: np.ndarray, user_rows: np.ndarray, video_rows: np.ndarray) -> np.ndarray:
+    """Feature rows for the pairs (users[user_rows[i]], videos[video_rows[i]])."""
+    u, v = users[user_rows], videos[video_rows]
+    category, emotion = v[:, 0].astype(np.int64), v[:, 1].astype(np.int64)
+    category_share = users[:, _CATEGORY_SHARE][user_rows, category]
+    emotion_share = users[:, _EMOTION_SHARE][user_rows, emotion]
+    valence = v[:, 2 + VIDEO_NUMERIC.index("valence")] * u[:, _CONTENT_VALENCE]
+    return np.column_stack([u, v, category_share, emotion_share, valence]).astype(np.float32, copy=False)
+
+
+class EngagementRanker:
+    """LightGBM P(watched) over user-state x video features, early-stopped on validation
+    AUC, split by user so the test AUC measures unseen users. Deterministic for a given
+    `random_state` (single thread, deterministic=True)."""
+
+    def __init__(
+        self,
+        random_state: int = 0,
+        n_estimators: int = 1000,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 100,
+        early_stopping_rounds: int = 30,
+        split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+        n_jobs: int = 1,
+    ) -> None:
+        self.random_state = random_state
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.early_stopping_rounds = early_stopping_rounds
+        self.split = split
+        self.n_jobs = n_jobs
+
+    def _params(self) -> dict:
+        return {
+            "objective": "binary",
+            "metric": "auc",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "seed": self.random_state,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": self.n_jobs,
+            "verbose": -1,
+        }
+
+    def fit(
+        self,
+        impressions: pl.DataFrame,
+        logs: pl.DataFrame,
+        predictions: pl.DataFrame,
+        videos: pl.DataFrame,
+        users: pl.DataFrame,
+    ) -> EngagementRanker:
+        """Train on logged impressions; `predictions` holds each user-day's predicted label
+        (emotion_predictions), `users` the profiles (only users present in `logs` are used)."""
+        profiled = logs.drop("profile").join(users.select("user_id", "profile"), on="user_id")
+        state = previous_day_state(profiled, predictions)
+        state = state.with_row_index("state_row")
+        rows = impressions.join(state.select("user_id", "day", "state_row"), on=["user_id", "day"], how="left")
+        if rows["state_row"].null_count():
+            raise ValueError("impressions reference user-days missing from logs")
+        self._set_videos(videos)
+        X = assemble(
+            user_matrix(state), self.video_features_, rows["state_row"].to_numpy(), rows["video_id"].to_numpy()
+        )
+        y = rows["watched"].to_numpy().astype(np.float32)
+        parts = split_users(rows["user_id"], self.random_state, self.split)
+        categorical = [FEATURE_NAMES.index(c) for c in CATEGORICAL]
+
+        def dataset(mask: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+            return lgb.Dataset(
+                X[mask], y[mask], feature_name=list(FEATURE_NAMES), categorical_feature=categorical,
+                reference=reference, free_raw_data=True,
+            )
+
+        train = dataset(parts.train)
+        self.model_ = lgb.train(
+            self._params(),
+            train,
+            num_boost_round=self.n_estimators,
+            valid_sets=[dataset(parts.val, train)],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+        )
+        self.best_iteration_ = self.model_.best_iteration
+        self.feature_names_ = list(FEATURE_NAMES)
+        self.feature_importance_ = dict(
+            zip(FEATURE_NAMES, self.model_.feature_importance("gain", iteration=self.best_iteration_))
+        )
+        self.auc_ = float(roc_auc_score(y[parts.test], self._predict(X[parts.test])))
+        return self
+
+    def _set_videos(self, videos: pl.DataFrame) -> None:
+        self.video_ids_ = videos["video_id"].sort().to_numpy()
+        if not np.array_equal(self.video_ids_, np.arange(self.video_ids_.size)):
+            raise ValueError("videos.video_id must be 0..n-1")
+        self.video_features_ = video_matrix(videos)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.predict(X, num_iteration=self.best_iteration_, num_threads=self.n_jobs)
+
+    def score(self, user_state: pl.DataFrame, video_ids: np.ndarray | None = None) -> np.ndarray:
+        """(n_users, n_videos) P(watched) for every user of `user_state` (rows as in
+        `previous_day_state` or ClosedLoopEnv.observation) and every candidate, in one predict."""
+        ids = self.video_ids_ if video_ids is None else np.asarray(video_ids)
+        n, m = user_state.height, ids.size
+        X = assemble(user_matrix(user_state), self.video_features_, np.repeat(np.arange(n), m), np.tile(ids, n))
+        return self._predict(X).reshape(n, m)
+
+    @staticmethod
+    def rank(
+        scores: np.ndarray, k: int, exclude_mask: np.ndarray | None = None, video_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` candidates per row by score: (video ids (n, k), valid (n, k)). Excluded
+        candidates never appear; a row with fewer than k eligible ones gets a shorter valid
+        prefix. Columns are video ids unless `video_ids` maps them."""
+        scores = np.where(exclude_mask, -np.inf, scores) if exclude_mask is not None else scores
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        valid = np.isfinite(np.take_along_axis(scores, order, axis=1))
+        feed = order if video_ids is None else np.asarray(video_ids)[order]
+        return np.where(valid, feed, 0).astype(np.int32), valid
+
+    def save(self, path: str | Path) -> None:
+        """LightGBM's text model (byte-identical across runs of the same fit)."""
+        Path(path).write_text(self.model_.model_to_string(num_iteration=self.best_iteration_))
+
+    @classmethod
+    def load(cls, path: str | Path, videos: pl.DataFrame, n_jobs: int = 1) -> EngagementRanker:
+        """A ranker ready to score `videos` (the candidate pool it was trained with)."""
+        ranker = cls(n_jobs=n_jobs)
+        ranker.model_ = lgb.Booster(model_str=Path(path).read_text())
+        ranker.best_iteration_ = ranker.model_.current_iteration()
+        ranker.feature_names_ = ranker.model_.feature_name()
+        ranker.feature_importance_ = dict(zip(ranker.feature_names_, ranker.model_.feature_importance("gain")))
+        ranker._set_videos(videos)
+        return ranker
