@@ -1,0 +1,228 @@
+"""Tabular Q-learning agent for ESMR (paper §3.3.2, Table 3), vectorised over users.
+
+State encoding (``encode_state``): predicted label (6, in ``TRUE_EMOTIONS`` order) x
+negative-or-neutral streak bucket {0, 1, 2, 3+} x engagement-trend bucket
+{down: trend < -0.2, flat: |trend| <= 0.2, up: trend > 0.2}; 72 states.
+
+Batch update rule (``QLearningAgent.update``): all TD targets
+``y_i = r_i + gamma * (1 - done_i) * max_a Q(s'_i, a)`` are computed from the Q-table as it
+stood *before* the batch ("frozen bootstrap").  The updates ``Q <- Q + lr * (y_i - Q)`` are
+then applied sequentially in batch order for each (s, a) pair, in closed form: a pair seen k
+times with targets y_1..y_k ends at ``(1-lr)^k Q0 + sum_i lr (1-lr)^(k-i) y_i``.  This is
+exactly a Python loop of single updates whenever no next state's Q-row is modified by the
+same batch (e.g. terminal transitions), and is order-deterministic otherwise.
+
+Exploration: Boltzmann over the Q-row at ``temperature_``, which is multiplied by
+``temperature_decay`` at each ``end_epoch`` and floored at ``min_temperature``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from esmr_assets.sim.affect import TRUE_EMOTIONS
+
+N_LABELS = len(TRUE_EMOTIONS)
+N_STREAK_BUCKETS = 4  # 0, 1, 2, 3+
+N_TREND_BUCKETS = 3  # down, flat, up
+TREND_THRESHOLD = 0.2
+N_STATES = N_LABELS * N_STREAK_BUCKETS * N_TREND_BUCKETS
+
+
+def encode_state(label, negative_streak, engagement_trend):
+    """State index in [0, N_STATES); scalars or broadcastable arrays.
+
+    index = label_idx * 12 + min(streak, 3) * 3 + trend_bucket, trend_bucket 0/1/2 =
+    down (< -0.2) / flat ([-0.2, 0.2], NaN counts as flat) / up (> 0.2).
+    """
+    lab = np.asarray(label).astype(str)
+    names = np.asarray(TRUE_EMOTIONS)
+    bad = ~np.isin(lab, names)
+    if bad.any():
+        raise ValueError(f"unknown emotion labels: {sorted(set(lab[bad].tolist()))}")
+    order = np.argsort(names)
+    label_idx = order[np.searchsorted(names[order], lab)]
+    streak = np.asarray(negative_streak)
+    if np.any(streak < 0):
+        raise ValueError("negative_streak must be >= 0")
+    streak_b = np.minimum(streak.astype(np.int64), N_STREAK_BUCKETS - 1)
+    trend = np.asarray(engagement_trend, dtype=float)
+    trend_b = np.where(trend < -TREND_THRESHOLD, 0, np.where(trend > TREND_THRESHOLD, 2, 1))
+    out = (label_idx * N_STREAK_BUCKETS + streak_b) * N_TREND_BUCKETS + trend_b
+    out = np.asarray(out, dtype=np.int64)
+    return out if out.ndim else int(out)
+
+
+class QLearningAgent:
+    """Tabular Q-learning with Boltzmann exploration and a ring replay buffer."""
+
+    def __init__(
+        self,
+        n_states: int,
+        n_actions: int,
+        learning_rate: float = 0.1,
+        discount: float = 0.95,
+        temperature: float = 1.0,
+        temperature_decay: float = 0.7,
+        min_temperature: float = 0.05,
+        replay_size: int = 10_000,
+        replay_batch: int = 256,
+        random_state: int = 0,
+    ):
+        if not (0 < learning_rate <= 1) or not (0 <= discount < 1):
+            raise ValueError("need 0 < learning_rate <= 1 and 0 <= discount < 1")
+        if temperature <= 0 or min_temperature <= 0 or not (0 < temperature_decay <= 1):
+            raise ValueError("temperatures must be > 0 and 0 < temperature_decay <= 1")
+        if replay_size < 1 or replay_batch < 0:
+            raise ValueError("replay_size >= 1 and replay_batch >= 0 required")
+        self.n_states, self.n_actions = int(n_states), int(n_actions)
+        self.learning_rate, self.discount = float(learning_rate), float(discount)
+        self.temperature, self.temperature_decay = float(temperature), float(temperature_decay)
+        self.min_temperature = float(min_temperature)
+        self.replay_size, self.replay_batch = int(replay_size), int(replay_batch)
+        self.random_state = random_state
+        self.q_ = np.zeros((self.n_states, self.n_actions))
+        self.visits_ = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
+        self.temperature_ = self.temperature
+        self.epoch_rewards_: list[float] = []
+        self.temperatures_: list[float] = []
+        self.rng_ = np.random.default_rng(random_state)
+        self._buf_s = np.zeros(self.replay_size, dtype=np.int64)
+        self._buf_a = np.zeros(self.replay_size, dtype=np.int64)
+        self._buf_r = np.zeros(self.replay_size)
+        self._buf_s2 = np.zeros(self.replay_size, dtype=np.int64)
+        self._buf_d = np.zeros(self.replay_size, dtype=bool)
+        self._buf_pos = 0
+        self.buffer_len_ = 0
+
+    # ---- acting -------------------------------------------------------------------------
+    def action_probabilities(self, states) -> np.ndarray:
+        """Boltzmann probabilities (len(states), n_actions) at the current temperature."""
+        logits = self.q_[np.asarray(states, dtype=np.int64)] / self.temperature_
+        logits = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def act(self, states, rng: np.random.Generator | None = None) -> np.ndarray:
+        """One Boltzmann-sampled action per state (one uniform draw per state, inverse CDF)."""
+        rng = self.rng_ if rng is None else rng
+        p = self.action_probabilities(states)
+        u = rng.random(p.shape[0])
+        cdf = np.cumsum(p, axis=1)
+        return np.minimum((cdf < u[:, None]).sum(axis=1), self.n_actions - 1).astype(np.int64)
+
+    def greedy(self, states) -> np.ndarray:
+        """argmax_a Q(s, a); ties go to the lowest action index."""
+        return self.q_[np.asarray(states, dtype=np.int64)].argmax(axis=1).astype(np.int64)
+
+    # ---- learning -----------------------------------------------------------------------
+    def update(self, states, actions, rewards, next_states, done) -> None:
+        """Batch Q-learning update with frozen bootstrap (see module docstring)."""
+        s = np.asarray(states, dtype=np.int64).ravel()
+        a = np.asarray(actions, dtype=np.int64).ravel()
+        r = np.asarray(rewards, dtype=float).ravel()
+        s2 = np.asarray(next_states, dtype=np.int64).ravel()
+        d = np.broadcast_to(np.asarray(done, dtype=bool), s.shape).ravel()
+        if not (s.shape == a.shape == r.shape == s2.shape):
+            raise ValueError("states, actions, rewards, next_states must have equal length")
+        if s.size == 0:
+            return
+        y = r + self.discount * np.where(d, 0.0, self.q_[s2].max(axis=1))
+        lr = self.learning_rate
+        key = s * self.n_actions + a
+        order = np.argsort(key, kind="stable")  # groups by pair, batch order within a group
+        ks = key[order]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        ends = np.r_[starts[1:], ks.size]
+        group_end = np.repeat(ends, ends - starts)
+        later = group_end - np.arange(ks.size) - 1  # occurrences after this one in its group
+        contrib = lr * (1.0 - lr) ** later * y[order]
+        uniq = ks[starts]
+        counts = ends - starts
+        flat = self.q_.reshape(-1)
+        new = (1.0 - lr) ** counts * flat[uniq] + np.add.reduceat(contrib, starts)
+        flat[uniq] = new
+        self.visits_.reshape(-1)[uniq] += counts
+
+    def remember(self, states, actions, rewards, next_states, done) -> None:
+        """Append transitions to the ring buffer (oldest overwritten once full)."""
+        s = np.asarray(states, dtype=np.int64).ravel()
+        a = np.asarray(actions, dtype=np.int64).ravel()
+        r = np.asarray(rewards, dtype=float).ravel()
+        s2 = np.asarray(next_states, dtype=np.int64).ravel()
+        d = np.broadcast_to(np.asarray(done, dtype=bool), s.shape).ravel()
+        m = s.size
+        if m > self.replay_size:  # only the newest replay_size survive
+            self._buf_pos = (self._buf_pos + m - self.replay_size) % self.replay_size
+            s, a, r, s2, d = (x[-self.replay_size:] for x in (s, a, r, s2, d))
+            m = self.replay_size
+        idx = (self._buf_pos + np.arange(m)) % self.replay_size
+        self._buf_s[idx], self._buf_a[idx], self._buf_r[idx] = s, a, r
+        self._buf_s2[idx], self._buf_d[idx] = s2, d
+        self._buf_pos = int((self._buf_pos + m) % self.replay_size)
+        self.buffer_len_ = min(self.buffer_len_ + m, self.replay_size)
+
+    def replay_buffer(self) -> dict[str, np.ndarray]:
+        """Stored transitions, oldest first."""
+        n = self.buffer_len_
+        start = self._buf_pos if n == self.replay_size else 0
+        idx = (start + np.arange(n)) % self.replay_size
+        return {"states": self._buf_s[idx], "actions": self._buf_a[idx], "rewards": self._buf_r[idx],
+                "next_states": self._buf_s2[idx], "done": self._buf_d[idx]}
+
+    def replay(self, rng: np.random.Generator | None = None, batch: int | None = None) -> int:
+        """Update on a uniform sample (with replacement) from the buffer; returns its size."""
+        rng = self.rng_ if rng is None else rng
+        batch = self.replay_batch if batch is None else int(batch)
+        if self.buffer_len_ == 0 or batch == 0:
+            return 0
+        idx = rng.integers(0, self.buffer_len_, size=batch)
+        self.update(self._buf_s[idx], self._buf_a[idx], self._buf_r[idx], self._buf_s2[idx], self._buf_d[idx])
+        return batch
+
+    def end_epoch(self, mean_reward: float) -> None:
+        """Log the epoch's mean reward and decay the temperature (floored)."""
+        self.epoch_rewards_.append(float(mean_reward))
+        self.temperatures_.append(self.temperature_)
+        self.temperature_ = max(self.min_temperature, self.temperature_ * self.temperature_decay)
+
+    # ---- generic loop -------------------------------------------------------------------
+    def train(
+        self,
+        env_step: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray]],
+        initial_states,
+        n_epochs: int,
+        horizon: int,
+        rng: np.random.Generator | None = None,
+    ) -> QLearningAgent:
+        """Episodic training: each epoch runs all episodes in parallel from ``initial_states``.
+
+        ``env_step(states, actions, rng) -> (rewards, next_states, done)``; finished episodes
+        stop acting.  Each step: act, step, remember, update on the step's transitions, then
+        one replay batch.  The epoch's logged reward is the mean reward per transition.
+        """
+        rng = self.rng_ if rng is None else rng
+        init = np.asarray(initial_states, dtype=np.int64)
+        for _ in range(n_epochs):
+            states = init.copy()
+            alive = np.ones(init.shape, dtype=bool)
+            total, n = 0.0, 0
+            for _ in range(horizon):
+                if not alive.any():
+                    break
+                s = states[alive]
+                a = self.act(s, rng)
+                r, s2, d = env_step(s, a, rng)
+                r, s2, d = np.asarray(r, float), np.asarray(s2, np.int64), np.asarray(d, bool)
+                self.remember(s, a, r, s2, d)
+                self.update(s, a, r, s2, d)
+                self.replay(rng)
+                total += float(r.sum())
+                n += r.size
+                idx = np.flatnonzero(alive)
+                states[idx] = s2
+                alive[idx[d]] = False
+            self.end_epoch(total / max(n, 1))
+        return self
