@@ -37,16 +37,16 @@ def _asset_name(context: dg.InputContext | dg.OutputContext) -> str:
     return context.asset_key.to_user_string()
 
 
-def _markdown_preview(frame: pl.DataFrame) -> str:
-    head = frame.head(PREVIEW_ROWS)
+def markdown_table_text(frame: pl.DataFrame) -> str:
+    """A frame as a markdown table (pipes and newlines in cells escaped)."""
 
     def cell(value: Any) -> str:
         return "null" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
     lines = [
-        "| " + " | ".join(head.columns) + " |",
-        "|" + "---|" * len(head.columns),
-        *("| " + " | ".join(cell(v) for v in row) + " |" for row in head.iter_rows()),
+        "| " + " | ".join(frame.columns) + " |",
+        "|" + "---|" * len(frame.columns),
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()),
     ]
     return "\n".join(lines)
 
@@ -105,7 +105,7 @@ class SeedParquetIOManager(dg.UPathIOManager):
         return {
             "dagster/row_count": dg.MetadataValue.int(obj.height),
             "dagster/column_schema": dg.MetadataValue.table_schema(schema),
-            "preview": dg.MetadataValue.md(_markdown_preview(obj)),
+            "preview": dg.MetadataValue.md(markdown_table_text(obj.head(PREVIEW_ROWS))),
         }
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 import polars.selectors as cs
 
+from ..io_manager import markdown_table_text
 from ..resources import EsmrConfig
 from ..storage import atomic_write_bytes, partition_dir
 
@@ -29,7 +30,4 @@ def value_counts(series: pl.Series) -> dict[str, int]:
 
 def markdown_table(frame: pl.DataFrame, digits: int = 3) -> dg.MetadataValue:
     """A small frame as a markdown table, floats rounded."""
-    rounded = frame.with_columns(cs.float().round(digits))
-    lines = ["| " + " | ".join(rounded.columns) + " |", "|" + "---|" * rounded.width]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rounded.iter_rows()]
-    return dg.MetadataValue.md("\n".join(lines))
+    return dg.MetadataValue.md(markdown_table_text(frame.with_columns(cs.float().round(digits))))

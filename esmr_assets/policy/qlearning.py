@@ -55,6 +55,18 @@ def encode_state(label, negative_streak, engagement_trend):
     return out if out.ndim else int(out)
 
 
+def _transitions(states, actions, rewards, next_states, done) -> tuple[np.ndarray, ...]:
+    """Flat (s, a, r, s', done) arrays of equal length; `done` may be a scalar."""
+    s = np.asarray(states, dtype=np.int64).ravel()
+    a = np.asarray(actions, dtype=np.int64).ravel()
+    r = np.asarray(rewards, dtype=float).ravel()
+    s2 = np.asarray(next_states, dtype=np.int64).ravel()
+    if not (s.shape == a.shape == r.shape == s2.shape):
+        raise ValueError("states, actions, rewards, next_states must have equal length")
+    d = np.broadcast_to(np.asarray(done, dtype=bool), s.shape).ravel()
+    return s, a, r, s2, d
+
+
 class QLearningAgent:
     """Tabular Q-learning with Boltzmann exploration and a ring replay buffer."""
 
@@ -120,13 +132,7 @@ class QLearningAgent:
     # ---- learning -----------------------------------------------------------------------
     def update(self, states, actions, rewards, next_states, done) -> None:
         """Batch Q-learning update with frozen bootstrap (see module docstring)."""
-        s = np.asarray(states, dtype=np.int64).ravel()
-        a = np.asarray(actions, dtype=np.int64).ravel()
-        r = np.asarray(rewards, dtype=float).ravel()
-        s2 = np.asarray(next_states, dtype=np.int64).ravel()
-        d = np.broadcast_to(np.asarray(done, dtype=bool), s.shape).ravel()
-        if not (s.shape == a.shape == r.shape == s2.shape):
-            raise ValueError("states, actions, rewards, next_states must have equal length")
+        s, a, r, s2, d = _transitions(states, actions, rewards, next_states, done)
         if s.size == 0:
             return
         y = r + self.discount * np.where(d, 0.0, self.q_[s2].max(axis=1))
@@ -148,11 +154,7 @@ class QLearningAgent:
 
     def remember(self, states, actions, rewards, next_states, done) -> None:
         """Append transitions to the ring buffer (oldest overwritten once full)."""
-        s = np.asarray(states, dtype=np.int64).ravel()
-        a = np.asarray(actions, dtype=np.int64).ravel()
-        r = np.asarray(rewards, dtype=float).ravel()
-        s2 = np.asarray(next_states, dtype=np.int64).ravel()
-        d = np.broadcast_to(np.asarray(done, dtype=bool), s.shape).ravel()
+        s, a, r, s2, d = _transitions(states, actions, rewards, next_states, done)
         m = s.size
         if m > self.replay_size:  # only the newest replay_size survive
             self._buf_pos = (self._buf_pos + m - self.replay_size) % self.replay_size
