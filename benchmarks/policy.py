@@ -1,12 +1,18 @@
-"""Closed-loop throughput at the paper's scale: user-days per second of the environment
-stepping 1,000 users while the LightGBM ranker scores all 1,000 candidates per user-day and
-the emotion model predicts each day's label, plus the ranker's test AUC and the time of one
-batched 1,000 x 1,000 scoring.
+"""Phase III figures at the paper's scale, each beside a named reference:
 
-Reads a materialized paper partition (videos, users, user_day_logs, impressions,
-emotion_predictions, emotion_model); fits the ranker unless --ranker names a saved one.
+1. the engagement ranker's fit: test AUC, trees and fit time of the configured ranker
+   (learning rate 0.3, 15 leaves) beside `slow_ranker` (learning rate 0.05, 31 leaves,
+   patience 30: the first configuration, 169 trees) when --reference is given;
+2. closed-loop throughput of 1,000 users under the LightGBM policy: user-days per second
+   including the candidate stage, LightGBM re-ranking and the emotion model, beside
+   `full_scoring` (LightGBM over all 1,000 candidates per user-day, as the paper ranks) with
+   the configured ranker and, with --reference, with the slow one;
+3. Q-learning training: wall time of the three agents' 10 epochs (Table 3) and the
+   transitions learnt per second.
 
-    .venv/bin/python benchmarks/policy.py --data-dir data --seed 0
+Reads a materialized paper partition (`make run` writes one):
+
+    .venv/bin/python benchmarks/policy.py --data-dir data --seed 0 [--reference]
 """
 
 from __future__ import annotations
@@ -15,14 +21,16 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 PAPER_AUC = 0.81  # §3.3.1: early stopping on AUC "stops on 0.81"
-PAPER_CANDIDATES = 1_000  # §3.3.1: 1,000 candidate videos ranked per user-day
 
 
 def main() -> None:
     from esmr_assets.emotion.pipeline import load_model
+    from esmr_assets.policy.pipeline import feed_builder, fit_agents, fit_ranker, policy_split
+    from esmr_assets.policy.policies import AGENTS, LightGBMPolicy, rollout
     from esmr_assets.policy.ranker import EngagementRanker
     from esmr_assets.settings import load_settings
     from esmr_assets.sim.environment import ClosedLoopEnv
@@ -30,54 +38,68 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--days", type=int, default=30, help="closed-loop days to time")
-    parser.add_argument("--ranker", type=Path, help="a saved ranker (skips fitting)")
-    parser.add_argument("--save-ranker", type=Path, help="where to save the fitted ranker")
+    parser.add_argument("--days", type=int, default=5, help="closed-loop days to time")
+    parser.add_argument("--reference", action="store_true", help="also fit the slow reference ranker (~100 s)")
     args = parser.parse_args()
 
-    root = args.data_dir / "paper"
+    settings = load_settings("paper")
+    root = args.data_dir / settings.namespace
 
     def table(asset: str) -> pl.DataFrame:
         return pl.read_parquet(root / asset / f"seed={args.seed}" / "part-0.parquet")
 
-    videos, users = table("videos"), table("users")
-    settings = load_settings("paper", {"simulation": {"n_days": args.days}}).simulation
-    if args.ranker:
-        ranker, fit_s = EngagementRanker.load(args.ranker, videos), float("nan")
-    else:
+    videos, users, logs, impressions = table("videos"), table("users"), table("user_day_logs"), table("impressions")
+    predictions = table("emotion_predictions")
+    inputs = (impressions, logs, predictions, videos, users)
+
+    print("1. engagement ranker (paper: AUC 0.81)")
+    rows = []
+    start = time.perf_counter()
+    ranker = fit_ranker(*inputs, settings, args.seed)
+    rows.append(("configured", ranker, time.perf_counter() - start))
+    if args.reference:
         start = time.perf_counter()
-        ranker = EngagementRanker(random_state=args.seed).fit(
-            table("impressions"), table("user_day_logs"), table("emotion_predictions"), videos, users
-        )
-        fit_s = time.perf_counter() - start
-        print(f"ranker: test AUC {ranker.auc_:.3f} (paper {PAPER_AUC}), best iteration "
-              f"{ranker.best_iteration_}, fit {fit_s:.1f} s")
-        if args.save_ranker:
-            ranker.save(args.save_ranker)
+        slow = EngagementRanker(random_state=args.seed, learning_rate=0.05, num_leaves=31, early_stopping_rounds=30,
+                                n_estimators=1000, n_jobs=1).fit(*inputs)
+        rows.append(("slow_ranker", slow, time.perf_counter() - start))
+    for name, fitted, seconds in rows:
+        print(f"   {name:<12} test AUC {fitted.auc_:.4f}  trees {fitted.best_iteration_:>4}  fit {seconds:6.1f} s")
 
     model = load_model(root / "emotion_model" / f"seed={args.seed}" / "tabtransformer.pt")
-    env = ClosedLoopEnv(videos, users, settings, args.seed, emotion_model=model)
-    observation = env.reset()
-    start = time.perf_counter()
-    scores = ranker.score(observation)
-    one_scoring_s = time.perf_counter() - start
-    print(f"one batched scoring: {scores.shape[0]:,} users x {scores.shape[1]:,} videos in {one_scoring_s:.2f} s "
-          f"(paper: {PAPER_CANDIDATES:,} candidates per user-day)")
+    days = load_settings("paper", {"simulation": {"n_days": args.days}})
+    print(f"\n2. closed loop, {users.height:,} users x {args.days} days under the LightGBM policy")
+    class FullScoring:
+        """The paper's ranking: every eligible video of the pool scored for every user."""
 
-    score_s = step_s = 0.0
-    start = time.perf_counter()
-    while not env.done:
-        t0 = time.perf_counter()
-        feed, valid = ranker.rank(ranker.score(observation), settings.feed_length, env.recently_shown())
-        t1 = time.perf_counter()
-        env.step(feed, valid)
-        observation = env.observation()
-        step_s += time.perf_counter() - t1
-        score_s += t1 - t0
-    total_s = time.perf_counter() - start
-    user_days = env.n_users * settings.n_days
-    print(f"closed loop: {user_days:,} user-days in {total_s:.1f} s = {user_days / total_s:,.0f} user-days/s "
-          f"(score+rank {score_s:.1f} s, step+emotion model {step_s:.1f} s); paper: no figure")
+        def __init__(self, ranker: EngagementRanker) -> None:
+            self.ranker = ranker
+
+        def act(self, env, tracker):
+            scores = self.ranker.score(env.observation())
+            feed, valid = self.ranker.rank(scores, settings.simulation.feed_length, env.recently_shown())
+            return feed, valid, np.full(env.n_users, -1)
+
+    policies = [("two_stage", f"{settings.policy.candidates} candidates re-ranked",
+                 LightGBMPolicy(feed_builder(ranker, impressions, settings)))]
+    policies += [(f"full_scoring[{name}]", f"{videos.height:,} candidates scored", FullScoring(fitted))
+                 for name, fitted, _ in rows]
+    results = {}
+    for name, what, policy in policies:
+        env = ClosedLoopEnv(videos, users, days.simulation, args.seed, model)
+        start = time.perf_counter()
+        rollout(env, policy, "lightgbm")
+        results[name] = users.height * args.days / (time.perf_counter() - start)
+        print(f"   {name:<26} {what:<24} {results[name]:8,.0f} user-days/s "
+              f"({results['two_stage'] / results[name]:.1f}x slower than two_stage)")
+
+    training, _ = policy_split(users, args.seed, settings.policy.evaluation_share, settings.policy.training_users)
+    print(f"\n3. Q-learning: {len(AGENTS)} agents x {training.size} training users x {settings.policy.epochs} epochs "
+          f"x {settings.simulation.n_days} days")
+    result = fit_agents(videos, users, impressions, logs, predictions, table("user_causal_parents"), ranker, model,
+                        settings, args.seed)
+    transitions = len(AGENTS) * training.size * settings.policy.epochs * (settings.simulation.n_days - 1)
+    print(f"   {result.seconds:.1f} s: {transitions / result.seconds:,.0f} transitions/s "
+          f"({transitions:,} transitions; environment, ranking and emotion model included)")
 
 
 if __name__ == "__main__":

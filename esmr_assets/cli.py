@@ -49,6 +49,31 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(user_share, 3) as user_share, in_true_graph from causal_parents where rank <= 3 "
         "order by seed, target, rank",
     ),
+    (
+        "engagement ranker (test AUC in the asset metadata; paper 0.81): top features by gain",
+        "select seed, rank, feature, round(gain_share, 3) as gain_share from engagement_ranker where rank <= 5 "
+        "order by seed, rank",
+    ),
+    (
+        "Q-learning: last epoch per agent (mean reward per user-day and its Eq. 8 parts)",
+        "select seed, agent, epoch, round(mean_reward, 3) as reward, round(mean_r_eng, 3) as r_eng, "
+        "round(mean_r_emo, 3) as r_emo, round(mean_r_cause, 3) as r_cause, round(states_visited, 3) as states_visited "
+        "from q_learning_curve where epoch = (select max(epoch) from q_learning_curve) order by seed, agent",
+    ),
+    (
+        "policy comparison on the latent true emotions (paper's ESMR / LightGBM figures beside ours; "
+        "change = relative to lightgbm)",
+        "select seed, policy, round(negative_days, 2) as neg_days, paper_negative_days as \"(paper)\", "
+        "round(happy_at_least_once, 3) as happy_once, paper_happy_at_least_once as \"(paper) \", "
+        "round(final_dominant_happy, 3) as final_happy, paper_final_dominant_happy as \"(paper)  \", "
+        "round(full_recovery, 3) as recovery, paper_full_recovery as \"(paper)   \", "
+        "round(change_volatility, 3) as volatility_change, paper_change_volatility as \"(paper)    \", "
+        "round(bounce_rate, 3) as bounce, paper_bounce_rate as \"(paper)     \", "
+        "round(engagement_reward, 1) as r_eng, paper_engagement_reward as \"(paper)      \", "
+        "round(mean_latent_valence, 3) as valence, round(recovery_time, 2) as recovery_days "
+        "from evaluation_metrics where label_source = 'true' "
+        "order by seed, list_position(['lightgbm', 'esmr', 'esmr_no_emotion', 'esmr_no_engagement', 'random'], policy)",
+    ),
 ]
 
 EXIT_FAILED = 1
@@ -162,7 +187,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from esmr_assets.runner import StepFailed, plan_steps, register_seeds, run_step
 
     defs = load_definitions()
-    steps = plan_steps(defs)
+    planned = plan_steps(defs)
+    steps = [step for step in planned if step.partitioned]
+    cross_seed = [step for step in planned if not step.partitioned]
     overrides = json.dumps(json.loads(args.overrides or "{}"), sort_keys=True)
     run_config: dict[str, Any] = {
         "resources": {
@@ -170,24 +197,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
         }
     }
     seconds: dict[tuple[str, int], float] = {}
+    model_seconds: dict[str, float] = {}
     with (
         dg.DagsterInstance.from_config(str(_dagster_home(data_dir))) as instance,
-        tqdm(total=len(seeds) * len(steps), unit="asset", file=sys.stderr) as bar,
+        tqdm(total=len(seeds) * len(steps) + len(cross_seed), unit="asset", file=sys.stderr) as bar,
     ):
         register_seeds(instance, seeds)
-        for seed in seeds:
-            for step in steps:
-                bar.set_description(f"seed {seed}: {step.label}")
-                try:
-                    seconds[step.label, seed] = run_step(defs, step, seed, run_config, instance)
-                except StepFailed as err:
-                    bar.close()
-                    print(err.trace, file=sys.stderr, end="")
-                    return _fail(str(err), EXIT_FAILED)
-                bar.update()
+        work = [(step, seed) for seed in seeds for step in steps] + [(step, None) for step in cross_seed]
+        for step, seed in work:
+            bar.set_description(f"seed {seed}: {step.label}" if seed is not None else f"all seeds: {step.label}")
+            try:
+                elapsed = run_step(defs, step, seed, run_config, instance)
+            except StepFailed as err:
+                bar.close()
+                print(err.trace, file=sys.stderr, end="")
+                return _fail(str(err), EXIT_FAILED)
+            if seed is None:
+                model_seconds[step.label] = elapsed
+            else:
+                seconds[step.label, seed] = elapsed
+            bar.update()
     root = storage_root(data_dir, settings)
     print(f"materialized seeds {', '.join(map(str, seeds))} of {settings.namespace} into {root}")
     _print_timings([step.label for step in steps], seeds, seconds)
+    if model_seconds:
+        print("SQL models over all seeds: " + ", ".join(f"{k} {v:.2f}s" for k, v in model_seconds.items()))
     try:
         _print_summary(root, [table_name(key.path) for step in steps for key in step.asset_keys], seeds)
     except WarehouseError as err:

@@ -6,11 +6,13 @@ or data dir chosen at launch (UI launchpad, `esmr run`) reaches both.
 
 import dagster as dg
 
-from esmr_assets.assets import causal, emotion, simulation
+from esmr_assets.assets import causal, emotion, evaluation, policy, simulation
+from esmr_assets.assets.sql_models import GROUP as SQL_GROUP
+from esmr_assets.assets.sql_models import sql_models
 from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.resources import EsmrConfig
 
-all_assets = dg.load_assets_from_modules([simulation, emotion, causal])
+all_assets = [*dg.load_assets_from_modules([simulation, emotion, causal, policy, evaluation]), *sql_models]
 
 simulation_job = dg.define_asset_job(
     name="simulation_job",
@@ -27,16 +29,31 @@ causal_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("causal"),
     description="Phase II (b) for one seed: per-user causal DAGs and the parents of the emotional targets.",
 )
+policy_job = dg.define_asset_job(
+    name="policy_job",
+    selection=dg.AssetSelection.groups("policy"),
+    description="Phase III for one seed: the LightGBM engagement ranker and the Q-learning agents.",
+)
+evaluation_job = dg.define_asset_job(
+    name="evaluation_job",
+    selection=dg.AssetSelection.groups("evaluation"),
+    description="Evaluation for one seed: every policy's 30-day rollouts and the paper's metrics.",
+)
 esmr_job = dg.define_asset_job(
     name="esmr_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(SQL_GROUP),
     description="The whole graph for one seed.",
+)
+sql_job = dg.define_asset_job(
+    name="sql_job",
+    selection=dg.AssetSelection.groups(SQL_GROUP),
+    description="The dbt-like SQL models over every materialized seed (not partitioned).",
 )
 
 esmr = EsmrConfig.configure_at_launch()
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[simulation_job, emotion_job, causal_job, esmr_job],
+    jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, sql_job],
     resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr)},
 )

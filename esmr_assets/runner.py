@@ -27,6 +27,7 @@ class Step:
     """One op of the graph: a plain asset, or all outputs of a multi_asset."""
 
     asset_keys: tuple[dg.AssetKey, ...]
+    partitioned: bool = True  # by seed; cross-seed SQL models are not
 
     @property
     def label(self) -> str:
@@ -62,7 +63,9 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
         ready = sorted(sorter.get_ready())
         order.extend(ready)
         sorter.done(*ready)
-    return [Step(tuple(sorted(ops[n].keys, key=rank.__getitem__))) for n in order]
+    return [
+        Step(tuple(sorted(ops[n].keys, key=rank.__getitem__)), ops[n].partitions_def is not None) for n in order
+    ]
 
 
 def register_seeds(instance: dg.DagsterInstance, seeds: Sequence[int]) -> None:
@@ -85,11 +88,12 @@ def _innermost_error(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
 def run_step(
     defs: dg.Definitions,
     step: Step,
-    seed: int,
+    seed: int | None,
     run_config: Mapping[str, Any],
     instance: dg.DagsterInstance,
 ) -> float:
-    """Materialize one step for one seed in its own run; return its wall time in seconds.
+    """Materialize one step for one seed (None for an unpartitioned step) in its own run;
+    return its wall time in seconds.
 
     Raises `StepFailed` naming the asset and the seed, with the user's traceback attached.
     """
@@ -97,11 +101,12 @@ def run_step(
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         run_config={**run_config, "loggers": QUIET_LOGGERS},
         instance=instance,
-        partition_key=str(seed),
+        partition_key=None if seed is None else str(seed),
         asset_selection=list(step.asset_keys),
         raise_on_error=False,
     )
     if not result.success:
         cause, trace = _innermost_error(result)
-        raise StepFailed(f"asset {step.label} failed for seed {seed} (run {result.run_id}): {cause}", trace)
+        where = "across seeds" if seed is None else f"for seed {seed}"
+        raise StepFailed(f"asset {step.label} failed {where} (run {result.run_id}): {cause}", trace)
     return time.perf_counter() - started

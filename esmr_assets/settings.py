@@ -105,6 +105,41 @@ class CausalSettings(_Frozen):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda when a GPU is present under auto")
 
 
+class PolicySettings(_Frozen):
+    """Phase III: the engagement ranker, the candidate stage and the Q-learning agents
+    (paper Table 3 for the agents' hyper-parameters)."""
+
+    ranker_learning_rate: float = Field(
+        0.3, gt=0, le=1, description="LightGBM shrinkage; 0.3 and 15 leaves reach the test AUC of 0.05 and 31 "
+        "leaves (0.838, seed 0) with 27 small trees instead of 169, which keeps closed-loop ranking cheap"
+    )
+    ranker_num_leaves: int = Field(15, ge=2)
+    ranker_max_trees: int = Field(500, gt=0, description="boosting rounds at most (early stopping on AUC)")
+    ranker_early_stopping_rounds: int = Field(10, gt=0)
+    candidates: int = Field(
+        48, gt=0, description="videos per user-day re-ranked by LightGBM after the popularity candidate stage"
+    )
+    evaluation_share: float = Field(
+        0.5, gt=0, lt=1, description="share of users held out for evaluation; the agents train on others"
+    )
+    training_users: int = Field(
+        200, gt=0, description="users the agents train on, drawn from those not held out (training cost is linear in it)"
+    )
+    epochs: int = Field(10, gt=0, description="Q-learning epochs (Table 3: 10)")
+    learning_rate: float = Field(0.1, gt=0, le=1, description="Q-learning step size (Table 3: 0.1)")
+    discount: float = Field(0.95, ge=0, lt=1, description="gamma (Table 3: 0.95)")
+    eta: float = Field(1.0, ge=0, description="emotional recovery bonus of Algorithm 2 (Table 3: 1.0)")
+    alpha: float = Field(1.0, ge=0, description="weight of R_emo in Eq. 8")
+    beta: float = Field(0.5, ge=0, description="weight of R_cause in Eq. 8 (Table 3: 0.5)")
+    causal_amplification: float = Field(2.0, ge=1, description="R_cause multiplier while the user is vulnerable")
+    replay_size: int = Field(10_000, gt=0, description="replay buffer (Table 3: 10,000)")
+    replay_batch: int = Field(256, ge=0, description="transitions replayed after each simulated day")
+    temperature: float = Field(1.0, gt=0, description="initial Boltzmann temperature")
+    temperature_decay: float = Field(0.7, gt=0, le=1, description="temperature multiplier per epoch")
+    min_temperature: float = Field(0.05, gt=0)
+    rl_streak: int = Field(3, ge=1, description="negative-or-neutral days after which the hybrid hands over to RL")
+
+
 class Settings(_Frozen):
     """Everything that determines a partition's content, apart from the seed."""
 
@@ -112,6 +147,7 @@ class Settings(_Frozen):
     simulation: SimulationSettings = SimulationSettings()
     emotion: EmotionSettings = EmotionSettings()
     causal: CausalSettings = CausalSettings()
+    policy: PolicySettings = PolicySettings()
 
     @property
     def namespace(self) -> str:
@@ -139,7 +175,11 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # The paper's scale: 1,000 videos, 1,000 users, 30 days.
     "paper": {},
     # Tiny but complete: every stage still has enough days per user to run.
-    "smoke": {"simulation": {"n_videos": 160, "n_users": 60, "feed_length": 120}, "emotion": {"max_epochs": 4}},
+    "smoke": {
+        "simulation": {"n_videos": 160, "n_users": 60, "feed_length": 120},
+        "emotion": {"max_epochs": 4},
+        "policy": {"epochs": 3},
+    },
     # 100,000 users, simulated in chunks of user_chunk_size.
     "large": {"simulation": {"n_users": 100_000}},
 }

@@ -28,14 +28,17 @@ def table_name(asset_key_path: Sequence[str]) -> str:
     return "__".join(asset_key_path)
 
 
-def _table_dirs(root: Path) -> dict[str, Path]:
-    """View name -> asset folder, for folders holding at least one finished partition."""
+def _table_dirs(root: Path) -> dict[str, tuple[Path, bool]]:
+    """View name -> (asset folder, partitioned by seed), for folders holding at least one
+    finished partition, or the one file of a cross-seed SQL model."""
     if not root.is_dir():
         return {}
-    found: dict[str, Path] = {}
+    found: dict[str, tuple[Path, bool]] = {}
     for part in root.glob(f"**/seed=*/{PART_FILE}"):
         asset_dir = part.parent.parent
-        found.setdefault(table_name(asset_dir.relative_to(root).parts), asset_dir)
+        found.setdefault(table_name(asset_dir.relative_to(root).parts), (asset_dir, True))
+    for part in root.glob(f"*/{PART_FILE}"):
+        found.setdefault(table_name(part.parent.relative_to(root).parts), (part.parent, False))
     return dict(sorted(found.items()))
 
 
@@ -55,15 +58,17 @@ def _quote_literal(text: str) -> str:
 def connect(root: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per asset under `root`.
 
-    Only exact `seed=*/part-0.parquet` files are read, so in-flight temp files are invisible.
+    Only exact `seed=*/part-0.parquet` files (and `part-0.parquet` of cross-seed SQL models)
+    are read, so in-flight temp files are invisible.
     """
     con = duckdb.connect(":memory:")
-    for name, asset_dir in _table_dirs(Path(root)).items():
-        pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))
-        con.execute(
-            f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM read_parquet({pattern}, "
-            "hive_partitioning = true, hive_types = {'seed': BIGINT})"
-        )
+    for name, (asset_dir, partitioned) in _table_dirs(Path(root)).items():
+        if partitioned:
+            pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))
+            source = f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{'seed': BIGINT}})"
+        else:
+            source = f"read_parquet({_quote_literal(str(asset_dir / PART_FILE))})"
+        con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")
     return con
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -128,6 +129,28 @@ def materialize(instance: dg.DagsterInstance, data_dir: Path) -> Callable[..., d
         )
 
     return run
+
+
+class ThresholdModel:
+    """Stands in for the TabTransformer (same predict_proba / classes_ interface): a one-hot
+    label from engagement_change and the previous label, so tests see whether the
+    environment feeds both correctly."""
+
+    classes_ = np.array(["churned", "excited", "happy", "neutral", "stressed"])
+
+    def predict_proba(self, cont, cat):
+        change, previous = cont[:, 9], cat[:, 1]  # engagement_change, previous_label code
+        labels = np.array(["happy", "stressed", "neutral", "excited"])
+        chosen = labels[(change > 0).astype(int) + 2 * (previous % 2)]
+        return (chosen[:, None] == self.classes_[None, :]).astype(float)
+
+    def predict(self, cont, cat):
+        return self.classes_[self.predict_proba(cont, cat).argmax(axis=1)]
+
+
+@pytest.fixture
+def threshold_model() -> ThresholdModel:
+    return ThresholdModel()
 
 
 SMOKE_GRAPH_SEED = "2"

@@ -117,18 +117,8 @@ def test_equals_logging_simulation_given_its_noise(tables):
     assert np.array_equal(steps[0].watched, day0["watched"].to_numpy())
 
 
-class ThresholdModel:
-    """Stands in for the TabTransformer: a label from engagement_change and the previous
-    label, so the test sees whether the environment feeds both correctly."""
-
-    def predict(self, cont, cat):
-        change, previous = cont[:, 9], cat[:, 1]  # engagement_change, previous_label code
-        labels = np.array(["happy", "stressed", "neutral", "excited"])
-        return labels[(change > 0).astype(int) + 2 * (previous % 2)]
-
-
-def test_predictions_use_history_and_previous_prediction(tables):
-    env = ClosedLoopEnv(*tables, SMOKE, SEED, emotion_model=ThresholdModel())
+def test_predictions_use_history_and_previous_prediction(tables, threshold_model):
+    env = ClosedLoopEnv(*tables, SMOKE, SEED, emotion_model=threshold_model)
     observation = env.reset()
     assert (observation["predicted_label"] == "none").all() and observation["watch_minutes"].is_null().all()
     steps = []
@@ -139,10 +129,13 @@ def test_predictions_use_history_and_previous_prediction(tables):
     predicted = pl.Series(np.concatenate([s.predicted for s in steps]).astype(str))
     previous = logs.select("user_id", "day").with_columns(label=predicted)
     previous = previous.select(pl.col("label").shift(1).over("user_id", order_by="day").fill_null("none"))
-    expected = predict_labels(ThresholdModel(), logs, previous.to_series().cast(pl.Enum(("none", *TRUE_EMOTIONS))))
+    expected = predict_labels(threshold_model, logs, previous.to_series().cast(pl.Enum(("none", *TRUE_EMOTIONS))))
     inactive = ~logs.select(is_active()).to_series().to_numpy()
     assert np.array_equal(predicted.to_numpy(), np.where(inactive, "churned", expected))
     assert inactive.any() and len(set(expected[~inactive])) == 4  # every branch of the stand-in is hit
+    probabilities = np.concatenate([s.probabilities for s in steps])
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert np.array_equal(np.asarray(TRUE_EMOTIONS)[probabilities.argmax(axis=1)], predicted.to_numpy())
 
 
 def test_recently_shown_masks_the_seen_window(tables):

@@ -60,6 +60,9 @@ def test_parent_weight_matrix_signs_and_filters():
     })
     lam = parent_weight_matrix(tbl, [2, 1, 3], ["scroll", "watch", "unused"])
     np.testing.assert_allclose(lam, [[0.0, -0.3, 0.0], [-0.4, 0.75, 0.0], [0.0, 0.0, 0.0]])
+    definitional = pl.DataFrame({"user_id": [1, 1], "target": ["valence_change", "next_day_stressed"],
+                                 "parent": ["valence", "valence"], "weight": [-1.0, -0.5]})
+    assert parent_weight_matrix(definitional, [1], ["valence"])[0, 0] == 0.5  # valence -> valence_change dropped
     empty = parent_weight_matrix(tbl.head(0), [1], ["watch"])
     assert empty.shape == (1, 1) and empty[0, 0] == 0
 

@@ -150,3 +150,110 @@ def parent_dag(summary: pl.DataFrame, targets: tuple[str, ...], top: int = 6) ->
         ax.axis("off")
     fig.tight_layout()
     return to_png(fig)
+
+
+def feature_importance(importance: dict[str, float], top: int = 20) -> bytes:
+    """The `top` features by LightGBM gain, largest at the top."""
+    items = sorted(importance.items(), key=lambda kv: (-kv[1], kv[0]))[:top][::-1]
+    total = sum(importance.values()) or 1.0
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(items) + 1.2))
+    ax.barh([k for k, _ in items], [v / total for _, v in items], color="#457b9d")
+    ax.set(xlabel="share of total gain", title="Engagement ranker: feature importance")
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def q_learning_curve(history: pl.DataFrame) -> bytes:
+    """Mean reward per transition by epoch, one line per agent, with the share of
+    states visited on a second panel."""
+    fig, (ax, visited) = plt.subplots(1, 2, figsize=(10, 4))
+    for agent in history["agent"].unique(maintain_order=True):
+        rows = history.filter(pl.col("agent") == agent)
+        ax.plot(rows["epoch"], rows["mean_reward"], marker="o", label=agent)
+        visited.plot(rows["epoch"], rows["states_visited"], marker="o", label=agent)
+    ax.set(xlabel="epoch", ylabel="mean reward per user-day (Eq. 8)", title="Q-learning training")
+    visited.set(xlabel="epoch", ylabel="share of states visited", ylim=(0, 1), title="State coverage")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def greedy_actions(q_table: pl.DataFrame, agent: str) -> bytes:
+    """The agent's greedy bucket per visited state: rows label x streak, columns the
+    engagement-trend bucket, the cell naming the action and coloured by its Q."""
+    rows = q_table.filter(pl.col("agent") == agent)
+    best = (
+        rows.sort(["state", "q", "action"], descending=[False, True, False])
+        .group_by("state", maintain_order=True)
+        .agg(pl.first("label"), pl.first("streak"), pl.first("trend"), pl.first("action"), pl.first("q"),
+             pl.col("visits").sum())
+    )
+    labels = [e for e in TRUE_EMOTIONS]
+    trends = ["down", "flat", "up"]
+    grid = np.full((len(labels) * 4, 3), np.nan)
+    fig, ax = plt.subplots(figsize=(7, 9))
+    for r in best.filter(pl.col("visits") > 0).iter_rows(named=True):
+        i, j = labels.index(r["label"]) * 4 + r["streak"], trends.index(r["trend"])
+        grid[i, j] = r["q"]
+        ax.text(j, i, r["action"], ha="center", va="center", fontsize=7)
+    image = ax.imshow(grid, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(3), trends)
+    ax.set_yticks(range(grid.shape[0]), [f"{lab} / streak {s}{'+' if s == 3 else ''}" for lab in labels for s in range(4)],
+                  fontsize=7)
+    ax.set(xlabel="engagement trend", title=f"{agent}: greedy bucket per visited state")
+    fig.colorbar(image, ax=ax, label="max Q")
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def policy_trajectories(rollouts: pl.DataFrame, user_id: int, policies: tuple[str, str] = ("lightgbm", "esmr")) -> bytes:
+    """Figure 8 analogue: one user's predicted emotion per day under two policies (coloured
+    markers) with the latent valence as a line; days on which RL served the feed shaded."""
+    from ..causal.dataset import VALENCE_SCORE
+
+    fig, axes = plt.subplots(len(policies), 1, figsize=(9, 2.8 * len(policies)), sharex=True, sharey=True)
+    for ax, policy in zip(np.atleast_1d(axes), policies):
+        rows = rollouts.filter((pl.col("policy") == policy) & (pl.col("user_id") == user_id)).sort("day")
+        for day in rows.filter(pl.col("rl_active"))["day"]:
+            ax.axvspan(day - 0.5, day + 0.5, color="#cde7e4", linewidth=0)
+        ax.plot(rows["day"], rows["true_valence"], color="#555555", linewidth=1.5, label="latent valence")
+        labels = rows["predicted_label"].to_list()
+        scores = [VALENCE_SCORE.get(label, -1.0) for label in labels]
+        ax.scatter(rows["day"], scores, c=[EMOTION_COLOURS[label] for label in labels], s=40, zorder=3,
+                   edgecolors="#333333", linewidths=0.5)
+        ax.set(ylabel="valence", title=f"{policy}: user {user_id}" + (" (RL days shaded)" if rows["rl_active"].any() else ""))
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=e) for e, c in EMOTION_COLOURS.items()]
+    np.atleast_1d(axes)[0].legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.0), frameon=False,
+                                  title="predicted (churned at -1)")
+    np.atleast_1d(axes)[-1].set_xlabel("day")
+    fig.tight_layout()
+    return to_png(fig)
+
+
+COMPARISON_PANELS = (
+    ("negative_days", "negative days per user"),
+    ("happy_at_least_once", "happy at least once"),
+    ("final_dominant_happy", "final dominant happy"),
+    ("volatility", "valence volatility"),
+    ("bounce_rate", "bounce rate"),
+    ("engagement_reward", "engagement reward per user"),
+    ("mean_latent_valence", "mean latent valence"),
+    ("recovery_time", "recovery time (days)"),
+)
+
+
+def policy_comparison(table: pl.DataFrame) -> bytes:
+    """Key metrics per policy, on predicted and on latent true labels side by side."""
+    policies = table["policy"].unique(maintain_order=True).to_list()
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6))
+    x = np.arange(len(policies))
+    for ax, (metric, title) in zip(axes.ravel(), COMPARISON_PANELS):
+        for k, (source, colour) in enumerate((("predicted", "#457b9d"), ("true", "#e9c46a"))):
+            rows = table.filter(pl.col("label_source") == source)
+            values = [rows.filter(pl.col("policy") == p)[metric].fill_null(np.nan)[0] for p in policies]
+            ax.bar(x + (k - 0.5) * 0.4, values, width=0.4, color=colour, label=f"{source} labels")
+        ax.set_xticks(x, policies, rotation=35, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return to_png(fig)

@@ -29,6 +29,7 @@ N_STREAK_BUCKETS = 4  # 0, 1, 2, 3+
 N_TREND_BUCKETS = 3  # down, flat, up
 TREND_THRESHOLD = 0.2
 N_STATES = N_LABELS * N_STREAK_BUCKETS * N_TREND_BUCKETS
+TREND_BUCKETS = ("down", "flat", "up")
 
 
 def encode_state(label, negative_streak, engagement_trend):
@@ -53,6 +54,17 @@ def encode_state(label, negative_streak, engagement_trend):
     out = (label_idx * N_STREAK_BUCKETS + streak_b) * N_TREND_BUCKETS + trend_b
     out = np.asarray(out, dtype=np.int64)
     return out if out.ndim else int(out)
+
+
+def decode_state(state) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(label, streak bucket 0..3, trend bucket "down"/"flat"/"up") of state indices."""
+    s = np.asarray(state, dtype=np.int64)
+    if np.any((s < 0) | (s >= N_STATES)):
+        raise ValueError(f"states must lie in 0..{N_STATES - 1}")
+    label = np.asarray(TRUE_EMOTIONS)[s // (N_STREAK_BUCKETS * N_TREND_BUCKETS)]
+    streak = (s // N_TREND_BUCKETS) % N_STREAK_BUCKETS
+    trend = np.asarray(TREND_BUCKETS)[s % N_TREND_BUCKETS]
+    return label, streak, trend
 
 
 def _transitions(states, actions, rewards, next_states, done) -> tuple[np.ndarray, ...]:

@@ -124,18 +124,19 @@ def assemble(users: np.ndarray, videos: np.ndarray, user_rows: np.ndarray, video
 class EngagementRanker:
     """LightGBM P(watched) over user-state x video features, early-stopped on validation
     AUC, split by user so the test AUC measures unseen users. Deterministic for a given
-    `random_state` (single thread, deterministic=True)."""
+    `random_state` and `n_jobs` (deterministic=True; the thread count is a fixed argument,
+    never the machine's, because LightGBM's sums depend on it)."""
 
     def __init__(
         self,
         random_state: int = 0,
-        n_estimators: int = 1000,
-        learning_rate: float = 0.05,
+        n_estimators: int = 500,
+        learning_rate: float = 0.2,
         num_leaves: int = 31,
         min_child_samples: int = 100,
-        early_stopping_rounds: int = 30,
+        early_stopping_rounds: int = 10,
         split: tuple[float, float, float] = (0.7, 0.15, 0.15),
-        n_jobs: int = 1,
+        n_jobs: int = 2,
     ) -> None:
         self.random_state = random_state
         self.n_estimators = n_estimators
@@ -219,9 +220,16 @@ class EngagementRanker:
         """(n_users, n_videos) P(watched) for every user of `user_state` (rows as in
         `previous_day_state` or ClosedLoopEnv.observation) and every candidate, in one predict."""
         ids = self.video_ids_ if video_ids is None else np.asarray(video_ids)
-        n, m = user_state.height, ids.size
-        X = assemble(user_matrix(user_state), self.video_features_, np.repeat(np.arange(n), m), np.tile(ids, n))
-        return self._predict(X).reshape(n, m)
+        return self.score_pairs(user_state, np.broadcast_to(ids, (user_state.height, ids.size)))
+
+    def score_pairs(self, user_state: pl.DataFrame, candidates: np.ndarray) -> np.ndarray:
+        """P(watched) for each user's own candidates: `candidates` is (n_users, c) video ids,
+        the result (n_users, c); all pairs of all users go through one batched predict."""
+        n, c = candidates.shape
+        if n != user_state.height:
+            raise ValueError(f"candidates has {n} rows for {user_state.height} users")
+        X = assemble(user_matrix(user_state), self.video_features_, np.repeat(np.arange(n), c), candidates.ravel())
+        return self._predict(X).reshape(n, c)
 
     @staticmethod
     def rank(
@@ -236,17 +244,24 @@ class EngagementRanker:
         feed = order if video_ids is None else np.asarray(video_ids)[order]
         return np.where(valid, feed, 0).astype(np.int32), valid
 
+    def to_text(self) -> str:
+        """LightGBM's text model (identical across runs of the same fit)."""
+        return self.model_.model_to_string(num_iteration=self.best_iteration_)
+
     def save(self, path: str | Path) -> None:
-        """LightGBM's text model (byte-identical across runs of the same fit)."""
-        Path(path).write_text(self.model_.model_to_string(num_iteration=self.best_iteration_))
+        Path(path).write_text(self.to_text())
 
     @classmethod
-    def load(cls, path: str | Path, videos: pl.DataFrame, n_jobs: int = 1) -> EngagementRanker:
+    def from_text(cls, text: str, videos: pl.DataFrame, n_jobs: int = 1) -> EngagementRanker:
         """A ranker ready to score `videos` (the candidate pool it was trained with)."""
         ranker = cls(n_jobs=n_jobs)
-        ranker.model_ = lgb.Booster(model_str=Path(path).read_text())
+        ranker.model_ = lgb.Booster(model_str=text)
         ranker.best_iteration_ = ranker.model_.current_iteration()
         ranker.feature_names_ = ranker.model_.feature_name()
         ranker.feature_importance_ = dict(zip(ranker.feature_names_, ranker.model_.feature_importance("gain")))
         ranker._set_videos(videos)
         return ranker
+
+    @classmethod
+    def load(cls, path: str | Path, videos: pl.DataFrame, n_jobs: int = 1) -> EngagementRanker:
+        return cls.from_text(Path(path).read_text(), videos, n_jobs)

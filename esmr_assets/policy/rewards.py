@@ -27,7 +27,10 @@ Decisions (the paper gives the ingredients, not the formulas):
   ``lambda_f = w(f -> next_day_happy) + w(f -> valence_change) - w(f -> next_day_stressed)``
   (the per-user DirectLiNGAM weights), so that a change of f that the user's own causal
   model says raises next-day happiness / valence or lowers next-day stress is rewarded.
-  Non-parents have lambda_f = 0.  The bonus is multiplied by ``amplification`` (2.0) while the
+  Non-parents have lambda_f = 0. The edge valence -> valence_change is left out: valence
+  change is defined as tomorrow's valence minus today's, so every DAG finds it with weight
+  about -1 whatever content does (mean reversion by construction), and keeping it would
+  pay the agent for lowering today's valence.  The bonus is multiplied by ``amplification`` (2.0) while the
   user is vulnerable (predicted stressed or disappointed).  NaN deltas (missing features)
   contribute 0.
 """
@@ -45,6 +48,8 @@ from esmr_assets.sim.affect import NEGATIVE, POSITIVE, TRUE_EMOTIONS
 TARGET_SIGNS: dict[str, float] = {"next_day_happy": 1.0, "valence_change": 1.0, "next_day_stressed": -1.0}
 
 NEUTRAL_OR_POSITIVE = ("neutral", *POSITIVE)
+#: (parent, target) edges that hold by definition of the target, not by any effect.
+DEFINITIONAL_EDGES = (("valence", "valence_change"),)
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
@@ -111,8 +116,8 @@ def parent_weight_matrix(
     """lambda matrix (len(user_ids), len(feature_names)) from a (user_id, target, parent, weight) table.
 
     lambda_f = w(f->next_day_happy) + w(f->valence_change) - w(f->next_day_stressed). Rows for
-    other targets, parents not in ``feature_names`` and users not in ``user_ids`` are ignored;
-    users without rows get all-zero weights.
+    other targets, `DEFINITIONAL_EDGES`, parents not in ``feature_names`` and users not in
+    ``user_ids`` are ignored; users without rows get all-zero weights.
     """
     user_ids = list(user_ids)
     feature_names = list(feature_names)
@@ -123,8 +128,10 @@ def parent_weight_matrix(
     uid_dtype = user_causal_parents.schema["user_id"]
     users = pl.DataFrame({"user_id": user_ids}).with_columns(pl.col("user_id").cast(uid_dtype)).with_row_index("_u")
     feats = pl.DataFrame({"parent": feature_names}, schema={"parent": pl.String}).with_row_index("_f")
+    definitional = pl.DataFrame(DEFINITIONAL_EDGES, schema=["parent", "target"], orient="row")
     lam = (
         user_causal_parents.select("user_id", "target", pl.col("parent").cast(pl.String), "weight")
+        .join(definitional, on=["parent", "target"], how="anti")
         .join(signs, on="target", how="inner")
         .join(users, on="user_id", how="inner")
         .join(feats, on="parent", how="inner")

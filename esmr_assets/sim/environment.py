@@ -2,7 +2,7 @@
 policy that only ranks feeds.
 
 Each day uses the same structural model as the logging simulation (`draw_day_noise`,
-`churn_today`, `simulate_day`). The day's noise comes from `stream(seed, "closed_loop", day)`
+`churn_today`, `simulate_day`). The day's noise comes from `stream(seed, "closed_loop", episode, day)`
 in fixed shapes, before the policy acts, so two policies serving different feeds to the same
 cohort face common random numbers, and a user's trajectory depends only on the user's own
 feeds. Policies see only observable state (`observation`, `recently_shown`); the day's
@@ -40,6 +40,7 @@ class DayStep:
     day: int
     logs: pl.DataFrame  # user_day_logs rows of the cohort (schemas.USER_DAY_LOGS)
     predicted: np.ndarray  # (n,) str: the emotion model's label ("none" on active days without a model)
+    probabilities: np.ndarray  # (n, 6) the model's class probabilities in TRUE_EMOTIONS order (NaN without a model)
     true_label: np.ndarray  # (n,) str: latent truth, evaluation only
     rows: np.ndarray  # index of the user within the cohort
     positions: np.ndarray
@@ -61,12 +62,14 @@ class ClosedLoopEnv:
         settings: SimulationSettings,
         seed: int,
         emotion_model=None,
+        episode: int = 0,
     ) -> None:
         self.videos = videos
         self.users = users
         self.settings = settings
         self.seed = seed
         self.emotion_model = emotion_model
+        self.episode = episode
         self.pool = VideoPool.from_frame(videos)
         self.pop = Population.from_frame(users)
         self.category_weights = mixture_weights(self.pool, settings)
@@ -82,7 +85,7 @@ class ClosedLoopEnv:
 
     def noise_rng(self, day: int) -> np.random.Generator:
         """The users' noise of `day`: keyed by day only, never by what a policy did."""
-        return stream(self.seed, "closed_loop", day)
+        return stream(self.seed, "closed_loop", self.episode, day)
 
     def reset(self) -> pl.DataFrame:
         """Start day 0; returns the first observation."""
@@ -136,11 +139,12 @@ class ClosedLoopEnv:
         self.last_seen[result.rows, result.videos] = self.day
         logs = day_frame(result, self.pop, self.day)
         observed = logs.select(OBSERVED_COLUMNS)
-        self.predicted = self._predict(observed)
+        self.predicted, probabilities = self._predict(observed)
         step = DayStep(
             day=self.day,
             logs=logs,
             predicted=self.predicted,
+            probabilities=probabilities,
             true_label=logs["true_emotion"].cast(pl.String).to_numpy(),
             rows=result.rows,
             positions=result.positions,
@@ -163,17 +167,28 @@ class ClosedLoopEnv:
         pad = ((0, 0), (0, f - feed.shape[1]))
         return np.pad(feed.astype(np.int64), pad), np.pad(valid, pad)
 
-    def _predict(self, observed: pl.DataFrame) -> np.ndarray:
-        """Today's predicted label per user; inactive days are "churned" by the labels' rule."""
+    def _predict(self, observed: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Today's predicted label and class probabilities per user; inactive days are
+        "churned" (probability 1) by the labels' rule."""
         inactive = ~observed.select(is_active()).to_series().to_numpy()
+        churned = np.asarray(TRUE_EMOTIONS) == "churned"
         if self.emotion_model is None:
-            return np.where(inactive, "churned", NO_LABEL).astype(object)
+            probabilities = np.full((observed.height, len(TRUE_EMOTIONS)), np.nan)
+            probabilities[inactive] = churned
+            return np.where(inactive, "churned", NO_LABEL).astype(object), probabilities
         frame = observed if self._last_active is None else pl.concat([self._last_active, observed])
         previous = np.concatenate([np.full(frame.height - observed.height, NO_LABEL), self.predicted.astype(str)])
         cont, cat, _ = build_features(frame, pl.Series(previous, dtype=STATE_LABEL_TYPE))
         today = slice(frame.height - observed.height, None)
-        labels = np.asarray(self.emotion_model.predict(cont[today], cat[today]), dtype=object)
-        return np.where(inactive, "churned", labels).astype(object)
+        model_proba = self.emotion_model.predict_proba(cont[today], cat[today])
+        classes = [str(c) for c in self.emotion_model.classes_]
+        probabilities = np.zeros((observed.height, len(TRUE_EMOTIONS)))
+        for k, emotion in enumerate(TRUE_EMOTIONS):
+            if emotion in classes:
+                probabilities[:, k] = model_proba[:, classes.index(emotion)]
+        labels = np.asarray(self.emotion_model.classes_, dtype=object)[model_proba.argmax(axis=1)]
+        probabilities[inactive] = churned
+        return np.where(inactive, "churned", labels).astype(object), probabilities
 
     def _remember(self, observed: pl.DataFrame) -> None:
         self._yesterday = observed
@@ -187,5 +202,5 @@ def logging_policy_feed(env: ClosedLoopEnv, rng: np.random.Generator | None = No
     """Algorithm 1's feeds for today, from inside the environment: it reads the day's hidden
     category preferences, so it serves testing and replay, never as a learnt policy's input."""
     if rng is None:
-        rng = stream(env.seed, "closed_loop", env.day, 1)
+        rng = stream(env.seed, "logging_policy", env.episode, env.day, 1)
     return logging_feed(env.noise.preference, env.category_weights, env.last_seen, env.day, env.settings, rng)

@@ -16,6 +16,7 @@ STAGES = {
     "user_day": 3,  # the users' own daily noise (session lengths, skips, churn, affect)
     "logging_policy": 4,  # the randomness of Algorithm 1's feed selection
     "closed_loop": 5,  # the closed-loop environment's daily user noise (policy-independent)
+    "policy": 6,  # policies' own randomness: exploration, random feeds
 }
 
 

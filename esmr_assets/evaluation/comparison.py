@@ -1,0 +1,82 @@
+"""The policy comparison table (paper §4.3-4.4, Table 4): every metric of `metrics` per
+policy and label source, its change relative to the `lightgbm` baseline, and the paper's
+figure where the paper gives one."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from .metrics import (
+    METRICS,
+    PAPER_BASELINE,
+    PAPER_FIGURES,
+    PAPER_VOLATILITY_CHANGE,
+    label_matrix,
+    summarise,
+    value_matrix,
+)
+
+#: label source -> rollout column: what the platform sees, and the simulator's latent truth
+LABEL_SOURCES = {"predicted": "predicted_label", "true": "true_emotion"}
+BASELINE = "lightgbm"
+#: metrics whose relative change is reported (counts of eligible users are not)
+COMPARED = tuple(m for m in METRICS if m != "full_recovery_eligible")
+
+
+def evaluation_table(rollouts: pl.DataFrame) -> pl.DataFrame:
+    """One row per policy (in order of appearance) and label source: `users`, every metric,
+    `change_<metric>` = (value - baseline) / |baseline| against `lightgbm` with the same
+    label source, and `paper_<metric>`: the paper's ESMR figure on the `esmr` rows, its
+    LightGBM figure on the `lightgbm` rows, null elsewhere."""
+    rows = []
+    for policy in rollouts["policy"].unique(maintain_order=True):
+        frame = rollouts.filter(pl.col("policy") == policy)
+        _, watch = value_matrix(frame, "watch_minutes")
+        _, scroll = value_matrix(frame, "scroll_minutes")
+        _, latent = value_matrix(frame, "true_valence")
+        for source, column in LABEL_SOURCES.items():
+            users, labels = label_matrix(frame, column)
+            rows.append({"policy": policy, "label_source": source, "users": users.size,
+                         **summarise(labels, watch, scroll, latent)})
+    table = pl.DataFrame(rows).with_columns(pl.col(m).cast(pl.Float64) for m in METRICS)
+    if BASELINE not in table["policy"]:
+        raise ValueError(f"rollouts lack the {BASELINE!r} baseline")
+    base = table.filter(pl.col("policy") == BASELINE).select(
+        "label_source", *(pl.col(m).alias(f"_base_{m}") for m in COMPARED)
+    )
+    changes = [
+        pl.when(pl.col(f"_base_{m}").abs() > 0)
+        .then((pl.col(m) - pl.col(f"_base_{m}")) / pl.col(f"_base_{m}").abs())
+        .alias(f"change_{m}")
+        for m in COMPARED
+    ]
+    papers = [_paper_column(m) for m in COMPARED] + [
+        pl.when(pl.col("policy") == "esmr").then(PAPER_VOLATILITY_CHANGE).alias("paper_change_volatility")
+    ]
+    return (
+        table.join(base, on="label_source", how="left", maintain_order="left")
+        .with_columns(*changes, *papers)
+        .drop(f"_base_{m}" for m in COMPARED)
+    )
+
+
+def _paper_column(metric: str) -> pl.Expr:
+    esmr, baseline = PAPER_FIGURES.get(metric), PAPER_BASELINE.get(metric)
+    expr = pl.when(pl.col("policy") == "esmr").then(esmr if esmr is not None else np.nan)
+    expr = expr.when(pl.col("policy") == BASELINE).then(baseline if baseline is not None else np.nan)
+    return expr.otherwise(np.nan).fill_nan(None).alias(f"paper_{metric}")
+
+
+def representative_user(rollouts: pl.DataFrame, policy: str = "esmr") -> int:
+    """The evaluation user on whom `policy`'s RL was active most often (smallest id on
+    ties): the Figure 8 user."""
+    counts = (
+        rollouts.filter(pl.col("policy") == policy)
+        .group_by("user_id")
+        .agg(pl.col("rl_active").sum().alias("active"))
+        .sort(["active", "user_id"], descending=[True, False])
+    )
+    if counts.height == 0:
+        raise ValueError(f"rollouts have no {policy!r} rows")
+    return int(counts["user_id"][0])

@@ -1,0 +1,191 @@
+"""Phase III end to end, from the stored tables: fit the ranker, split the users, train the
+agents. The assets call these; so do the benchmarks and tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from ..causal.dataset import causal_frame
+from ..settings import Settings
+from ..sim.environment import ClosedLoopEnv
+from ..sim.rng import stream
+from .feeds import ACTIONS, FeedBuilder, video_popularity
+from .policies import AGENTS, POLICIES, POLICY_KEYS, HybridPolicy, LightGBMPolicy, RandomPolicy, new_agent, reward_weights, rollout
+from .qlearning import N_STATES, QLearningAgent, decode_state
+from .ranker import EngagementRanker
+from .rewards import parent_weight_matrix
+from .training import DAY_FEATURES, RewardModel, RewardWeights, feature_scale, train_agents
+
+
+def fit_ranker(
+    impressions: pl.DataFrame,
+    logs: pl.DataFrame,
+    predictions: pl.DataFrame,
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    settings: Settings,
+    seed: int,
+) -> EngagementRanker:
+    policy = settings.policy
+    return EngagementRanker(
+        random_state=seed,
+        n_estimators=policy.ranker_max_trees,
+        learning_rate=policy.ranker_learning_rate,
+        num_leaves=policy.ranker_num_leaves,
+        early_stopping_rounds=policy.ranker_early_stopping_rounds,
+    ).fit(impressions, logs, predictions, videos, users)
+
+
+def policy_split(
+    users: pl.DataFrame, seed: int, evaluation_share: float, max_training: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(training user ids, evaluation user ids): a seeded, disjoint split of `users`; at
+    most `max_training` of the users not held out for evaluation train the agents."""
+    ids = np.sort(users["user_id"].to_numpy())
+    shuffled = stream(seed, "policy", 0).permutation(ids)
+    n_eval = max(1, round(evaluation_share * ids.size))
+    if n_eval >= ids.size:
+        raise ValueError(f"{ids.size} users cannot be split into training and evaluation users")
+    return np.sort(shuffled[n_eval:][:max_training]), np.sort(shuffled[:n_eval])
+
+
+def feed_builder(ranker: EngagementRanker, impressions: pl.DataFrame, settings: Settings) -> FeedBuilder:
+    return FeedBuilder(
+        ranker,
+        video_popularity(impressions, ranker.video_ids_.size),
+        settings.simulation.feed_length,
+        settings.policy.candidates,
+    )
+
+
+def q_table_frame(agents: dict[str, QLearningAgent]) -> pl.DataFrame:
+    """One row per agent, state and action: the state's parts, Q and the visit count."""
+    states = np.repeat(np.arange(N_STATES), len(ACTIONS))
+    label, streak, trend = decode_state(states)
+    frames = [
+        pl.DataFrame(
+            {
+                "agent": name,
+                "state": states.astype(np.int16),
+                "label": label,
+                "streak": streak.astype(np.int8),
+                "trend": trend,
+                "action": np.tile(np.asarray(ACTIONS), N_STATES),
+                "q": agent.q_.ravel(),
+                "visits": agent.visits_.ravel(),
+            }
+        )
+        for name, agent in agents.items()
+    ]
+    return pl.concat(frames)
+
+
+@dataclass(frozen=True)
+class AgentTraining:
+    agents: dict[str, QLearningAgent]
+    history: pl.DataFrame  # agent, epoch, temperature, mean_reward, mean_r_eng, ..., states_visited
+    q_table: pl.DataFrame
+    training_users: np.ndarray
+    evaluation_users: np.ndarray
+    seconds: float
+
+
+def fit_agents(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame,
+    logs: pl.DataFrame,
+    predictions: pl.DataFrame,
+    user_causal_parents: pl.DataFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    settings: Settings,
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> AgentTraining:
+    """Train the ESMR agent and its two ablations on the training users, side by side: the
+    cohort holds one copy of the training users per agent (user ids offset per copy)."""
+    policy = settings.policy
+    training_users, evaluation_users = policy_split(users, seed, policy.evaluation_share, policy.training_users)
+    base = users.filter(pl.col("user_id").is_in(training_users)).sort("user_id")
+    stride = int(users["user_id"].max()) + 1
+    cohort = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(AGENTS))])
+    lam = parent_weight_matrix(user_causal_parents, base["user_id"].to_list(), DAY_FEATURES)
+    weights = RewardWeights.stack([reward_weights(name, policy) for name in AGENTS], base.height)
+    rewards = RewardModel(np.tile(lam, (len(AGENTS), 1)), feature_scale(causal_frame(logs, predictions)), weights)
+
+    def make_env(episode: int) -> ClosedLoopEnv:
+        return ClosedLoopEnv(videos, cohort, settings.simulation, seed, emotion_model, episode=episode)
+
+    def report(row: dict) -> None:
+        log(
+            f"{row['agent']} epoch {row['epoch']}/{policy.epochs}: mean reward {row['mean_reward']:.3f}, "
+            f"temperature {row['temperature']:.2f}, states visited {row['states_visited']:.0%}"
+        )
+
+    agents = {name: new_agent(policy, N_STATES) for name in AGENTS}
+    rngs = {name: stream(seed, "policy", POLICY_KEYS[name]) for name in AGENTS}
+    start = time.perf_counter()
+    history = train_agents(make_env, feed_builder(ranker, impressions, settings), rewards, agents, rngs,
+                           policy.epochs, on_epoch=report)
+    return AgentTraining(
+        agents=agents,
+        history=history,
+        q_table=q_table_frame(agents),
+        training_users=training_users,
+        evaluation_users=evaluation_users,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def agents_from_q_table(q_table: pl.DataFrame, settings: Settings) -> dict[str, QLearningAgent]:
+    """The stored agents, ready to act greedily (Q and visits restored)."""
+    agents = {}
+    for name in AGENTS:
+        rows = q_table.filter(pl.col("agent") == name).sort("state", "action")
+        if rows.height != N_STATES * len(ACTIONS):
+            raise ValueError(f"q_table holds {rows.height} rows for agent {name!r}, expected {N_STATES * len(ACTIONS)}")
+        order = {a: k for k, a in enumerate(ACTIONS)}
+        action = rows["action"].replace_strict(order, return_dtype=pl.Int64).to_numpy()
+        state = rows["state"].to_numpy()
+        agent = new_agent(settings.policy, N_STATES)
+        agent.q_[state, action] = rows["q"].to_numpy()
+        agent.visits_[state, action] = rows["visits"].to_numpy()
+        agents[name] = agent
+    return agents
+
+
+def run_rollouts(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    agents: dict[str, QLearningAgent],
+    settings: Settings,
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> pl.DataFrame:
+    """Every policy of `POLICIES` over the evaluation users' whole horizon, each from the
+    same start with the same noise (episode 0): common random numbers, so differences
+    between the policies' rows are the policies' doing."""
+    _, evaluation_users = policy_split(users, seed, settings.policy.evaluation_share, settings.policy.training_users)
+    cohort = users.filter(pl.col("user_id").is_in(evaluation_users)).sort("user_id")
+    feeds = feed_builder(ranker, impressions, settings)
+    policies = {
+        "lightgbm": LightGBMPolicy(feeds),
+        **{name: HybridPolicy(feeds, agents[name], settings.policy.rl_streak) for name in AGENTS},
+        "random": RandomPolicy(seed, settings.simulation.feed_length),
+    }
+    frames = []
+    for name in POLICIES:
+        start = time.perf_counter()
+        env = ClosedLoopEnv(videos, cohort, settings.simulation, seed, emotion_model, episode=0)
+        frames.append(rollout(env, policies[name], name))
+        log(f"{name}: {cohort.height} users x {settings.simulation.n_days} days in {time.perf_counter() - start:.1f} s")
+    return pl.concat(frames)

@@ -1,0 +1,81 @@
+"""The policy group materialized end to end at `smoke` (through `q_table`), checked through
+the stored tables, the stored ranker and the asset metadata."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from esmr_assets.policy.feeds import ACTIONS
+from esmr_assets.policy.pipeline import agents_from_q_table, policy_split
+from esmr_assets.policy.policies import AGENTS
+from esmr_assets.policy.qlearning import N_STATES
+from esmr_assets.policy.ranker import FEATURE_NAMES, EngagementRanker
+from esmr_assets.settings import load_settings
+
+pytestmark = pytest.mark.slow
+SMOKE = load_settings("smoke")
+SEED = 2
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke_graph):
+    root, result = smoke_graph
+
+    def table(name: str) -> pl.DataFrame:
+        return pl.read_parquet(root / name / f"seed={SEED}" / "part-0.parquet")
+
+    return root, result, table
+
+
+def metadata(result, asset: str) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    return event.materialization.metadata
+
+
+def test_ranker_is_stored_scored_and_explained(smoke_run):
+    root, result, table = smoke_run
+    importance = table("engagement_ranker")
+    assert sorted(importance["feature"]) == sorted(FEATURE_NAMES)
+    assert importance["rank"].to_list() == list(range(1, len(FEATURE_NAMES) + 1))
+    assert (importance["gain"].diff().drop_nulls() <= 0).all()
+    assert importance["gain_share"].sum() == pytest.approx(1.0)
+    meta = metadata(result, "engagement_ranker")
+    assert 0.5 < meta["test_auc"].value <= 1.0 and meta["paper_auc"].value == 0.81
+    ranker = EngagementRanker.load(root / "engagement_ranker" / f"seed={SEED}" / "lightgbm_ranker.txt", table("videos"))
+    assert ranker.best_iteration_ == meta["trees"].value
+    assert (root / "engagement_ranker" / f"seed={SEED}" / "feature_importance.png").stat().st_size > 0
+
+
+def test_q_tables_cover_every_agent_state_and_action(smoke_run):
+    root, result, table = smoke_run
+    q = table("q_table")
+    assert q.height == len(AGENTS) * N_STATES * len(ACTIONS)
+    assert set(q["agent"]) == set(AGENTS) and set(q["action"]) == set(ACTIONS)
+    policy = SMOKE.policy
+    training, evaluation = policy_split(table("users"), SEED, policy.evaluation_share, policy.training_users)
+    meta = metadata(result, "q_table")
+    assert meta["training_users"].value == training.size and meta["evaluation_users"].value == evaluation.size
+    # every learning step is counted: each day after day 0, each training user once, plus a replay batch
+    days = policy.epochs * (SMOKE.simulation.n_days - 1)
+    visits = q.group_by("agent").agg(pl.col("visits").sum())["visits"]
+    assert (visits == days * (training.size + policy.replay_batch)).all()
+    visited = q.group_by("agent", "state").agg(pl.col("visits").sum()).filter(pl.col("visits") > 0)
+    assert (q.filter(pl.col("visits") == 0)["q"] == 0).all() and (q.filter(pl.col("visits") > 0)["q"] != 0).any()
+    agents = agents_from_q_table(q, SMOKE)
+    assert all(np.isfinite(agent.q_).all() for agent in agents.values())
+    assert 0 < visited.height < len(AGENTS) * N_STATES
+    assert (root / "q_table" / f"seed={SEED}" / "esmr_greedy_actions.png").stat().st_size > 0
+
+
+def test_learning_curve_has_every_epoch_and_the_reward_parts(smoke_run):
+    root, _, table = smoke_run
+    curve = table("q_learning_curve")
+    assert curve.height == len(AGENTS) * SMOKE.policy.epochs
+    for row in curve.iter_rows(named=True):
+        alpha = 0.0 if row["agent"] == "esmr_no_emotion" else SMOKE.policy.alpha
+        engagement = 0.0 if row["agent"] == "esmr_no_engagement" else 1.0
+        expected = engagement * row["mean_r_eng"] + alpha * row["mean_r_emo"] + SMOKE.policy.beta * row["mean_r_cause"]
+        assert row["mean_reward"] == pytest.approx(expected)  # Eq. 8, per agent's weights
+    temperatures = curve.filter(pl.col("agent") == "esmr")["temperature"].to_numpy()
+    assert np.allclose(temperatures[1:] / temperatures[:-1], SMOKE.policy.temperature_decay)
+    assert (root / "q_learning_curve" / f"seed={SEED}" / "mean_reward_per_epoch.png").stat().st_size > 0

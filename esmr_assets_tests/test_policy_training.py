@@ -1,0 +1,232 @@
+"""Phase III wiring: the Q-learning state, Algorithm 2's reward on hand-made days, training
+in the environment, the stored Q-table, and the hybrid ESMR policy in a rollout."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from esmr_assets.policy.feeds import ACTIONS, FeedBuilder, video_popularity
+from esmr_assets.policy.hybrid import rl_active
+from esmr_assets.policy.pipeline import agents_from_q_table, policy_split, q_table_frame
+from esmr_assets.policy.policies import (
+    AGENTS,
+    HybridPolicy,
+    LightGBMPolicy,
+    RandomPolicy,
+    new_agent,
+    reward_weights,
+    rollout,
+)
+from esmr_assets.policy.qlearning import N_STATES, encode_state
+from esmr_assets.policy.ranker import EngagementRanker
+from esmr_assets.policy.training import (
+    DAY_FEATURES,
+    RewardModel,
+    RewardWeights,
+    StateTracker,
+    day_features,
+    train_agents,
+)
+from esmr_assets.settings import load_settings
+from esmr_assets.sim.affect import TRUE_EMOTIONS
+from esmr_assets.sim.content import simulate_videos
+from esmr_assets.sim.environment import ClosedLoopEnv, DayStep
+from esmr_assets.sim.logs import simulate_logs
+from esmr_assets.sim.population import simulate_users
+from esmr_assets.sim.rng import stream
+
+SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10}, "policy": {"epochs": 4}})
+SMOKE = SETTINGS.simulation
+SEED = 8
+
+
+def fake_step(labels, watch=None, scroll=None, trend=None, probabilities=None) -> DayStep:
+    """A hand-made day: only what the state and the reward read."""
+    n = len(labels)
+    logs = pl.DataFrame(
+        {
+            "watch_minutes": np.zeros(n) if watch is None else np.asarray(watch, float),
+            "scroll_minutes": np.zeros(n) if scroll is None else np.asarray(scroll, float),
+            "engagement_trend": np.zeros(n) if trend is None else np.asarray(trend, float),
+            **{c: np.zeros(n) for c in DAY_FEATURES[1:] if c not in ("watch_minutes", "scroll_minutes", "engagement_trend")},
+        }
+    )
+    if probabilities is None:
+        probabilities = (np.asarray(labels)[:, None] == np.asarray(TRUE_EMOTIONS)[None, :]).astype(float)
+    empty = np.zeros(0, int)
+    return DayStep(0, logs, np.asarray(labels, dtype=object), np.asarray(probabilities, float),
+                   np.asarray(labels), empty, empty, empty, empty.astype(bool), empty.astype(float))
+
+
+def test_state_tracker_counts_streaks_through_churn_days():
+    tracker = StateTracker(2)
+    sequence = [("stressed", "happy"), ("churned", "neutral"), ("neutral", "neutral"), ("disappointed", "excited")]
+    streaks = []
+    for labels in sequence:
+        tracker.observe(fake_step(labels, trend=[0.5, -0.5]))
+        streaks.append(tracker.streak.tolist())
+    assert streaks == [[1, 0], [1, 1], [2, 2], [3, 0]]
+    assert tracker.states().tolist() == encode_state(["disappointed", "excited"], [3, 0], [0.5, -0.5]).tolist()
+
+
+def test_day_valence_is_the_expected_score_without_churn():
+    p = np.zeros((3, len(TRUE_EMOTIONS)))
+    index = {e: k for k, e in enumerate(TRUE_EMOTIONS)}
+    p[0, [index["happy"], index["stressed"]]] = 0.5
+    p[1, [index["happy"], index["churned"]]] = 0.5
+    p[2, index["churned"]] = 1.0
+    valence = day_features(fake_step(["happy", "happy", "churned"], probabilities=p))[:, 0]
+    assert valence[0] == pytest.approx(0.05) and valence[1] == pytest.approx(0.8) and np.isnan(valence[2])
+
+
+def test_reward_is_algorithm_2_on_a_hand_made_transition():
+    lam = np.zeros((2, len(DAY_FEATURES)))
+    lam[:, DAY_FEATURES.index("watch_minutes")] = 0.2
+    scale = np.ones(len(DAY_FEATURES))
+    scale[DAY_FEATURES.index("watch_minutes")] = 10.0
+    before = fake_step(["stressed", "happy"], watch=[10, 10])
+    after = fake_step(["happy", "happy"], watch=[30, 30], scroll=[0, 30])
+    weights = RewardWeights(engagement=1.0, alpha=1.0, beta=0.5, eta=1.0, amplification=2.0)
+    parts = RewardModel(lam, scale, weights).components(before, after)
+    r_eng = np.array([np.tanh(1.0) / 1.5, (np.tanh(1.0) + 0.5 * np.tanh(1.0)) / 1.5])
+    r_cause = np.array([2.0 * 0.2 * 2.0, 0.2 * 2.0])  # amplified only where the user was stressed
+    assert np.allclose(parts["r_eng"], r_eng)
+    assert np.allclose(parts["r_emo"], [1.0, 0.0])
+    assert np.allclose(parts["r_cause"], r_cause)
+    assert np.allclose(parts["reward"], r_eng + np.array([1.0, 0.0]) + 0.5 * r_cause)
+    no_engagement = RewardModel(lam, scale, reward_weights("esmr_no_engagement", SETTINGS.policy))
+    no_emotion = RewardModel(lam, scale, reward_weights("esmr_no_emotion", SETTINGS.policy))
+    assert np.allclose(no_engagement.components(before, after)["reward"], parts["reward"] - r_eng)
+    assert np.allclose(no_emotion.components(before, after)["reward"], parts["reward"] - [1.0, 0.0])
+
+
+def test_policy_split_is_disjoint_seeded_and_capped():
+    users = pl.DataFrame({"user_id": np.arange(100)})
+    train, evaluation = policy_split(users, 3, 0.4, max_training=25)
+    assert evaluation.size == 40 and train.size == 25 and not set(train) & set(evaluation)
+    again = policy_split(users, 3, 0.4, max_training=25)
+    assert np.array_equal(train, again[0]) and np.array_equal(evaluation, again[1])
+    assert not np.array_equal(evaluation, policy_split(users, 4, 0.4, max_training=25)[1])
+
+
+@pytest.fixture(scope="module")
+def world():
+    videos = simulate_videos(SMOKE.n_videos, stream(SEED, "videos"))
+    users = simulate_users(SMOKE, stream(SEED, "users"))
+    logs, impressions = simulate_logs(videos, users, SMOKE, SEED)
+    predictions = logs.select("user_id", "day", pl.col("true_emotion").alias("label"))
+    ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
+    feeds = FeedBuilder(ranker, video_popularity(impressions, videos.height), SMOKE.feed_length, 24)
+    return videos, users, feeds
+
+
+class BucketShareReward:
+    """Pays the share of a user's impressions from one video emotion: an agent that learns
+    anything should learn to pick that bucket."""
+
+    def __init__(self, video_emotion: np.ndarray, target: int) -> None:
+        self.hit = video_emotion == target
+
+    def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
+        n = previous.predicted.size
+        shown = np.bincount(step.rows, minlength=n)
+        hits = np.bincount(step.rows, weights=self.hit[step.videos], minlength=n)
+        reward = hits / np.maximum(shown, 1)
+        zero = np.zeros(n)
+        return {"reward": reward, "r_eng": reward, "r_emo": zero, "r_cause": zero}
+
+
+# A bandit version of the task: no discounting, and no seen window, so the bucket never runs dry.
+BANDIT = load_settings("smoke", {"simulation": {"n_days": 10, "seen_window_days": 0}, "policy": {"discount": 0.0}})
+
+
+def train_once(world, model, target: int):
+    videos, users, feeds = world
+    agent = new_agent(BANDIT.policy, N_STATES)
+
+    def make_env(episode: int) -> ClosedLoopEnv:
+        return ClosedLoopEnv(videos, users, BANDIT.simulation, SEED, model, episode=episode)
+
+    history = train_agents(make_env, feeds, BucketShareReward(feeds.video_emotion, target), {"bandit": agent},
+                           {"bandit": np.random.default_rng(0)}, BANDIT.policy.epochs)
+    return agent, history
+
+
+def test_training_in_the_environment_learns_the_rewarded_bucket(world, threshold_model):
+    target = ACTIONS.index("happy")
+    agent, history = train_once(world, threshold_model, target)
+    assert history["epoch"].to_list() == list(range(1, BANDIT.policy.epochs + 1))
+    assert history["mean_reward"][-1] > history["mean_reward"][0]  # greedier epochs serve the bucket more
+    visited = agent.visits_.sum(axis=1) >= 50
+    assert visited.sum() >= 3
+    assert (agent.greedy(np.flatnonzero(visited)) == target).mean() >= 0.8
+    # transitions counted: each day after day 0, every user once plus one replay batch
+    days = BANDIT.policy.epochs * (SMOKE.n_days - 1)
+    assert agent.visits_.sum() == days * (SMOKE.n_users + BANDIT.policy.replay_batch)
+    again, history_again = train_once(world, threshold_model, target)
+    assert np.array_equal(agent.q_, again.q_) and history.equals(history_again)
+
+
+def test_q_table_round_trips_every_agent():
+    agents = {}
+    for k, name in enumerate(AGENTS):
+        agent = new_agent(SETTINGS.policy, N_STATES)
+        agent.q_[:] = np.random.default_rng(k).normal(size=agent.q_.shape)
+        agent.visits_[:] = np.random.default_rng(k).integers(0, 9, size=agent.visits_.shape)
+        agents[name] = agent
+    table = q_table_frame(agents)
+    assert table.height == len(AGENTS) * N_STATES * len(ACTIONS)
+    row = table.filter((pl.col("agent") == "esmr") & (pl.col("state") == 13) & (pl.col("action") == ACTIONS[2]))
+    assert row["q"][0] == agents["esmr"].q_[13, 2] and row["label"][0] == TRUE_EMOTIONS[1] and row["streak"][0] == 0
+    restored = agents_from_q_table(table, SETTINGS)
+    for name in AGENTS:
+        assert np.array_equal(restored[name].q_, agents[name].q_)
+        assert np.array_equal(restored[name].visits_, agents[name].visits_)
+
+
+def test_hybrid_hands_over_to_rl_after_three_negative_or_neutral_days(world, threshold_model):
+    videos, users, feeds = world
+    agent = new_agent(SETTINGS.policy, N_STATES)
+    agent.q_[:, ACTIONS.index("angry")] = 1.0  # a greedy agent that always serves angry videos
+
+    def run(policy, name):  # no seen window: the angry bucket never runs dry
+        return rollout(ClosedLoopEnv(videos, users, BANDIT.simulation, SEED, threshold_model), policy, name)
+
+    base = run(LightGBMPolicy(feeds), "lightgbm")
+    hybrid = run(HybridPolicy(feeds, agent, rl_streak=3), "esmr")
+    assert base.equals(run(LightGBMPolicy(feeds), "lightgbm"))
+    assert not base["rl_active"].any() and base["action"].is_null().all()
+
+    labels = hybrid.sort("user_id", "day").select(pl.col("predicted_label")).to_series().to_numpy()
+    expected = rl_active(labels.reshape(SMOKE.n_users, SMOKE.n_days)).ravel()
+    ordered = hybrid.sort("user_id", "day")
+    assert 0 < expected.sum() < expected.size
+    assert np.array_equal(ordered["rl_active"].to_numpy(), expected)
+    assert (ordered.filter(pl.col("rl_active"))["action"] == "angry").all()
+    emotion = videos.sort("video_id")["emotion"].cast(pl.String).to_numpy()
+    assert (emotion[ordered.filter(pl.col("rl_active"))["top_video"].to_numpy()] == "angry").all()
+
+    # Common random numbers: a user's days before the hybrid first acts are identical.
+    first = ordered.filter(pl.col("rl_active")).group_by("user_id").agg(pl.col("day").min().alias("first"))
+    columns = ["user_id", "day", "watch_minutes", "predicted_label", "true_valence", "top_video"]
+
+    def before_first(frame):
+        return (frame.join(first, on="user_id", how="left").filter(pl.col("day") < pl.col("first").fill_null(99))
+                .select(columns).sort("user_id", "day"))
+
+    assert before_first(hybrid).equals(before_first(base))
+    after = ordered.join(first, on="user_id").filter(pl.col("day") >= pl.col("first")).select(columns)
+    assert not after.equals(base.join(first, on="user_id").filter(pl.col("day") >= pl.col("first")).select(columns)
+                            .sort("user_id", "day"))
+
+
+def test_random_policy_ignores_the_ranker_and_repeats_per_seed(world, threshold_model):
+    videos, users, feeds = world
+
+    def run(seed):
+        return rollout(ClosedLoopEnv(videos, users, SMOKE, SEED, threshold_model), RandomPolicy(seed, SMOKE.feed_length),
+                       "random")
+
+    first, again, other = run(1), run(1), run(2)
+    assert first.equals(again) and not first["top_video"].equals(other["top_video"])
+    assert first["top_video"].n_unique() > 20
