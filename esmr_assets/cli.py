@@ -169,10 +169,12 @@ def _print_summary(root: Path, asset_tables: list[str], seeds: list[int]) -> Non
             rows.append({"table": name, **{f"seed {seed}": counts.get(seed, 0) for seed in seeds}})
         print("\nrows per table")
         print(format_table(pl.DataFrame(rows), max_rows=len(rows)))
+    ran = ", ".join(str(seed) for seed in seeds)
     for title, sql in SUMMARY_QUERIES:
         if referenced_tables(sql) <= available:
             print(f"\n{title}")
-            print(format_table(run_query(root, sql), max_rows=100))
+            # Only the seeds of this run, in the query's own order.
+            print(format_table(run_query(root, f"select * from ({sql}) where seed in ({ran})"), max_rows=100))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -117,7 +117,8 @@ class PolicySettings(_Frozen):
     ranker_max_trees: int = Field(500, gt=0, description="boosting rounds at most (early stopping on AUC)")
     ranker_early_stopping_rounds: int = Field(10, gt=0)
     candidates: int = Field(
-        48, gt=0, description="videos per user-day re-ranked by LightGBM after the popularity candidate stage"
+        112, gt=0, description="videos per user-day re-ranked by LightGBM after the popularity candidate stage "
+        "(users scroll past 54 a day on average, 108 at the 90th percentile)"
     )
     evaluation_share: float = Field(
         0.5, gt=0, lt=1, description="share of users held out for evaluation; the agents train on others"

@@ -61,7 +61,9 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
     Only exact `seed=*/part-0.parquet` files (and `part-0.parquet` of cross-seed SQL models)
     are read, so in-flight temp files are invisible.
     """
-    con = duckdb.connect(":memory:")
+    # One thread: parallel float aggregation may differ in the last bits between runs, and the
+    # SQL models' Parquet must be byte-identical for the same inputs.
+    con = duckdb.connect(":memory:", config={"threads": 1})
     for name, (asset_dir, partitioned) in _table_dirs(Path(root)).items():
         if partitioned:
             pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))

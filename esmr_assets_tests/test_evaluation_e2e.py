@@ -101,3 +101,17 @@ def test_other_models_are_queryable(two_seeds):
     parents = run_query(root, "select * from causal_parent_frequency")
     assert parents["seed_share"].is_between(0.5, 1.0).all() and parents.height > 0
     assert run_query(root, "select count(distinct seed) as n from policy_comparison_by_seed")["n"][0] == 2
+
+
+def test_sql_models_rerun_to_identical_bytes(two_seeds):
+    from esmr_assets.definitions import defs
+
+    root, _ = two_seeds
+    models = sorted(p for p in root.glob("*/part-0.parquet"))
+    assert {p.parent.name for p in models} == {"policy_comparison_by_seed", "policy_comparison", "daily_emotion_mix",
+                                               "causal_parent_frequency"}
+    before = {p: p.read_bytes() for p in models}
+    config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(root.parent), "overrides_json": "{}"}}}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert defs.resolve_job_def("sql_job").execute_in_process(run_config=config, instance=instance).success
+    assert all(p.read_bytes() == content for p, content in before.items())

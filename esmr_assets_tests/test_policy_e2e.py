@@ -55,10 +55,10 @@ def test_q_tables_cover_every_agent_state_and_action(smoke_run):
     training, evaluation = policy_split(table("users"), SEED, policy.evaluation_share, policy.training_users)
     meta = metadata(result, "q_table")
     assert meta["training_users"].value == training.size and meta["evaluation_users"].value == evaluation.size
-    # every learning step is counted: each day after day 0, each training user once, plus a replay batch
+    # every experienced transition is counted once: each day after day 0, each training user
     days = policy.epochs * (SMOKE.simulation.n_days - 1)
     visits = q.group_by("agent").agg(pl.col("visits").sum())["visits"]
-    assert (visits == days * (training.size + policy.replay_batch)).all()
+    assert (visits == days * training.size).all()
     visited = q.group_by("agent", "state").agg(pl.col("visits").sum()).filter(pl.col("visits") > 0)
     assert (q.filter(pl.col("visits") == 0)["q"] == 0).all() and (q.filter(pl.col("visits") > 0)["q"] != 0).any()
     agents = agents_from_q_table(q, SMOKE)

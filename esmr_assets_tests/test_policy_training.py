@@ -7,7 +7,7 @@ import pytest
 
 from esmr_assets.policy.feeds import ACTIONS, FeedBuilder, video_popularity
 from esmr_assets.policy.hybrid import rl_active
-from esmr_assets.policy.pipeline import agents_from_q_table, policy_split, q_table_frame
+from esmr_assets.policy.pipeline import agents_from_q_table, causal_weights, policy_split, q_table_frame
 from esmr_assets.policy.policies import (
     AGENTS,
     HybridPolicy,
@@ -75,29 +75,47 @@ def test_day_valence_is_the_expected_score_without_churn():
     p[0, [index["happy"], index["stressed"]]] = 0.5
     p[1, [index["happy"], index["churned"]]] = 0.5
     p[2, index["churned"]] = 1.0
-    valence = day_features(fake_step(["happy", "happy", "churned"], probabilities=p))[:, 0]
-    assert valence[0] == pytest.approx(0.05) and valence[1] == pytest.approx(0.8) and np.isnan(valence[2])
+    features = day_features(fake_step(["happy", "happy", "churned"], probabilities=p))
+    valence = features[:, 0]
+    assert valence[0] == pytest.approx(0.05) and valence[1] == pytest.approx(0.8)
+    assert np.isnan(features[2]).all()  # a churn day is absence: no feature changes into or out of it
 
 
 def test_reward_is_algorithm_2_on_a_hand_made_transition():
     lam = np.zeros((2, len(DAY_FEATURES)))
-    lam[:, DAY_FEATURES.index("watch_minutes")] = 0.2
-    scale = np.ones(len(DAY_FEATURES))
-    scale[DAY_FEATURES.index("watch_minutes")] = 10.0
+    lam[:, DAY_FEATURES.index("watch_minutes")] = 0.02
     before = fake_step(["stressed", "happy"], watch=[10, 10])
     after = fake_step(["happy", "happy"], watch=[30, 30], scroll=[0, 30])
     weights = RewardWeights(engagement=1.0, alpha=1.0, beta=0.5, eta=1.0, amplification=2.0)
-    parts = RewardModel(lam, scale, weights).components(before, after)
+    parts = RewardModel(lam, weights).components(before, after)
     r_eng = np.array([np.tanh(1.0) / 1.5, (np.tanh(1.0) + 0.5 * np.tanh(1.0)) / 1.5])
-    r_cause = np.array([2.0 * 0.2 * 2.0, 0.2 * 2.0])  # amplified only where the user was stressed
+    r_cause = np.array([2.0 * 0.02 * 20, 0.02 * 20])  # amplified only where the user was stressed
     assert np.allclose(parts["r_eng"], r_eng)
     assert np.allclose(parts["r_emo"], [1.0, 0.0])
     assert np.allclose(parts["r_cause"], r_cause)
     assert np.allclose(parts["reward"], r_eng + np.array([1.0, 0.0]) + 0.5 * r_cause)
-    no_engagement = RewardModel(lam, scale, reward_weights("esmr_no_engagement", SETTINGS.policy))
-    no_emotion = RewardModel(lam, scale, reward_weights("esmr_no_emotion", SETTINGS.policy))
+    no_engagement = RewardModel(lam, reward_weights("esmr_no_engagement", SETTINGS.policy))
+    no_emotion = RewardModel(lam, reward_weights("esmr_no_emotion", SETTINGS.policy))
     assert np.allclose(no_engagement.components(before, after)["reward"], parts["reward"] - r_eng)
     assert np.allclose(no_emotion.components(before, after)["reward"], parts["reward"] - [1.0, 0.0])
+
+
+def test_churn_days_earn_no_causal_reward():
+    lam = np.full((1, len(DAY_FEATURES)), 0.3)
+    before = fake_step(["stressed"], watch=[40])
+    churned = fake_step(["churned"])
+    model = RewardModel(lam, RewardWeights())
+    assert model.components(before, churned)["r_cause"][0] == 0.0
+    assert model.components(churned, before)["r_cause"][0] == 0.0
+
+
+def test_pooled_method_gives_everyone_the_pooled_weights():
+    parents = pl.DataFrame({"user_id": [-1, 7], "target": ["next_day_happy"] * 2,
+                            "parent": ["watch_minutes", "likes"], "weight": [0.4, 9.0]})
+    pooled = causal_weights(parents, np.array([3, 7]), load_settings("smoke", {"causal": {"method": "pooled"}}))
+    assert (pooled[:, DAY_FEATURES.index("watch_minutes")] == 0.4).all() and pooled.sum() == pytest.approx(0.8)
+    own = causal_weights(parents, np.array([3, 7]), SETTINGS)
+    assert own[1, DAY_FEATURES.index("likes")] == 9.0 and own[0].sum() == 0 and own[1].sum() == 9.0
 
 
 def test_policy_split_is_disjoint_seeded_and_capped():
@@ -160,9 +178,9 @@ def test_training_in_the_environment_learns_the_rewarded_bucket(world, threshold
     visited = agent.visits_.sum(axis=1) >= 50
     assert visited.sum() >= 3
     assert (agent.greedy(np.flatnonzero(visited)) == target).mean() >= 0.8
-    # transitions counted: each day after day 0, every user once plus one replay batch
+    # transitions counted: each day after day 0, every user once (replayed ones are not visits)
     days = BANDIT.policy.epochs * (SMOKE.n_days - 1)
-    assert agent.visits_.sum() == days * (SMOKE.n_users + BANDIT.policy.replay_batch)
+    assert agent.visits_.sum() == days * SMOKE.n_users
     again, history_again = train_once(world, threshold_model, target)
     assert np.array_equal(agent.q_, again.q_) and history.equals(history_again)
 

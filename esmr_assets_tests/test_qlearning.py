@@ -137,8 +137,12 @@ def test_replay_buffer_wraps_at_capacity():
     assert buf["states"].tolist() == [17, 18, 19, 20, 21]
     assert buf["done"].all() and (buf["actions"] == 1).all()
     assert agent.replay(np.random.default_rng(0)) == 3
-    assert agent.visits_.sum() == 3
-    assert set(np.flatnonzero(agent.visits_[:, 1])) <= {17, 18, 19, 20, 21}
+    assert agent.visits_.sum() == 0  # replayed updates are not visits
+    changed = np.flatnonzero(agent.q_[:, 1] != 0)  # targets: reward 0, terminal -> Q stays 0
+    assert changed.size == 0
+    agent.remember(np.array([40]), np.array([0]), np.array([1.0]), np.array([41]), True)
+    assert agent.replay(np.random.default_rng(0), batch=50) == 50
+    assert agent.q_[40, 0] > 0 and agent.visits_.sum() == 0
 
 
 def test_replay_on_empty_buffer_is_noop():

@@ -37,7 +37,7 @@ def policy_rollouts(
     policy, user and day with whether RL acted, the served bucket and top video, the
     engagement reward, the predicted and the latent true emotion and the latent valence."""
     settings, seed = esmr.settings(), esmr.seed(context)
-    model = load_model(partition_dir(esmr.storage_root(), "emotion_model", seed) / MODEL_FILE)
+    model = load_model(partition_dir(esmr.storage_root(), "emotion_model", seed) / MODEL_FILE, device="cpu")
     rollouts = run_rollouts(
         videos, users, impressions, load_ranker(esmr, seed, videos), model, agents_from_q_table(q_table, settings),
         settings, seed, log=context.log.info,

@@ -90,9 +90,7 @@ def q_table(
     esmr: EsmrConfig,
     videos: pl.DataFrame,
     users: pl.DataFrame,
-    user_day_logs: pl.DataFrame,
     impressions: pl.DataFrame,
-    emotion_predictions: pl.DataFrame,
     user_causal_parents: pl.DataFrame,
 ):
     """Tabular Q-learning in the closed-loop environment on training users disjoint from the
@@ -102,9 +100,11 @@ def q_table(
     settings, seed = esmr.settings(), esmr.seed(context)
     root = esmr.storage_root()
     ranker = load_ranker(esmr, seed, videos)
-    model = load_model(partition_dir(root, "emotion_model", seed) / MODEL_FILE)
+    # On the CPU whatever the machine: a near-tie decided differently on a GPU would change
+    # a label, then a streak, a feed and the rest of the user's days.
+    model = load_model(partition_dir(root, "emotion_model", seed) / MODEL_FILE, device="cpu")
     result = fit_agents(
-        videos, users, impressions, user_day_logs, emotion_predictions, user_causal_parents,
+        videos, users, impressions, user_causal_parents,
         ranker, model, settings, seed, log=context.log.info,
     )
     final = result.history.group_by("agent", maintain_order=True).last()

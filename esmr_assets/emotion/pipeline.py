@@ -156,5 +156,5 @@ def predict_days(
     )
 
 
-def load_model(path: Path) -> TabTransformerClassifier:
-    return TabTransformerClassifier.load(path, device="auto")
+def load_model(path: Path, device: str = "auto") -> TabTransformerClassifier:
+    return TabTransformerClassifier.load(path, device=device)

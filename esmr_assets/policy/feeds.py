@@ -9,7 +9,9 @@ simulates. So, as production recommenders do:
    action's bucket (`boost`) is put first, so an RL action makes its bucket lead the feed.
 2. **Ranking.** The first `candidates` of them are re-ranked by LightGBM, all users' pairs in
    one batched predict, boosted videos still first; the rest of the feed follows in prior
-   order. A user watches about 48 videos a day, so the re-ranked head covers what is watched.
+   order. Users scroll past 54 videos a day on average and 108 at the 90th percentile
+   (seed 0 logs), so with the default 112 the re-ranked head covers almost every position
+   a user reaches.
 
 Feeds are `(video ids (n, feed_length), valid (n, feed_length))` with `valid` a prefix mask,
 as `ClosedLoopEnv.step` takes them.

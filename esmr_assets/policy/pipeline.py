@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ..causal.dataset import causal_frame
+from ..causal.discovery import POOLED_USER
 from ..settings import Settings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
@@ -19,7 +19,7 @@ from .policies import AGENTS, POLICIES, POLICY_KEYS, HybridPolicy, LightGBMPolic
 from .qlearning import N_STATES, QLearningAgent, decode_state
 from .ranker import EngagementRanker
 from .rewards import parent_weight_matrix
-from .training import DAY_FEATURES, RewardModel, RewardWeights, feature_scale, train_agents
+from .training import DAY_FEATURES, RewardModel, RewardWeights, train_agents
 
 
 def fit_ranker(
@@ -63,6 +63,15 @@ def feed_builder(ranker: EngagementRanker, impressions: pl.DataFrame, settings: 
     )
 
 
+def causal_weights(user_causal_parents: pl.DataFrame, user_ids: np.ndarray, settings: Settings) -> np.ndarray:
+    """(len(user_ids), len(DAY_FEATURES)) lambda_f per user: from each user's own DAG, or
+    from the one pooled DAG for everybody when `causal.method` is "pooled"."""
+    if settings.causal.method == "pooled":
+        pooled = parent_weight_matrix(user_causal_parents, [POOLED_USER], DAY_FEATURES)
+        return np.repeat(pooled, len(user_ids), axis=0)
+    return parent_weight_matrix(user_causal_parents, user_ids.tolist(), DAY_FEATURES)
+
+
 def q_table_frame(agents: dict[str, QLearningAgent]) -> pl.DataFrame:
     """One row per agent, state and action: the state's parts, Q and the visit count."""
     states = np.repeat(np.arange(N_STATES), len(ACTIONS))
@@ -99,8 +108,6 @@ def fit_agents(
     videos: pl.DataFrame,
     users: pl.DataFrame,
     impressions: pl.DataFrame,
-    logs: pl.DataFrame,
-    predictions: pl.DataFrame,
     user_causal_parents: pl.DataFrame,
     ranker: EngagementRanker,
     emotion_model,
@@ -115,9 +122,9 @@ def fit_agents(
     base = users.filter(pl.col("user_id").is_in(training_users)).sort("user_id")
     stride = int(users["user_id"].max()) + 1
     cohort = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(AGENTS))])
-    lam = parent_weight_matrix(user_causal_parents, base["user_id"].to_list(), DAY_FEATURES)
+    lam = causal_weights(user_causal_parents, base["user_id"].to_numpy(), settings)
     weights = RewardWeights.stack([reward_weights(name, policy) for name in AGENTS], base.height)
-    rewards = RewardModel(np.tile(lam, (len(AGENTS), 1)), feature_scale(causal_frame(logs, predictions)), weights)
+    rewards = RewardModel(np.tile(lam, (len(AGENTS), 1)), weights)
 
     def make_env(episode: int) -> ClosedLoopEnv:
         return ClosedLoopEnv(videos, cohort, settings.simulation, seed, emotion_model, episode=episode)

@@ -142,8 +142,9 @@ class QLearningAgent:
         return self.q_[np.asarray(states, dtype=np.int64)].argmax(axis=1).astype(np.int64)
 
     # ---- learning -----------------------------------------------------------------------
-    def update(self, states, actions, rewards, next_states, done) -> None:
-        """Batch Q-learning update with frozen bootstrap (see module docstring)."""
+    def update(self, states, actions, rewards, next_states, done, count_visits: bool = True) -> None:
+        """Batch Q-learning update with frozen bootstrap (see module docstring). `visits_`
+        counts experienced transitions only: replayed ones pass count_visits=False."""
         s, a, r, s2, d = _transitions(states, actions, rewards, next_states, done)
         if s.size == 0:
             return
@@ -162,7 +163,8 @@ class QLearningAgent:
         flat = self.q_.reshape(-1)
         new = (1.0 - lr) ** counts * flat[uniq] + np.add.reduceat(contrib, starts)
         flat[uniq] = new
-        self.visits_.reshape(-1)[uniq] += counts
+        if count_visits:
+            self.visits_.reshape(-1)[uniq] += counts
 
     def remember(self, states, actions, rewards, next_states, done) -> None:
         """Append transitions to the ring buffer (oldest overwritten once full)."""
@@ -193,7 +195,8 @@ class QLearningAgent:
         if self.buffer_len_ == 0 or batch == 0:
             return 0
         idx = rng.integers(0, self.buffer_len_, size=batch)
-        self.update(self._buf_s[idx], self._buf_a[idx], self._buf_r[idx], self._buf_s2[idx], self._buf_d[idx])
+        self.update(self._buf_s[idx], self._buf_a[idx], self._buf_r[idx], self._buf_s2[idx], self._buf_d[idx],
+                    count_visits=False)
         return batch
 
     def end_epoch(self, mean_reward: float) -> None:

@@ -23,7 +23,8 @@ Decisions (the paper gives the ingredients, not the formulas):
   ``churned`` is neither negative, neutral nor positive: a move into or out of churn
   earns nothing.
 * ``R_cause``: ``sum_f lambda_f * delta_f`` over the user's causal parents f, where
-  ``delta_f = (x_f(t) - x_f(t-1)) / scale_f`` and
+  ``delta_f = x_f(t) - x_f(t-1)`` in the feature's own units (the DAG weights are per unit,
+  so each term is the change of the targets the user's own linear model predicts) and
   ``lambda_f = w(f -> next_day_happy) + w(f -> valence_change) - w(f -> next_day_stressed)``
   (the per-user DirectLiNGAM weights), so that a change of f that the user's own causal
   model says raises next-day happiness / valence or lowers next-day stress is rewarded.
@@ -86,23 +87,18 @@ def emotion_reward(previous_label, label, eta: float = 1.0) -> np.ndarray:
     return np.where(improved, float(eta), 0.0)
 
 
-def causal_reward(
-    previous_features, features, parent_weights, vulnerable, amplification: float = 2.0, feature_scale=None
-) -> np.ndarray:
-    """Sum_f lambda_f * (x_f - x_f_prev) / scale_f per user, times ``amplification`` where vulnerable.
+def causal_reward(previous_features, features, parent_weights, vulnerable, amplification: float = 2.0) -> np.ndarray:
+    """Sum_f lambda_f * (x_f - x_f_prev) per user, times ``amplification`` where vulnerable.
 
     ``previous_features``, ``features`` and ``parent_weights`` are (n_users, n_features);
-    ``feature_scale`` is (n_features,) (default 1); ``vulnerable`` is a bool (n_users,) array.
+    ``vulnerable`` is a bool (n_users,) array. NaN features (inactive days) contribute 0.
     """
     prev = np.asarray(previous_features, dtype=float)
     cur = np.asarray(features, dtype=float)
     lam = np.asarray(parent_weights, dtype=float)
     if not (prev.shape == cur.shape == lam.shape) or prev.ndim != 2:
         raise ValueError("previous_features, features, parent_weights must share a 2-d shape")
-    scale = np.ones(cur.shape[1]) if feature_scale is None else np.asarray(feature_scale, dtype=float)
-    if scale.shape != (cur.shape[1],) or np.any(scale <= 0):
-        raise ValueError("feature_scale must be positive with shape (n_features,)")
-    delta = np.nan_to_num((cur - prev) / scale, nan=0.0)
+    delta = np.nan_to_num(cur - prev, nan=0.0)
     r = (lam * delta).sum(axis=1)
     vul = np.asarray(vulnerable, dtype=bool)
     if vul.shape != r.shape:

@@ -36,12 +36,16 @@ _VALENCE = np.array([VALENCE_SCORE.get(e, np.nan) for e in TRUE_EMOTIONS])
 
 def day_features(step: DayStep) -> np.ndarray:
     """(n, len(DAY_FEATURES)): the expected valence under the predicted class distribution
-    (as `causal_frame` computes it; NaN on churned days) and the day's behaviour columns."""
+    (as `causal_frame` computes it) and the day's behaviour columns. Churned days are all
+    NaN: the DAGs were fitted on pairs of active days, and a churn day's zeros are absence,
+    not behaviour, so changes into or out of churn earn no causal reward."""
     p = np.where(np.isnan(_VALENCE), 0.0, step.probabilities)
     with np.errstate(invalid="ignore", divide="ignore"):
         valence = (p * np.nan_to_num(_VALENCE)).sum(axis=1) / p.sum(axis=1)
     behaviour = step.logs.select(pl.col(c).cast(pl.Float64) for c in BEHAVIOUR_COLUMNS).to_numpy()
-    return np.column_stack([np.round(valence, 2), behaviour])
+    features = np.column_stack([np.round(valence, 2), behaviour])
+    features[np.asarray(step.predicted).astype(str) == "churned"] = np.nan
+    return features
 
 
 class StateTracker:
@@ -89,11 +93,10 @@ class RewardWeights:
 
 class RewardModel:
     """Algorithm 2's reward for a cohort: `parent_weights` (n, len(DAY_FEATURES)) are the
-    users' lambda_f, `feature_scale` divides each day-to-day change."""
+    users' lambda_f."""
 
-    def __init__(self, parent_weights: np.ndarray, feature_scale: np.ndarray, weights: RewardWeights) -> None:
+    def __init__(self, parent_weights: np.ndarray, weights: RewardWeights) -> None:
         self.parent_weights = np.asarray(parent_weights, dtype=float)
-        self.feature_scale = np.asarray(feature_scale, dtype=float)
         self.weights = weights
 
     def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
@@ -109,22 +112,9 @@ class RewardModel:
             self.parent_weights,
             is_vulnerable(previous_label),
             amplification=w.amplification,
-            feature_scale=self.feature_scale,
         )
         r = total_reward(w.engagement * r_eng, r_emo, r_cause, alpha=w.alpha, beta=w.beta)
         return {"r_eng": r_eng, "r_emo": r_emo, "r_cause": r_cause, "reward": r}
-
-
-def feature_scale(causal_rows: pl.DataFrame) -> np.ndarray:
-    """Standard deviation of each DAY_FEATURES column in the logged causal dataset (1 where
-    a column is constant or missing), so one lambda-weighted unit means one typical change."""
-    scale = np.ones(len(DAY_FEATURES))
-    for k, column in enumerate(DAY_FEATURES):
-        if column in causal_rows.columns and causal_rows.height > 1:
-            sd = causal_rows[column].cast(pl.Float64).std()
-            if sd is not None and np.isfinite(sd) and sd > 0:
-                scale[k] = sd
-    return scale
 
 
 def train_agents(
@@ -168,7 +158,9 @@ def train_agents(
             tracker.observe(step)
             next_states = tracker.states()
             for name, rows in blocks.items():
-                transition = (states[rows], actions[rows], parts["reward"][rows], next_states[rows], env.done)
+                # The horizon's end is a truncation, not a terminal state (the state has no
+                # clock), so every transition bootstraps.
+                transition = (states[rows], actions[rows], parts["reward"][rows], next_states[rows], False)
                 agents[name].remember(*transition)
                 agents[name].update(*transition)
                 agents[name].replay(rngs[name])
