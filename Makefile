@@ -25,10 +25,10 @@ test: setup
 # dagster-dg-cli (not a dependency). So run what `dagster dev` runs: the webserver on
 # 127.0.0.1:3000 and the daemon (it dequeues runs launched from the UI and runs
 # schedules, sensors and backfills), sharing the instance `esmr run` uses by default.
-# An empty dagster.yaml keeps the default (sqlite under DAGSTER_HOME) without a warning.
+# docs/dagster.yaml (sqlite under DAGSTER_HOME, run concurrency limits) is copied in once.
 ui: setup
 	mkdir -p $(DAGSTER_HOME_DIR)
-	test -f $(DAGSTER_HOME_DIR)/dagster.yaml || touch $(DAGSTER_HOME_DIR)/dagster.yaml
+	test -f $(DAGSTER_HOME_DIR)/dagster.yaml || cp docs/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
 	export DAGSTER_HOME=$(DAGSTER_HOME_DIR); \
 	trap 'kill $$daemon' EXIT; \
 	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \

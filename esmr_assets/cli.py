@@ -231,6 +231,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """`esmr run` over a seed list such as 0-9 or 0-2,7: every seed's graph, then the SQL models."""
+    from esmr_assets.sweeps import parse_seed_ranges
+
+    try:
+        args.seed = [str(seed) for seed in parse_seed_ranges(args.seeds)]
+    except SettingsError as err:
+        return _fail(f"--seeds: {err}", EXIT_USAGE)
+    return _cmd_run(args)
+
+
 def _cmd_sql(args: argparse.Namespace) -> int:
     if args.max_rows < 0:
         return _fail("--max-rows must not be negative", EXIT_USAGE)
@@ -256,6 +267,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", action="append", required=True, help="simulation seed; repeat for several")
     common(run)
     run.set_defaults(handler=_cmd_run)
+
+    sweep = commands.add_parser("sweep", help="materialize a range of seeds, then the cross-seed SQL models")
+    sweep.add_argument("--seeds", required=True, help="seeds as ranges and items, e.g. 0-9 or 0-2,7")
+    common(sweep)
+    sweep.set_defaults(handler=_cmd_sweep)
 
     sql = commands.add_parser("sql", help="run a read-only SQL query over the stored tables")
     sql.add_argument("query", help="one SELECT / WITH / DESCRIBE / SHOW / EXPLAIN / SUMMARIZE / VALUES statement")

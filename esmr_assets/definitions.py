@@ -9,6 +9,7 @@ import dagster as dg
 from esmr_assets.assets import causal, emotion, evaluation, policy, simulation
 from esmr_assets.assets.sql_models import GROUP as SQL_GROUP
 from esmr_assets.assets.sql_models import sql_models
+from esmr_assets.automation import build_sql_models_sensor, build_sweep_schedule, sweep_settings
 from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.resources import EsmrConfig
 
@@ -50,10 +51,15 @@ sql_job = dg.define_asset_job(
     description="The dbt-like SQL models over every materialized seed (not partitioned).",
 )
 
+seed_sweep_schedule = build_sweep_schedule(esmr_job, *sweep_settings())
+sql_models_sensor = build_sql_models_sensor(esmr_job, sql_job)
+
 esmr = EsmrConfig.configure_at_launch()
 
 defs = dg.Definitions(
     assets=all_assets,
     jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, sql_job],
+    schedules=[seed_sweep_schedule],
+    sensors=[sql_models_sensor],
     resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr)},
 )
