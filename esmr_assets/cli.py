@@ -186,7 +186,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
     from tqdm import tqdm
 
-    from esmr_assets.runner import StepFailed, plan_steps, register_seeds, run_step
+    from esmr_assets.runner import StepFailed, open_instance, plan_steps, register_seeds, run_step
 
     defs = load_definitions()
     planned = plan_steps(defs)
@@ -201,7 +201,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     seconds: dict[tuple[str, int], float] = {}
     model_seconds: dict[str, float] = {}
     with (
-        dg.DagsterInstance.from_config(str(_dagster_home(data_dir))) as instance,
+        open_instance(_dagster_home(data_dir)) as instance,
         tqdm(total=len(seeds) * len(steps) + len(cross_seed), unit="asset", file=sys.stderr) as bar,
     ):
         register_seeds(instance, seeds)

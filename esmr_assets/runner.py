@@ -7,9 +7,11 @@ instance, so the Dagster UI shows them like runs it launched itself.
 
 from __future__ import annotations
 
+import fcntl
 import graphlib
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,19 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
     return [
         Step(tuple(sorted(ops[n].keys, key=rank.__getitem__)), ops[n].partitions_def is not None) for n in order
     ]
+
+
+def open_instance(home: Path) -> dg.DagsterInstance:
+    """The sqlite instance under `home`. Creating it migrates its schema, which two
+    processes must not do at once (a fresh data dir swept by parallel `esmr run`s), so
+    creation holds an exclusive lock on `home/.instance.lock`."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.from_config(str(home))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def register_seeds(instance: dg.DagsterInstance, seeds: Sequence[int]) -> None:

@@ -64,14 +64,38 @@ def _temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete temp files of `path` left by writers that no longer run (a killed process
+    cannot clean up after itself); returns what was removed."""
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid_text = tmp.name.removeprefix(f".{path.name}.").split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def atomic_write_with(path: Path, writer: Callable[[Path], None]) -> None:
     """Let `writer` fill a temp file beside `path`, fsync it, then rename it over `path`.
 
     Readers see either the previous file or the complete new one. On any exception the
-    temp file is removed and the previous file is left untouched.
+    temp file is removed and the previous file is left untouched; temp files of killed
+    writers are removed by the next write of the same file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     tmp = _temp_path_for(path)
     try:
         # O_EXCL: never clobber another writer's temp file; mode 0o666 lets the umask decide.

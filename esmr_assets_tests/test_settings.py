@@ -64,6 +64,21 @@ INVALID_RUNS = [
     ),
     pytest.param(["--overrides", "{not json"], "overrides are not valid JSON", id="bad-json"),
     pytest.param(["--overrides", '{"simulation": {"n_user": 5}}'], "simulation.n_user", id="unknown-field"),
+    pytest.param(["--overrides", '{"policy": {"candidates": 0}}'], "policy.candidates", id="no-candidates"),
+    pytest.param(["--overrides", '{"policy": {"evaluation_share": 1.0}}'], "policy.evaluation_share",
+                 id="no-training-users"),
+    pytest.param(["--overrides", '{"policy": {"discount": 1.0}}'], "policy.discount", id="undiscounted"),
+    pytest.param(["--overrides", '{"policy": {"learning_rate": 0}}'], "policy.learning_rate", id="zero-q-step"),
+    pytest.param(["--overrides", '{"policy": {"temperature_decay": 0}}'], "policy.temperature_decay",
+                 id="zero-temperature-decay"),
+    pytest.param(["--overrides", '{"policy": {"epochs": 0}}'], "policy.epochs", id="zero-epochs"),
+    pytest.param(["--overrides", '{"emotion": {"split": [0.5, 0.5, 0.5]}}'], "split must be three positive shares",
+                 id="bad-split"),
+    pytest.param(["--overrides", '{"emotion": {"d_model": 15, "n_heads": 2}}'], "must be divisible by n_heads",
+                 id="heads-not-dividing-width"),
+    pytest.param(["--overrides", '{"causal": {"min_rows": 5}}'], "causal.min_rows", id="too-few-causal-rows"),
+    pytest.param(["--overrides", '{"causal": {"method": "magic"}}'], "causal.method", id="unknown-causal-method"),
+    pytest.param(["--overrides", '["not", "a", "mapping"]'], "overrides must be", id="overrides-not-a-mapping"),
 ]
 
 
