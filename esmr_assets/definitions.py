@@ -9,6 +9,7 @@ import dagster as dg
 from esmr_assets.assets import causal, emotion, evaluation, policy, simulation
 from esmr_assets.assets.sql_models import GROUP as SQL_GROUP
 from esmr_assets.assets.sql_models import sql_models
+from esmr_assets.dask_executor import seed_dask_executor
 from esmr_assets.automation import build_sql_models_sensor, build_sweep_schedule, sweep_settings
 from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.resources import EsmrConfig
@@ -45,6 +46,13 @@ esmr_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(SQL_GROUP),
     description="The whole graph for one seed.",
 )
+esmr_dask_job = dg.define_asset_job(
+    name="esmr_dask_job",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(SQL_GROUP),
+    executor_def=seed_dask_executor,
+    description="The whole graph for one seed with every step on a Dask cluster: a local one by default, "
+    "or an existing scheduler (`execution.config.cluster.existing.address`) to go beyond one machine.",
+)
 sql_job = dg.define_asset_job(
     name="sql_job",
     selection=dg.AssetSelection.groups(SQL_GROUP),
@@ -58,7 +66,7 @@ esmr = EsmrConfig.configure_at_launch()
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, sql_job],
+    jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, esmr_dask_job, sql_job],
     schedules=[seed_sweep_schedule],
     sensors=[sql_models_sensor],
     resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr)},
