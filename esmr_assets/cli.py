@@ -183,7 +183,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except UsageError as err:
         return _fail(str(err), EXIT_USAGE)
 
-    import dagster as dg
     from tqdm import tqdm
 
     from esmr_assets.runner import StepFailed, open_instance, plan_steps, register_seeds, run_step

@@ -16,47 +16,33 @@ from esmr_assets.resources import EsmrConfig
 
 all_assets = [*dg.load_assets_from_modules([simulation, emotion, causal, policy, evaluation]), *sql_models]
 
-simulation_job = dg.define_asset_job(
-    name="simulation_job",
-    selection=dg.AssetSelection.groups("simulation"),
-    description="Phase I for one seed: videos, users, then the logged user-days and impressions.",
+
+def group_job(group: str, description: str):
+    """`<group>_job`: the assets of one group."""
+    return dg.define_asset_job(name=f"{group}_job", selection=dg.AssetSelection.groups(group), description=description)
+
+
+simulation_job = group_job("simulation", "Phase I for one seed: videos, users, then the logged user-days and impressions.")
+emotion_job = group_job("emotion", "Phase II (a) for one seed: cluster labels, the TabTransformer and its predictions.")
+causal_job = group_job(
+    "causal", "Phase II (b) for one seed: per-user causal DAGs and the parents of the emotional targets."
 )
-emotion_job = dg.define_asset_job(
-    name="emotion_job",
-    selection=dg.AssetSelection.groups("emotion"),
-    description="Phase II (a) for one seed: cluster labels, the TabTransformer and its predictions.",
-)
-causal_job = dg.define_asset_job(
-    name="causal_job",
-    selection=dg.AssetSelection.groups("causal"),
-    description="Phase II (b) for one seed: per-user causal DAGs and the parents of the emotional targets.",
-)
-policy_job = dg.define_asset_job(
-    name="policy_job",
-    selection=dg.AssetSelection.groups("policy"),
-    description="Phase III for one seed: the LightGBM engagement ranker and the Q-learning agents.",
-)
-evaluation_job = dg.define_asset_job(
-    name="evaluation_job",
-    selection=dg.AssetSelection.groups("evaluation"),
-    description="Evaluation for one seed: every policy's 30-day rollouts and the paper's metrics.",
-)
+policy_job = group_job("policy", "Phase III for one seed: the LightGBM engagement ranker and the Q-learning agents.")
+evaluation_job = group_job("evaluation", "Evaluation for one seed: every policy's 30-day rollouts and the paper's metrics.")
+sql_job = group_job(SQL_GROUP, "The dbt-like SQL models over every materialized seed (not partitioned).")
+
+SEED_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.groups(SQL_GROUP)  # everything partitioned by seed
 esmr_job = dg.define_asset_job(
     name="esmr_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(SQL_GROUP),
+    selection=SEED_ASSETS,
     description="The whole graph for one seed.",
 )
 esmr_dask_job = dg.define_asset_job(
     name="esmr_dask_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(SQL_GROUP),
+    selection=SEED_ASSETS,
     executor_def=seed_dask_executor,
     description="The whole graph for one seed with every step on a Dask cluster: a local one by default, "
     "or an existing scheduler (`execution.config.cluster.existing.address`) to go beyond one machine.",
-)
-sql_job = dg.define_asset_job(
-    name="sql_job",
-    selection=dg.AssetSelection.groups(SQL_GROUP),
-    description="The dbt-like SQL models over every materialized seed (not partitioned).",
 )
 
 seed_sweep_schedule = build_sweep_schedule(esmr_job, *sweep_settings())

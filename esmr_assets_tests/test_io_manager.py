@@ -158,7 +158,7 @@ def test_non_numeric_partition_key_rejected(materialize, data_dir, failure_text,
     result = materialize(("constant",), key)
 
     assert not result.success
-    assert f"asset constant: invalid partition key: seed must be a non-negative integer" in failure_text(result)
+    assert "asset constant: invalid partition key: seed must be a non-negative integer" in failure_text(result)
     assert not list(data_dir.rglob("*.parquet"))
 
 

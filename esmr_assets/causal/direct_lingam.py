@@ -362,7 +362,6 @@ def _prefix_regressions(ops: _Ops, S):
     above the diagonal holds S[:i, :i]^-1 S[:i, i] and the diagonal entry the residual sum
     of squares. Returns (coef (B, p-1, p-1) with row t = target t+1, rss (B, p-1)).
     """
-    xp = ops.xp
     B, p, _ = S.shape
     m = p - 1
     A = ops.copy(S)
