@@ -14,7 +14,7 @@ import polars as pl
 
 from ..causal.dataset import VALENCE_SCORE
 from ..policy.rewards import engagement_reward
-from ..sim.affect import NEGATIVE, POSITIVE, TRUE_EMOTIONS
+from ..sim.affect import NEGATIVE, POSITIVE, TRUE_EMOTIONS, check_labels
 
 #: keys of `summarise`, in order
 METRICS = (
@@ -51,10 +51,7 @@ def _check(labels) -> np.ndarray:
     labels = np.asarray(labels).astype(str)
     if labels.ndim != 2:
         raise ValueError(f"labels must be 2-d (n_users, n_days), got shape {labels.shape}")
-    bad = ~np.isin(labels, TRUE_EMOTIONS)
-    if bad.any():
-        raise ValueError(f"unknown emotion labels: {sorted(set(labels[bad].tolist()))}")
-    return labels
+    return check_labels(labels)
 
 
 def _check_span(name: str, value: int, n_days: int) -> None:

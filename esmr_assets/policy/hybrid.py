@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from esmr_assets.sim.affect import NEGATIVE, POSITIVE, TRUE_EMOTIONS
+from esmr_assets.sim.affect import NEGATIVE, POSITIVE, check_labels
 
 RL_STREAK_THRESHOLD = 3
 STREAK_LABELS = (*NEGATIVE, "neutral")  # extend the streak
@@ -28,17 +28,9 @@ RESET_LABELS = POSITIVE  # break the streak
 # "churned" neither extends nor breaks it.
 
 
-def _labels(labels) -> np.ndarray:
-    arr = np.asarray(labels).astype(str)
-    bad = ~np.isin(arr, TRUE_EMOTIONS)
-    if bad.any():
-        raise ValueError(f"unknown emotion labels: {sorted(set(arr[bad].tolist()))}")
-    return arr
-
-
 def update_streak(streak, label):
     """Streak after observing ``label`` (scalar or arrays of equal shape)."""
-    lab = _labels(label)
+    lab = check_labels(label)
     s = np.asarray(streak, dtype=np.int64)
     out = np.where(np.isin(lab, STREAK_LABELS), s + 1, np.where(np.isin(lab, RESET_LABELS), 0, s))
     return out if out.ndim else int(out)
@@ -52,7 +44,7 @@ def is_active(streak):
 
 def streaks(labels) -> np.ndarray:
     """(n_users, n_days) streak after each day's label."""
-    lab = _labels(labels)
+    lab = check_labels(labels)
     if lab.ndim != 2:
         raise ValueError("labels must be (n_users, n_days)")
     out = np.zeros(lab.shape, dtype=np.int64)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from esmr_assets.sim.affect import TRUE_EMOTIONS
+from esmr_assets.sim.affect import TRUE_EMOTIONS, check_labels
 
 N_LABELS = len(TRUE_EMOTIONS)
 N_STREAK_BUCKETS = 4  # 0, 1, 2, 3+
@@ -38,11 +38,8 @@ def encode_state(label, negative_streak, engagement_trend):
     index = label_idx * 12 + min(streak, 3) * 3 + trend_bucket, trend_bucket 0/1/2 =
     down (< -0.2) / flat ([-0.2, 0.2], NaN counts as flat) / up (> 0.2).
     """
-    lab = np.asarray(label).astype(str)
+    lab = check_labels(label)
     names = np.asarray(TRUE_EMOTIONS)
-    bad = ~np.isin(lab, names)
-    if bad.any():
-        raise ValueError(f"unknown emotion labels: {sorted(set(lab[bad].tolist()))}")
     order = np.argsort(names)
     label_idx = order[np.searchsorted(names[order], lab)]
     streak = np.asarray(negative_streak)

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from esmr_assets.sim.affect import NEGATIVE, POSITIVE, TRUE_EMOTIONS
+from esmr_assets.sim.affect import NEGATIVE, POSITIVE, check_labels
 
 #: sign with which each emotional target enters lambda_f
 TARGET_SIGNS: dict[str, float] = {"next_day_happy": 1.0, "valence_change": 1.0, "next_day_stressed": -1.0}
@@ -51,14 +51,6 @@ TARGET_SIGNS: dict[str, float] = {"next_day_happy": 1.0, "valence_change": 1.0, 
 NEUTRAL_OR_POSITIVE = ("neutral", *POSITIVE)
 #: (parent, target) edges that hold by definition of the target, not by any effect.
 DEFINITIONAL_EDGES = (("valence", "valence_change"),)
-
-
-def _check_labels(labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels).astype(str)
-    bad = ~np.isin(labels, TRUE_EMOTIONS)
-    if bad.any():
-        raise ValueError(f"unknown emotion labels: {sorted(set(labels[bad].tolist()))}")
-    return labels
 
 
 def engagement_reward(
@@ -74,13 +66,13 @@ def engagement_reward(
 
 def is_vulnerable(labels) -> np.ndarray:
     """True where the predicted label is negative (stressed or disappointed)."""
-    return np.isin(_check_labels(labels), NEGATIVE)
+    return np.isin(check_labels(labels), NEGATIVE)
 
 
 def emotion_reward(previous_label, label, eta: float = 1.0) -> np.ndarray:
     """eta where previous label is negative and the current one is neutral or positive, else 0."""
-    prev = _check_labels(previous_label)
-    cur = _check_labels(label)
+    prev = check_labels(previous_label)
+    cur = check_labels(label)
     if prev.shape != cur.shape:
         raise ValueError("previous_label and label must have the same shape")
     improved = np.isin(prev, NEGATIVE) & np.isin(cur, NEUTRAL_OR_POSITIVE)
