@@ -17,6 +17,7 @@ import os
 import dagster as dg
 
 from .partitions import seed_partitions
+from .resources import run_config
 from .settings import PRESETS, SettingsError
 from .sweeps import next_unused_seeds
 
@@ -34,7 +35,7 @@ def sweep_settings() -> tuple[str, int, str]:
 
 
 def build_sweep_schedule(job, cron: str, seeds_per_tick: int, preset: str) -> dg.ScheduleDefinition:
-    config = {"resources": {"esmr": {"config": {"preset": preset, "data_dir": "", "overrides_json": "{}"}}}}
+    config = run_config(preset)
 
     @dg.schedule(
         name="seed_sweep_schedule",

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -185,6 +185,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from esmr_assets.resources import run_config
     from esmr_assets.runner import StepFailed, open_instance, plan_steps, register_seeds, run_step
 
     defs = load_definitions()
@@ -192,11 +193,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     steps = [step for step in planned if step.partitioned]
     cross_seed = [step for step in planned if not step.partitioned]
     overrides = json.dumps(json.loads(args.overrides or "{}"), sort_keys=True)
-    run_config: dict[str, Any] = {
-        "resources": {
-            "esmr": {"config": {"preset": args.preset, "data_dir": str(data_dir), "overrides_json": overrides}}
-        }
-    }
+    config = run_config(args.preset, data_dir, overrides)
     seconds: dict[tuple[str, int], float] = {}
     model_seconds: dict[str, float] = {}
     with (
@@ -208,7 +205,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for step, seed in work:
             bar.set_description(f"seed {seed}: {step.label}" if seed is not None else f"all seeds: {step.label}")
             try:
-                elapsed = run_step(defs, step, seed, run_config, instance)
+                elapsed = run_step(defs, step, seed, config, instance)
             except StepFailed as err:
                 bar.close()
                 print(err.trace, file=sys.stderr, end="")

@@ -15,7 +15,7 @@ from upath import UPath
 
 from esmr_assets.resources import EsmrConfig
 from esmr_assets.settings import SettingsError, parse_seed
-from esmr_assets.storage import PART_FILE, atomic_write_bytes, atomic_write_with, partition_dir
+from esmr_assets.storage import PART_FILE, atomic_write_bytes, atomic_write_parquet, atomic_write_with, partition_dir
 
 __all__ = [
     "ParquetIOManager",
@@ -80,10 +80,7 @@ class SeedParquetIOManager(dg.UPathIOManager):
         super().handle_output(context, obj)
 
     def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
-        # polars writes no timestamps, so the same frame always gives the same bytes.
-        atomic_write_with(
-            Path(path), lambda tmp: obj.write_parquet(tmp, compression="zstd", statistics=True)
-        )
+        atomic_write_parquet(Path(path), obj)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
         local = Path(path)

@@ -13,6 +13,12 @@ from esmr_assets.settings import Settings, parse_seed
 from esmr_assets.storage import ensure_writable_dir, load_settings_json, resolve_data_dir, storage_root
 
 
+def run_config(preset: str = "paper", data_dir: str | Path = "", overrides_json: str = "{}") -> dict:
+    """Run config setting the `esmr` resource, as `esmr run`, schedules and tests launch runs."""
+    config = {"preset": preset, "data_dir": str(data_dir), "overrides_json": overrides_json}
+    return {"resources": {"esmr": {"config": config}}}
+
+
 class EsmrConfig(dg.ConfigurableResource):
     """Preset, data dir and setting overrides of one run.
 

@@ -12,6 +12,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
+
 from esmr_assets.settings import Settings, SettingsError, load_settings
 
 DATA_DIR_ENV = "ESMR_DATA_DIR"
@@ -111,6 +113,12 @@ def atomic_write_with(path: Path, writer: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_parquet(path: Path, frame: pl.DataFrame) -> None:
+    """Atomically replace `path` with `frame` as zstd Parquet. polars writes no timestamps,
+    so the same frame always gives the same bytes."""
+    atomic_write_with(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.partitions import seed_partitions
-from esmr_assets.resources import EsmrConfig
+from esmr_assets.resources import EsmrConfig, run_config
 
 
 @dg.asset(partitions_def=seed_partitions, group_name="simulation")
@@ -102,8 +102,7 @@ def failure_text() -> Callable[[dg.ExecuteInProcessResult], str]:
 
 
 def _run_config(data_dir: Path, preset: str = "paper", overrides_json: str = "{}") -> dict:
-    config = {"preset": preset, "data_dir": str(data_dir), "overrides_json": overrides_json}
-    return {"resources": {"esmr": {"config": config}}}
+    return run_config(preset, data_dir, overrides_json)
 
 
 @pytest.fixture
@@ -151,6 +150,27 @@ class ThresholdModel:
 @pytest.fixture
 def threshold_model() -> ThresholdModel:
     return ThresholdModel()
+
+
+@pytest.fixture(scope="session")
+def logged_world() -> Callable[..., tuple[pl.DataFrame, ...]]:
+    """logged_world(simulation_settings, seed) -> (impressions, logs, predictions, videos,
+    users), the ranker's `fit` arguments: a logging simulation with the latent label
+    standing in for the emotion model's predictions (the policy stage only needs a label
+    column; the emotion model is tested elsewhere)."""
+    from esmr_assets.sim.content import simulate_videos
+    from esmr_assets.sim.logs import simulate_logs
+    from esmr_assets.sim.population import simulate_users
+    from esmr_assets.sim.rng import stream
+
+    def make(settings, seed: int) -> tuple[pl.DataFrame, ...]:
+        videos = simulate_videos(settings.n_videos, stream(seed, "videos"))
+        users = simulate_users(settings, stream(seed, "users"))
+        logs, impressions = simulate_logs(videos, users, settings, seed)
+        predictions = logs.select("user_id", "day", pl.col("true_emotion").alias("label"))
+        return impressions, logs, predictions, videos, users
+
+    return make
 
 
 SMOKE_GRAPH_SEED = "2"

@@ -9,6 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from esmr_assets.resources import run_config
+
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
@@ -21,7 +23,7 @@ def test_whole_graph_on_a_local_dask_cluster_matches_the_in_process_run(smoke_gr
     with dg.DagsterInstance.from_config(str(home)) as instance:  # Dask needs a persistent instance
         instance.add_dynamic_partitions("seed", ["2"])
     config = {
-        "resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(data), "overrides_json": "{}"}}},
+        **run_config("smoke", data),
         "execution": {"config": {"cluster": {"local": {"n_workers": 2, "threads_per_worker": 1}}}},
     }
     (tmp_path / "config.json").write_text(json.dumps(config))

@@ -13,6 +13,7 @@ from scipy import stats
 from esmr_assets.evaluation.metrics import METRICS
 from esmr_assets.policy.hybrid import rl_active
 from esmr_assets.policy.policies import POLICIES
+from esmr_assets.resources import run_config
 from esmr_assets.settings import load_settings
 from esmr_assets.warehouse import run_query
 
@@ -30,7 +31,7 @@ def two_seeds(smoke_graph, tmp_path_factory):
     root, _ = smoke_graph
     data_dir = tmp_path_factory.mktemp("two_seeds")
     shutil.copytree(root, data_dir / "smoke")
-    config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(data_dir), "overrides_json": "{}"}}}}
+    config = run_config("smoke", data_dir)
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("seed", list(SEEDS))
         seed_run = defs.resolve_job_def("esmr_job").execute_in_process(
@@ -111,7 +112,7 @@ def test_sql_models_rerun_to_identical_bytes(two_seeds):
     assert {p.parent.name for p in models} == {"policy_comparison_by_seed", "policy_comparison", "daily_emotion_mix",
                                                "causal_parent_frequency"}
     before = {p: p.read_bytes() for p in models}
-    config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(root.parent), "overrides_json": "{}"}}}}
+    config = run_config("smoke", root.parent)
     with dg.DagsterInstance.ephemeral() as instance:
         assert defs.resolve_job_def("sql_job").execute_in_process(run_config=config, instance=instance).success
     assert all(p.read_bytes() == content for p, content in before.items())

@@ -20,7 +20,7 @@ WRITER = textwrap.dedent(
     import polars as pl
     from esmr_assets.io_manager import ParquetIOManager
     from esmr_assets.partitions import seed_partitions
-    from esmr_assets.resources import EsmrConfig
+    from esmr_assets.resources import EsmrConfig, run_config
 
     data_dir, value = sys.argv[1], int(sys.argv[2])
 
@@ -40,7 +40,7 @@ WRITER = textwrap.dedent(
 
     esmr = EsmrConfig.configure_at_launch()
     defs = dg.Definitions(assets=[numbers], resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr)})
-    config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": data_dir, "overrides_json": "{}"}}}}
+    config = run_config("smoke", data_dir)
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("seed", ["0"])
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -103,10 +103,11 @@ SIMULATE = textwrap.dedent(
     import sys
     from pathlib import Path
     from esmr_assets.definitions import defs
+    from esmr_assets.resources import run_config
     from esmr_assets.runner import open_instance
 
     data_dir, home, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
-    config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": data_dir, "overrides_json": "{}"}}}}
+    config = run_config("smoke", data_dir)
     with open_instance(Path(home)) as instance:  # as `esmr run` opens it
         instance.add_dynamic_partitions("seed", seeds)
         for seed in seeds:

@@ -8,22 +8,15 @@ import pytest
 from esmr_assets.policy.feeds import ACTIONS, FeedBuilder, bucket_mask, random_feed, video_popularity
 from esmr_assets.policy.ranker import EngagementRanker
 from esmr_assets.settings import load_settings
-from esmr_assets.sim.content import simulate_videos
 from esmr_assets.sim.environment import ClosedLoopEnv, logging_policy_feed
-from esmr_assets.sim.logs import simulate_logs
-from esmr_assets.sim.population import simulate_users
-from esmr_assets.sim.rng import stream
 
 SMOKE = load_settings("smoke", {"simulation": {"n_days": 6}}).simulation
 SEED = 6
 
 
 @pytest.fixture(scope="module")
-def world():
-    videos = simulate_videos(SMOKE.n_videos, stream(SEED, "videos"))
-    users = simulate_users(SMOKE, stream(SEED, "users"))
-    logs, impressions = simulate_logs(videos, users, SMOKE, SEED)
-    predictions = logs.select("user_id", "day", pl.col("true_emotion").alias("label"))
+def world(logged_world):
+    impressions, logs, predictions, videos, users = logged_world(SMOKE, SEED)
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
     env = ClosedLoopEnv(videos, users, SMOKE, SEED)
     env.reset()

@@ -29,11 +29,7 @@ from esmr_assets.policy.training import (
 )
 from esmr_assets.settings import load_settings
 from esmr_assets.sim.affect import TRUE_EMOTIONS
-from esmr_assets.sim.content import simulate_videos
 from esmr_assets.sim.environment import ClosedLoopEnv, DayStep
-from esmr_assets.sim.logs import simulate_logs
-from esmr_assets.sim.population import simulate_users
-from esmr_assets.sim.rng import stream
 
 SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10}, "policy": {"epochs": 4}})
 SMOKE = SETTINGS.simulation
@@ -128,11 +124,8 @@ def test_policy_split_is_disjoint_seeded_and_capped():
 
 
 @pytest.fixture(scope="module")
-def world():
-    videos = simulate_videos(SMOKE.n_videos, stream(SEED, "videos"))
-    users = simulate_users(SMOKE, stream(SEED, "users"))
-    logs, impressions = simulate_logs(videos, users, SMOKE, SEED)
-    predictions = logs.select("user_id", "day", pl.col("true_emotion").alias("label"))
+def world(logged_world):
+    impressions, logs, predictions, videos, users = logged_world(SMOKE, SEED)
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
     feeds = FeedBuilder(ranker, video_popularity(impressions, videos.height), SMOKE.feed_length, 24)
     return videos, users, feeds

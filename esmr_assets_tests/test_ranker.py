@@ -7,25 +7,15 @@ import pytest
 
 from esmr_assets.policy.ranker import FEATURE_NAMES, EngagementRanker, previous_day_state
 from esmr_assets.settings import load_settings
-from esmr_assets.sim.content import simulate_videos
 from esmr_assets.sim.environment import ClosedLoopEnv
-from esmr_assets.sim.logs import simulate_logs
-from esmr_assets.sim.population import simulate_users
-from esmr_assets.sim.rng import stream
 
 SMOKE = load_settings("smoke").simulation
 SEED = 4
 
 
 @pytest.fixture(scope="module")
-def data():
-    """Smoke tables plus stand-in predictions (the latent label: the ranker only needs a
-    label column, and the emotion model is tested elsewhere)."""
-    videos = simulate_videos(SMOKE.n_videos, stream(SEED, "videos"))
-    users = simulate_users(SMOKE, stream(SEED, "users"))
-    logs, impressions = simulate_logs(videos, users, SMOKE, SEED)
-    predictions = logs.select("user_id", "day", pl.col("true_emotion").alias("label"))
-    return impressions, logs, predictions, videos, users
+def data(logged_world):
+    return logged_world(SMOKE, SEED)
 
 
 @pytest.fixture(scope="module")

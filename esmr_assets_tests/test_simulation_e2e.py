@@ -9,6 +9,7 @@ import pytest
 
 from esmr_assets.cli import main
 from esmr_assets.definitions import defs
+from esmr_assets.resources import run_config
 from esmr_assets.settings import load_settings
 
 SMOKE = load_settings("smoke").simulation
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def esmr_run_config(data_dir: Path, preset: str) -> dict:
-    return {"resources": {"esmr": {"config": {"preset": preset, "data_dir": str(data_dir)}}}}
+    return run_config(preset, data_dir)
 
 
 def test_two_smoke_seeds_materialize_with_passing_checks(instance, data_dir, capsys):

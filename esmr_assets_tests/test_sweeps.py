@@ -10,6 +10,7 @@ import pytest
 from esmr_assets.automation import build_sweep_schedule, sweep_settings
 from esmr_assets.cli import main
 from esmr_assets.definitions import defs, sql_models_sensor
+from esmr_assets.resources import run_config
 from esmr_assets.settings import SettingsError
 from esmr_assets.sweeps import next_unused_seeds, parse_seed_ranges
 
@@ -59,7 +60,7 @@ def test_sweep_settings_come_from_the_environment(monkeypatch):
 
 
 def test_sensor_refreshes_sql_models_with_the_seed_runs_config():
-    config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": "/x", "overrides_json": "{}"}}}}
+    config = run_config("smoke", "/x")
     assert sql_models_sensor.default_status == dg.DefaultSensorStatus.STOPPED
     with dg.DagsterInstance.ephemeral() as instance:
         run = dg.DagsterRun(job_name="esmr_job", run_id="seed-run", run_config=config)

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from esmr_assets.definitions import defs
+from esmr_assets.resources import run_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +140,7 @@ def test_every_asset_is_present_and_partitioned_by_seed(ui):
 def test_a_smoke_seed_launched_over_graphql_succeeds(ui):
     graphql, _, data = ui
     assert graphql(ADD_SEED, repo=REPOSITORY, seed="7")["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess"
-    config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(data), "overrides_json": "{}"}}}}
+    config = run_config("smoke", data)
     params = {"selector": {**REPOSITORY, "jobName": "simulation_job"}, "runConfigData": config,
               "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "7"}]}}
     launched = graphql(LAUNCH, params=params)["launchRun"]

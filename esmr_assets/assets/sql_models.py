@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..storage import PART_FILE, atomic_write_with
+from ..storage import PART_FILE, atomic_write_parquet
 from ..warehouse import referenced_tables, run_query
 from ..resources import EsmrConfig
 from .common import markdown_table
@@ -43,7 +43,7 @@ def sql_model_asset(path: Path) -> dg.AssetsDefinition:
         root = esmr.storage_root()
         frame = run_query(root, sql)
         target = root / name / PART_FILE
-        atomic_write_with(target, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
+        atomic_write_parquet(target, frame)
         context.log.info(f"{name}: {frame.height} rows from {', '.join(deps)}")
         return dg.MaterializeResult(
             metadata={

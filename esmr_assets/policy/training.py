@@ -145,10 +145,10 @@ def train_agents(
         tracker = StateTracker(env.n_users)
         previous = env.step(*feeds.build(env.reset(), env.recently_shown()))  # day 0: no label yet
         tracker.observe(previous)
+        states = tracker.states()
         sums = {name: dict.fromkeys(("reward", "r_eng", "r_emo", "r_cause"), 0.0) for name in names}
         transitions = 0
         while not env.done:
-            states = tracker.states()
             actions = np.empty(env.n_users, dtype=np.int64)
             for name, rows in blocks.items():
                 actions[rows] = agents[name].act(states[rows], rngs[name])
@@ -167,7 +167,7 @@ def train_agents(
                 for key, total in sums[name].items():
                     sums[name][key] = total + float(parts[key][rows].sum())
             transitions += env.n_users // len(names)
-            previous = step
+            previous, states = step, next_states
         for name, agent in agents.items():
             row = {
                 "agent": name,
