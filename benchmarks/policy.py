@@ -92,7 +92,7 @@ def main() -> None:
         ratio = "reference" if name == "two_stage" else f"{results['two_stage'] / results[name]:.1f}x slower"
         print(f"   {name:<26} {what:<24} {results[name]:8,.0f} user-days/s  ({ratio})")
 
-    training, _ = policy_split(users, args.seed, settings.policy.evaluation_share, settings.policy.training_users)
+    training, _ = policy_split(users, args.seed, settings.policy)
     print(f"\n3. Q-learning: {len(AGENTS)} agents x {training.size} training users x {settings.policy.epochs} epochs "
           f"x {settings.simulation.n_days} days")
     result = fit_agents(videos, users, impressions, table("user_causal_parents"), ranker, model, settings, args.seed)

@@ -82,13 +82,19 @@ class SeedParquetIOManager(dg.UPathIOManager):
     def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
         atomic_write_parquet(Path(path), obj)
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:
+        """The stored partition; a `pl.LazyFrame` scan when the input is annotated so, for
+        tables too large to load whole (the large preset's impressions). A lazy scan reads
+        the file's footer here, so a truncated file still fails at load time."""
         local = Path(path)
         if not local.is_file():
             raise FileNotFoundError(
                 f"asset {_asset_name(context)}: no stored partition at {local}; materialize it first"
             )
         try:
+            if context.dagster_type.typing_type is pl.LazyFrame:
+                pl.read_parquet_schema(local)
+                return pl.scan_parquet(local)
             return pl.read_parquet(local)
         except Exception as err:  # polars raises several types for corrupt or truncated files
             raise UnreadableParquetError(

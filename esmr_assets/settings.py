@@ -69,10 +69,18 @@ class EmotionSettings(_Frozen):
 
     n_clusters: int = Field(5, ge=2, le=5, description="K-Means clusters on active days (paper: 5)")
     drop_threshold: float = Field(0.5, gt=0, lt=1, description="engagement below this share of the previous active day's is a sharp drop (-> stressed)")
+    cluster_sample_days: int | None = Field(
+        None, gt=0, description="active days K-Means is fitted on, a seeded sample when there are more "
+        "(None: all); every day is still labelled. Bounds the fit at the large preset"
+    )
     standardise_within: Literal["profile", "global"] = Field(
         "profile", description="scale cluster features per profile, or once globally as the paper does"
     )
     split: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/validation/test shares of users")
+    max_model_users: int | None = Field(
+        None, gt=0, description="users whose days train, validate and test the models: a seeded sample of "
+        "each split part, shares kept, when the population is larger (None: all); every day is still predicted"
+    )
     d_model: int = Field(16, gt=0, description="TabTransformer embedding width")
     n_heads: int = Field(2, gt=0, description="attention heads")
     n_layers: int = Field(1, gt=0, description="transformer encoder layers")
@@ -102,7 +110,14 @@ class CausalSettings(_Frozen):
     method: Literal["per_user", "pooled", "per_user_pooled_order"] = Field(
         "per_user", description="which DAGs feed the parents used downstream (chosen by F1 against the true graph)"
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda when a GPU is present under auto")
+    device: Literal["auto", "cpu", "torch-cpu", "cuda"] = Field(
+        "auto", description="cuda when a GPU is present under auto, else numpy (cpu); torch-cpu runs the torch "
+        "code on the CPU's threads"
+    )
+    pooled_max_users: int | None = Field(
+        None, gt=0, description="users whose days the pooled DAG is fitted on: a seeded sample when there are "
+        "more (None: all); its cost grows with all users' rows together"
+    )
 
 
 class PolicySettings(_Frozen):
@@ -116,12 +131,20 @@ class PolicySettings(_Frozen):
     ranker_num_leaves: int = Field(15, ge=2)
     ranker_max_trees: int = Field(500, gt=0, description="boosting rounds at most (early stopping on AUC)")
     ranker_early_stopping_rounds: int = Field(10, gt=0)
+    ranker_max_users: int | None = Field(
+        None, gt=0, description="users whose logged impressions train, validate and test the ranker: a seeded "
+        "sample, split shares kept, when the population is larger (None: all)"
+    )
     candidates: int = Field(
         112, gt=0, description="videos per user-day re-ranked by LightGBM after the popularity candidate stage "
         "(users scroll past 54 a day on average, 108 at the 90th percentile)"
     )
     evaluation_share: float = Field(
         0.5, gt=0, lt=1, description="share of users held out for evaluation; the agents train on others"
+    )
+    max_evaluation_users: int | None = Field(
+        None, gt=0, description="held-out users the policies are evaluated on at most (None: all held out); "
+        "the closed-loop rollouts cost is linear in it"
     )
     training_users: int = Field(
         200, gt=0, description="users the agents train on, drawn from those not held out (training cost is linear in it)"
@@ -181,8 +204,15 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
         "emotion": {"max_epochs": 4},
         "policy": {"epochs": 3},
     },
-    # 100,000 users, simulated in chunks of user_chunk_size.
-    "large": {"simulation": {"n_users": 100_000}},
+    # 100,000 users, simulated in chunks of user_chunk_size. The fits whose cost grows with
+    # the population use seeded samples (README, "Scale"); every user is still simulated,
+    # labelled, predicted and given a causal DAG. Sized for 30 minutes on 2 cores.
+    "large": {
+        "simulation": {"n_users": 100_000},
+        "emotion": {"cluster_sample_days": 300_000, "max_model_users": 3_000},
+        "causal": {"device": "torch-cpu", "pooled_max_users": 2_000},
+        "policy": {"ranker_max_users": 2_000, "max_evaluation_users": 5_000},
+    },
 }
 
 PRESETS: dict[str, Settings] = {

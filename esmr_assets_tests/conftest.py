@@ -35,6 +35,13 @@ def doubled(numbers: pl.DataFrame) -> pl.DataFrame:
     return numbers.with_columns(pl.col("n") * 2)
 
 
+@dg.asset(partitions_def=seed_partitions, group_name="simulation")
+def lazy_total(numbers: pl.LazyFrame) -> pl.DataFrame:
+    """Reads `numbers` as a lazy scan, as the large tables are read."""
+    assert isinstance(numbers, pl.LazyFrame)
+    return numbers.select(pl.col("n").sum().alias("total"), pl.len().alias("rows")).collect()
+
+
 @dg.asset(partitions_def=seed_partitions)
 def constant() -> pl.DataFrame:
     """Ignores its partition key, so only the IO manager can reject a bad one."""
@@ -51,7 +58,7 @@ def broken(evens: pl.DataFrame) -> pl.DataFrame:
     raise ValueError("boom: the toy asset failed")
 
 
-TOY_ASSETS = {a.key.to_user_string(): a for a in (numbers, doubled, constant, not_a_frame, broken)}
+TOY_ASSETS = {a.key.to_user_string(): a for a in (numbers, doubled, lazy_total, constant, not_a_frame, broken)}
 TOY_ASSETS["parity"] = parity
 
 

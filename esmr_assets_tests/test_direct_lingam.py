@@ -175,6 +175,12 @@ def test_order_prior_is_respected_and_matches_lingam_prior_knowledge():
     full = list(rng.permutation(p))
     pinned = BatchedDirectLiNGAM(device="cpu").fit(X, order_prior=full)
     assert (pinned.causal_order_ == np.array(full)).all()
+    # (one candidate per step, so no entropies are computed: the adjacency still matches lingam's)
+    pk_full = -np.ones((p, p))
+    for a, f in enumerate(full):
+        pk_full[full[a + 1 :], f] = 1
+    for b in range(4):
+        assert_matches(pinned.causal_order_[b], pinned.adjacency_matrix_[b], lingam_fit(X[b], prior_knowledge=pk_full))
     # cyclic constraints are refused, naming the user
     cyc = np.zeros((p, p), dtype=bool)
     cyc[0, 1] = cyc[1, 2] = cyc[2, 0] = True

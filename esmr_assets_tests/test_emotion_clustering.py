@@ -9,6 +9,7 @@ from esmr_assets.emotion.features import (
     CONTINUOUS_FEATURES,
     NO_LABEL,
     build_features,
+    limit_split,
     previous_labels,
     split_users,
 )
@@ -178,3 +179,30 @@ def test_user_split_is_seeded_disjoint_and_complete():
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert np.array_equal(split_users(user_ids, seed=4).test, split.test)
     assert not np.array_equal(split_users(user_ids, seed=5).test, split.test)
+
+
+def test_limit_split_thins_each_part_and_keeps_sides():
+    user_ids = np.repeat(np.arange(1000), 3)
+    split = split_users(user_ids, seed=4)
+    limited = limit_split(split, user_ids, 100, np.random.default_rng(0))
+    assert [np.unique(user_ids[m]).size for m in limited] == [70, 15, 15]
+    assert all((small <= whole).all() for small, whole in zip(limited, split))  # nobody changes side
+    assert all((np.bincount(user_ids[m])[np.unique(user_ids[m])] == 3).all() for m in limited)  # whole users
+    assert limit_split(split, user_ids, 1000, np.random.default_rng(0)) is split
+    assert limit_split(split, user_ids, None, np.random.default_rng(0)) is split
+
+
+def test_clusterer_fitted_on_a_sample_of_days_labels_every_day():
+    settings = load_settings("paper", {"simulation": {"n_users": 300}}).simulation
+    videos, users = simulate_videos(settings.n_videos, stream(3, "videos")), simulate_users(settings, stream(3, "users"))
+    logs = simulate_logs(videos, users, settings, 3)[0]
+    full = EmotionClusterer(random_state=0).fit(logs).label(logs)
+    sampled = EmotionClusterer(random_state=0, sample_days=2_000).fit(logs)
+    labels = sampled.label(logs)
+    assert labels.len() == logs.height and labels.null_count() == 0
+    assert labels.equals(EmotionClusterer(random_state=0, sample_days=2_000).fit(logs).label(logs))
+    # A quarter of the ~7,500 active days finds much the same clusters, and labels the
+    # latent truth about as well (the large preset samples 300,000 of ~2.5 M).
+    assert (labels == full).mean() > 0.75
+    truth = logs["true_emotion"].cast(pl.String)
+    assert abs((labels.cast(pl.String) == truth).mean() - (full.cast(pl.String) == truth).mean()) < 0.05

@@ -144,6 +144,16 @@ def test_unreadable_partition_names_file_and_asset(materialize, data_dir, failur
     assert f"asset numbers: cannot read {path}" in text
 
 
+def test_lazy_input_scans_the_stored_partition(materialize, data_dir, failure_text):
+    assert materialize(("numbers", "lazy_total"), 4).success
+    assert pl.read_parquet(data_dir / "paper/lazy_total/seed=4/part-0.parquet").row(0) == (sum(range(7)), 7)
+    # A truncated file fails when loaded, naming it, even though the scan itself is lazy.
+    path = data_dir / "paper/numbers/seed=4/part-0.parquet"
+    path.write_bytes(path.read_bytes()[:-20])
+    result = materialize(("numbers", "lazy_total"), 4, select=["lazy_total"])
+    assert not result.success and f"asset numbers: cannot read {path}" in failure_text(result)
+
+
 def test_missing_partition_names_file_and_asset(materialize, data_dir, failure_text):
     result = materialize(("numbers", "doubled"), 5, select=["doubled"])
 

@@ -52,7 +52,7 @@ def test_q_tables_cover_every_agent_state_and_action(smoke_run):
     assert q.height == len(AGENTS) * N_STATES * len(ACTIONS)
     assert set(q["agent"]) == set(AGENTS) and set(q["action"]) == set(ACTIONS)
     policy = SMOKE.policy
-    training, evaluation = policy_split(table("users"), SEED, policy.evaluation_share, policy.training_users)
+    training, evaluation = policy_split(table("users"), SEED, policy)
     meta = metadata(result, "q_table")
     assert meta["training_users"].value == training.size and meta["evaluation_users"].value == evaluation.size
     # every experienced transition is counted once: each day after day 0, each training user

@@ -27,7 +27,7 @@ from esmr_assets.policy.training import (
     day_features,
     train_agents,
 )
-from esmr_assets.settings import load_settings
+from esmr_assets.settings import PolicySettings, load_settings
 from esmr_assets.sim.affect import TRUE_EMOTIONS
 from esmr_assets.sim.environment import ClosedLoopEnv, DayStep
 
@@ -116,11 +116,17 @@ def test_pooled_method_gives_everyone_the_pooled_weights():
 
 def test_policy_split_is_disjoint_seeded_and_capped():
     users = pl.DataFrame({"user_id": np.arange(100)})
-    train, evaluation = policy_split(users, 3, 0.4, max_training=25)
+    policy = PolicySettings(evaluation_share=0.4, training_users=25)
+    train, evaluation = policy_split(users, 3, policy)
     assert evaluation.size == 40 and train.size == 25 and not set(train) & set(evaluation)
-    again = policy_split(users, 3, 0.4, max_training=25)
+    again = policy_split(users, 3, policy)
     assert np.array_equal(train, again[0]) and np.array_equal(evaluation, again[1])
-    assert not np.array_equal(evaluation, policy_split(users, 4, 0.4, max_training=25)[1])
+    assert not np.array_equal(evaluation, policy_split(users, 4, policy)[1])
+    # Capping the evaluation users keeps a prefix of the same held-out users, and the held-out
+    # users still never train: the training users do not move.
+    capped_train, capped = policy_split(users, 3, PolicySettings(evaluation_share=0.4, training_users=25,
+                                                                  max_evaluation_users=10))
+    assert capped.size == 10 and set(capped) <= set(evaluation) and np.array_equal(capped_train, train)
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,17 @@ def test_fit_is_deterministic(data, ranker, tmp_path):
     assert again.auc_ == ranker.auc_
 
 
+def test_max_users_fits_on_a_seeded_sample_read_lazily(data, ranker):
+    impressions, *rest = data
+    assert ranker.n_users_ == impressions["user_id"].n_unique()
+    sampled = EngagementRanker(random_state=0, max_users=20).fit(impressions.lazy(), *rest)
+    assert 18 <= sampled.n_users_ <= 22 and 0.5 < sampled.auc_ <= 1.0
+    again = EngagementRanker(random_state=0, max_users=20).fit(impressions, *rest)
+    assert again.to_text() == sampled.to_text()  # the same sample from a DataFrame or a scan
+    # Without a cap a LazyFrame gives exactly the DataFrame's model.
+    assert EngagementRanker(random_state=0).fit(impressions.lazy(), *rest).to_text() == ranker.to_text()
+
+
 def test_score_matrix_equals_row_by_row_prediction(data, ranker):
     impressions, logs, predictions, videos, _ = data
     state = previous_day_state(logs, predictions).filter(pl.col("day").is_in([0, 5]))

@@ -115,13 +115,29 @@ def test_check_names_match_declared_specs(smoke_tables):
         (lambda t: pl.concat([t, t.filter(pl.col("day") == 0).with_columns(pl.lit(2, pl.Int16).alias("day"))]), "impressions", "seen_window"),
     ],
 )
-def test_checks_catch_corruption(smoke_tables, corrupt, table, check):
+@pytest.mark.parametrize("user_chunk", [None, 16], ids=["whole", "user_chunks"])
+def test_checks_catch_corruption(smoke_tables, corrupt, table, check, user_chunk):
     videos, users, logs, impressions = smoke_tables
+    settings = SMOKE if user_chunk is None else SMOKE.model_copy(update={"user_chunk_size": user_chunk})
     if table == "user_day_logs":
-        outcomes = validation.check_user_day_logs(corrupt(logs), SMOKE)
+        outcomes = validation.check_user_day_logs(corrupt(logs), settings)
     else:
-        outcomes = validation.check_impressions(corrupt(impressions), logs, videos, SMOKE)
+        outcomes = validation.check_impressions(corrupt(impressions), logs, videos, settings)
     assert not {o.name: o.passed for o in outcomes}[check]
+
+
+def test_impression_checks_by_user_chunk_agree_with_the_whole_table(smoke_tables):
+    videos, _, logs, impressions = smoke_tables
+    chunked = SMOKE.model_copy(update={"user_chunk_size": 16})
+    whole = validation.check_impressions(impressions, logs, videos, SMOKE)
+    assert validation.check_impressions(impressions, logs, videos, chunked) == whole
+    doubled = pl.concat([impressions, impressions.filter(pl.col("user_id").is_in([0, 40]))])
+    duplicates = {o.name: o.metadata.get("duplicates") for o in validation.check_impressions(doubled, logs, videos, chunked)}
+    expected = impressions.filter(pl.col("user_id").is_in([0, 40])).height  # two users in different chunks
+    assert duplicates["unique_user_id_day_position"] == expected
+    stranger = pl.concat([impressions, impressions.head(1).with_columns(pl.lit(10_000, pl.Int32).alias("user_id"))])
+    outcomes = validation.check_impressions(stranger, logs, videos, chunked)
+    assert not {o.name: o.passed for o in outcomes}["matches_user_day_logs"]
 
 
 def test_skips_fall_as_video_engagement_rises(medium_tables):

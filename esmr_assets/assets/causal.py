@@ -26,8 +26,10 @@ def causal_dags(
     comments, shares, skip_rate, engagement, engagement_trend, scroll_watch_ratio,
     mean_intensity, intensity_change, content_valence, content_arousal, negative_share and
     the next-day targets next_day_stressed, valence_change, next_day_happy."""
-    settings = esmr.settings().causal
-    result = discover(user_day_logs, emotion_predictions, settings.min_rows, settings.device)
+    settings, seed = esmr.settings().causal, esmr.seed(context)
+    result = discover(
+        user_day_logs, emotion_predictions, settings.min_rows, settings.device, settings.pooled_max_users, seed
+    )
     context.log.info(
         f"fitted {len(result.users)} users; {len(result.skipped_users)} skipped (fewer than {settings.min_rows} "
         f"day pairs), {len(result.collinear_users)} skipped (collinear data)"

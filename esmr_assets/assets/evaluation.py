@@ -29,7 +29,7 @@ def policy_rollouts(
     esmr: EsmrConfig,
     videos: pl.DataFrame,
     users: pl.DataFrame,
-    impressions: pl.DataFrame,
+    impressions: pl.LazyFrame,
     q_table: pl.DataFrame,
 ):
     """The held-out users over the whole horizon under each policy (lightgbm, esmr,

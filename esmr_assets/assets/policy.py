@@ -26,7 +26,7 @@ def engagement_ranker(
     videos: pl.DataFrame,
     users: pl.DataFrame,
     user_day_logs: pl.DataFrame,
-    impressions: pl.DataFrame,
+    impressions: pl.LazyFrame,
     emotion_predictions: pl.DataFrame,
 ):
     """LightGBM P(watched) (paper §3.3.1) on the logged impressions joined with the user's
@@ -56,6 +56,7 @@ def engagement_ranker(
             "test_auc": ranker.auc_,
             "paper_auc": PAPER_AUC,
             "trees": ranker.best_iteration_,
+            "users_fitted": ranker.n_users_,
             "top_features": markdown_table(importance.head(10)),
             "model_path": dg.MetadataValue.path(str(path)),
             **plot_metadata(
@@ -90,7 +91,7 @@ def q_table(
     esmr: EsmrConfig,
     videos: pl.DataFrame,
     users: pl.DataFrame,
-    impressions: pl.DataFrame,
+    impressions: pl.LazyFrame,
     user_causal_parents: pl.DataFrame,
 ):
     """Tabular Q-learning in the closed-loop environment on training users disjoint from the

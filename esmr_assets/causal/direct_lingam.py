@@ -294,23 +294,6 @@ def _search_orders(ops: _Ops, XT, usable, precede, labels: Sequence[str]):
         valid = ops.take_along(U, slot_idx, 1)
         Z = ops.take_along(Xr, slot_idx[:, :, None], 1)
         Z = xp.where(valid[:, :, None], Z, filler[None, :k, :])
-        # xi_std = (x_i - mean) / std
-        Zc = Z - ops.mean(Z, 2, keepdims=True)
-        Zs = Zc / xp.sqrt(ops.mean(Zc * Zc, 2, keepdims=True))
-        # _residual(xi_std, xj_std): coefficient cov(xi_std, xj_std) / var(xj_std)
-        Zsc = Zs - ops.mean(Zs, 2, keepdims=True)
-        cov = (Zsc @ ops.swap_last(Zsc)) / n
-        var = ops.mean(Zsc * Zsc, 2)
-        slots = ops.arange(k)
-        off = slots[:, None] != slots[None, :]
-        beta = xp.where(off, cov / var[:, None, :], 0.0)  # diagonal lanes: harmless, dropped
-        H_r = _pair_entropies(ops, Zs, beta)  # [b, i, j] = H(r_i^(j) / std)
-        H_x = _entropy(ops, Zs)  # (B, k)
-        # _diff_mutual_info(i, j) = (H(x_j) + H(r_i^(j))) - (H(x_i) + H(r_j^(i)))
-        diff = (H_x[:, None, :] + H_r) - (H_x[:, :, None] + ops.swap_last(H_r))
-        pair = valid[:, :, None] & valid[:, None, :] & off
-        neg = xp.where(diff < 0, diff, 0.0)
-        M = ops.sum(xp.where(pair, neg * neg, 0.0), 2)
         # candidates: not blocked by a still-unordered required predecessor
         cand = valid
         if precede is not None:
@@ -324,6 +307,28 @@ def _search_orders(ops: _Ops, XT, usable, precede, labels: Sequence[str]):
                 "cyclic among the remaining variables "
                 f"{[int(c) for c in ops.to_numpy(ops.nonzero(U[b]))]}"
             )
+        if bool(ops.amax(ops.sum(ops.astype(cand, "int"), 1), 0) <= 1):
+            # A full order prior leaves one candidate per user: nothing to score, so the
+            # entropies (most of the cost) are skipped; the choice is the same.
+            M = ops.zeros((B, k))
+        else:
+            # xi_std = (x_i - mean) / std
+            Zc = Z - ops.mean(Z, 2, keepdims=True)
+            Zs = Zc / xp.sqrt(ops.mean(Zc * Zc, 2, keepdims=True))
+            # _residual(xi_std, xj_std): coefficient cov(xi_std, xj_std) / var(xj_std)
+            Zsc = Zs - ops.mean(Zs, 2, keepdims=True)
+            cov = (Zsc @ ops.swap_last(Zsc)) / n
+            var = ops.mean(Zsc * Zsc, 2)
+            slots = ops.arange(k)
+            off = slots[:, None] != slots[None, :]
+            beta = xp.where(off, cov / var[:, None, :], 0.0)  # diagonal lanes: harmless, dropped
+            H_r = _pair_entropies(ops, Zs, beta)  # [b, i, j] = H(r_i^(j) / std)
+            H_x = _entropy(ops, Zs)  # (B, k)
+            # _diff_mutual_info(i, j) = (H(x_j) + H(r_i^(j))) - (H(x_i) + H(r_j^(i)))
+            diff = (H_x[:, None, :] + H_r) - (H_x[:, :, None] + ops.swap_last(H_r))
+            pair = valid[:, :, None] & valid[:, None, :] & off
+            neg = xp.where(diff < 0, diff, 0.0)
+            M = ops.sum(xp.where(pair, neg * neg, 0.0), 2)
         score = xp.where(cand, M, math.inf)
         m = slot_idx[rows, ops.argmin(score, 1)]
         # remove x_m from every other remaining column: _residual(X_[:, i], X_[:, m])

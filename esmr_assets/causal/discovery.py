@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from ..sim.causal_graph import CAUSAL_FEATURES, TARGETS, true_adjacency
+from ..sim.rng import stream
 from .dataset import causal_frame, condition_numbers, user_arrays
 from .direct_lingam import BatchedDirectLiNGAM
 from .scoring import edge_scores, mean_scores
@@ -44,8 +45,18 @@ def _edge_frame(method: str, user_ids: list[int], adjacency: np.ndarray) -> pl.D
     )
 
 
-def discover(logs: pl.DataFrame, predictions: pl.DataFrame, min_rows: int, device: str = "auto") -> DiscoveryResult:
-    """Fit the three kinds of DAG on the users with at least `min_rows` usable day pairs."""
+def discover(
+    logs: pl.DataFrame,
+    predictions: pl.DataFrame,
+    min_rows: int,
+    device: str = "auto",
+    pooled_max_users: int | None = None,
+    seed: int = 0,
+) -> DiscoveryResult:
+    """Fit the three kinds of DAG on the users with at least `min_rows` usable day pairs.
+
+    The pooled DAG's cost grows with all users' rows together; `pooled_max_users` fits it
+    on a seeded sample of users instead (None: all)."""
     frame = causal_frame(logs, predictions)
     user_ids, arrays, skipped = user_arrays(frame, min_rows)
     ok = condition_numbers(arrays) <= MAX_CONDITION
@@ -62,7 +73,11 @@ def discover(logs: pl.DataFrame, predictions: pl.DataFrame, min_rows: int, devic
     fits["per_user"] = (user_ids, per_user.adjacency_matrix_, time.perf_counter() - start)
 
     start = time.perf_counter()
-    pooled = BatchedDirectLiNGAM(device=device).fit([np.concatenate(arrays)], user_ids=["pooled"])
+    pooled_arrays = arrays
+    if pooled_max_users is not None and len(arrays) > pooled_max_users:
+        chosen = np.sort(stream(seed, "sampling", 2).choice(len(arrays), pooled_max_users, replace=False))
+        pooled_arrays = [arrays[i] for i in chosen]
+    pooled = BatchedDirectLiNGAM(device=device).fit([np.concatenate(pooled_arrays)], user_ids=["pooled"])
     fits["pooled"] = ([POOLED_USER], pooled.adjacency_matrix_, time.perf_counter() - start)
 
     start = time.perf_counter()

@@ -103,6 +103,7 @@ class EmotionClusterer(BaseEstimator):
         standardise_within: str | None = "profile",
         n_init: int = 10,
         n_threads: int | None = 1,
+        sample_days: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.random_state = random_state
@@ -111,6 +112,7 @@ class EmotionClusterer(BaseEstimator):
         self.standardise_within = standardise_within
         self.n_init = n_init
         self.n_threads = n_threads
+        self.sample_days = sample_days
 
     def _groups(self, logs: pl.DataFrame) -> pl.Series:
         if self.standardise_within is None:
@@ -147,6 +149,11 @@ class EmotionClusterer(BaseEstimator):
             *(pl.col(f).std().fill_null(1.0).replace(0.0, 1.0).alias(f"std_{f}") for f in CLUSTER_FEATURES),
         ).sort("group")
         z = self._standardised(active)
+        if self.sample_days is not None and z.shape[0] > self.sample_days:
+            # K-Means on a seeded sample of days (scaling used them all): the centroids of a
+            # large sample, and every day is still labelled by `label`.
+            sample = np.random.default_rng([self.random_state, 1]).choice(z.shape[0], self.sample_days, replace=False)
+            z = z[np.sort(sample)]
         self.kmeans_ = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state).fit(z)
         centres = self.kmeans_.cluster_centers_
         self.cluster_emotion_ = map_clusters(centres, CLUSTER_FEATURES)

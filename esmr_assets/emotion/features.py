@@ -163,3 +163,21 @@ def split_users(
     n_val = round(fractions[1] * users.size)
     parts = np.split(users, [n_train, n_train + n_val])
     return UserSplit(*(np.isin(ids, part) for part in parts))
+
+
+def limit_split(
+    split: UserSplit, user_ids: np.ndarray | pl.Series, max_users: int | None, rng: np.random.Generator
+) -> UserSplit:
+    """`split` with each part thinned to a random sample of its users, shares kept, so that
+    about `max_users` users remain; unchanged when the population is no larger. Bounds a
+    fit on a huge population while no user changes side."""
+    ids = np.asarray(user_ids)
+    n_users = np.unique(ids).size
+    if max_users is None or n_users <= max_users:
+        return split
+    thinned = []
+    for mask in split:
+        members = np.unique(ids[mask])
+        keep = rng.permutation(members)[: max(1, round(members.size * max_users / n_users))]
+        thinned.append(mask & np.isin(ids, keep))
+    return UserSplit(*thinned)

@@ -13,9 +13,10 @@ import polars as pl
 from ..schemas import LATENT_COLUMNS
 from ..settings import EmotionSettings
 from ..sim.affect import TRUE_EMOTIONS
+from ..sim.rng import stream
 from .baselines import score_baselines
 from .clustering import EmotionClusterer
-from .features import EmotionFeatures, UserSplit, build_features, previous_labels, split_users
+from .features import EmotionFeatures, UserSplit, build_features, limit_split, previous_labels, split_users
 from .metrics import agreement, classification_scores, confusion
 from .tabtransformer import TabTransformerClassifier
 
@@ -37,6 +38,7 @@ def label_days(logs: pl.DataFrame, settings: EmotionSettings, seed: int) -> Labe
         random_state=seed,
         drop_threshold=settings.drop_threshold,
         standardise_within=None if settings.standardise_within == "global" else "profile",
+        sample_days=settings.cluster_sample_days,
     )
     observed = logs.drop(LATENT_COLUMNS)
     label = clusterer.fit_label(observed)
@@ -74,7 +76,10 @@ def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: Emot
     features, target = model_features(logs, labels)
     y = target.cast(pl.String).to_numpy()
     truth = logs["true_emotion"].cast(pl.String).to_numpy()
-    split = split_users(logs["user_id"], seed, settings.split)
+    split = limit_split(
+        split_users(logs["user_id"], seed, settings.split), logs["user_id"], settings.max_model_users,
+        stream(seed, "sampling", 0),
+    )
     train, val, test = (features.take(mask) for mask in split)
     model = TabTransformerClassifier(
         d_model=settings.d_model,

@@ -29,11 +29,15 @@ from .ranker import EngagementRanker
 ACTIONS = EMOTIONS
 
 
-def video_popularity(impressions: pl.DataFrame, n_videos: int) -> np.ndarray:
+def video_popularity(impressions: pl.DataFrame | pl.LazyFrame, n_videos: int) -> np.ndarray:
     """(n_videos,) logged watch rate per video with a uniform Beta(1, 1) prior:
-    (watched + 1) / (shown + 2), so an unshown video sits at 0.5."""
-    counts = impressions.group_by("video_id").agg(
-        pl.len().alias("shown"), pl.col("watched").cast(pl.Int64).sum().alias("watched")
+    (watched + 1) / (shown + 2), so an unshown video sits at 0.5. A LazyFrame is aggregated
+    by the streaming engine, never loaded whole."""
+    counts = (
+        impressions.lazy()
+        .group_by("video_id")
+        .agg(pl.len().alias("shown"), pl.col("watched").cast(pl.Int64).sum().alias("watched"))
+        .collect(engine="streaming")
     )
     shown, watched = np.zeros(n_videos), np.zeros(n_videos)
     ids = counts["video_id"].to_numpy()

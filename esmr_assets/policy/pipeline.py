@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from ..causal.discovery import POOLED_USER
-from ..settings import Settings
+from ..settings import PolicySettings, Settings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
 from .feeds import ACTIONS, FeedBuilder, video_popularity
@@ -23,7 +23,7 @@ from .training import DAY_FEATURES, RewardModel, RewardWeights, train_agents
 
 
 def fit_ranker(
-    impressions: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
     logs: pl.DataFrame,
     predictions: pl.DataFrame,
     videos: pl.DataFrame,
@@ -38,23 +38,24 @@ def fit_ranker(
         learning_rate=policy.ranker_learning_rate,
         num_leaves=policy.ranker_num_leaves,
         early_stopping_rounds=policy.ranker_early_stopping_rounds,
+        max_users=policy.ranker_max_users,
     ).fit(impressions, logs, predictions, videos, users)
 
 
-def policy_split(
-    users: pl.DataFrame, seed: int, evaluation_share: float, max_training: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(training user ids, evaluation user ids): a seeded, disjoint split of `users`; at
-    most `max_training` of the users not held out for evaluation train the agents."""
+def policy_split(users: pl.DataFrame, seed: int, policy: PolicySettings) -> tuple[np.ndarray, np.ndarray]:
+    """(training user ids, evaluation user ids): a seeded, disjoint split of `users`. The
+    `evaluation_share` held out is capped at `max_evaluation_users`; at most
+    `training_users` of the others train the agents."""
     ids = np.sort(users["user_id"].to_numpy())
     shuffled = stream(seed, "policy", 0).permutation(ids)
-    n_eval = max(1, round(evaluation_share * ids.size))
-    if n_eval >= ids.size:
+    n_held_out = max(1, round(policy.evaluation_share * ids.size))
+    if n_held_out >= ids.size:
         raise ValueError(f"{ids.size} users cannot be split into training and evaluation users")
-    return np.sort(shuffled[n_eval:][:max_training]), np.sort(shuffled[:n_eval])
+    n_eval = min(n_held_out, policy.max_evaluation_users or n_held_out)
+    return np.sort(shuffled[n_held_out:][: policy.training_users]), np.sort(shuffled[:n_eval])
 
 
-def feed_builder(ranker: EngagementRanker, impressions: pl.DataFrame, settings: Settings) -> FeedBuilder:
+def feed_builder(ranker: EngagementRanker, impressions: pl.DataFrame | pl.LazyFrame, settings: Settings) -> FeedBuilder:
     return FeedBuilder(
         ranker,
         video_popularity(impressions, ranker.video_ids_.size),
@@ -107,7 +108,7 @@ class AgentTraining:
 def fit_agents(
     videos: pl.DataFrame,
     users: pl.DataFrame,
-    impressions: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
     user_causal_parents: pl.DataFrame,
     ranker: EngagementRanker,
     emotion_model,
@@ -118,7 +119,7 @@ def fit_agents(
     """Train the ESMR agent and its two ablations on the training users, side by side: the
     cohort holds one copy of the training users per agent (user ids offset per copy)."""
     policy = settings.policy
-    training_users, evaluation_users = policy_split(users, seed, policy.evaluation_share, policy.training_users)
+    training_users, evaluation_users = policy_split(users, seed, policy)
     base = users.filter(pl.col("user_id").is_in(training_users)).sort("user_id")
     stride = int(users["user_id"].max()) + 1
     cohort = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(AGENTS))])
@@ -170,7 +171,7 @@ def agents_from_q_table(q_table: pl.DataFrame, settings: Settings) -> dict[str, 
 def run_rollouts(
     videos: pl.DataFrame,
     users: pl.DataFrame,
-    impressions: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
     ranker: EngagementRanker,
     emotion_model,
     agents: dict[str, QLearningAgent],
@@ -181,7 +182,7 @@ def run_rollouts(
     """Every policy of `POLICIES` over the evaluation users' whole horizon, each from the
     same start with the same noise (episode 0): common random numbers, so differences
     between the policies' rows are the policies' doing."""
-    _, evaluation_users = policy_split(users, seed, settings.policy.evaluation_share, settings.policy.training_users)
+    _, evaluation_users = policy_split(users, seed, settings.policy)
     cohort = users.filter(pl.col("user_id").is_in(evaluation_users)).sort("user_id")
     feeds = feed_builder(ranker, impressions, settings)
     policies = {

@@ -19,9 +19,10 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from ..emotion.features import NO_LABEL, PREVIOUS_LABELS, split_users
+from ..emotion.features import NO_LABEL, PREVIOUS_LABELS, UserSplit, limit_split, split_users
 from ..settings import PROFILES
 from ..sim.content import CATEGORIES, EMOTIONS
+from ..sim.rng import stream
 
 USER_NUMERIC = (
     "churned",
@@ -137,6 +138,7 @@ class EngagementRanker:
         early_stopping_rounds: int = 10,
         split: tuple[float, float, float] = (0.7, 0.15, 0.15),
         n_jobs: int = 2,
+        max_users: int | None = None,
     ) -> None:
         self.random_state = random_state
         self.n_estimators = n_estimators
@@ -146,6 +148,7 @@ class EngagementRanker:
         self.early_stopping_rounds = early_stopping_rounds
         self.split = split
         self.n_jobs = n_jobs
+        self.max_users = max_users
 
     def _params(self) -> dict:
         return {
@@ -163,18 +166,29 @@ class EngagementRanker:
 
     def fit(
         self,
-        impressions: pl.DataFrame,
+        impressions: pl.DataFrame | pl.LazyFrame,
         logs: pl.DataFrame,
         predictions: pl.DataFrame,
         videos: pl.DataFrame,
         users: pl.DataFrame,
     ) -> EngagementRanker:
         """Train on logged impressions; `predictions` holds each user-day's predicted label
-        (emotion_predictions), `users` the profiles (only users present in `logs` are used)."""
+        (emotion_predictions), `users` the profiles (only users present in `logs` are used).
+
+        With `max_users`, a seeded sample of users (each split part thinned, shares kept)
+        trains, validates and tests it, and only their impressions are read from a LazyFrame."""
+        impressions = impressions.lazy()
+        present = impressions.select(pl.col("user_id").unique().sort()).collect()["user_id"].to_numpy()
+        parts = split_users(present, self.random_state, self.split)
+        if self.max_users is not None and present.size > self.max_users:
+            parts = limit_split(parts, present, self.max_users, stream(self.random_state, "sampling", 1))
+            impressions = impressions.filter(pl.col("user_id").is_in(present[parts.train | parts.val | parts.test]))
         profiled = logs.drop("profile").join(users.select("user_id", "profile"), on="user_id")
         state = previous_day_state(profiled, predictions)
         state = state.with_row_index("state_row")
-        rows = impressions.join(state.select("user_id", "day", "state_row"), on=["user_id", "day"], how="left")
+        rows = impressions.join(
+            state.lazy().select("user_id", "day", "state_row"), on=["user_id", "day"], how="left", maintain_order="left"
+        ).collect()
         if rows["state_row"].null_count():
             raise ValueError("impressions reference user-days missing from logs")
         self._set_videos(videos)
@@ -182,7 +196,9 @@ class EngagementRanker:
             user_matrix(state), self.video_features_, rows["state_row"].to_numpy(), rows["video_id"].to_numpy()
         )
         y = rows["watched"].to_numpy().astype(np.float32)
-        parts = split_users(rows["user_id"], self.random_state, self.split)
+        row_users = rows["user_id"].to_numpy()
+        parts = UserSplit(*(np.isin(row_users, present[part]) for part in parts))
+        self.n_users_ = int(np.unique(row_users).size)
         categorical = [FEATURE_NAMES.index(c) for c in CATEGORICAL]
 
         def dataset(mask: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:

@@ -17,6 +17,7 @@ STAGES = {
     "logging_policy": 4,  # the randomness of Algorithm 1's feed selection
     "closed_loop": 5,  # the closed-loop environment's daily user noise (policy-independent)
     "policy": 6,  # policies' own randomness: exploration, random feeds
+    "sampling": 7,  # seeded samples of users or days that bound model fits at large scale
 }
 
 

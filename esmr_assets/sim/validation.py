@@ -8,7 +8,8 @@ failing a run whose seed happens to land differently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -217,6 +218,41 @@ def check_user_day_logs(logs: pl.DataFrame, settings: SimulationSettings) -> lis
 
 
 def check_impressions(
+    impressions: pl.DataFrame, logs: pl.DataFrame, videos: pl.DataFrame, settings: SimulationSettings
+) -> list[CheckOutcome]:
+    """Every check is per user, so they run on `user_chunk_size` users at a time (the
+    large preset's sorts and hash tables would otherwise cover ~140 M rows at once) and
+    the chunks' outcomes are combined."""
+    ids = np.unique(logs["user_id"].to_numpy())
+    bounds = ids[:: settings.user_chunk_size].tolist() + [int(ids[-1]) + 1 if ids.size else 0]
+    if len(bounds) <= 2:
+        parts = [_check_impressions_chunk(impressions, logs, videos, settings)]
+    else:
+        parts = []
+        for lo, hi in zip(bounds, bounds[1:]):
+            in_chunk = pl.col("user_id").is_between(lo, hi, closed="left")
+            parts.append(_check_impressions_chunk(impressions.filter(in_chunk), logs.filter(in_chunk), videos, settings))
+    combined = [_combine(outcomes) for outcomes in zip(*parts)]
+    if not impressions["user_id"].is_in(pl.Series(ids)).all():  # impressions of users the logs do not have
+        combined = [replace(o, passed=False) if o.name == "matches_user_day_logs" else o for o in combined]
+    return combined
+
+
+def _combine(outcomes: Sequence[CheckOutcome]) -> CheckOutcome:
+    """One check's outcomes over user chunks: failed if any chunk failed, with the first
+    failing chunk's details; counts add up and the smallest gap is the smallest of all."""
+    failing = [o for o in outcomes if not o.passed]
+    first = (failing or list(outcomes))[0]
+    metadata = dict(first.metadata)
+    if "duplicates" in metadata:
+        metadata["duplicates"] = sum(o.metadata["duplicates"] for o in outcomes)
+    if "smallest_gap_days" in metadata:
+        gaps = [o.metadata["smallest_gap_days"] for o in outcomes if o.metadata["smallest_gap_days"] is not None]
+        metadata["smallest_gap_days"] = min(gaps, default=None)
+    return replace(first, passed=not failing, metadata=metadata)
+
+
+def _check_impressions_chunk(
     impressions: pl.DataFrame, logs: pl.DataFrame, videos: pl.DataFrame, settings: SimulationSettings
 ) -> list[CheckOutcome]:
     per_day = impressions.group_by("user_id", "day").agg(pl.len().alias("shown"), pl.col("watched").sum().alias("w"))
