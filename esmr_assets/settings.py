@@ -211,7 +211,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
         "simulation": {"n_users": 100_000},
         "emotion": {"cluster_sample_days": 300_000, "max_model_users": 3_000},
         "causal": {"device": "torch-cpu", "pooled_max_users": 2_000},
-        "policy": {"ranker_max_users": 2_000, "max_evaluation_users": 5_000},
+        "policy": {"ranker_max_users": 2_000, "max_evaluation_users": 3_000},
     },
 }
 
