@@ -17,6 +17,9 @@ cross join lateral (
         ('engagement_reward', e.engagement_reward),
         ('mean_valence', e.mean_valence),
         ('mean_latent_valence', e.mean_latent_valence),
-        ('recovery_time', e.recovery_time)
+        ('recovery_time', e.recovery_time),
+        ('positive_share', e.positive_share),
+        ('negative_share', e.negative_share),
+        ('decoded_accuracy', e.decoded_accuracy)
 ) as m (metric, value)
 order by e.seed, e.policy, e.label_source, m.metric

@@ -1,7 +1,9 @@
 """Regenerate the README's results tables from the stored outputs (never typed by hand).
 
-Reads the `policy_comparison` SQL model and `evaluation_metrics` of the given preset and
-rewrites the README between `<!-- results:start -->` and `<!-- results:end -->`:
+Reads the `policy_comparison` and `reward_fairness_by_group` SQL models of the given preset and
+rewrites the README between `<!-- results:start -->` and `<!-- results:end -->`, and the
+feedback-fairness table (`reward_fairness_by_group`) between `<!-- fairness:start -->` and
+`<!-- fairness:end -->`:
 
     .venv/bin/esmr run --seed 0 --seed 1 --seed 2        # materialize seeds + SQL models
     .venv/bin/python docs/render_results.py --data-dir data
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from esmr_assets.cli import POLICY_ORDER as CLI_POLICY_ORDER
 from esmr_assets.evaluation.metrics import PAPER_BASELINE, PAPER_FIGURES, PAPER_VOLATILITY_CHANGE
 from esmr_assets.io_manager import markdown_table_text
 from esmr_assets.settings import load_settings
@@ -22,7 +25,8 @@ from esmr_assets.storage import storage_root
 from esmr_assets.warehouse import run_query
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-POLICY_ORDER = "list_position(['lightgbm', 'esmr', 'esmr_no_emotion', 'esmr_no_engagement', 'random'], policy)"
+POLICY_ORDER = f"list_position({CLI_POLICY_ORDER}, policy)"
+FAIRNESS_START, FAIRNESS_END = "<!-- fairness:start -->", "<!-- fairness:end -->"
 SHOWN = (
     ("negative_days", "negative days", 2),
     ("happy_at_least_once", "happy ≥ once", 3),
@@ -68,6 +72,29 @@ def comparison_markdown(root: Path, label_source: str) -> str:
     return f"Mean over {seeds} seeds [95 % t interval]:\n\n" + markdown_table_text(pl.DataFrame(rows))
 
 
+def fairness_markdown(root: Path) -> str:
+    """reward_fairness_by_group as one row per policy: r = +1 and r = -1 shares per style."""
+    frame = run_query(root, f"select * from reward_fairness_by_group order by {POLICY_ORDER}, feedback_style")
+    seeds = int(frame["seeds"].max())
+    rows = []
+    for policy in frame["policy"].unique(maintain_order=True):
+        cells = {"policy": policy}
+        part = frame.filter(pl.col("policy") == policy)
+        for sign, title in (("positive_share", "r = +1"), ("negative_share", "r = −1")):
+            for style in ("expressive", "critical", "passive"):
+                value = part.filter(pl.col("feedback_style") == style)[sign]
+                cells[f"{title} {style}"] = f"{value[0]:.3f}" if value.len() else "–"
+        rows.append(cells)
+    return (f"Share of served impressions by latent satisfaction, per communication style (mean over {seeds} "
+            "seeds, latent truth, never seen by a learner):\n\n" + markdown_table_text(pl.DataFrame(rows)))
+
+
+def _replace(text: str, start: str, end: str, block: str, path: Path) -> str:
+    if start not in text or end not in text:
+        raise SystemExit(f"{path} lacks the {start} ... {end} markers")
+    return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
@@ -83,10 +110,9 @@ def main() -> None:
         comparison_markdown(root, "predicted"),
         END,
     ])
-    text = args.readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{args.readme} lacks the {START} ... {END} markers")
-    args.readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+    text = _replace(args.readme.read_text(), START, END, block, args.readme)
+    fairness = "\n\n".join([FAIRNESS_START, fairness_markdown(root), FAIRNESS_END])
+    args.readme.write_text(_replace(text, FAIRNESS_START, FAIRNESS_END, fairness, args.readme))
     print(f"rewrote the results block of {args.readme}")
 
 

@@ -30,6 +30,12 @@ from esmr_assets.warehouse import (
 if TYPE_CHECKING:
     import dagster as dg
 
+# The policies in the order of policy.policies.POLICIES (not imported: `esmr sql` starts without torch).
+POLICY_ORDER = (
+    "['lightgbm', 'esmr', 'esmr_no_emotion', 'esmr_no_engagement', 'esmr_igl', 'random', "
+    "'igl_p3', 'igl_p2', 'cb_like', 'cb_comment']"
+)
+
 # (title, sql) printed after every `esmr run`; later stages append theirs. A query runs only
 # when every table it reads exists in the warehouse.
 SUMMARY_QUERIES: list[tuple[str, str]] = [
@@ -72,7 +78,16 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(engagement_reward, 1) as r_eng, paper_engagement_reward as \"(paper)      \", "
         "round(mean_latent_valence, 3) as valence, round(recovery_time, 2) as recovery_days "
         "from evaluation_metrics where label_source = 'true' "
-        "order by seed, list_position(['lightgbm', 'esmr', 'esmr_no_emotion', 'esmr_no_engagement', 'random'], policy)",
+        "order by seed, list_position(" + POLICY_ORDER + ", policy)",
+    ),
+    (
+        "latent satisfaction of what each policy served, per communication style (share of impressions with "
+        "r = +1 / r = -1; IGL-P's Fig. 4 view) and the decoded rewards' sign accuracy",
+        "select seed, policy, round(positive_share_expressive, 3) as \"r=+1 expressive\", "
+        "round(positive_share_critical, 3) as \"r=+1 critical\", round(positive_share_passive, 3) as \"r=+1 passive\", "
+        "round(negative_share_expressive, 3) as \"r=-1 expressive\", round(negative_share_critical, 3) as \"r=-1 critical\", "
+        "round(negative_share_passive, 3) as \"r=-1 passive\", round(decoded_accuracy, 3) as decoded_accuracy "
+        "from evaluation_metrics where label_source = 'true' order by seed, list_position(" + POLICY_ORDER + ", policy)",
     ),
 ]
 

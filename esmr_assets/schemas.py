@@ -10,6 +10,7 @@ import polars as pl
 from .settings import FEEDBACK_STYLES, PROFILES
 from .sim.affect import TRUE_EMOTIONS
 from .sim.content import CATEGORIES, EMOTIONS, THEMES
+from .sim.feedback import SIGNALS
 from .sim.logs import CATEGORY_LABELS, EMOTION_LABELS
 
 F64, I32 = pl.Float64, pl.Int32
@@ -82,8 +83,12 @@ IMPRESSIONS = pl.Schema(
         "video_id": I32,
         "watched": pl.Boolean,
         "seconds": pl.Float32,
+        "feedback": pl.Enum(SIGNALS),
+        "satisfaction": pl.Int8,
     }
 )
+#: impression columns no learner may read (IGL-P's latent reward)
+LATENT_IMPRESSION_COLUMNS = ("satisfaction",)
 
 CONTRACTS: dict[str, pl.Schema] = {
     "videos": VIDEOS,

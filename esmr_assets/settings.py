@@ -52,6 +52,18 @@ class SimulationSettings(_Frozen):
     feedback_style_shares: tuple[float, float, float] = Field(
         (0.4, 0.3, 0.3), description="shares of expressive, critical, passive communication styles"
     )
+    satisfied_appeal: float = Field(
+        1.6, gt=0, description="IGL-P latent satisfaction: a watched video with appeal * (1 + response) at or above "
+        "this is r = +1 (sim/feedback.py)"
+    )
+    dissatisfied_response: float = Field(
+        0.15, gt=0, description="IGL-P latent satisfaction: a video whose pull on the user's valence is at or below "
+        "minus this is r = -1"
+    )
+    not_interested_rate: float = Field(
+        0.3, ge=0, le=1, description="chance that an r = -1 impression gives the definitely-negative "
+        "'not_interested' signal instead of the style's own"
+    )
     latent_noise_scale: float = Field(0.06, ge=0, description="Laplace scale of daily valence noise")
     engagement_valence_effect: float = Field(0.03, description="c of the valence update: weight of Delta E")
 
@@ -162,6 +174,13 @@ class PolicySettings(_Frozen):
     temperature_decay: float = Field(0.7, gt=0, le=1, description="temperature multiplier per epoch")
     min_temperature: float = Field(0.05, gt=0)
     rl_streak: int = Field(3, ge=1, description="negative-or-neutral days after which the hybrid hands over to RL")
+    bandit_epsilon: float = Field(0.1, gt=0, le=1, description="exploration of the IGL-P and hand-reward bandits")
+    igl_alpha: float = Field(
+        0.3, gt=0, le=1, description="IGL-P(3)'s negative labelling propensity: the assumed chance that a latent "
+        "r = -1 says 'not interested' (the simulator's not_interested_rate)"
+    )
+    igl_learning_rate: float = Field(0.05, gt=0, description="Adam step of the inverse-kinematics model")
+    igl_epochs: int = Field(3, gt=0, description="passes of the bandits over the training users' 30 days")
 
 
 class Settings(_Frozen):

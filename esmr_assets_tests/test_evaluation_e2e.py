@@ -12,9 +12,10 @@ from scipy import stats
 
 from esmr_assets.evaluation.metrics import METRICS
 from esmr_assets.policy.hybrid import rl_active
+from esmr_assets.policy.bandits import BANDITS
 from esmr_assets.policy.policies import POLICIES
 from esmr_assets.resources import run_config
-from esmr_assets.settings import load_settings
+from esmr_assets.settings import FEEDBACK_STYLES, load_settings
 from esmr_assets.warehouse import run_query
 
 pytestmark = pytest.mark.slow
@@ -75,6 +76,35 @@ def test_metrics_hold_every_policy_and_label_source(smoke_graph):
     assert (root / "evaluation_metrics" / "seed=2" / "policy_comparison.png").stat().st_size > 0
 
 
+def test_feedback_metrics_per_style_match_the_rollouts(smoke_graph):
+    root, _ = smoke_graph
+    metrics = table(root, "evaluation_metrics").filter(pl.col("label_source") == "true")
+    rollouts = table(root, "policy_rollouts").join(table(root, "users").select("user_id", "feedback_style"),
+                                                   on="user_id")
+    for row in metrics.iter_rows(named=True):
+        frame = rollouts.filter(pl.col("policy") == row["policy"])
+        for style in FEEDBACK_STYLES:
+            group = frame.filter(pl.col("feedback_style") == style)
+            shown = group["n_impressions"].sum()
+            assert row[f"positive_share_{style}"] == pytest.approx(group["positive_impressions"].sum() / shown)
+            assert row[f"negative_share_{style}"] == pytest.approx(group["negative_impressions"].sum() / shown)
+        learner = row["policy"] in BANDITS
+        assert (row["decoded_accuracy"] is not None) == learner
+        if learner:
+            assert row["decoded_accuracy"] == pytest.approx(frame["decoded_agree"].sum() / frame["rounds"].sum())
+    assert (root / "evaluation_metrics" / "seed=2" / "reward_fairness.png").stat().st_size > 0
+
+
+def test_reward_fairness_by_group_averages_the_seeds(two_seeds):
+    root, _ = two_seeds
+    fairness = run_query(root, "select * from reward_fairness_by_group")
+    assert fairness.height == len(POLICIES) * len(FEEDBACK_STYLES) and (fairness["seeds"] == 2).all()
+    per_seed = pl.concat([table(root, "evaluation_metrics", s) for s in SEEDS]).filter(pl.col("label_source") == "true")
+    row = fairness.filter((pl.col("policy") == "cb_comment") & (pl.col("feedback_style") == "critical")).row(0, named=True)
+    values = per_seed.filter(pl.col("policy") == "cb_comment")["negative_share_critical"].to_numpy()
+    assert row["negative_share"] == pytest.approx(values.mean()) and row["negative_share_sd"] == pytest.approx(values.std(ddof=1))
+
+
 def test_policy_comparison_intervals_match_numpy(two_seeds):
     root, sql_run = two_seeds
     assert sql_run.success
@@ -110,7 +140,7 @@ def test_sql_models_rerun_to_identical_bytes(two_seeds):
     root, _ = two_seeds
     models = sorted(p for p in root.glob("*/part-0.parquet"))
     assert {p.parent.name for p in models} == {"policy_comparison_by_seed", "policy_comparison", "daily_emotion_mix",
-                                               "causal_parent_frequency"}
+                                               "causal_parent_frequency", "reward_fairness_by_group"}
     before = {p: p.read_bytes() for p in models}
     config = run_config("smoke", root.parent)
     with dg.DagsterInstance.ephemeral() as instance:

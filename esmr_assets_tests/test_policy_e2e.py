@@ -6,7 +6,8 @@ import polars as pl
 import pytest
 
 from esmr_assets.policy.feeds import ACTIONS
-from esmr_assets.policy.pipeline import agents_from_q_table, policy_split
+from esmr_assets.policy.bandits import BANDITS, N_CONTEXT, load_learners
+from esmr_assets.policy.pipeline import agents_from_q_table, bandit_table, policy_split
 from esmr_assets.policy.policies import AGENTS
 from esmr_assets.policy.qlearning import N_STATES
 from esmr_assets.policy.ranker import FEATURE_NAMES, EngagementRanker
@@ -79,3 +80,20 @@ def test_learning_curve_has_every_epoch_and_the_reward_parts(smoke_run):
     temperatures = curve.filter(pl.col("agent") == "esmr")["temperature"].to_numpy()
     assert np.allclose(temperatures[1:] / temperatures[:-1], SMOKE.policy.temperature_decay)
     assert (root / "q_learning_curve" / f"seed={SEED}" / "mean_reward_per_epoch.png").stat().st_size > 0
+
+
+def test_igl_policy_stores_every_bandit_and_feeds_esmr_igl(smoke_run):
+    root, result, table = smoke_run
+    policies = table("igl_policy")
+    assert policies["policy"].unique(maintain_order=True).to_list() == list(BANDITS)
+    assert policies.height == len(BANDITS) * len(ACTIONS) * N_CONTEXT and policies["coef"].is_finite().all()
+    learners = load_learners((root / "igl_policy" / f"seed={SEED}" / "bandit_learners.pt").read_bytes(), SMOKE.policy, 0)
+    assert bandit_table(learners).equals(policies)
+    meta = metadata(result, "igl_policy")
+    assert "decoded_accuracy" in meta["training"].value
+    # esmr_igl's R_eng is the decoded reward: a mean of values in {1 - 2/alpha, 0, 1}, not the watch/scroll ratio.
+    curve = table("q_learning_curve")
+    igl_eng = curve.filter(pl.col("agent") == "esmr_igl")["mean_r_eng"]
+    assert igl_eng.len() == SMOKE.policy.epochs
+    assert ((igl_eng >= 1 - 2 / SMOKE.policy.igl_alpha) & (igl_eng <= 1)).all()
+    assert not np.allclose(igl_eng.to_numpy(), curve.filter(pl.col("agent") == "esmr")["mean_r_eng"].to_numpy())

@@ -51,7 +51,8 @@ def fake_step(labels, watch=None, scroll=None, trend=None, probabilities=None) -
         probabilities = (np.asarray(labels)[:, None] == np.asarray(TRUE_EMOTIONS)[None, :]).astype(float)
     empty = np.zeros(0, int)
     return DayStep(0, logs, np.asarray(labels, dtype=object), np.asarray(probabilities, float),
-                   np.asarray(labels), empty, empty, empty, empty.astype(bool), empty.astype(float))
+                   np.asarray(labels), empty, empty, empty, empty.astype(bool), empty.astype(float),
+                   empty.astype(np.int8), empty.astype(np.int8))
 
 
 def test_state_tracker_counts_streaks_through_churn_days():

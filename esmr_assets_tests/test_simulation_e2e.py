@@ -11,6 +11,7 @@ from esmr_assets.cli import main
 from esmr_assets.definitions import defs
 from esmr_assets.resources import run_config
 from esmr_assets.settings import load_settings
+from esmr_assets.sim.validation import CHECK_NAMES
 
 SMOKE = load_settings("smoke").simulation
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ def test_two_smoke_seeds_materialize_with_passing_checks(instance, data_dir, cap
         evaluations = [
             e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
         ]
-        assert len(evaluations) == 30
+        assert len(evaluations) == sum(len(names) for names in CHECK_NAMES.values())
         failed = [
             (ev.asset_key.to_user_string(), ev.check_name)
             for ev in evaluations

@@ -7,14 +7,16 @@ import polars as pl
 
 from ..emotion.pipeline import load_model
 from ..evaluation.comparison import evaluation_table, representative_user
-from ..evaluation.plots import daily_emotion_mix, policy_comparison, policy_trajectories
+from ..evaluation.plots import daily_emotion_mix, policy_comparison, policy_trajectories, reward_fairness
 from ..partitions import seed_partitions
+from ..policy.bandits import load_learners
 from ..policy.pipeline import agents_from_q_table, run_rollouts
+from ..settings import FEEDBACK_STYLES
 from ..resources import EsmrConfig
 from ..storage import partition_dir
 from .common import markdown_table, plot_metadata
 from .emotion import MODEL_FILE, emotion_model
-from .policy import engagement_ranker, load_ranker
+from .policy import LEARNERS_FILE, engagement_ranker, igl_policy, load_ranker
 
 GROUP = "evaluation"
 #: the comparison columns `esmr run` prints and the metadata previews
@@ -22,7 +24,7 @@ HEADLINE = ("negative_days", "happy_at_least_once", "final_dominant_happy", "ful
             "bounce_rate", "engagement_reward", "mean_latent_valence", "recovery_time")
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, deps=[engagement_ranker, emotion_model],
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, deps=[engagement_ranker, emotion_model, igl_policy],
           kinds={"numpy", "parquet"})
 def policy_rollouts(
     context: dg.AssetExecutionContext,
@@ -38,9 +40,11 @@ def policy_rollouts(
     engagement reward, the predicted and the latent true emotion and the latent valence."""
     settings, seed = esmr.settings(), esmr.seed(context)
     model = load_model(partition_dir(esmr.storage_root(), "emotion_model", seed) / MODEL_FILE, device="cpu")
+    learners = load_learners((partition_dir(esmr.storage_root(), "igl_policy", seed) / LEARNERS_FILE).read_bytes(),
+                             settings.policy, seed)
     rollouts = run_rollouts(
         videos, users, impressions, load_ranker(esmr, seed, videos), model, agents_from_q_table(q_table, settings),
-        settings, seed, log=context.log.info,
+        settings, seed, log=context.log.info, learners=learners,
     )
     user = representative_user(rollouts)
     rl_share = rollouts.group_by("policy", maintain_order=True).agg(pl.col("rl_active").mean())
@@ -59,12 +63,15 @@ def policy_rollouts(
 
 
 @dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"parquet"})
-def evaluation_metrics(context: dg.AssetExecutionContext, esmr: EsmrConfig, policy_rollouts: pl.DataFrame):
+def evaluation_metrics(
+    context: dg.AssetExecutionContext, esmr: EsmrConfig, policy_rollouts: pl.DataFrame, users: pl.DataFrame
+):
     """Every metric of DESIGN §7 per policy and label source (the emotion model's predicted
     labels, and the simulator's latent truth), with the change relative to lightgbm and
-    the paper's figures in separate columns."""
+    the paper's figures in separate columns; then the latent satisfaction of what each
+    policy served, overall and per communication style, and the decoded rewards' accuracy."""
     seed = esmr.seed(context)
-    table = evaluation_table(policy_rollouts)
+    table = evaluation_table(policy_rollouts, users)
     preview = table.filter(pl.col("label_source") == "true").select("policy", *HEADLINE)
     return dg.MaterializeResult(
         value=table,
@@ -72,5 +79,12 @@ def evaluation_metrics(context: dg.AssetExecutionContext, esmr: EsmrConfig, poli
             "latent_truth": markdown_table(preview),
             "predicted_labels": markdown_table(table.filter(pl.col("label_source") == "predicted").select("policy", *HEADLINE)),
             **plot_metadata(esmr, "evaluation_metrics", seed, "policy_comparison", policy_comparison(table)),
+            "reward_fairness": markdown_table(
+                table.filter(pl.col("label_source") == "true").select(
+                    "policy", "positive_share", "negative_share", "decoded_accuracy",
+                    *(f"{sign}_share_{style}" for style in FEEDBACK_STYLES for sign in ("positive", "negative")),
+                )
+            ),
+            **plot_metadata(esmr, "evaluation_metrics", seed, "reward_fairness", reward_fairness(table, FEEDBACK_STYLES)),
         },
     )

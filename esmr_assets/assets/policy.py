@@ -5,9 +5,10 @@ import dagster as dg
 import polars as pl
 
 from ..emotion.pipeline import load_model
-from ..evaluation.plots import feature_importance, greedy_actions, q_learning_curve
+from ..evaluation.plots import bandit_training, feature_importance, greedy_actions, q_learning_curve
 from ..partitions import seed_partitions
-from ..policy.pipeline import fit_agents, fit_ranker
+from ..policy.bandits import load_learners, save_learners
+from ..policy.pipeline import bandit_table, fit_agents, fit_bandits, fit_ranker
 from ..policy.ranker import EngagementRanker
 from ..resources import EsmrConfig
 from ..storage import atomic_write_bytes, partition_dir
@@ -16,6 +17,7 @@ from .emotion import MODEL_FILE, emotion_model
 
 GROUP = "policy"
 RANKER_FILE = "lightgbm_ranker.txt"
+LEARNERS_FILE = "bandit_learners.pt"
 PAPER_AUC = 0.81  # §3.3.1: early stopping "stops on 0.81"
 
 
@@ -70,13 +72,41 @@ def load_ranker(esmr: EsmrConfig, seed: int, videos: pl.DataFrame) -> Engagement
     return EngagementRanker.load(partition_dir(esmr.storage_root(), "engagement_ranker", seed) / RANKER_FILE, videos)
 
 
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, deps=[engagement_ranker, emotion_model],
+          kinds={"torch", "parquet"})
+def igl_policy(context: dg.AssetExecutionContext, esmr: EsmrConfig, videos: pl.DataFrame, users: pl.DataFrame,
+               impressions: pl.LazyFrame):
+    """IGL-P with three and with two latent states (Maghakian et al., Algorithm 1) and the
+    bandits on hand-engineered rewards (a like, a comment), trained online on the Q-learning
+    agents' training users from the feedback signals of what they serve; the latent
+    satisfaction is never shown to them. The table is each bandit's learned policy: its
+    reward estimate's coefficient per action (bucket) and context feature. The learners,
+    with IGL-P's inverse-kinematics reward decoder, are stored beside it."""
+    settings, seed = esmr.settings(), esmr.seed(context)
+    model = load_model(partition_dir(esmr.storage_root(), "emotion_model", seed) / MODEL_FILE, device="cpu")
+    trained = fit_bandits(videos, users, impressions, load_ranker(esmr, seed, videos), model, settings, seed,
+                          log=context.log.info)
+    path = partition_dir(esmr.storage_root(), "igl_policy", seed) / LEARNERS_FILE
+    atomic_write_bytes(path, save_learners(trained.learners))
+    return dg.MaterializeResult(
+        value=bandit_table(trained.learners),
+        metadata={
+            "training": markdown_table(trained.history),
+            "training_seconds": round(trained.seconds, 1),
+            "learners_path": dg.MetadataValue.path(str(path)),
+            **plot_metadata(esmr, "igl_policy", seed, "bandit_training", bandit_training(trained.history)),
+        },
+    )
+
+
 @dg.multi_asset(
     group_name=GROUP,
     partitions_def=seed_partitions,
-    deps=[engagement_ranker, emotion_model],
+    deps=[engagement_ranker, emotion_model, igl_policy],
     outs={
         "q_table": dg.AssetOut(kinds={"numpy", "parquet"}, description=(
-            "Q-values of the ESMR agent and its ablations (esmr_no_emotion, esmr_no_engagement): "
+            "Q-values of the ESMR agent, its ablations (esmr_no_emotion, esmr_no_engagement) and esmr_igl "
+            "(R_eng replaced by IGL-P's decoded reward): "
             "one row per agent, state (predicted label x negative-or-neutral streak x engagement "
             "trend) and action (video-emotion bucket), with the visit count."
         )),
@@ -104,9 +134,10 @@ def q_table(
     # On the CPU whatever the machine: a near-tie decided differently on a GPU would change
     # a label, then a streak, a feed and the rest of the user's days.
     model = load_model(partition_dir(root, "emotion_model", seed) / MODEL_FILE, device="cpu")
+    igl = load_learners((partition_dir(root, "igl_policy", seed) / LEARNERS_FILE).read_bytes(), settings.policy, seed)
     result = fit_agents(
         videos, users, impressions, user_causal_parents,
-        ranker, model, settings, seed, log=context.log.info,
+        ranker, model, settings, seed, log=context.log.info, igl_learner=igl["igl_p3"],
     )
     final = result.history.group_by("agent", maintain_order=True).last()
     yield dg.Output(
@@ -130,3 +161,4 @@ def q_table(
             **plot_metadata(esmr, "q_learning_curve", seed, "mean_reward_per_epoch", q_learning_curve(result.history)),
         },
     )
+

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ..settings import FEEDBACK_STYLES
+
 from .metrics import (
     METRICS,
     PAPER_BASELINE,
@@ -24,11 +26,37 @@ BASELINE = "lightgbm"
 COMPARED = tuple(m for m in METRICS if m != "full_recovery_eligible")
 
 
-def evaluation_table(rollouts: pl.DataFrame) -> pl.DataFrame:
+def feedback_metrics(rollouts: pl.DataFrame, styles: pl.DataFrame) -> pl.DataFrame:
+    """Per policy, the latent satisfaction of what it served (IGL-P's Fig. 4 view): the
+    share of impressions with r = +1 and r = -1, overall and per communication style
+    (`styles`: user_id, feedback_style), and for learners the share of rounds whose decoded
+    reward had the sign of r (`decoded_accuracy`, null for the others)."""
+    frame = rollouts.join(styles.select("user_id", "feedback_style"), on="user_id", how="left")
+    if frame["feedback_style"].null_count():
+        raise ValueError("rollouts hold users without a feedback style")
+
+    def shares(suffix: str, keep: pl.Expr) -> list[pl.Expr]:
+        shown = pl.col("n_impressions").filter(keep).sum()
+        return [
+            (pl.col(f"{sign}_impressions").filter(keep).sum() / shown).alias(f"{sign}_share{suffix}")
+            for sign in ("positive", "negative")
+        ]
+
+    return frame.group_by("policy", maintain_order=True).agg(
+        *shares("", pl.lit(True)),
+        pl.when(pl.col("rounds").is_not_null().any())
+        .then(pl.col("decoded_agree").sum() / pl.col("rounds").sum())
+        .alias("decoded_accuracy"),
+        *(e for style in FEEDBACK_STYLES for e in shares(f"_{style}", pl.col("feedback_style") == style)),
+    )
+
+
+def evaluation_table(rollouts: pl.DataFrame, styles: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per policy (in order of appearance) and label source: `users`, every metric,
     `change_<metric>` = (value - baseline) / |baseline| against `lightgbm` with the same
     label source, and `paper_<metric>`: the paper's ESMR figure on the `esmr` rows, its
-    LightGBM figure on the `lightgbm` rows, null elsewhere."""
+    LightGBM figure on the `lightgbm` rows, null elsewhere. With the users' communication
+    `styles`, the `feedback_metrics` columns follow (the same for both label sources)."""
     rows = []
     for policy in rollouts["policy"].unique(maintain_order=True):
         frame = rollouts.filter(pl.col("policy") == policy)
@@ -40,6 +68,8 @@ def evaluation_table(rollouts: pl.DataFrame) -> pl.DataFrame:
             rows.append({"policy": policy, "label_source": source, "users": users.size,
                          **summarise(labels, watch, scroll, latent)})
     table = pl.DataFrame(rows).with_columns(pl.col(m).cast(pl.Float64) for m in METRICS)
+    if styles is not None:
+        table = table.join(feedback_metrics(rollouts, styles), on="policy", how="left", maintain_order="left")
     if BASELINE not in table["policy"]:
         raise ValueError(f"rollouts lack the {BASELINE!r} baseline")
     base = table.filter(pl.col("policy") == BASELINE).select(

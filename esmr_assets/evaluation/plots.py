@@ -6,6 +6,7 @@ files written beside the tables do not change between identical runs."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -174,6 +175,39 @@ def q_learning_curve(history: pl.DataFrame) -> bytes:
     ax.set(xlabel="epoch", ylabel="mean reward per user-day (Eq. 8)", title="Q-learning training")
     visited.set(xlabel="epoch", ylabel="share of states visited", ylim=(0, 1), title="State coverage")
     ax.legend(frameon=False)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def bandit_training(history: pl.DataFrame) -> bytes:
+    """Per bandit and epoch on the training users: the share of rounds whose decoded reward
+    had the sign of the latent r, and the shares of impressions with r = +1 and r = -1."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    panels = (("decoded_accuracy", "decoded reward's sign = latent r"), ("positive_share", "impressions with r = +1"),
+              ("negative_share", "impressions with r = -1"))
+    for ax, (column, title) in zip(axes, panels):
+        for policy in history["policy"].unique(maintain_order=True):
+            rows = history.filter(pl.col("policy") == policy)
+            ax.plot(rows["epoch"], rows[column], marker="o", label=policy)
+        ax.set(xlabel="epoch", title=title)
+    axes[0].legend(frameon=False)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def reward_fairness(table: pl.DataFrame, styles: Sequence[str]) -> bytes:
+    """IGL-P's Fig. 4 view: per policy, the share of served impressions with latent r = +1
+    and r = -1 in each communication style group."""
+    rows = table.filter(pl.col("label_source") == "true")
+    policies = rows["policy"].to_list()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=False)
+    width = 0.8 / len(styles)
+    for ax, sign in zip(axes, ("positive", "negative")):
+        for k, style in enumerate(styles):
+            ax.bar(np.arange(len(policies)) + k * width, rows[f"{sign}_share_{style}"], width, label=style)
+        ax.set_xticks(np.arange(len(policies)) + width * (len(styles) - 1) / 2, policies, rotation=30, ha="right")
+        ax.set(title=f"impressions with latent r = {'+1' if sign == 'positive' else '-1'}", ylabel="share")
+    axes[0].legend(frameon=False, title="feedback style")
     fig.tight_layout()
     return to_png(fig)
 

@@ -11,11 +11,14 @@ import numpy as np
 import polars as pl
 
 from ..causal.discovery import POOLED_USER
-from ..settings import PolicySettings, Settings
+from ..emotion.features import PREVIOUS_LABELS
+from ..settings import PROFILES, PolicySettings, Settings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
+from .bandits import BANDITS, BanditPolicy, DecodedEngagement, new_learner
+from .igl import IGLLearner
 from .feeds import ACTIONS, FeedBuilder, video_popularity
-from .policies import AGENTS, POLICIES, POLICY_KEYS, HybridPolicy, LightGBMPolicy, RandomPolicy, new_agent, reward_weights, rollout
+from .policies import AGENTS, HAND_REWARD_AGENTS, POLICIES, POLICY_KEYS, HybridPolicy, LightGBMPolicy, RandomPolicy, new_agent, reward_weights, rollout
 from .qlearning import N_STATES, QLearningAgent, decode_state
 from .ranker import EngagementRanker
 from .rewards import parent_weight_matrix
@@ -115,20 +118,24 @@ def fit_agents(
     settings: Settings,
     seed: int,
     log: Callable[[str], None] = lambda message: None,
+    igl_learner: IGLLearner | None = None,
 ) -> AgentTraining:
     """Train the ESMR agent and its two ablations on the training users, side by side: the
-    cohort holds one copy of the training users per agent (user ids offset per copy)."""
+    cohort holds one copy of the training users per agent (user ids offset per copy). With
+    IGL-P's learner, `esmr_igl` follows on its own copy, its R_eng the decoded reward."""
     policy = settings.policy
     training_users, evaluation_users = policy_split(users, seed, policy)
     base = users.filter(pl.col("user_id").is_in(training_users)).sort("user_id")
     stride = int(users["user_id"].max()) + 1
-    cohort = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(AGENTS))])
+    names = HAND_REWARD_AGENTS
+    cohort = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
     lam = causal_weights(user_causal_parents, base["user_id"].to_numpy(), settings)
-    weights = RewardWeights.stack([reward_weights(name, policy) for name in AGENTS], base.height)
-    rewards = RewardModel(np.tile(lam, (len(AGENTS), 1)), weights)
+    weights = RewardWeights.stack([reward_weights(name, policy) for name in names], base.height)
+    rewards = RewardModel(np.tile(lam, (len(names), 1)), weights)
+    feeds = feed_builder(ranker, impressions, settings)
 
-    def make_env(episode: int) -> ClosedLoopEnv:
-        return ClosedLoopEnv(videos, cohort, settings.simulation, seed, emotion_model, episode=episode)
+    def env_of(users_: pl.DataFrame) -> Callable[[int], ClosedLoopEnv]:
+        return lambda episode: ClosedLoopEnv(videos, users_, settings.simulation, seed, emotion_model, episode=episode)
 
     def report(row: dict) -> None:
         log(
@@ -136,11 +143,17 @@ def fit_agents(
             f"temperature {row['temperature']:.2f}, states visited {row['states_visited']:.0%}"
         )
 
-    agents = {name: new_agent(policy, N_STATES) for name in AGENTS}
-    rngs = {name: stream(seed, "policy", POLICY_KEYS[name]) for name in AGENTS}
+    agents = {name: new_agent(policy, N_STATES) for name in names}
+    rngs = {name: stream(seed, "policy", POLICY_KEYS[name]) for name in names}
     start = time.perf_counter()
-    history = train_agents(make_env, feed_builder(ranker, impressions, settings), rewards, agents, rngs,
-                           policy.epochs, on_epoch=report)
+    history = train_agents(env_of(cohort), feeds, rewards, agents, rngs, policy.epochs, on_epoch=report)
+    if igl_learner is not None:
+        agents["esmr_igl"] = new_agent(policy, N_STATES)
+        decoded = RewardModel(lam, reward_weights("esmr_igl", policy), DecodedEngagement(igl_learner, feeds.video_emotion))
+        history = pl.concat([history, train_agents(
+            env_of(base), feeds, decoded, {"esmr_igl": agents["esmr_igl"]},
+            {"esmr_igl": stream(seed, "policy", POLICY_KEYS["esmr_igl"])}, policy.epochs, on_epoch=report,
+        )])
     return AgentTraining(
         agents=agents,
         history=history,
@@ -151,10 +164,70 @@ def fit_agents(
     )
 
 
+@dataclass(frozen=True)
+class BanditTraining:
+    learners: dict  # name -> IGLLearner or HandRewardLearner
+    history: pl.DataFrame  # policy, epoch, rounds, decoded_accuracy, positive_share, negative_share
+    seconds: float
+
+
+def fit_bandits(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    settings: Settings,
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> BanditTraining:
+    """The bandits of `BANDITS` trained online on the training users (the Q-learning
+    agents' users), `igl_epochs` passes over fresh episodes of the environment each."""
+    policy = settings.policy
+    training_users, _ = policy_split(users, seed, policy)
+    cohort = users.filter(pl.col("user_id").is_in(training_users)).sort("user_id")
+    feeds = feed_builder(ranker, impressions, settings)
+    learners = {name: new_learner(name, policy, seed) for name in BANDITS}
+    rows = []
+    start = time.perf_counter()
+    for name, learner in learners.items():
+        bandit = BanditPolicy(feeds, learner, stream(seed, "policy", POLICY_KEYS[name], 1))
+        for epoch in range(1, policy.igl_epochs + 1):
+            env = ClosedLoopEnv(videos, cohort, settings.simulation, seed, emotion_model, episode=epoch)
+            frame = rollout(env, bandit, name)
+            rounds = int(frame["rounds"].sum())
+            rows.append({
+                "policy": name,
+                "epoch": epoch,
+                "rounds": rounds,
+                "decoded_accuracy": float(frame["decoded_agree"].sum() / max(rounds, 1)),
+                "positive_share": float(frame["positive_impressions"].sum() / max(int(frame["n_impressions"].sum()), 1)),
+                "negative_share": float(frame["negative_impressions"].sum() / max(int(frame["n_impressions"].sum()), 1)),
+            })
+            log(f"{name} epoch {epoch}/{policy.igl_epochs}: decoded-reward sign accuracy "
+                f"{rows[-1]['decoded_accuracy']:.3f}, r=+1 share {rows[-1]['positive_share']:.3f}")
+    return BanditTraining(learners, pl.DataFrame(rows), time.perf_counter() - start)
+
+
+def bandit_table(learners: dict) -> pl.DataFrame:
+    """Each bandit's learned policy: one row per bandit, action and context feature with the
+    coefficient of its reward estimate (the greedy action maximises their sum)."""
+    features = [f"previous_label={c}" for c in PREVIOUS_LABELS] + [f"profile={p}" for p in PROFILES] + ["constant"]
+    return pl.concat(
+        pl.DataFrame({
+            "policy": name,
+            "action": np.repeat(np.asarray(ACTIONS), len(features)),
+            "feature": np.tile(features, len(ACTIONS)),
+            "coef": learner.bandit.coef_.ravel(),
+        })
+        for name, learner in learners.items()
+    )
+
+
 def agents_from_q_table(q_table: pl.DataFrame, settings: Settings) -> dict[str, QLearningAgent]:
     """The stored agents, ready to act greedily (Q and visits restored)."""
     agents = {}
-    for name in AGENTS:
+    for name in (name for name in AGENTS if name in q_table["agent"]):
         rows = q_table.filter(pl.col("agent") == name).sort("state", "action")
         if rows.height != N_STATES * len(ACTIONS):
             raise ValueError(f"q_table holds {rows.height} rows for agent {name!r}, expected {N_STATES * len(ACTIONS)}")
@@ -178,6 +251,7 @@ def run_rollouts(
     settings: Settings,
     seed: int,
     log: Callable[[str], None] = lambda message: None,
+    learners: dict | None = None,
 ) -> pl.DataFrame:
     """Every policy of `POLICIES` over the evaluation users' whole horizon, each from the
     same start with the same noise (episode 0): common random numbers, so differences
@@ -187,11 +261,13 @@ def run_rollouts(
     feeds = feed_builder(ranker, impressions, settings)
     policies = {
         "lightgbm": LightGBMPolicy(feeds),
-        **{name: HybridPolicy(feeds, agents[name], settings.policy.rl_streak) for name in AGENTS},
+        **{name: HybridPolicy(feeds, agents[name], settings.policy.rl_streak) for name in AGENTS if name in agents},
         "random": RandomPolicy(seed, settings.simulation.feed_length),
+        **{name: BanditPolicy(feeds, learner, stream(seed, "policy", POLICY_KEYS[name], 0))
+           for name, learner in (learners or {}).items()},
     }
     frames = []
-    for name in POLICIES:
+    for name in (name for name in POLICIES if name in policies):
         start = time.perf_counter()
         env = ClosedLoopEnv(videos, cohort, settings.simulation, seed, emotion_model, episode=0)
         frames.append(rollout(env, policies[name], name))

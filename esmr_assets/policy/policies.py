@@ -8,8 +8,12 @@ A policy turns the day's observation into feeds; it sees what a platform would s
   the day after `rl_streak` consecutive negative-or-neutral predicted days, until a
   positive day breaks the streak (`hybrid.update_streak`).
 - `esmr_no_emotion`, `esmr_no_engagement`: the same hybrid with agents trained without
-  R_emo (alpha = 0) or without R_eng.
+  R_emo (alpha = 0) or without R_eng; `esmr_igl` with R_eng replaced by IGL-P's decoded
+  reward (beyond both papers).
 - `random`: a uniformly random order of the eligible videos.
+- `igl_p3`, `igl_p2`, `cb_like`, `cb_comment`: bandits over the buckets that learn online
+  from feedback signals (`bandits.py`): IGL-P with three and two latent states, and
+  hand-engineered rewards (a like, a comment).
 """
 
 from __future__ import annotations
@@ -20,15 +24,22 @@ import polars as pl
 from ..settings import PolicySettings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
+from .bandits import BANDITS
 from .feeds import ACTIONS, FeedBuilder, bucket_mask, random_feed
 from .qlearning import QLearningAgent
 from .rewards import engagement_reward
 from .training import RewardWeights, StateTracker
 
-AGENTS = ("esmr", "esmr_no_emotion", "esmr_no_engagement")
-POLICIES = ("lightgbm", *AGENTS, "random")
-#: Random-stream keys of the agents' exploration and of the random policy.
-POLICY_KEYS = {name: k + 1 for k, name in enumerate(POLICIES)}
+#: agents trained on the hand-engineered R_eng, side by side; `esmr_igl` replaces R_eng by
+#: IGL-P's decoded reward
+HAND_REWARD_AGENTS = ("esmr", "esmr_no_emotion", "esmr_no_engagement")
+AGENTS = (*HAND_REWARD_AGENTS, "esmr_igl")
+POLICIES = ("lightgbm", *AGENTS, "random", *BANDITS)
+#: Random-stream keys of the agents' exploration and of the policies' own randomness: fixed
+#: numbers, so that adding a policy never changes another's draws.
+POLICY_KEYS = {name: k + 1 for k, name in enumerate(
+    ("lightgbm", *HAND_REWARD_AGENTS, "random", *BANDITS, "esmr_igl")
+)}
 _ACTION_NAMES = dict(enumerate(ACTIONS))  # -1 (no action) becomes null
 
 
@@ -101,14 +112,19 @@ class HybridPolicy:
 def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
     """All days of `env`'s cohort under `policy`: one row per user-day with whether RL
     acted, the served bucket and top video, the observed engagement and its reward R_eng,
-    the predicted label and, for evaluation only, the latent truth."""
+    the predicted label and, for evaluation only, the latent truth: the emotion, the valence
+    and the impressions with latent satisfaction r = +1 and r = -1. A policy that learns
+    online (a bandit) learns after each day and reports its rounds and how many of their
+    decoded rewards had the sign of r; the others leave those null."""
     tracker = StateTracker(env.n_users)
     env.reset()
     frames = []
+    learns = hasattr(policy, "learn")
     while not env.done:
         feed, valid, actions = policy.act(env, tracker)
         step = env.step(feed, valid)
         tracker.observe(step)
+        learned = policy.learn(step) if learns else None
         frames.append(
             step.logs.select(
                 pl.lit(name).alias("policy"),
@@ -119,10 +135,17 @@ def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
                 pl.Series("top_video", np.where(valid[:, 0], feed[:, 0], -1).astype(np.int32)),
                 "watch_minutes",
                 "scroll_minutes",
+                "n_impressions",
                 pl.Series("r_eng", engagement_reward(step.logs["watch_minutes"], step.logs["scroll_minutes"])),
                 pl.Series("predicted_label", step.predicted.astype(str)),
                 pl.col("true_emotion").cast(pl.String),
                 "true_valence",
+                pl.Series("positive_impressions", np.bincount(step.rows[step.satisfaction == 1], minlength=env.n_users)),
+                pl.Series("negative_impressions", np.bincount(step.rows[step.satisfaction == -1], minlength=env.n_users)),
+                *(
+                    pl.Series(key, [None] * env.n_users if learned is None else learned[key], dtype=pl.Int64)
+                    for key in ("rounds", "decoded_agree")
+                ),
             )
         )
     return pl.concat(frames)

@@ -95,16 +95,25 @@ class RewardModel:
     """Algorithm 2's reward for a cohort: `parent_weights` (n, len(DAY_FEATURES)) are the
     users' lambda_f."""
 
-    def __init__(self, parent_weights: np.ndarray, weights: RewardWeights) -> None:
+    def __init__(
+        self,
+        parent_weights: np.ndarray,
+        weights: RewardWeights,
+        engagement: Callable[[DayStep, DayStep], np.ndarray] | None = None,
+    ) -> None:
         self.parent_weights = np.asarray(parent_weights, dtype=float)
         self.weights = weights
+        self.engagement = engagement  # R_eng of (previous, step); None: the watch/scroll ratio
 
     def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
         """R_eng, R_emo, R_cause and R for the transition previous day -> `step`'s day."""
         w = self.weights
         previous_label = np.asarray(previous.predicted).astype(str)
         label = np.asarray(step.predicted).astype(str)
-        r_eng = engagement_reward(step.logs["watch_minutes"].to_numpy(), step.logs["scroll_minutes"].to_numpy())
+        if self.engagement is None:
+            r_eng = engagement_reward(step.logs["watch_minutes"].to_numpy(), step.logs["scroll_minutes"].to_numpy())
+        else:
+            r_eng = self.engagement(previous, step)
         r_emo = emotion_reward(previous_label, label, eta=w.eta)
         r_cause = causal_reward(
             day_features(previous),

@@ -17,6 +17,7 @@ from scipy import stats
 from ..settings import SimulationSettings
 from .affect import behaviour_multipliers, true_emotion, update_latent
 from .content import CATEGORIES, EMOTIONS, NEGATIVE_EMOTIONS, VideoPool
+from .feedback import emit, satisfaction
 from .population import Population
 
 SKIP_SCALE = 1.3  # kappa of P(skip) = kappa * mood * preference * (1 - engagement)
@@ -52,6 +53,8 @@ class DayNoise:
     churn_uniform: np.ndarray  # (n,)
     valence_noise: np.ndarray  # (n,) Laplace
     arousal_noise: np.ndarray  # (n,) Laplace
+    feedback_uniform: np.ndarray  # (n, F) picks each impression's feedback signal
+    oracle_uniform: np.ndarray  # (n, F) whether an r = -1 impression says "not interested"
 
 
 def is_weekend(day: int) -> bool:
@@ -84,6 +87,9 @@ def draw_day_noise(
     rng: np.random.Generator, pop: Population, day: int, feed_length: int, settings: SimulationSettings
 ) -> DayNoise:
     n = pop.size
+    # Feedback noise from a child stream: spawning draws nothing from `rng`, so every
+    # other number of the day is what it was before feedback existed.
+    feedback_rng = np.random.Generator(np.random.PCG64(rng.bit_generator.seed_seq.spawn(1)[0]))
     g = rng.gamma(pop.alpha)
     preference = g / g.sum(axis=1, keepdims=True)
     is_spike = rng.random(n) < settings.spike_probability
@@ -105,6 +111,8 @@ def draw_day_noise(
         churn_uniform=rng.random(n),
         valence_noise=rng.laplace(0.0, settings.latent_noise_scale, n),
         arousal_noise=rng.laplace(0.0, 0.04, n),
+        feedback_uniform=feedback_rng.random((n, feed_length), dtype=np.float32),
+        oracle_uniform=feedback_rng.random((n, feed_length), dtype=np.float32),
     )
 
 
@@ -157,6 +165,8 @@ class DayResult:
     videos: np.ndarray  # video id
     watched: np.ndarray  # bool: not skipped
     seconds: np.ndarray  # float32 seconds spent
+    satisfaction: np.ndarray  # int8 latent r in {-1, 0, 1} (evaluation only)
+    feedback: np.ndarray  # int8 index into feedback.SIGNALS
     state: UserState  # tomorrow's state
 
 
@@ -200,6 +210,11 @@ def simulate_day(
     videos = feed[rows, positions]
     watched = ~skipped[rows, positions]
     sec = seconds[rows, positions].astype(np.float64)
+    response = (pop.susceptibility[rows] * pool.intensity[videos] / 10.0 * pool.valence[videos]).astype(np.float64)
+    appeal = 4.0 * noise.preference[rows, pool.category[videos]]
+    r = satisfaction(response, appeal, watched, settings)
+    signal = emit(pop.feedback_style[rows], r, watched, noise.feedback_uniform[rows, positions],
+                  noise.oracle_uniform[rows, positions], settings)
 
     def per_user(weights: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(rows, weights=weights, minlength=n)
@@ -304,6 +319,8 @@ def simulate_day(
         videos=videos,
         watched=watched,
         seconds=sec.astype(np.float32),
+        satisfaction=r,
+        feedback=signal,
         state=next_state,
     )
 

@@ -47,6 +47,8 @@ class DayStep:
     videos: np.ndarray
     watched: np.ndarray
     seconds: np.ndarray
+    feedback: np.ndarray  # int8 index into feedback.SIGNALS: what a learner may see
+    satisfaction: np.ndarray  # int8 latent r: evaluation only
 
 
 class ClosedLoopEnv:
@@ -151,6 +153,8 @@ class ClosedLoopEnv:
             videos=result.videos,
             watched=result.watched,
             seconds=result.seconds,
+            feedback=result.feedback,
+            satisfaction=result.satisfaction,
         )
         self._remember(observed)
         self.state = result.state

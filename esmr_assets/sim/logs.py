@@ -12,6 +12,7 @@ from ..settings import PROFILES, SimulationSettings
 from .affect import TRUE_EMOTIONS
 from .content import CATEGORIES, EMOTIONS, VideoPool
 from .day import DayResult, UserState, churn_today, draw_day_noise, simulate_day
+from .feedback import SIGNALS
 from .logging_policy import logging_feed, mixture_weights
 from .population import Population
 from .rng import stream
@@ -54,6 +55,8 @@ def _impressions_frame(result: DayResult, pop: Population, day: int) -> pl.DataF
             "video_id": result.videos.astype(np.int32),
             "watched": result.watched,
             "seconds": result.seconds,
+            "feedback": pl.Series(np.array(SIGNALS)[result.feedback], dtype=pl.Enum(SIGNALS)),
+            "satisfaction": result.satisfaction,
         }
     )
 

@@ -98,6 +98,7 @@ class Population:
     recovery_rate: np.ndarray
     initial_valence: np.ndarray
     initial_arousal: np.ndarray
+    feedback_style: np.ndarray  # int8 index into FEEDBACK_STYLES
 
     @property
     def size(self) -> int:
@@ -109,8 +110,8 @@ class Population:
         for f in fields(cls):
             if f.name == "alpha":
                 cols["alpha"] = users.select([f"alpha_{c}" for c in CATEGORIES]).to_numpy()
-            elif f.name == "profile":
-                cols["profile"] = users["profile"].to_physical().to_numpy().astype(np.int8)
+            elif f.name in ("profile", "feedback_style"):
+                cols[f.name] = users[f.name].to_physical().to_numpy().astype(np.int8)
             else:
                 cols[f.name] = users[f.name].to_numpy()
         return cls(**cols)

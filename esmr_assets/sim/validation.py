@@ -43,6 +43,7 @@ CHECK_NAMES: dict[str, tuple[str, ...]] = {
         "matches_user_day_logs",
         "seconds_within_duration",
         "seen_window",
+        "feedback_consistent",
     ),
 }
 
@@ -278,6 +279,7 @@ def _check_impressions_chunk(
                 "video_id": (0, settings.n_videos - 1),
                 "position": (0, settings.feed_length - 1),
                 "seconds": (1e-6, 90.0),
+                "satisfaction": (-1, 1),
             },
         ),
         CheckOutcome("matches_user_day_logs", consistent, "per user-day counts of shown and watched equal the logs"),
@@ -287,5 +289,15 @@ def _check_impressions_chunk(
             min_gap is None or min_gap > settings.seen_window_days,
             f"a video is not shown to a user again within {settings.seen_window_days} days (Algorithm 1)",
             metadata={"smallest_gap_days": min_gap},
+        ),
+        CheckOutcome(
+            "feedback_consistent",
+            impressions.filter(
+                (pl.col("watched") == (pl.col("feedback") == "skip"))
+                & (pl.col("feedback") != "not_interested")
+                | ((pl.col("feedback") == "not_interested") & (pl.col("satisfaction") != -1))
+            ).is_empty(),
+            "a watched video never says 'skip', a skipped one says 'skip' or 'not_interested', and "
+            "'not_interested' only comes with latent r = -1",
         ),
     ]

@@ -1,0 +1,195 @@
+"""Contextual bandits over the video-emotion buckets that learn online from the feedback
+signals of what they serve (issue 8): IGL-P with three and with two latent states, and
+bandits on hand-engineered rewards, a like (`cb_like`) or a comment (`cb_comment`), the
+analogues of the IGL-P paper's CB-emoji and CB-comment.
+
+Every user-day the bandit draws a bucket (epsilon-greedy, so P(a|x) is known) that leads the
+user's feed; every impression of that bucket is one round (x, a, y). The decision context x
+is what a platform sees before serving: yesterday's predicted emotion and the profile. The
+inverse-kinematics model is personalised through c, the user's own mix of feedback signals
+so far: it differs between communication styles without naming them, so a decoder learned
+on the training users carries over to new ones. Learning continues online in evaluation, as
+a deployed bandit's would.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from ..emotion.features import PREVIOUS_LABELS
+from ..settings import PROFILES, PolicySettings
+from ..sim.environment import ClosedLoopEnv, DayStep
+from ..sim.feedback import SIGNALS
+from .feeds import ACTIONS, FeedBuilder, bucket_mask
+from .igl import IGLLearner, InverseKinematics, LinearBandit
+
+BANDITS = ("igl_p3", "igl_p2", "cb_like", "cb_comment")
+#: the signal a hand-engineered bandit counts as reward 1
+HAND_REWARDS = {"cb_like": "like", "cb_comment": "comment"}
+N_CONTEXT = len(PREVIOUS_LABELS) + len(PROFILES) + 1
+N_PERSONAL = len(SIGNALS) + 1
+NOT_INTERESTED = SIGNALS.index("not_interested")
+_LABEL_ORDER = np.argsort(PREVIOUS_LABELS)
+
+
+def context_matrix(label: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """(n, N_CONTEXT) from label codes (PREVIOUS_LABELS) and profile codes (PROFILES):
+    one-hot predicted label of yesterday, one-hot profile, a constant."""
+    n = len(label)
+    return np.column_stack([np.eye(len(PREVIOUS_LABELS))[label], np.eye(len(PROFILES))[profile], np.ones(n)])
+
+
+def decision_context(observation) -> np.ndarray:
+    """`context_matrix` of a ClosedLoopEnv observation."""
+    return context_matrix(
+        observation["predicted_label"].to_physical().to_numpy().astype(np.int64),
+        observation["profile"].to_physical().to_numpy().astype(np.int64),
+    )
+
+
+class SignalMix:
+    """Each user's feedback signals so far; `context()` is their smoothed shares plus a constant."""
+
+    def __init__(self, n_users: int) -> None:
+        self.counts = np.zeros((n_users, len(SIGNALS)))
+
+    def context(self, rows: np.ndarray | None = None) -> np.ndarray:
+        counts = self.counts if rows is None else self.counts[rows]
+        shares = (counts + 1.0) / (counts.sum(axis=1, keepdims=True) + len(SIGNALS))
+        return np.column_stack([shares, np.ones(len(shares))])
+
+    def observe(self, step: DayStep) -> None:
+        np.add.at(self.counts, (step.rows, step.feedback.astype(np.int64)), 1.0)
+
+
+class HandRewardLearner:
+    """A bandit whose reward is 1 when the round's signal is `signal`: a hand-engineered
+    reward, the same for every user."""
+
+    def __init__(self, bandit: LinearBandit, signal: str) -> None:
+        self.bandit, self.signal = bandit, SIGNALS.index(signal)
+
+    def act(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self.bandit.sample(x, rng)
+
+    def learn(self, c, x, y, actions, probabilities) -> np.ndarray:
+        reward = (np.asarray(y) == self.signal).astype(np.float64)
+        self.bandit.learn(x, actions, reward)
+        return reward
+
+
+def new_learner(name: str, settings: PolicySettings, seed: int) -> IGLLearner | HandRewardLearner:
+    """An untrained learner of one of `BANDITS`."""
+    bandit = LinearBandit(len(ACTIONS), N_CONTEXT, ridge=1.0, epsilon=settings.bandit_epsilon)
+    if name in HAND_REWARDS:
+        return HandRewardLearner(bandit, HAND_REWARDS[name])
+    if name not in ("igl_p3", "igl_p2"):
+        raise ValueError(f"unknown bandit {name!r}; choose one of {BANDITS}")
+    ik = InverseKinematics(len(ACTIONS), len(SIGNALS), N_PERSONAL, N_CONTEXT, learning_rate=settings.igl_learning_rate,
+                           random_state=seed)
+    return IGLLearner(bandit, ik, three_state=name == "igl_p3", alpha=settings.igl_alpha, negative_signal=NOT_INTERESTED)
+
+
+class BanditPolicy:
+    """Serves each user the bucket its learner draws and learns from the bucket's rounds."""
+
+    def __init__(self, feeds: FeedBuilder, learner, rng: np.random.Generator) -> None:
+        self.feeds, self.learner, self.rng = feeds, learner, rng
+        self.mix: SignalMix | None = None
+
+    def act(self, env: ClosedLoopEnv, tracker=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.mix is None or env.day == 0:
+            self.mix = SignalMix(env.n_users)
+        observation = env.observation()
+        self._x = decision_context(observation)
+        self._actions, self._p = self.learner.act(self._x, self.rng)
+        boost = bucket_mask(self._actions, self.feeds.video_emotion)
+        feed, valid = self.feeds.build(observation, env.recently_shown(), boost)
+        return feed, valid, self._actions
+
+    def learn(self, step: DayStep) -> dict[str, np.ndarray]:
+        """Learn from today's rounds: the impressions of each user's own bucket. Returns per
+        user the rounds, and how many decoded rewards had the sign of the latent r."""
+        n = len(self._actions)
+        in_bucket = self.feeds.video_emotion[step.videos] == self._actions[step.rows]
+        rows = step.rows[in_bucket]
+        y = step.feedback[in_bucket].astype(np.int64)
+        reward = np.zeros(0)
+        if rows.size:
+            reward = self.learner.learn(self.mix.context(rows), self._x[rows], y, self._actions[rows], self._p[rows])
+        self.mix.observe(step)
+        agree = np.sign(reward) == step.satisfaction[in_bucket]
+        return {
+            "rounds": np.bincount(rows, minlength=n),
+            "decoded_agree": np.bincount(rows, weights=agree.astype(np.float64), minlength=n).astype(np.int64),
+        }
+
+
+class DecodedEngagement:
+    """R_eng for `esmr_igl`: the day's mean IGL-P decoded reward over the user's impressions
+    (each decoded with its video's bucket as the action) instead of the hand-engineered
+    watch/scroll ratio. Called as RewardModel's engagement term, day after day of one
+    episode; the decoder is frozen (it was learned by the IGL-P bandit)."""
+
+    def __init__(self, learner: IGLLearner, video_emotion: np.ndarray) -> None:
+        self.learner, self.video_emotion = learner, np.asarray(video_emotion)
+        self.mix: SignalMix | None = None
+
+    def __call__(self, previous: DayStep, step: DayStep) -> np.ndarray:
+        n = len(step.predicted)
+        if self.mix is None or previous.day == 0:
+            self.mix = SignalMix(n)
+            self.mix.observe(previous)
+        yesterday = np.searchsorted(PREVIOUS_LABELS, np.asarray(previous.predicted).astype(str), sorter=_LABEL_ORDER)
+        label = _LABEL_ORDER[yesterday]
+        profile = step.logs["profile"].to_physical().to_numpy().astype(np.int64)
+        x = context_matrix(label, profile)
+        rows = step.rows
+        decoded = np.zeros(0)
+        if rows.size:
+            decoded = self.learner.decode(self.mix.context(rows), x[rows], step.feedback.astype(np.int64),
+                                          self.video_emotion[step.videos])
+        self.mix.observe(step)
+        return np.bincount(rows, weights=decoded, minlength=n) / np.maximum(np.bincount(rows, minlength=n), 1)
+
+
+def save_learners(learners: dict) -> bytes:
+    """Every learner's state (bandit statistics; inverse-kinematics parameters and optimiser)."""
+    state = {}
+    for name, learner in learners.items():
+        bandit = learner.bandit
+        entry = {key: torch.from_numpy(getattr(bandit, f"{key}_").copy()) for key in ("gram", "target", "coef")}
+        if isinstance(learner, IGLLearner):
+            ik = learner.inverse_kinematics
+            entry["ik"] = {
+                "signal_maps": ik.signal_maps_.detach().clone(),
+                "action_scores": ik.action_scores_.detach().clone(),
+                "bias": ik.bias_.detach().clone(),
+                "optimizer": ik.optimizer_.state_dict(),
+            }
+        state[name] = entry
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def load_learners(data: bytes, settings: PolicySettings, seed: int) -> dict:
+    """The learners of `save_learners`, ready to act and keep learning."""
+    state = torch.load(io.BytesIO(data), weights_only=True)  # tensors only: loading runs no pickled code
+    learners = {}
+    for name, entry in state.items():
+        learner = new_learner(name, settings, seed)
+        for key in ("gram", "target", "coef"):
+            setattr(learner.bandit, f"{key}_", entry[key].numpy())
+        if "ik" in entry:
+            ik = learner.inverse_kinematics
+            with torch.no_grad():
+                ik.signal_maps_.copy_(entry["ik"]["signal_maps"])
+                ik.action_scores_.copy_(entry["ik"]["action_scores"])
+                ik.bias_.copy_(entry["ik"]["bias"])
+            ik.optimizer_.load_state_dict(entry["ik"]["optimizer"])
+        learners[name] = learner
+    return learners

@@ -1,0 +1,73 @@
+"""Latent satisfaction and feedback signals (sim/feedback.py): the documented rule, the
+definitely-negative oracle, the communication styles as the simulation emits them, and
+that adding feedback left every other random number of a day where it was."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from esmr_assets.settings import FEEDBACK_STYLES, load_settings
+from esmr_assets.sim.day import draw_day_noise
+from esmr_assets.sim.feedback import NOT_INTERESTED, SIGNALS, SKIP, STYLE_SIGNALS, emit, satisfaction
+from esmr_assets.sim.population import Population, simulate_users
+from esmr_assets.sim.rng import stream
+
+SIM = load_settings("paper").simulation
+
+
+def test_satisfaction_rule_on_hand_made_impressions():
+    response = np.array([-0.5, -0.15, -0.149, 0.3, 0.0, 0.0])
+    appeal = np.array([3.0, 3.0, 3.0, 1.3, 1.6, 1.59])
+    watched = np.array([True, False, True, True, True, True])
+    # -0.5 and -0.15 hurt (watched or not); 1.3 * 1.3 = 1.69 and 1.6 reach the 1.6 bar; 1.59 does not.
+    assert satisfaction(response, appeal, watched, SIM).tolist() == [-1, -1, 1, 1, 1, 0]
+    assert satisfaction(np.array([0.3]), np.array([3.0]), np.array([False]), SIM).tolist() == [0]  # skipped
+
+
+def test_emitted_signals_follow_the_style_tables_and_the_oracle():
+    rng = np.random.default_rng(0)
+    n = 60_000
+    style = rng.integers(len(FEEDBACK_STYLES), size=n)
+    r = rng.integers(-1, 2, size=n)
+    watched = rng.random(n) < 0.8
+    signal = emit(style, r, watched, rng.random(n), rng.random(n), SIM)
+    assert (signal[~watched & (r != -1)] == SKIP).all()
+    assert set(signal[~watched]) <= {SKIP, NOT_INTERESTED}
+    assert (r[signal == NOT_INTERESTED] == -1).all()
+    negative = r == -1
+    assert abs((signal[negative] == NOT_INTERESTED).mean() - SIM.not_interested_rate) < 0.01
+    for s, name in enumerate(FEEDBACK_STYLES):
+        for level in (-1, 0, 1):
+            rows = (style == s) & (r == level) & watched
+            if level == -1:
+                rows &= signal != NOT_INTERESTED
+            observed = np.bincount(signal[rows], minlength=len(SIGNALS)) / rows.sum()
+            for sig, p in STYLE_SIGNALS[name][level].items():
+                assert observed[SIGNALS.index(sig)] == pytest.approx(p, abs=0.02), (name, level, sig)
+
+
+def test_the_same_signal_means_different_things_to_different_users(logged_world):
+    impressions, _, _, _, users = logged_world(load_settings("paper", {"simulation": {"n_users": 150}}).simulation, 1)
+    frame = impressions.join(users.select("user_id", "feedback_style"), on="user_id")
+    comments = frame.filter(pl.col("feedback") == "comment").group_by("feedback_style").agg(
+        (pl.col("satisfaction") == 1).mean().alias("pleased"), (pl.col("satisfaction") == -1).mean().alias("upset")
+    )
+    by_style = {row["feedback_style"]: row for row in comments.iter_rows(named=True)}
+    assert by_style["expressive"]["pleased"] == 1.0  # expressive users comment when pleased
+    assert by_style["critical"]["upset"] == 1.0  # critical users when displeased
+    assert "passive" not in by_style  # passive users never comment
+    shares = frame["satisfaction"].value_counts(normalize=True)
+    zero = shares.filter(pl.col("satisfaction") == 0)["proportion"].item()
+    assert zero > 0.5  # non-zero rewards are the rarer events, as IGL assumes
+
+
+def test_feedback_noise_leaves_the_days_other_numbers_unchanged():
+    pop = Population.from_frame(simulate_users(SIM, stream(3, "users")))
+    noise = draw_day_noise(stream(3, "user_day", 0, 4), pop, 4, SIM.feed_length, SIM)
+    plain = stream(3, "user_day", 0, 4)
+    g = plain.gamma(pop.alpha)  # the first draw of the day, as before feedback existed
+    assert np.array_equal(noise.preference, g / g.sum(axis=1, keepdims=True))
+    again = draw_day_noise(stream(3, "user_day", 0, 4), pop, 4, SIM.feed_length, SIM)
+    assert np.array_equal(noise.feedback_uniform, again.feedback_uniform)
+    other_day = draw_day_noise(stream(3, "user_day", 0, 5), pop, 5, SIM.feed_length, SIM)
+    assert not np.array_equal(noise.feedback_uniform, other_day.feedback_uniform)
