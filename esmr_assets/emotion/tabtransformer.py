@@ -85,17 +85,25 @@ class TabTransformerModule(nn.Module):
 
 
 @contextlib.contextmanager
-def _runtime(n_threads: int | None) -> Iterator[None]:
-    """Run with `n_threads` intra-op threads (restored afterwards) and plain attention:
-    over four tokens the math kernel beats the flash kernels' setup cost."""
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run with `n_threads` torch intra-op threads (None: torch's setting), restored
+    afterwards: small models on a shared two-core machine lose more to a second thread
+    than they gain."""
     before = torch.get_num_threads()
     if n_threads is not None:
         torch.set_num_threads(n_threads)
     try:
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
+        yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _runtime(n_threads: int | None) -> Iterator[None]:
+    """`torch_threads` and plain attention: over four tokens the math kernel beats the flash
+    kernels' setup cost."""
+    with torch_threads(n_threads), sdpa_kernel(SDPBackend.MATH):
+        yield
 
 
 class TabTransformerClassifier(BaseEstimator):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ..policy.policies import DECODED_ACCURACY, satisfaction_shares
 from ..settings import FEEDBACK_STYLES
-
 from .metrics import (
     METRICS,
     PAPER_BASELINE,
@@ -35,19 +35,10 @@ def feedback_metrics(rollouts: pl.DataFrame, styles: pl.DataFrame) -> pl.DataFra
     if frame["feedback_style"].null_count():
         raise ValueError("rollouts hold users without a feedback style")
 
-    def shares(suffix: str, keep: pl.Expr) -> list[pl.Expr]:
-        shown = pl.col("n_impressions").filter(keep).sum()
-        return [
-            (pl.col(f"{sign}_impressions").filter(keep).sum() / shown).alias(f"{sign}_share{suffix}")
-            for sign in ("positive", "negative")
-        ]
-
     return frame.group_by("policy", maintain_order=True).agg(
-        *shares("", pl.lit(True)),
-        pl.when(pl.col("rounds").is_not_null().any())
-        .then(pl.col("decoded_agree").sum() / pl.col("rounds").sum())
-        .alias("decoded_accuracy"),
-        *(e for style in FEEDBACK_STYLES for e in shares(f"_{style}", pl.col("feedback_style") == style)),
+        *satisfaction_shares(),
+        DECODED_ACCURACY,
+        *(e for style in FEEDBACK_STYLES for e in satisfaction_shares(pl.col("feedback_style") == style, f"_{style}")),
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import polars as pl
 import torch
 
 from ..emotion.features import PREVIOUS_LABELS
@@ -32,22 +33,12 @@ HAND_REWARDS = {"cb_like": "like", "cb_comment": "comment"}
 N_CONTEXT = len(PREVIOUS_LABELS) + len(PROFILES) + 1
 N_PERSONAL = len(SIGNALS) + 1
 NOT_INTERESTED = SIGNALS.index("not_interested")
-_LABEL_ORDER = np.argsort(PREVIOUS_LABELS)
-
-
-def context_matrix(label: np.ndarray, profile: np.ndarray) -> np.ndarray:
-    """(n, N_CONTEXT) from label codes (PREVIOUS_LABELS) and profile codes (PROFILES):
-    one-hot predicted label of yesterday, one-hot profile, a constant."""
-    n = len(label)
-    return np.column_stack([np.eye(len(PREVIOUS_LABELS))[label], np.eye(len(PROFILES))[profile], np.ones(n)])
-
-
-def decision_context(observation) -> np.ndarray:
-    """`context_matrix` of a ClosedLoopEnv observation."""
-    return context_matrix(
-        observation["predicted_label"].to_physical().to_numpy().astype(np.int64),
-        observation["profile"].to_physical().to_numpy().astype(np.int64),
-    )
+def decision_context(predicted_label, profile: pl.Series) -> np.ndarray:
+    """(n, N_CONTEXT): one-hot predicted label of yesterday (names in PREVIOUS_LABELS),
+    one-hot profile, a constant."""
+    label = pl.Series(predicted_label).cast(pl.String).cast(pl.Enum(PREVIOUS_LABELS)).to_physical().to_numpy()
+    codes = profile.cast(pl.Enum(PROFILES)).to_physical().to_numpy()
+    return np.column_stack([np.eye(len(PREVIOUS_LABELS))[label], np.eye(len(PROFILES))[codes], np.ones(len(label))])
 
 
 class SignalMix:
@@ -104,7 +95,7 @@ class BanditPolicy:
         if self.mix is None or env.day == 0:
             self.mix = SignalMix(env.n_users)
         observation = env.observation()
-        self._x = decision_context(observation)
+        self._x = decision_context(observation["predicted_label"], observation["profile"])
         self._actions, self._p = self.learner.act(self._x, self.rng)
         boost = bucket_mask(self._actions, self.feeds.video_emotion)
         feed, valid = self.feeds.build(observation, env.recently_shown(), boost)
@@ -143,10 +134,7 @@ class DecodedEngagement:
         if self.mix is None or previous.day == 0:
             self.mix = SignalMix(n)
             self.mix.observe(previous)
-        yesterday = np.searchsorted(PREVIOUS_LABELS, np.asarray(previous.predicted).astype(str), sorter=_LABEL_ORDER)
-        label = _LABEL_ORDER[yesterday]
-        profile = step.logs["profile"].to_physical().to_numpy().astype(np.int64)
-        x = context_matrix(label, profile)
+        x = decision_context(np.asarray(previous.predicted).astype(str), step.logs["profile"])
         rows = step.rows
         decoded = np.zeros(0)
         if rows.size:

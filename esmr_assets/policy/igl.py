@@ -17,28 +17,15 @@ Everything is batched: one call handles a whole batch of rounds (all users of a 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..emotion.tabtransformer import torch_threads
 
 BATCH_SIZE = 512  # inverse-kinematics mini-batch (benchmarks/igl.py compares it with 32)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """The model is tiny: a second torch thread costs more than it saves (and fights the
-    other partitions' processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def extreme_events(p_action: np.ndarray, n_actions: int) -> np.ndarray:
@@ -151,7 +138,7 @@ class InverseKinematics:
     def predict_proba(self, c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(n, K) P-hat(a | y, x)."""
         ct, xt = self._tensors(c, x)
-        with torch.no_grad(), _one_thread():
+        with torch.no_grad(), torch_threads(1):
             return torch.softmax(self._logits(ct, xt, torch.as_tensor(np.asarray(y, dtype=np.int64))), 1).numpy()
 
     def partial_fit(
@@ -162,7 +149,7 @@ class InverseKinematics:
         ct, xt, wt = self._tensors(c, x, weights)
         yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
         at = torch.as_tensor(np.asarray(actions, dtype=np.int64))
-        with _one_thread():
+        with torch_threads(1):
             for rows in np.array_split(self._order.permutation(len(at)), max(1, -(-len(at) // self.batch_size))):
                 index = torch.as_tensor(rows)
                 loss = (F.cross_entropy(self._logits(ct[index], xt[index], yt[index]), at[index], reduction="none")

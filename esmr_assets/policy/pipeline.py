@@ -16,9 +16,22 @@ from ..settings import PROFILES, PolicySettings, Settings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
 from .bandits import BANDITS, BanditPolicy, DecodedEngagement, new_learner
-from .igl import IGLLearner
 from .feeds import ACTIONS, FeedBuilder, video_popularity
-from .policies import AGENTS, HAND_REWARD_AGENTS, POLICIES, POLICY_KEYS, HybridPolicy, LightGBMPolicy, RandomPolicy, new_agent, reward_weights, rollout
+from .igl import IGLLearner
+from .policies import (
+    AGENTS,
+    DECODED_ACCURACY,
+    HAND_REWARD_AGENTS,
+    POLICIES,
+    POLICY_KEYS,
+    HybridPolicy,
+    LightGBMPolicy,
+    RandomPolicy,
+    new_agent,
+    reward_weights,
+    rollout,
+    satisfaction_shares,
+)
 from .qlearning import N_STATES, QLearningAgent, decode_state
 from .ranker import EngagementRanker
 from .rewards import parent_weight_matrix
@@ -194,16 +207,10 @@ def fit_bandits(
         bandit = BanditPolicy(feeds, learner, stream(seed, "policy", POLICY_KEYS[name], 1))
         for epoch in range(1, policy.igl_epochs + 1):
             env = ClosedLoopEnv(videos, cohort, settings.simulation, seed, emotion_model, episode=epoch)
-            frame = rollout(env, bandit, name)
-            rounds = int(frame["rounds"].sum())
-            rows.append({
-                "policy": name,
-                "epoch": epoch,
-                "rounds": rounds,
-                "decoded_accuracy": float(frame["decoded_agree"].sum() / max(rounds, 1)),
-                "positive_share": float(frame["positive_impressions"].sum() / max(int(frame["n_impressions"].sum()), 1)),
-                "negative_share": float(frame["negative_impressions"].sum() / max(int(frame["n_impressions"].sum()), 1)),
-            })
+            summary = rollout(env, bandit, name).select(
+                pl.col("rounds").sum(), DECODED_ACCURACY, *satisfaction_shares()
+            )
+            rows.append({"policy": name, "epoch": epoch, **summary.row(0, named=True)})
             log(f"{name} epoch {epoch}/{policy.igl_epochs}: decoded-reward sign accuracy "
                 f"{rows[-1]['decoded_accuracy']:.3f}, r=+1 share {rows[-1]['positive_share']:.3f}")
     return BanditTraining(learners, pl.DataFrame(rows), time.perf_counter() - start)

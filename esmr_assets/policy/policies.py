@@ -109,6 +109,26 @@ class HybridPolicy:
         return feed, valid, actions
 
 
+def satisfaction_shares(keep: pl.Expr | None = None, suffix: str = "") -> list[pl.Expr]:
+    """Aggregations over `rollout` rows (those where `keep`): the shares of the impressions
+    shown with latent r = +1 and with r = -1, as `positive_share<suffix>`, `negative_share<suffix>`."""
+    keep = pl.lit(True) if keep is None else keep
+    shown = pl.col("n_impressions").filter(keep).sum()
+    return [
+        (pl.col(f"{sign}_impressions").filter(keep).sum() / shown).alias(f"{sign}_share{suffix}")
+        for sign in ("positive", "negative")
+    ]
+
+
+#: Aggregation over `rollout` rows: the share of a learner's rounds whose decoded reward had
+#: the sign of the latent r (null for policies that do not learn).
+DECODED_ACCURACY = (
+    pl.when(pl.col("rounds").is_not_null().any())
+    .then(pl.col("decoded_agree").sum() / pl.col("rounds").sum())
+    .alias("decoded_accuracy")
+)
+
+
 def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
     """All days of `env`'s cohort under `policy`: one row per user-day with whether RL
     acted, the served bucket and top video, the observed engagement and its reward R_eng,
