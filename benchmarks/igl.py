@@ -24,7 +24,7 @@ REFERENCE_BATCH = 32
 def synthetic_rounds(n: int, rng: np.random.Generator):
     from esmr_assets.policy.bandits import N_CONTEXT, N_PERSONAL
     from esmr_assets.policy.feeds import ACTIONS
-    from esmr_assets.sim.feedback import SIGNALS
+    from esmr_assets.vocabulary import SIGNALS
 
     c = np.column_stack([rng.dirichlet(np.ones(N_PERSONAL - 1), n), np.ones(n)])
     x = np.eye(N_CONTEXT)[rng.integers(N_CONTEXT, size=n)]
@@ -35,7 +35,7 @@ def ik_figures(batch_size: int, rounds, repeats: int = 3) -> dict[str, float]:
     from esmr_assets.policy.bandits import N_CONTEXT, N_PERSONAL
     from esmr_assets.policy.feeds import ACTIONS
     from esmr_assets.policy.igl import InverseKinematics
-    from esmr_assets.sim.feedback import SIGNALS
+    from esmr_assets.vocabulary import SIGNALS
 
     c, x, y, a, p = rounds
     ik = InverseKinematics(len(ACTIONS), len(SIGNALS), N_PERSONAL, N_CONTEXT, batch_size=batch_size)

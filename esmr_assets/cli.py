@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from esmr_assets.settings import PRESETS, Settings, SettingsError, parse_seed
-from esmr_assets.storage import ensure_writable_dir, load_settings_json, resolve_data_dir, storage_root
+from esmr_assets.storage import (
+    ensure_writable_dir,
+    load_settings_json,
+    resolve_data_dir,
+    storage_root,
+)
 from esmr_assets.warehouse import (
     WarehouseError,
     list_tables,
@@ -201,7 +206,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from esmr_assets.resources import run_config
-    from esmr_assets.runner import StepFailed, open_instance, plan_steps, register_seeds, run_step
+    from esmr_assets.runner import (
+        StepFailed,
+        open_instance,
+        plan_steps,
+        register_seeds,
+        run_step,
+    )
 
     defs = load_definitions()
     planned = plan_steps(defs)

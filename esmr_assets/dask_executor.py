@@ -10,7 +10,12 @@ futures travels inside one opaque object.
 
 import dagster as dg
 import dask.distributed
-from dagster_dask.executor import DaskExecutor, dask_executor, get_dask_resource_requirements, query_on_dask_worker
+from dagster_dask.executor import (
+    DaskExecutor,
+    dask_executor,
+    get_dask_resource_requirements,
+    query_on_dask_worker,
+)
 
 
 class _Opaque:

@@ -9,9 +9,14 @@ import dagster as dg
 from esmr_assets.assets import causal, emotion, evaluation, policy, simulation
 from esmr_assets.assets.sql_models import GROUP as SQL_GROUP
 from esmr_assets.assets.sql_models import sql_models
+from esmr_assets.automation import (
+    build_sql_models_sensor,
+    build_sweep_schedule,
+    sweep_settings,
+)
 from esmr_assets.dask_executor import seed_dask_executor
-from esmr_assets.automation import build_sql_models_sensor, build_sweep_schedule, sweep_settings
 from esmr_assets.io_manager import ParquetIOManager
+from esmr_assets.model_io_manager import ModelIOManager
 from esmr_assets.resources import EsmrConfig
 
 all_assets = [*dg.load_assets_from_modules([simulation, emotion, causal, policy, evaluation]), *sql_models]
@@ -27,7 +32,9 @@ emotion_job = group_job("emotion", "Phase II (a) for one seed: cluster labels, t
 causal_job = group_job(
     "causal", "Phase II (b) for one seed: per-user causal DAGs and the parents of the emotional targets."
 )
-policy_job = group_job("policy", "Phase III for one seed: the LightGBM engagement ranker and the Q-learning agents.")
+policy_job = group_job(
+    "policy", "Phase III for one seed: the LightGBM engagement ranker, the bandits' learners and the Q-learning agents."
+)
 evaluation_job = group_job("evaluation", "Evaluation for one seed: every policy's 30-day rollouts and the paper's metrics.")
 sql_job = group_job(SQL_GROUP, "The dbt-like SQL models over every materialized seed (not partitioned).")
 
@@ -55,5 +62,5 @@ defs = dg.Definitions(
     jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, esmr_dask_job, sql_job],
     schedules=[seed_sweep_schedule],
     sensors=[sql_models_sensor],
-    resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr)},
+    resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr), "model_io_manager": ModelIOManager(esmr=esmr)},
 )

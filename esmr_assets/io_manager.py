@@ -15,7 +15,13 @@ from upath import UPath
 
 from esmr_assets.resources import EsmrConfig
 from esmr_assets.settings import SettingsError, parse_seed
-from esmr_assets.storage import PART_FILE, atomic_write_bytes, atomic_write_parquet, atomic_write_with, partition_dir
+from esmr_assets.storage import (
+    PART_FILE,
+    atomic_write_bytes,
+    atomic_write_parquet,
+    atomic_write_with,
+    partition_dir,
+)
 
 __all__ = [
     "ParquetIOManager",

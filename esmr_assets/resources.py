@@ -10,7 +10,12 @@ import dagster as dg
 from pydantic import Field
 
 from esmr_assets.settings import Settings, parse_seed
-from esmr_assets.storage import ensure_writable_dir, load_settings_json, resolve_data_dir, storage_root
+from esmr_assets.storage import (
+    ensure_writable_dir,
+    load_settings_json,
+    resolve_data_dir,
+    storage_root,
+)
 
 
 def run_config(preset: str = "paper", data_dir: str | Path = "", overrides_json: str = "{}") -> dict:

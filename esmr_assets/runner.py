@@ -11,8 +11,8 @@ import fcntl
 import graphlib
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg

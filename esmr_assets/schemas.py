@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import polars as pl
 
-from .settings import FEEDBACK_STYLES, PROFILES
-from .sim.affect import TRUE_EMOTIONS
-from .sim.content import CATEGORIES, EMOTIONS, THEMES
-from .sim.feedback import SIGNALS
-from .sim.logs import CATEGORY_LABELS, EMOTION_LABELS
+from .vocabulary import (
+    CATEGORIES,
+    CATEGORY_LABELS,
+    EMOTION_LABELS,
+    EMOTIONS,
+    FEEDBACK_STYLES,
+    PROFILES,
+    SIGNALS,
+    THEMES,
+    TRUE_EMOTIONS,
+)
 
 F64, I32 = pl.Float64, pl.Int32
 

@@ -13,9 +13,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PROFILES = ("casual", "engaged", "highly_active")
-FEEDBACK_STYLES = ("expressive", "critical", "passive")
-
 
 class SettingsError(ValueError):
     """Raised for an unknown preset, an invalid field or an invalid seed."""

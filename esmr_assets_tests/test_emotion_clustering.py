@@ -4,10 +4,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.emotion.clustering import CLUSTER_FEATURES, EmotionClusterer, agreement, map_clusters
+from esmr_assets.emotion.clustering import (
+    CLUSTER_FEATURES,
+    EmotionClusterer,
+    agreement,
+    map_clusters,
+)
 from esmr_assets.emotion.features import (
     CONTINUOUS_FEATURES,
-    NO_LABEL,
     build_features,
     limit_split,
     previous_labels,
@@ -15,11 +19,11 @@ from esmr_assets.emotion.features import (
 )
 from esmr_assets.schemas import LATENT_COLUMNS
 from esmr_assets.settings import load_settings
-from esmr_assets.sim.affect import TRUE_EMOTIONS
 from esmr_assets.sim.content import simulate_videos
 from esmr_assets.sim.logs import simulate_logs
 from esmr_assets.sim.population import simulate_users
 from esmr_assets.sim.rng import stream
+from esmr_assets.vocabulary import NO_LABEL, TRUE_EMOTIONS
 
 SMOKE = load_settings("smoke").simulation
 

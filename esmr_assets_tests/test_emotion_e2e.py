@@ -7,7 +7,7 @@ import pytest
 
 from esmr_assets.emotion.features import previous_labels
 from esmr_assets.emotion.pipeline import load_model, predict_labels
-from esmr_assets.sim.affect import TRUE_EMOTIONS
+from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 pytestmark = pytest.mark.slow
 

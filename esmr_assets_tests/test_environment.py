@@ -9,12 +9,12 @@ from esmr_assets.emotion.features import is_active
 from esmr_assets.emotion.pipeline import predict_labels
 from esmr_assets.schemas import USER_DAY_LOGS
 from esmr_assets.settings import load_settings
-from esmr_assets.sim.affect import TRUE_EMOTIONS
-from esmr_assets.sim.content import EMOTIONS, simulate_videos
+from esmr_assets.sim.content import simulate_videos
 from esmr_assets.sim.environment import ClosedLoopEnv, logging_policy_feed
 from esmr_assets.sim.logs import simulate_logs
 from esmr_assets.sim.population import simulate_users
 from esmr_assets.sim.rng import stream
+from esmr_assets.vocabulary import EMOTIONS, TRUE_EMOTIONS
 
 SMOKE = load_settings("smoke", {"simulation": {"n_days": 8}}).simulation
 WIDE = load_settings("paper", {"simulation": {"n_users": 120, "n_days": 10, "feed_length": 60}}).simulation

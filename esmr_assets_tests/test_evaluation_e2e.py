@@ -11,11 +11,12 @@ import pytest
 from scipy import stats
 
 from esmr_assets.evaluation.metrics import METRICS
-from esmr_assets.policy.hybrid import rl_active
 from esmr_assets.policy.bandits import BANDITS
+from esmr_assets.policy.hybrid import rl_active
 from esmr_assets.policy.policies import POLICIES
 from esmr_assets.resources import run_config
-from esmr_assets.settings import FEEDBACK_STYLES, load_settings
+from esmr_assets.settings import load_settings
+from esmr_assets.vocabulary import FEEDBACK_STYLES
 from esmr_assets.warehouse import run_query
 
 pytestmark = pytest.mark.slow

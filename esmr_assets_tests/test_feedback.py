@@ -6,11 +6,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.settings import FEEDBACK_STYLES, load_settings
+from esmr_assets.settings import load_settings
 from esmr_assets.sim.day import draw_day_noise
-from esmr_assets.sim.feedback import NOT_INTERESTED, SIGNALS, SKIP, STYLE_SIGNALS, emit, satisfaction
+from esmr_assets.sim.feedback import (
+    NOT_INTERESTED,
+    SKIP,
+    STYLE_SIGNALS,
+    emit,
+    satisfaction,
+)
 from esmr_assets.sim.population import Population, simulate_users
 from esmr_assets.sim.rng import stream
+from esmr_assets.vocabulary import FEEDBACK_STYLES, SIGNALS
 
 SIM = load_settings("paper").simulation
 

@@ -7,7 +7,12 @@ import pytest
 
 from esmr_assets.policy.feeds import ACTIONS, FeedBuilder, video_popularity
 from esmr_assets.policy.hybrid import rl_active
-from esmr_assets.policy.pipeline import agents_from_q_table, causal_weights, policy_split, q_table_frame
+from esmr_assets.policy.pipeline import (
+    agents_from_q_table,
+    causal_weights,
+    policy_split,
+    q_table_frame,
+)
 from esmr_assets.policy.policies import (
     AGENTS,
     HybridPolicy,
@@ -28,8 +33,8 @@ from esmr_assets.policy.training import (
     train_agents,
 )
 from esmr_assets.settings import PolicySettings, load_settings
-from esmr_assets.sim.affect import TRUE_EMOTIONS
 from esmr_assets.sim.environment import ClosedLoopEnv, DayStep
+from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10}, "policy": {"epochs": 4}})
 SMOKE = SETTINGS.simulation

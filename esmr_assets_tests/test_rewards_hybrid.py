@@ -11,7 +11,7 @@ from esmr_assets.policy.rewards import (
     parent_weight_matrix,
     total_reward,
 )
-from esmr_assets.sim.affect import TRUE_EMOTIONS
+from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 # ---------------------------------------------------------------- rewards
 

@@ -7,10 +7,11 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from esmr_assets.settings import PROFILES, load_settings
+from esmr_assets.settings import load_settings
 from esmr_assets.sim import content, day, population
-from esmr_assets.sim.affect import TRUE_EMOTIONS, memberships, true_emotion, update_latent
+from esmr_assets.sim.affect import memberships, true_emotion, update_latent
 from esmr_assets.sim.rng import stream
+from esmr_assets.vocabulary import PROFILES, TRUE_EMOTIONS
 
 N = 40_000
 

@@ -6,10 +6,10 @@ import polars as pl
 
 from ..causal.discovery import POOLED_USER, discover, target_parents
 from ..evaluation.plots import parent_dag
+from ..metadata import markdown_table, plot_metadata
 from ..partitions import seed_partitions
 from ..resources import EsmrConfig
 from ..sim.causal_graph import CAUSAL_FEATURES, TRUE_EDGES
-from .common import markdown_table, plot_metadata
 
 GROUP = "causal"
 

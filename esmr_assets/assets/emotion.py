@@ -1,20 +1,31 @@
-"""Phase II (a) assets: cluster emotion labels, the TabTransformer emotion model, and its
-per-day predictions. Thin wrappers over `esmr_assets.emotion.pipeline`."""
+"""Phase II (a) assets: cluster emotion labels, the TabTransformer emotion model with its
+scores, and its per-day predictions. Thin wrappers over `esmr_assets.emotion.pipeline`."""
 
 import dagster as dg
 import polars as pl
 
 from ..emotion.clustering import CLUSTER_FEATURES
-from ..emotion.pipeline import PAPER_ACCURACY, label_days, load_model, predict_days, train_emotion_model
-from ..evaluation.plots import confusion_heatmap, daily_emotion_mix, elbow_curve, emotion_trajectory, training_curve
+from ..emotion.pipeline import (
+    PAPER_ACCURACY,
+    label_days,
+    predict_days,
+    train_emotion_model,
+)
+from ..emotion.tabtransformer import TabTransformerClassifier
+from ..evaluation.plots import (
+    confusion_heatmap,
+    daily_emotion_mix,
+    elbow_curve,
+    emotion_trajectory,
+    training_curve,
+)
+from ..metadata import markdown_table, plot_metadata, value_counts
 from ..partitions import seed_partitions
 from ..resources import EsmrConfig
-from ..sim.affect import TRUE_EMOTIONS
-from ..storage import atomic_write_bytes, partition_dir
-from .common import markdown_table, plot_metadata, value_counts
+from ..vocabulary import TRUE_EMOTIONS
 
 GROUP = "emotion"
-MODEL_FILE = "tabtransformer.pt"
+MODEL_IO = "model_io_manager"  # the IO manager of assets whose value is a trained model
 
 
 @dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"sklearn", "parquet"})
@@ -51,32 +62,36 @@ def emotion_labels(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day
     )
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"pytorch", "parquet"})
-def emotion_model(
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=seed_partitions,
+    outs={
+        "emotion_model": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"pytorch"}, description=(
+            "The TabTransformer (paper §3.2.2) trained on training users' cluster labels with early stopping on "
+            "validation users, stored as tabtransformer.pt; confusion matrix and training curve in metadata."
+        )),
+        "emotion_model_scores": dg.AssetOut(kinds={"parquet"}, description=(
+            "Test-user scores of the TabTransformer, of two baselines (logistic regression, LightGBM) and of the "
+            "cluster labels themselves: accuracy and macro-F1 against the labels, accuracy against the latent truth."
+        )),
+    },
+)
+def emotion_training(
     context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day_logs: pl.DataFrame, emotion_labels: pl.DataFrame
 ):
-    """The TabTransformer (paper §3.2.2) trained on training users' cluster labels with early
-    stopping on validation users; the table holds test-user scores of it, of two baselines
-    (logistic regression, LightGBM) and of the labels themselves against the latent truth.
-    The weights are stored beside the table as `tabtransformer.pt`."""
+    """Fit the emotion model on training users' cluster labels and score it, with the
+    baselines, on test users against the labels and the latent truth."""
     settings, seed = esmr.settings().emotion, esmr.seed(context)
     result = train_emotion_model(user_day_logs, emotion_labels, settings, seed)
-    path = partition_dir(esmr.storage_root(), "emotion_model", seed) / MODEL_FILE
-    atomic_write_bytes(path, result.model.to_bytes())
     scores = {row["model"]: row for row in result.scores.iter_rows(named=True)}
     tab = scores["tabtransformer"]
     context.log.info(f"TabTransformer test accuracy {tab['accuracy']:.3f} (paper {PAPER_ACCURACY:.3f})")
-    return dg.MaterializeResult(
-        value=result.scores,
+    yield dg.Output(
+        result.model,
+        output_name="emotion_model",
         metadata={
-            "accuracy": float(tab["accuracy"]),
-            "macro_f1": float(tab["macro_f1"]),
-            "accuracy_vs_truth": float(tab["accuracy_vs_truth"]),
-            "paper_accuracy": PAPER_ACCURACY,
             "best_epoch": result.model.best_epoch_,
             "fit_seconds": round(result.fit_seconds, 2),
-            "comparison": markdown_table(result.scores.select("model", "accuracy", "macro_f1", "accuracy_vs_truth")),
-            "model_path": dg.MetadataValue.path(str(path)),
             **plot_metadata(
                 esmr,
                 "emotion_model",
@@ -89,17 +104,31 @@ def emotion_model(
             ),
         },
     )
+    yield dg.Output(
+        result.scores,
+        output_name="emotion_model_scores",
+        metadata={
+            "accuracy": float(tab["accuracy"]),
+            "macro_f1": float(tab["macro_f1"]),
+            "accuracy_vs_truth": float(tab["accuracy_vs_truth"]),
+            "paper_accuracy": PAPER_ACCURACY,
+            "comparison": markdown_table(result.scores.select("model", "accuracy", "macro_f1", "accuracy_vs_truth")),
+        },
+    )
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, deps=[emotion_model], kinds={"pytorch", "parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"pytorch", "parquet"})
 def emotion_predictions(
-    context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day_logs: pl.DataFrame, emotion_labels: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    esmr: EsmrConfig,
+    user_day_logs: pl.DataFrame,
+    emotion_labels: pl.DataFrame,
+    emotion_model: TabTransformerClassifier,
 ):
     """Class probabilities and the predicted label for every user-day (the previous-day input
     is the cluster label of the previous day), with the user's train/val/test split."""
     settings, seed = esmr.settings().emotion, esmr.seed(context)
-    model = load_model(partition_dir(esmr.storage_root(), "emotion_model", seed) / MODEL_FILE)
-    predictions = predict_days(model, user_day_logs, emotion_labels, seed, settings.split)
+    predictions = predict_days(emotion_model, user_day_logs, emotion_labels, seed, settings.split)
     test = predictions.filter(pl.col("split") == "test")
     # The representative user: the test user whose predicted labels change most often.
     changes = (

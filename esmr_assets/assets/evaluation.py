@@ -1,22 +1,26 @@
-"""Evaluation assets: closed-loop rollouts of every policy on the held-out users, and the
-paper's metrics computed from them. Thin wrappers over `policy.pipeline.run_rollouts` and
-`evaluation.comparison`."""
+"""Evaluation assets: closed-loop rollouts of every registered policy on the held-out users,
+and the paper's metrics computed from them. Thin wrappers over
+`policy.rollouts.run_rollouts` and `evaluation.comparison`."""
 
 import dagster as dg
 import polars as pl
 
-from ..emotion.pipeline import load_model
+from ..emotion.tabtransformer import TabTransformerClassifier
 from ..evaluation.comparison import evaluation_table, representative_user
-from ..evaluation.plots import daily_emotion_mix, policy_comparison, policy_trajectories, reward_fairness
+from ..evaluation.plots import (
+    daily_emotion_mix,
+    policy_comparison,
+    policy_trajectories,
+    reward_fairness,
+)
+from ..metadata import markdown_table, plot_metadata
 from ..partitions import seed_partitions
-from ..policy.bandits import load_learners
-from ..policy.pipeline import agents_from_q_table, run_rollouts
-from ..settings import FEEDBACK_STYLES
+from ..policy.models import AgentSet, BanditLearners
+from ..policy.ranker import EngagementRanker
+from ..policy.rollouts import run_rollouts
 from ..resources import EsmrConfig
-from ..storage import partition_dir
-from .common import markdown_table, plot_metadata
-from .emotion import MODEL_FILE, emotion_model
-from .policy import LEARNERS_FILE, engagement_ranker, igl_policy, load_ranker
+from ..vocabulary import FEEDBACK_STYLES
+from .policy import ON_CPU
 
 GROUP = "evaluation"
 #: the comparison columns `esmr run` prints and the metadata previews
@@ -24,27 +28,27 @@ HEADLINE = ("negative_days", "happy_at_least_once", "final_dominant_happy", "ful
             "bounce_rate", "engagement_reward", "mean_latent_valence", "recovery_time")
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, deps=[engagement_ranker, emotion_model, igl_policy],
-          kinds={"numpy", "parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, ins={"emotion_model": ON_CPU}, kinds={"numpy", "parquet"})
 def policy_rollouts(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,
     videos: pl.DataFrame,
     users: pl.DataFrame,
     impressions: pl.LazyFrame,
-    q_table: pl.DataFrame,
+    engagement_ranker: EngagementRanker,
+    emotion_model: TabTransformerClassifier,
+    q_agents: AgentSet,
+    bandit_learners: BanditLearners,
 ):
-    """The held-out users over the whole horizon under each policy (lightgbm, esmr,
-    esmr_no_emotion, esmr_no_engagement, random) with common random numbers: one row per
-    policy, user and day with whether RL acted, the served bucket and top video, the
-    engagement reward, the predicted and the latent true emotion and the latent valence."""
+    """The held-out users over the whole horizon under each policy of the registry
+    (`policy.registry.POLICIES`) with common random numbers: one row per policy, user and
+    day with whether RL acted, the served bucket and top video, the engagement reward, the
+    predicted and the latent true emotion, the latent valence and satisfaction, and the
+    bandits' rounds."""
     settings, seed = esmr.settings(), esmr.seed(context)
-    model = load_model(partition_dir(esmr.storage_root(), "emotion_model", seed) / MODEL_FILE, device="cpu")
-    learners = load_learners((partition_dir(esmr.storage_root(), "igl_policy", seed) / LEARNERS_FILE).read_bytes(),
-                             settings.policy, seed)
     rollouts = run_rollouts(
-        videos, users, impressions, load_ranker(esmr, seed, videos), model, agents_from_q_table(q_table, settings),
-        settings, seed, log=context.log.info, learners=learners,
+        videos, users, impressions, engagement_ranker, emotion_model, q_agents, settings, seed,
+        log=context.log.info, learners=bandit_learners,
     )
     user = representative_user(rollouts)
     rl_share = rollouts.group_by("policy", maintain_order=True).agg(pl.col("rl_active").mean())

@@ -1,28 +1,47 @@
-"""Phase III assets: the LightGBM engagement ranker and the Q-tables of the ESMR agent and
-its ablations. Thin wrappers over `esmr_assets.policy.pipeline`."""
+"""Phase III assets: the LightGBM engagement ranker, the bandits' learners and the Q-learning
+agents of the hybrid policies, each a model stored by the model IO manager, beside the
+tables that report on them. Thin wrappers over `esmr_assets.policy.training`."""
 
 import dagster as dg
 import polars as pl
 
-from ..emotion.pipeline import load_model
-from ..evaluation.plots import bandit_training, feature_importance, greedy_actions, q_learning_curve
+from ..emotion.tabtransformer import TabTransformerClassifier
+from ..evaluation.plots import (
+    bandit_training as bandit_training_plot,
+)
+from ..evaluation.plots import (
+    feature_importance,
+    greedy_actions,
+    q_learning_curve,
+)
+from ..metadata import markdown_table, plot_metadata
 from ..partitions import seed_partitions
-from ..policy.bandits import load_learners, save_learners
-from ..policy.pipeline import bandit_table, fit_agents, fit_bandits, fit_ranker
+from ..policy.models import BanditLearners
 from ..policy.ranker import EngagementRanker
+from ..policy.training import DECODER, bandit_table, fit_agents, fit_bandits, fit_ranker
 from ..resources import EsmrConfig
-from ..storage import atomic_write_bytes, partition_dir
-from .common import markdown_table, plot_metadata
-from .emotion import MODEL_FILE, emotion_model
+from .emotion import MODEL_IO
 
 GROUP = "policy"
-RANKER_FILE = "lightgbm_ranker.txt"
-LEARNERS_FILE = "bandit_learners.pt"
 PAPER_AUC = 0.81  # §3.3.1: early stopping "stops on 0.81"
+#: the closed loop runs the emotion model on the CPU whatever the machine: a near-tie decided
+#: differently on a GPU would change a label, then a streak, a feed and the rest of the user's days
+ON_CPU = dg.AssetIn(metadata={"device": "cpu"})
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"lightgbm", "parquet"})
-def engagement_ranker(
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=seed_partitions,
+    outs={
+        "engagement_ranker": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"lightgbm"}, description=(
+            "LightGBM P(watched) (paper §3.3.1), stored as LightGBM text; test AUC and trees in metadata."
+        )),
+        "ranker_feature_importance": dg.AssetOut(kinds={"parquet"}, description=(
+            "The engagement ranker's features by gain, with each feature's share of the total and its rank."
+        )),
+    },
+)
+def ranker_training(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,
     videos: pl.DataFrame,
@@ -31,14 +50,11 @@ def engagement_ranker(
     impressions: pl.LazyFrame,
     emotion_predictions: pl.DataFrame,
 ):
-    """LightGBM P(watched) (paper §3.3.1) on the logged impressions joined with the user's
-    previous-day behaviour, previous-day predicted emotion, profile and the video's
-    attributes; split by user, early-stopped on validation AUC. The table is the feature
-    importance (gain); the model is stored beside it as LightGBM text."""
+    """LightGBM P(watched) on the logged impressions joined with the user's previous-day
+    behaviour, previous-day predicted emotion, profile and the video's attributes; split by
+    user, early-stopped on validation AUC."""
     settings, seed = esmr.settings(), esmr.seed(context)
     ranker = fit_ranker(impressions, user_day_logs, emotion_predictions, videos, users, settings, seed)
-    path = partition_dir(esmr.storage_root(), "engagement_ranker", seed) / RANKER_FILE
-    atomic_write_bytes(path, ranker.to_text().encode())
     total = sum(ranker.feature_importance_.values()) or 1.0
     importance = (
         pl.DataFrame(
@@ -52,63 +68,77 @@ def engagement_ranker(
         .with_row_index("rank", offset=1)
     )
     context.log.info(f"ranker test AUC {ranker.auc_:.3f} (paper {PAPER_AUC}) after {ranker.best_iteration_} trees")
-    return dg.MaterializeResult(
-        value=importance,
+    yield dg.Output(
+        ranker,
+        output_name="engagement_ranker",
         metadata={
             "test_auc": ranker.auc_,
             "paper_auc": PAPER_AUC,
             "trees": ranker.best_iteration_,
             "users_fitted": ranker.n_users_,
-            "top_features": markdown_table(importance.head(10)),
-            "model_path": dg.MetadataValue.path(str(path)),
             **plot_metadata(
                 esmr, "engagement_ranker", seed, "feature_importance", feature_importance(ranker.feature_importance_)
             ),
         },
     )
-
-
-def load_ranker(esmr: EsmrConfig, seed: int, videos: pl.DataFrame) -> EngagementRanker:
-    return EngagementRanker.load(partition_dir(esmr.storage_root(), "engagement_ranker", seed) / RANKER_FILE, videos)
-
-
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, deps=[engagement_ranker, emotion_model],
-          kinds={"torch", "parquet"})
-def igl_policy(context: dg.AssetExecutionContext, esmr: EsmrConfig, videos: pl.DataFrame, users: pl.DataFrame,
-               impressions: pl.LazyFrame):
-    """IGL-P with three and with two latent states (Maghakian et al., Algorithm 1) and the
-    bandits on hand-engineered rewards (a like, a comment), trained online on the Q-learning
-    agents' training users from the feedback signals of what they serve; the latent
-    satisfaction is never shown to them. The table is each bandit's learned policy: its
-    reward estimate's coefficient per action (bucket) and context feature. The learners,
-    with IGL-P's inverse-kinematics reward decoder, are stored beside it."""
-    settings, seed = esmr.settings(), esmr.seed(context)
-    model = load_model(partition_dir(esmr.storage_root(), "emotion_model", seed) / MODEL_FILE, device="cpu")
-    trained = fit_bandits(videos, users, impressions, load_ranker(esmr, seed, videos), model, settings, seed,
-                          log=context.log.info)
-    path = partition_dir(esmr.storage_root(), "igl_policy", seed) / LEARNERS_FILE
-    atomic_write_bytes(path, save_learners(trained.learners))
-    return dg.MaterializeResult(
-        value=bandit_table(trained.learners),
-        metadata={
-            "training": markdown_table(trained.history),
-            "training_seconds": round(trained.seconds, 1),
-            "learners_path": dg.MetadataValue.path(str(path)),
-            **plot_metadata(esmr, "igl_policy", seed, "bandit_training", bandit_training(trained.history)),
-        },
-    )
+    yield dg.Output(importance, output_name="ranker_feature_importance",
+                    metadata={"top_features": markdown_table(importance.head(10))})
 
 
 @dg.multi_asset(
     group_name=GROUP,
     partitions_def=seed_partitions,
-    deps=[engagement_ranker, emotion_model, igl_policy],
+    ins={"emotion_model": ON_CPU},
     outs={
+        "bandit_learners": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"torch"}, description=(
+            "The feedback-learning bandits' learners (IGL-P with three and two latent states, the like and comment "
+            "bandits), with IGL-P's inverse-kinematics reward decoder; per-epoch training figures in metadata."
+        )),
+        "bandit_coefficients": dg.AssetOut(kinds={"parquet"}, description=(
+            "Each bandit's learned policy: its reward estimate's coefficient per action (bucket) and context feature."
+        )),
+    },
+)
+def bandit_training(
+    context: dg.AssetExecutionContext,
+    esmr: EsmrConfig,
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.LazyFrame,
+    engagement_ranker: EngagementRanker,
+    emotion_model: TabTransformerClassifier,
+):
+    """IGL-P with three and with two latent states (Maghakian et al., Algorithm 1) and the
+    bandits on hand-engineered rewards (a like, a comment), trained online on the Q-learning
+    agents' training users from the feedback signals of what they serve; the latent
+    satisfaction is never shown to them."""
+    settings, seed = esmr.settings(), esmr.seed(context)
+    trained = fit_bandits(videos, users, impressions, engagement_ranker, emotion_model, settings, seed,
+                          log=context.log.info)
+    yield dg.Output(
+        trained.learners,
+        output_name="bandit_learners",
+        metadata={
+            "training": markdown_table(trained.history),
+            "training_seconds": round(trained.seconds, 1),
+            **plot_metadata(esmr, "bandit_learners", seed, "bandit_training", bandit_training_plot(trained.history)),
+        },
+    )
+    yield dg.Output(bandit_table(trained.learners), output_name="bandit_coefficients")
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=seed_partitions,
+    ins={"emotion_model": ON_CPU},
+    outs={
+        "q_agents": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"numpy"}, description=(
+            "The Q-learning agents of the hybrid policies (ESMR, its ablations esmr_no_emotion and "
+            "esmr_no_engagement, and esmr_igl), stored as arrays: Q-table, visit counts, temperature."
+        )),
         "q_table": dg.AssetOut(kinds={"numpy", "parquet"}, description=(
-            "Q-values of the ESMR agent, its ablations (esmr_no_emotion, esmr_no_engagement) and esmr_igl "
-            "(R_eng replaced by IGL-P's decoded reward): "
-            "one row per agent, state (predicted label x negative-or-neutral streak x engagement "
-            "trend) and action (video-emotion bucket), with the visit count."
+            "Q-values of the agents: one row per agent, state (predicted label x negative-or-neutral streak x "
+            "engagement trend) and action (video-emotion bucket), with the visit count."
         )),
         "q_learning_curve": dg.AssetOut(kinds={"parquet"}, description=(
             "Per agent and epoch: mean reward per transition and its Eq. 8 components, the "
@@ -116,37 +146,40 @@ def igl_policy(context: dg.AssetExecutionContext, esmr: EsmrConfig, videos: pl.D
         )),
     },
 )
-def q_table(
+def agent_training(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,
     videos: pl.DataFrame,
     users: pl.DataFrame,
     impressions: pl.LazyFrame,
     user_causal_parents: pl.DataFrame,
+    engagement_ranker: EngagementRanker,
+    emotion_model: TabTransformerClassifier,
+    bandit_learners: BanditLearners,
 ):
     """Tabular Q-learning in the closed-loop environment on training users disjoint from the
     evaluation users (paper §3.3.2, Algorithm 2, Table 3). Every day each agent picks a
     video-emotion bucket per user, the bucket leads a feed ranked by LightGBM, and the
     reward is R_eng + alpha R_emo + beta R_cause with each user's causal parents."""
     settings, seed = esmr.settings(), esmr.seed(context)
-    root = esmr.storage_root()
-    ranker = load_ranker(esmr, seed, videos)
-    # On the CPU whatever the machine: a near-tie decided differently on a GPU would change
-    # a label, then a streak, a feed and the rest of the user's days.
-    model = load_model(partition_dir(root, "emotion_model", seed) / MODEL_FILE, device="cpu")
-    igl = load_learners((partition_dir(root, "igl_policy", seed) / LEARNERS_FILE).read_bytes(), settings.policy, seed)
     result = fit_agents(
-        videos, users, impressions, user_causal_parents,
-        ranker, model, settings, seed, log=context.log.info, igl_learner=igl["igl_p3"],
+        videos, users, impressions, user_causal_parents, engagement_ranker, emotion_model, settings, seed,
+        log=context.log.info, igl_learner=bandit_learners[DECODER],
     )
     final = result.history.group_by("agent", maintain_order=True).last()
     yield dg.Output(
-        result.q_table,
-        output_name="q_table",
+        result.agents,
+        output_name="q_agents",
         metadata={
             "training_users": int(result.training_users.size),
             "evaluation_users": int(result.evaluation_users.size),
             "training_seconds": round(result.seconds, 1),
+        },
+    )
+    yield dg.Output(
+        result.q_table,
+        output_name="q_table",
+        metadata={
             "states_visited": dg.MetadataValue.json(
                 {row["agent"]: round(row["states_visited"], 3) for row in final.iter_rows(named=True)}
             ),
@@ -161,4 +194,3 @@ def q_table(
             **plot_metadata(esmr, "q_learning_curve", seed, "mean_reward_per_epoch", q_learning_curve(result.history)),
         },
     )
-

@@ -10,6 +10,7 @@ import dagster as dg
 import polars as pl
 
 from ..evaluation.plots import daily_emotion_mix, engagement_by_emotion
+from ..metadata import plot_metadata, value_counts
 from ..partitions import seed_partitions
 from ..resources import EsmrConfig
 from ..sim.content import simulate_videos
@@ -26,7 +27,6 @@ from ..sim.validation import (
     churn_rate_by_profile,
     interaction_correlations,
 )
-from .common import plot_metadata, value_counts
 
 GROUP = "simulation"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from ..metadata import markdown_table
+from ..resources import EsmrConfig
 from ..storage import PART_FILE, atomic_write_parquet
 from ..warehouse import referenced_tables, run_query
-from ..resources import EsmrConfig
-from .common import markdown_table
 
 GROUP = "sql"
 SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"

@@ -21,10 +21,9 @@ import numpy as np
 import polars as pl
 
 from ..sim.causal_graph import CAUSAL_FEATURES
+from ..vocabulary import VALENCE_SCORE
 
 PROBABILITY_DECIMALS = 2
-# Valence of each emotion on the circumplex (the same scale as the video emotions).
-VALENCE_SCORE = {"happy": 0.8, "excited": 0.7, "neutral": 0.0, "stressed": -0.7, "disappointed": -0.6}
 BEHAVIOUR_COLUMNS = tuple(c for c in CAUSAL_FEATURES[1:16])
 
 

@@ -37,12 +37,12 @@ exact linear combinations of others leave lingam with residuals of pure rounding
 mid-search; its order is then arbitrary and cannot be matched.
 
 Numerics run on numpy, or on torch (CUDA when available) through a thin array-module
-shim (`_Ops`): the same code path, only the spelling of some calls differs.
+shim (`backend.ArrayOps`): the same code path, only the spelling of some calls differs.
+The batched LassoLarsIC and OLS solvers live in `lars`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from collections.abc import Sequence
@@ -51,152 +51,14 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-__all__ = ["BatchedDirectLiNGAM", "resolve_device"]
+from .backend import ArrayOps, resolve_device
+from .lars import lars_bic, masked_solve, prefix_regressions
+
+__all__ = ["BatchedDirectLiNGAM"]
 
 # lingam's maximum-entropy approximation constants (DirectLiNGAM._entropy)
 _K1, _K2, _GAMMA = 79.047, 7.4129, 0.37457
 _H0 = (1 + math.log(2 * math.pi)) / 2
-# sklearn's _lars_path_solver constants
-_TINY32 = float(np.finfo(np.float32).tiny)
-_EQ_TOL = float(np.finfo(np.float32).eps)
-_EPS = float(np.finfo(np.float64).eps)
-_COV_PRECISION = int(np.finfo(np.float64).precision)
-_MAX_ITER = 500
-# Cholesky pivot below which sklearn drops a regressor as degenerate (1e-7); we hand
-# anything within a factor 10 of it to sklearn.
-_DEGENERATE_PIVOT = 1e-6
-
-
-# --------------------------------------------------------------------------- backends
-def resolve_device(device: str = "auto") -> str:
-    """Map a user-facing device name to a backend: "numpy", "torch-cpu" or "cuda".
-
-    "auto" picks CUDA when torch sees a GPU (the batch is large and the work is
-    elementwise), else numpy; "cpu" means numpy.
-    """
-    if device in ("cpu", "numpy"):
-        return "numpy"
-    if device == "torch-cpu":
-        return "torch-cpu"
-    if device in ("auto", "cuda"):
-        try:
-            import torch
-        except ImportError:  # pragma: no cover - torch is a project dependency
-            torch = None
-        if torch is not None and torch.cuda.is_available():
-            return "cuda"
-        if device == "cuda":
-            raise ValueError("device='cuda' requested but torch sees no CUDA device")
-        return "numpy"
-    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'torch-cpu', got {device!r}")
-
-
-class _Ops:
-    """The array operations whose spelling differs between numpy and torch."""
-
-    def __init__(self, backend: str):
-        self.backend = backend
-        self.is_torch = backend != "numpy"
-        if self.is_torch:
-            import torch
-
-            self.xp = torch
-            self.device = torch.device("cuda" if backend == "cuda" else "cpu")
-            self._dtypes = {"float": torch.float64, "int": torch.int64, "bool": torch.bool}
-        else:
-            self.xp = np
-            self._dtypes = {"float": np.float64, "int": np.int64, "bool": np.bool_}
-
-    def asarray(self, a: Any, kind: str = "float"):
-        if self.is_torch:
-            if isinstance(a, self.xp.Tensor):
-                return a.to(device=self.device, dtype=self._dtypes[kind])
-            return self.xp.as_tensor(np.asarray(a), dtype=self._dtypes[kind], device=self.device)
-        return np.asarray(a, dtype=self._dtypes[kind])
-
-    def to_numpy(self, a) -> np.ndarray:
-        return a.detach().cpu().numpy() if self.is_torch else np.asarray(a)
-
-    def astype(self, a, kind: str):
-        return a.to(self._dtypes[kind]) if self.is_torch else a.astype(self._dtypes[kind])
-
-    def zeros(self, shape, kind: str = "float"):
-        if self.is_torch:
-            return self.xp.zeros(shape, dtype=self._dtypes[kind], device=self.device)
-        return np.zeros(shape, dtype=self._dtypes[kind])
-
-    def full(self, shape, value, kind: str = "float"):
-        if self.is_torch:
-            return self.xp.full(shape, value, dtype=self._dtypes[kind], device=self.device)
-        return np.full(shape, value, dtype=self._dtypes[kind])
-
-    def arange(self, n: int):
-        if self.is_torch:
-            return self.xp.arange(n, device=self.device)
-        return np.arange(n)
-
-    def eye(self, n: int):
-        if self.is_torch:
-            return self.xp.eye(n, dtype=self.xp.float64, device=self.device)
-        return np.eye(n)
-
-    def swap_last(self, a):
-        return a.transpose(-1, -2) if self.is_torch else np.swapaxes(a, -1, -2)
-
-    def copy(self, a):
-        return a.clone() if self.is_torch else a.copy()
-
-    def sum(self, a, axis, keepdims: bool = False):
-        return a.sum(dim=axis, keepdim=keepdims) if self.is_torch else a.sum(axis=axis, keepdims=keepdims)
-
-    def mean(self, a, axis, keepdims: bool = False):
-        return a.mean(dim=axis, keepdim=keepdims) if self.is_torch else a.mean(axis=axis, keepdims=keepdims)
-
-    def amin(self, a, axis):
-        return a.amin(dim=axis) if self.is_torch else a.min(axis=axis)
-
-    def amax(self, a, axis):
-        return a.amax(dim=axis) if self.is_torch else a.max(axis=axis)
-
-    def argmin(self, a, axis):
-        return a.argmin(dim=axis) if self.is_torch else a.argmin(axis=axis)
-
-    def argmax(self, a, axis):
-        return a.argmax(dim=axis) if self.is_torch else a.argmax(axis=axis)
-
-    def prod(self, a, axis):
-        return a.prod(dim=axis) if self.is_torch else a.prod(axis=axis)
-
-    def any(self, a, axis):
-        return a.any(dim=axis) if self.is_torch else a.any(axis=axis)
-
-    def argsort_stable(self, a, axis):
-        if self.is_torch:
-            return self.xp.argsort(a, dim=axis, stable=True)
-        return np.argsort(a, axis=axis, kind="stable")
-
-    def take_along(self, a, idx, axis):
-        if self.is_torch:
-            return self.xp.take_along_dim(a, idx, dim=axis)
-        return np.take_along_axis(a, idx, axis=axis)
-
-    def round(self, a, decimals: int):
-        return self.xp.round(a, decimals=decimals) if self.is_torch else np.around(a, decimals)
-
-    def solve(self, A, b):
-        """Batched solve (b: (..., m, r)); pseudo-inverse if some system is singular
-        (exactly collinear columns), which gives lstsq's minimum-norm answer."""
-        try:
-            return self.xp.linalg.solve(A, b)
-        except (np.linalg.LinAlgError, RuntimeError):
-            return self.xp.linalg.pinv(A) @ b
-
-    def nonzero(self, mask):
-        return self.xp.nonzero(mask)[0] if not self.is_torch else self.xp.nonzero(mask).flatten()
-
-    def errstate(self):
-        """Silence numpy's warnings for masked-out lanes (torch never warns)."""
-        return contextlib.nullcontext() if self.is_torch else np.errstate(all="ignore")
 
 
 # ----------------------------------------------------------------- causal order search
@@ -205,7 +67,7 @@ def _entropy_from_moments(a, b):
     return _H0 - _K1 * (a - _GAMMA) ** 2 - _K2 * b**2
 
 
-def _entropy(ops: _Ops, u):
+def _entropy(ops: ArrayOps, u):
     """lingam's DirectLiNGAM._entropy along the last axis, written as lingam writes it."""
     xp = ops.xp
     a = ops.mean(xp.log(xp.cosh(u)), -1)
@@ -213,7 +75,7 @@ def _entropy(ops: _Ops, u):
     return _entropy_from_moments(a, b)
 
 
-def _pair_entropies(ops: _Ops, Zs, beta):
+def _pair_entropies(ops: ArrayOps, Zs, beta):
     """H(r_i^(j) / std(r_i^(j))) for every slot pair: (B, k, k) from Zs (B, k, n).
 
     r_i^(j) = xi_std - beta_ij * xj_std is lingam's `_residual` on standardised columns,
@@ -262,7 +124,7 @@ def _pair_entropies(ops: _Ops, Zs, beta):
     return _entropy_from_moments(a, b)
 
 
-def _search_orders(ops: _Ops, XT, usable, precede, labels: Sequence[str]):
+def _search_orders(ops: ArrayOps, XT, usable, precede, labels: Sequence[str]):
     """Causal order of every user: lingam's fit loop with `_search_causal_order` (pwling).
 
     XT (B, p, n) float (columns as rows, so each column's samples are contiguous);
@@ -345,221 +207,7 @@ def _search_orders(ops: _Ops, XT, usable, precede, labels: Sequence[str]):
     return ops.argsort_stable(key, 1)
 
 
-# ----------------------------------------------------------------- LassoLarsIC, batched
-def _masked_solve(ops: _Ops, A, b, mask):
-    """Solve A[mask, mask] x = b[mask] per problem; x is 0 off the mask.
-
-    Off-mask rows/columns are replaced by the identity, so every system stays
-    non-singular and the masked block is solved exactly as on its own.
-    """
-    xp = ops.xp
-    m = A.shape[-1]
-    mm = mask[..., :, None] & mask[..., None, :]
-    Am = xp.where(mm, A, ops.eye(m))
-    bm = xp.where(mask, b, 0.0)
-    return ops.solve(Am, bm[..., None])[..., 0]
-
-
-def _prefix_regressions(ops: _Ops, S):
-    """OLS of every ordered column i on columns 0..i-1, from the cross-product matrix S.
-
-    One Gauss-Jordan sweep through the pivots in order: after sweeping 0..i-1, column i
-    above the diagonal holds S[:i, :i]^-1 S[:i, i] and the diagonal entry the residual sum
-    of squares. Returns (coef (B, p-1, p-1) with row t = target t+1, rss (B, p-1)).
-    """
-    B, p, _ = S.shape
-    m = p - 1
-    A = ops.copy(S)
-    W = ops.zeros((B, m, m))
-    rss = ops.zeros((B, m))
-    with ops.errstate():
-        for t in range(m):
-            a = A[:, t, t][:, None]
-            row = A[:, t, :] / a
-            col = ops.copy(A[:, :, t])
-            A = A - col[:, :, None] * row[:, None, :]
-            A[:, t, :] = row
-            A[:, :, t] = col / a
-            A[:, t, t] = -1.0 / a[:, 0]
-            W[:, t, : t + 1] = A[:, : t + 1, t + 1]
-            rss[:, t] = A[:, t + 1, t + 1]
-    return W, rss
-
-
-def _min_pos(ops: _Ops, a, lane):
-    """sklearn's arrayfuncs.min_pos over the lanes in `lane` (inf when none is > 0)."""
-    xp = ops.xp
-    return ops.amin(xp.where(lane & (a > 0), a, math.inf), -1)
-
-
-def _matvec(A, v):
-    return (A @ v[..., None])[..., 0]
-
-
-def _lars_bic(ops: _Ops, G, Xy, yy, sigma2, mask, n: int, trace: list | None = None):
-    """`LassoLarsIC(criterion="bic")` for Q independent problems given their Gram data.
-
-    Follows sklearn's `_lars_path_solver(method="lasso")` with a Gram matrix, step by
-    step: the same entering rule, equiangular direction, step lengths (`min_pos` of the
-    same ratios, with the same `tiny32` guards and the rounding of `corr_eq_dir` to 15
-    decimals), sign-change drops and stopping rules. Where sklearn updates a Cholesky
-    factor of the active Gram block, this keeps its inverse, updated by bordering when a
-    variable enters and by the matching downdate when one leaves (same quantities, and the
-    pivot c - w'w that sklearn tests for degeneracy falls out of the bordering). Each
-    breakpoint is scored as sklearn does, n log(2 pi sigma2) + RSS / sigma2 +
-    log(n) * #{|coef| > eps}, and the first minimum wins. Problems that finish are
-    dropped from the working set, so long paths do not hold up short ones.
-
-    G (Q, m, m), Xy (Q, m), yy (Q,), sigma2 (Q,), mask (Q, m) = which slots are
-    predictors. Returns (coef (Q, m) at the selected breakpoint, ambiguous (Q,) bool):
-    ambiguous problems must be re-solved by sklearn (see module docstring). `trace`, if
-    a list, receives (problem ids, alpha, coef) for every breakpoint (for the tests).
-    """
-    xp = ops.xp
-    Q, m = Xy.shape
-    log_n = math.log(n)
-    out_coef = ops.zeros((Q, m))
-    with ops.errstate():
-        const_all = n * xp.log(2 * math.pi * sigma2)
-    nfeat_all = ops.sum(ops.astype(mask, "int"), 1)
-    bad = ~xp.isfinite(const_all) | ~(sigma2 > 0)
-    out_amb = bad & (nfeat_all > 0)
-    ids = ops.nonzero((nfeat_all > 0) & ~bad)
-    # working set (compacted as problems finish)
-    G, Xy, yy, sigma2, mask = G[ids], Xy[ids], yy[ids], sigma2[ids], mask[ids]
-    const, nfeat = const_all[ids], nfeat_all[ids]
-    q = int(ids.shape[0])
-    active = ops.zeros((q, m), "bool")
-    sign = ops.zeros((q, m))
-    coef = ops.zeros((q, m))
-    cov = ops.copy(Xy)
-    P = ops.zeros((q, m, m))  # inverse of the active Gram block, zero elsewhere
-    drop = ops.zeros((q,), "bool")
-    prev_alpha = ops.zeros((q,))
-    best_crit = ops.full((q,), math.inf)
-    best_coef = ops.zeros((q, m))
-    drop_crit = ops.full((q,), math.inf)
-    near_tie = ops.zeros((q,), "bool")
-    done = ops.zeros((q,), "bool")  # finished, output written, awaiting compaction
-    slots = ops.arange(m)
-
-    for n_iter in range(_MAX_ITER + 1):
-        if q == 0:
-            break
-        r = ops.arange(q)
-        # --- top of sklearn's loop: C = max |Cov| over inactive predictors
-        avail = mask & ~active
-        c_idx = ops.argmax(xp.where(avail, xp.abs(cov), -1.0), 1)
-        C_ = cov[r, c_idx]
-        C = xp.where(ops.any(avail, 1), xp.abs(C_), 0.0)
-        alpha = C / n
-        if trace is not None:
-            live = ops.nonzero(~done)
-            trace.append(tuple(ops.to_numpy(a[live]) for a in (ids, alpha, coef)))
-        # --- this breakpoint's BIC (sklearn scores every row of coef_path_)
-        rss = yy - 2 * ops.sum(coef * Xy, 1) + ops.sum(coef * _matvec(G, coef), 1)
-        big = xp.abs(coef) > _EPS
-        crit = const + rss / sigma2 + log_n * ops.sum(ops.astype(big, "float"), 1)
-        # A breakpoint reached by dropping a variable carries sklearn's rounding residue
-        # for it (zero or an ulp: lingam keeps the variable iff nonzero, and it may or may
-        # not count in df). Keep such breakpoints out of our own selection; if one could
-        # score at or below the winner, sklearn decides (see module docstring).
-        crit_lo = const + rss / sigma2 + log_n * ops.sum(ops.astype(big & active, "float"), 1)
-        drop_crit = xp.where(drop, xp.minimum(drop_crit, crit_lo), drop_crit)
-        tol = 1e-8 * xp.clip(xp.abs(crit), 1.0, None)
-        better = ~drop & (crit < best_crit - tol)
-        close = ~drop & ~better & (xp.abs(crit - best_crit) <= tol)
-        near_tie = xp.where(better, False, near_tie | close)
-        take = better | (close & (crit < best_crit))
-        best_crit = xp.where(take, crit, best_crit)
-        best_coef = xp.where(take[:, None], coef, best_coef)
-        # --- stopping rules (alpha_min = 0, so sklearn never interpolates)
-        stop = (alpha <= _EQ_TOL) | (ops.sum(ops.astype(active, "int"), 1) >= nfeat)
-        if n_iter >= _MAX_ITER:
-            stop = stop | True
-        # lasso: alpha increasing -> sklearn bails out; rounding decides that, so defer
-        flag = ~stop & (prev_alpha < alpha)
-        if n_iter == 0:
-            flag = flag & False
-        with ops.errstate():
-            # --- the entering variable j joins the active set (unless the last step
-            # dropped one): border the inverse with u = P b, d = c - b'u
-            add = ~stop & ~drop
-            onehot = (slots[None, :] == c_idx[:, None]) & add[:, None]
-            b = xp.where(active, G[r, :, c_idx], 0.0)
-            u = _matvec(P, b)
-            d = G[r, c_idx, c_idx] - ops.sum(b * u, 1)
-            flag = flag | (add & ~(xp.sqrt(xp.abs(d)) >= _DEGENERATE_PIVOT))
-            v = xp.where(onehot, -1.0, u) * ops.astype(add, "float")[:, None]
-            d = xp.where(add, d, 1.0)
-            P = P + v[:, :, None] * (v / d[:, None])[:, None, :]
-            active = active | onehot
-            sign = xp.where(onehot, xp.sign(C_)[:, None], sign)
-            # --- equiangular direction: G_AA ls = sign_A, normalised by AA
-            ls = _matvec(P, sign)
-            AA = 1.0 / xp.sqrt(ops.sum(ls * sign, 1))
-            flag = flag | (~stop & ~xp.isfinite(AA))
-            ls = ls * AA[:, None]
-            corr = ops.round(_matvec(G, ls), _COV_PRECISION)
-            lane = mask & ~active
-            g1 = _min_pos(ops, (C[:, None] - cov) / (AA[:, None] - corr + _TINY32), lane)
-            g2 = _min_pos(ops, (C[:, None] + cov) / (AA[:, None] + corr + _TINY32), lane)
-            gamma = xp.minimum(xp.minimum(g1, g2), C / AA)
-            z = -coef / (ls + _TINY32)
-            z_pos = _min_pos(ops, z, active)
-        dropnow = z_pos < gamma
-        gamma = xp.where(dropnow, z_pos, gamma)
-        coef = xp.where(active, coef + gamma[:, None] * ls, 0.0)
-        cov = cov - gamma[:, None] * corr
-        go = ~stop & ~flag & ~done
-        dq = ops.nonzero(dropnow & go)
-        if int(dq.shape[0]):
-            # the variable(s) whose coefficient reached zero leave the active set; their
-            # covariance is recomputed from the original Xy and Gram, as sklearn does
-            didx = active[dq] & (z[dq] == z_pos[dq][:, None])
-            cov[dq] = xp.where(didx, Xy[dq] - _matvec(G[dq], coef[dq]), cov[dq])
-            Pd = P[dq]
-            rd = ops.arange(int(dq.shape[0]))
-            left = ops.copy(didx)
-            while bool(ops.any(ops.any(left, 1), 0)):
-                has = ops.any(left, 1)
-                j = ops.argmax(ops.astype(left, "int"), 1)
-                pj = Pd[rd, :, j]
-                piv = xp.where(has, Pd[rd, j, j], 1.0)
-                upd = pj * ops.astype(has, "float")[:, None]
-                Pd = Pd - upd[:, :, None] * (Pd[rd, j, :] / piv[:, None])[:, None, :]
-                keep = ~((slots[None, :] == j[:, None]) & has[:, None])
-                Pd = Pd * ops.astype(keep[:, :, None] & keep[:, None, :], "float")
-                left = left & keep
-            P[dq] = Pd
-            active[dq] = active[dq] & ~didx
-            sign[dq] = xp.where(didx, 0.0, sign[dq])
-        prev_alpha = alpha
-        drop = dropnow
-        # --- retire finished problems: write their result now; rows of finished
-        # problems keep being computed (and ignored) until a quarter of the working set
-        # has finished, then the working set is compacted
-        fin = ops.nonzero(~go & ~done)
-        if int(fin.shape[0]):
-            out_coef[ids[fin]] = best_coef[fin]
-            out_amb[ids[fin]] = flag[fin] | near_tie[fin] | (
-                drop_crit[fin] <= best_crit[fin] + 1e-8 * (1 + xp.abs(best_crit[fin]))
-            )
-            done = done | ~go
-            n_done = int(ops.sum(ops.astype(done, "int"), 0))
-            if n_done == q or 4 * n_done >= q:
-                keep = ops.nonzero(~done)
-                ids = ids[keep]
-                (G, Xy, yy, sigma2, mask, const, nfeat, active, sign, coef, cov, P, drop,
-                 prev_alpha, best_crit, best_coef, drop_crit, near_tie, done) = (
-                    a[keep] for a in (G, Xy, yy, sigma2, mask, const, nfeat, active, sign, coef,
-                                      cov, P, drop, prev_alpha, best_crit, best_coef, drop_crit,
-                                      near_tie, done)
-                )
-                q = int(ids.shape[0])
-    return out_coef, out_amb
-
-
+# ------------------------------------------------------------------- connection strengths
 def _reference_support(X_user: np.ndarray, predictors: list[int], target: int) -> np.ndarray:
     """Parents kept by lingam's predict_adaptive_lasso, computed with sklearn itself."""
     from sklearn.exceptions import ConvergenceWarning
@@ -575,7 +223,7 @@ def _reference_support(X_user: np.ndarray, predictors: list[int], target: int) -
     return np.abs(reg.coef_ * weight) > 0.0
 
 
-def _estimate_adjacency(ops: _Ops, XT, X_np, order, n_usable, allowed, refit: bool, users_per_chunk: int):
+def _estimate_adjacency(ops: ArrayOps, XT, X_np, order, n_usable, allowed, refit: bool, users_per_chunk: int):
     """lingam's _estimate_adjacency_matrix for every user: adaptive lasso on predecessors.
 
     Works in causal-order coordinates: the problem for position i regresses column i on
@@ -612,13 +260,13 @@ def _estimate_adjacency(ops: _Ops, XT, X_np, order, n_usable, allowed, refit: bo
 
     # 1. OLS weights on standardised data (LinearRegression in predict_adaptive_lasso)
     if allowed is None:
-        w, rss = _prefix_regressions(ops, S)
+        w, rss = prefix_regressions(ops, S)
     else:
         w = ops.zeros((B, m, m))
         for s in range(0, B, users_per_chunk):
             e = min(B, s + users_per_chunk)
             Sb = xp.broadcast_to(S[s:e, None, :m, :m], (e - s, m, m, m))
-            w[s:e] = _masked_solve(ops, Sb, S_py[s:e], mask[s:e])
+            w[s:e] = masked_solve(ops, Sb, S_py[s:e], mask[s:e])
         rss = yy - ops.sum(w * S_py, 2)
     w = xp.where(mask, w, 0.0)
     rss = xp.where(valid_target, rss, 1.0)
@@ -637,7 +285,7 @@ def _estimate_adjacency(ops: _Ops, XT, X_np, order, n_usable, allowed, refit: bo
         Q = (e - s) * m
         wq = weight[s:e]
         G = wq[..., :, None] * S[s:e, None, :m, :m] * wq[..., None, :]
-        c, a = _lars_bic(
+        c, a = lars_bic(
             ops, G.reshape(Q, m, m), (wq * S_py[s:e]).reshape(Q, m), yy[s:e].reshape(Q),
             sigma2[s:e].reshape(Q), lars_mask[s:e].reshape(Q, m), n,
         )
@@ -665,7 +313,7 @@ def _estimate_adjacency(ops: _Ops, XT, X_np, order, n_usable, allowed, refit: bo
     for s in range(0, B, users_per_chunk):
         e = min(B, s + users_per_chunk)
         Sb = xp.broadcast_to(S[s:e, None, :m, :m], (e - s, m, m, m))
-        beta[s:e] = _masked_solve(ops, Sb, S_py[s:e], support[s:e])
+        beta[s:e] = masked_solve(ops, Sb, S_py[s:e], support[s:e])
     beta = beta * sd[:, 1:, None] / sd[:, None, :m]
     A_ord = ops.zeros((B, p, p))
     A_ord[:, 1:, :m] = xp.where(support, beta, 0.0)
@@ -879,7 +527,7 @@ class BatchedDirectLiNGAM(BaseEstimator):
             precede = op if precede is None else (precede | op)
 
         backend = resolve_device(self.device)
-        ops = _Ops(backend)
+        ops = ArrayOps(backend)
         budget = int(self.chunk_elements or _DEFAULT_CHUNK_ELEMENTS[backend])
         order_out = np.zeros((B, p), dtype=np.int64)
         adj_out = np.zeros((B, p, p))
@@ -905,7 +553,7 @@ class BatchedDirectLiNGAM(BaseEstimator):
         self.backend_ = backend
         return self
 
-    def _fit_chunk(self, ops: _Ops, X_np, usable_np, precede_np, allowed_np, labels, budget: int):
+    def _fit_chunk(self, ops: ArrayOps, X_np, usable_np, precede_np, allowed_np, labels, budget: int):
         B, n, p = X_np.shape
         XT = ops.asarray(np.ascontiguousarray(np.swapaxes(X_np, 1, 2)))  # (B, p, n)
         usable = ops.asarray(usable_np, "bool")

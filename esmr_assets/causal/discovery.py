@@ -14,7 +14,7 @@ from ..sim.causal_graph import CAUSAL_FEATURES, TARGETS, true_adjacency
 from ..sim.rng import stream
 from .dataset import causal_frame, condition_numbers, user_arrays
 from .direct_lingam import BatchedDirectLiNGAM
-from .scoring import edge_scores, mean_scores
+from .scoring import mean_scores
 
 METHODS = ("per_user", "pooled", "per_user_pooled_order")
 MAX_CONDITION = 1e10  # users whose standardised data is this close to collinear are skipped
@@ -134,13 +134,3 @@ def target_parents(edges: pl.DataFrame, method: str, n_users: int) -> tuple[pl.D
     columns = ("target", "rank", "parent", "sign", "median_weight", "user_share", "in_true_graph", "true_sign")
     return summary.select(columns), per_user
 
-
-def per_user_scores(edges: pl.DataFrame, method: str, users: list[int]) -> dict[str, np.ndarray]:
-    """Edge scores of each user's DAG under `method` (for distributions in metadata)."""
-    index = {name: i for i, name in enumerate(CAUSAL_FEATURES)}
-    position = {u: k for k, u in enumerate(users)}
-    chosen = edges.filter(pl.col("method") == method)
-    adjacency = np.zeros((len(users), len(CAUSAL_FEATURES), len(CAUSAL_FEATURES)))
-    rows = np.array([position[u] for u in chosen["user_id"]], dtype=int)
-    adjacency[rows, [index[e] for e in chosen["effect"]], [index[c] for c in chosen["cause"]]] = chosen["weight"].to_numpy()
-    return edge_scores(adjacency, true_adjacency())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-SCORE_NAMES = ("precision", "recall", "f1", "shd", "edges")
-
 
 def edge_scores(estimated: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     """Precision, recall and F1 of directed edges, structural Hamming distance, edge count.

@@ -36,7 +36,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from ..sim.affect import TRUE_EMOTIONS
+from ..vocabulary import TRUE_EMOTIONS
 from .features import is_active, observed_features, previous_active_engagement
 from .metrics import agreement
 

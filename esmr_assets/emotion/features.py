@@ -14,9 +14,13 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from ..settings import PROFILES
-from ..sim.affect import TRUE_EMOTIONS
-from ..sim.logs import CATEGORY_LABELS, EMOTION_LABELS
+from ..vocabulary import (
+    CATEGORY_LABELS,
+    EMOTION_LABELS,
+    NO_LABEL,
+    PREVIOUS_LABELS,
+    PROFILES,
+)
 
 CONTINUOUS_FEATURES = (
     "scroll_minutes",
@@ -60,8 +64,6 @@ LOG1P_FEATURES = (
     "n_watched",
     "n_skipped",
 )
-NO_LABEL = "none"  # previous-day label of a user's first day
-PREVIOUS_LABELS = (NO_LABEL, *TRUE_EMOTIONS)
 CATEGORICAL_VOCABULARIES: dict[str, tuple[str, ...]] = {
     "profile": PROFILES,
     "previous_label": PREVIOUS_LABELS,

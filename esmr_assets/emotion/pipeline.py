@@ -12,11 +12,19 @@ import polars as pl
 
 from ..schemas import LATENT_COLUMNS
 from ..settings import EmotionSettings
-from ..sim.affect import TRUE_EMOTIONS
 from ..sim.rng import stream
+from ..vocabulary import TRUE_EMOTIONS
 from .baselines import score_baselines
 from .clustering import EmotionClusterer
-from .features import EmotionFeatures, UserSplit, build_features, limit_split, previous_labels, split_users
+from .features import (
+    EmotionFeatures,
+    UserSplit,
+    build_features,
+    limit_split,
+    previous_labels,
+    split_users,
+)
+from .labeller import predict_classes
 from .metrics import agreement, classification_scores, confusion
 from .tabtransformer import TabTransformerClassifier
 
@@ -135,29 +143,18 @@ def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: Emot
     )
 
 
-def predict_labels(model: TabTransformerClassifier, logs: pl.DataFrame, previous_label: pl.Series) -> np.ndarray:
-    """The plain predict function the closed-loop environment calls: observed behaviour of
-    user-days (with each user's earlier days, which `engagement_change` reads) and the
-    previous day's label -> each row's predicted label."""
-    return model.predict(*build_features(logs.drop(LATENT_COLUMNS, strict=False), previous_label)[:2])
-
-
 def predict_days(
     model: TabTransformerClassifier, logs: pl.DataFrame, labels: pl.DataFrame, seed: int, split: tuple[float, float, float]
 ) -> pl.DataFrame:
     """Class probabilities and the predicted label for every user-day, with the user's split."""
     features, _ = model_features(logs, labels)
-    proba = model.predict_proba(features.cont, features.cat)
-    classes = [str(c) for c in model.classes_]
-    columns = {f"p_{c}": np.zeros(logs.height) for c in TRUE_EMOTIONS}
-    for j, c in enumerate(classes):
-        columns[f"p_{c}"] = proba[:, j].astype(np.float64)
+    label, probabilities = predict_classes(model, features)
     parts = split_users(logs["user_id"], seed, split)
     split_name = np.select(list(parts), list(SPLITS), default="")
     return logs.select("user_id", "day").with_columns(
-        pl.Series("label", np.asarray(classes, dtype=object)[proba.argmax(axis=1)], dtype=pl.Enum(TRUE_EMOTIONS)),
+        pl.Series("label", label, dtype=pl.Enum(TRUE_EMOTIONS)),
         pl.Series("split", split_name, dtype=pl.Enum(SPLITS)),
-        **{name: pl.Series(values) for name, values in columns.items()},
+        **{f"p_{c}": pl.Series(probabilities[:, k]) for k, c in enumerate(TRUE_EMOTIONS)},
     )
 
 

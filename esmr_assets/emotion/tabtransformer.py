@@ -41,6 +41,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ..torch_threads import torch_threads
+
 PREDICT_BATCH = 16_384
 
 
@@ -82,20 +84,6 @@ class TabTransformerModule(nn.Module):
         columns = self.columns.unsqueeze(0).expand(x_cat.shape[0], -1, -1)
         tokens = self.encoder(torch.cat([values, columns], dim=-1))
         return self.head(torch.cat([tokens.flatten(1), self.continuous_norm(x_cont)], dim=1))
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads: int | None) -> Iterator[None]:
-    """Run with `n_threads` torch intra-op threads (None: torch's setting), restored
-    afterwards: small models on a shared two-core machine lose more to a second thread
-    than they gain."""
-    before = torch.get_num_threads()
-    if n_threads is not None:
-        torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -317,7 +305,7 @@ class TabTransformerClassifier(BaseEstimator):
         return buffer.getvalue()
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> TabTransformerClassifier:
+    def load(cls, path: str | Path | BinaryIO, device: str = "auto") -> TabTransformerClassifier:
         """The estimator `save` wrote, on `device`; predictions match the saved one exactly."""
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model = cls(**dict(saved["params"], device=device))
@@ -328,3 +316,8 @@ class TabTransformerClassifier(BaseEstimator):
         model.module_.eval()
         model.history_, model.best_epoch_ = saved["history"], saved["best_epoch"]
         return model
+
+    @classmethod
+    def from_bytes(cls, data: bytes, device: str = "auto") -> TabTransformerClassifier:
+        """The estimator of `to_bytes`, on `device`."""
+        return cls.load(io.BytesIO(data), device=device)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..policy.policies import DECODED_ACCURACY, satisfaction_shares
-from ..settings import FEEDBACK_STYLES
+from ..policy.rollouts import DECODED_ACCURACY, satisfaction_shares
+from ..vocabulary import FEEDBACK_STYLES
 from .metrics import (
     METRICS,
     PAPER_BASELINE,

@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..causal.dataset import VALENCE_SCORE
 from ..policy.rewards import engagement_reward
-from ..sim.affect import NEGATIVE, POSITIVE, TRUE_EMOTIONS, check_labels
+from ..vocabulary import NEGATIVE, POSITIVE, TRUE_EMOTIONS, VALENCE_SCORE, check_labels
 
 #: keys of `summarise`, in order
 METRICS = (

@@ -14,25 +14,29 @@ a deployed bandit's would.
 
 from __future__ import annotations
 
-import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import torch
 
-from ..emotion.features import PREVIOUS_LABELS
-from ..settings import PROFILES, PolicySettings
+from ..settings import PolicySettings
 from ..sim.environment import ClosedLoopEnv, DayStep
-from ..sim.feedback import SIGNALS
+from ..sim.rng import stream
+from ..vocabulary import PREVIOUS_LABELS, PROFILES, SIGNALS
+from . import registry
 from .feeds import ACTIONS, FeedBuilder, bucket_mask
-from .igl import IGLLearner, InverseKinematics, LinearBandit
+from .igl import IGLLearner, InverseKinematics
+from .linear_bandit import LinearBandit
 
-BANDITS = ("igl_p3", "igl_p2", "cb_like", "cb_comment")
-#: the signal a hand-engineered bandit counts as reward 1
-HAND_REWARDS = {"cb_like": "like", "cb_comment": "comment"}
+if TYPE_CHECKING:
+    from .registry import PolicySpec
+    from .rollouts import Artifacts
+
 N_CONTEXT = len(PREVIOUS_LABELS) + len(PROFILES) + 1
 N_PERSONAL = len(SIGNALS) + 1
 NOT_INTERESTED = SIGNALS.index("not_interested")
+
+
 def decision_context(predicted_label, profile: pl.Series) -> np.ndarray:
     """(n, N_CONTEXT): one-hot predicted label of yesterday (names in PREVIOUS_LABELS),
     one-hot profile, a constant."""
@@ -73,15 +77,17 @@ class HandRewardLearner:
 
 
 def new_learner(name: str, settings: PolicySettings, seed: int) -> IGLLearner | HandRewardLearner:
-    """An untrained learner of one of `BANDITS`."""
+    """An untrained learner of the bandit `name` (a registry entry with a learner)."""
+    learner = registry.spec(name).learner
+    if learner is None:
+        raise ValueError(f"{name!r} is not a bandit; choose one of {registry.BANDITS}")
     bandit = LinearBandit(len(ACTIONS), N_CONTEXT, ridge=1.0, epsilon=settings.bandit_epsilon)
-    if name in HAND_REWARDS:
-        return HandRewardLearner(bandit, HAND_REWARDS[name])
-    if name not in ("igl_p3", "igl_p2"):
-        raise ValueError(f"unknown bandit {name!r}; choose one of {BANDITS}")
+    if learner.kind == "hand":
+        return HandRewardLearner(bandit, learner.signal)
     ik = InverseKinematics(len(ACTIONS), len(SIGNALS), N_PERSONAL, N_CONTEXT, learning_rate=settings.igl_learning_rate,
                            random_state=seed)
-    return IGLLearner(bandit, ik, three_state=name == "igl_p3", alpha=settings.igl_alpha, negative_signal=NOT_INTERESTED)
+    return IGLLearner(bandit, ik, three_state=learner.three_state, alpha=settings.igl_alpha,
+                      negative_signal=NOT_INTERESTED)
 
 
 class BanditPolicy:
@@ -90,6 +96,14 @@ class BanditPolicy:
     def __init__(self, feeds: FeedBuilder, learner, rng: np.random.Generator) -> None:
         self.feeds, self.learner, self.rng = feeds, learner, rng
         self.mix: SignalMix | None = None
+
+    @classmethod
+    def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> BanditPolicy | None:
+        """The stored learner, exploring from the policy's own evaluation stream."""
+        learner = artifacts.learners.get(spec.name)
+        if learner is None:
+            return None
+        return cls(artifacts.feeds, learner, stream(artifacts.seed, "policy", spec.stream_key, 0))
 
     def act(self, env: ClosedLoopEnv, tracker=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.mix is None or env.day == 0:
@@ -142,42 +156,3 @@ class DecodedEngagement:
                                           self.video_emotion[step.videos])
         self.mix.observe(step)
         return np.bincount(rows, weights=decoded, minlength=n) / np.maximum(np.bincount(rows, minlength=n), 1)
-
-
-def save_learners(learners: dict) -> bytes:
-    """Every learner's state (bandit statistics; inverse-kinematics parameters and optimiser)."""
-    state = {}
-    for name, learner in learners.items():
-        bandit = learner.bandit
-        entry = {key: torch.from_numpy(getattr(bandit, f"{key}_").copy()) for key in ("gram", "target", "coef")}
-        if isinstance(learner, IGLLearner):
-            ik = learner.inverse_kinematics
-            entry["ik"] = {
-                "signal_maps": ik.signal_maps_.detach().clone(),
-                "action_scores": ik.action_scores_.detach().clone(),
-                "bias": ik.bias_.detach().clone(),
-                "optimizer": ik.optimizer_.state_dict(),
-            }
-        state[name] = entry
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
-def load_learners(data: bytes, settings: PolicySettings, seed: int) -> dict:
-    """The learners of `save_learners`, ready to act and keep learning."""
-    state = torch.load(io.BytesIO(data), weights_only=True)  # tensors only: loading runs no pickled code
-    learners = {}
-    for name, entry in state.items():
-        learner = new_learner(name, settings, seed)
-        for key in ("gram", "target", "coef"):
-            setattr(learner.bandit, f"{key}_", entry[key].numpy())
-        if "ik" in entry:
-            ik = learner.inverse_kinematics
-            with torch.no_grad():
-                ik.signal_maps_.copy_(entry["ik"]["signal_maps"])
-                ik.action_scores_.copy_(entry["ik"]["action_scores"])
-                ik.bias_.copy_(entry["ik"]["bias"])
-            ik.optimizer_.load_state_dict(entry["ik"]["optimizer"])
-        learners[name] = learner
-    return learners

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..sim.content import EMOTIONS
+from ..settings import Settings
+from ..vocabulary import EMOTIONS
 from .ranker import EngagementRanker
 
 #: RL actions: the eight video-emotion buckets (see `bucket_mask`).
@@ -118,3 +119,17 @@ class FeedBuilder:
         head = np.take_along_axis(head, np.argsort(head_key, axis=1, kind="stable"), axis=1)
         feed = np.concatenate([head, order[:, self.candidates :]], axis=1)
         return np.where(valid, feed, 0).astype(np.int32), valid
+
+
+def feed_builder(
+    ranker: EngagementRanker, videos: pl.DataFrame, impressions: pl.DataFrame | pl.LazyFrame, settings: Settings
+) -> FeedBuilder:
+    """The closed loop's feeds: `ranker` scoring the pool `videos`, the logged impressions'
+    popularity prior for the candidates, and the settings' feed and candidate sizes."""
+    ranker.bind_videos(videos)
+    return FeedBuilder(
+        ranker,
+        video_popularity(impressions, ranker.video_ids_.size),
+        settings.simulation.feed_length,
+        settings.policy.candidates,
+    )

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..emotion.tabtransformer import torch_threads
+from ..torch_threads import torch_threads
+from .linear_bandit import LinearBandit
 
 BATCH_SIZE = 512  # inverse-kinematics mini-batch (benchmarks/igl.py compares it with 32)
 
@@ -45,54 +46,14 @@ def decode_rewards(extreme: np.ndarray, definitely_negative: np.ndarray | None, 
     return reward
 
 
-class LinearBandit:
-    """The CB-Alg of Algorithm 1: ridge regression of the reward on the context per action,
-    epsilon-greedy over the estimates, so P(a|x) is known exactly."""
-
-    def __init__(self, n_actions: int, n_features: int, ridge: float = 1.0, epsilon: float = 0.1) -> None:
-        self.n_actions = n_actions
-        self.n_features = n_features
-        self.ridge = ridge
-        self.epsilon = epsilon
-        self.gram_ = np.tile(ridge * np.eye(n_features), (n_actions, 1, 1))
-        self.target_ = np.zeros((n_actions, n_features))
-        self.coef_ = np.zeros((n_actions, n_features))
-
-    def estimates(self, x: np.ndarray) -> np.ndarray:
-        """(n, K) estimated rewards."""
-        return np.asarray(x) @ self.coef_.T
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """(n, K) P(a|x): epsilon spread evenly, the rest on the first best action."""
-        best = self.estimates(x).argmax(axis=1)
-        p = np.full((len(best), self.n_actions), self.epsilon / self.n_actions)
-        p[np.arange(len(best)), best] += 1.0 - self.epsilon
-        return p
-
-    def sample(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(actions, their probabilities) for every row of `x`."""
-        p = self.probabilities(x)
-        actions = (rng.random(len(p))[:, None] > np.cumsum(p, axis=1)).sum(axis=1).clip(max=self.n_actions - 1)
-        return actions, p[np.arange(len(p)), actions]
-
-    def learn(self, x: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> LinearBandit:
-        """Add a batch of (x, a, r) rounds and refit every action's ridge regression."""
-        x, actions, rewards = np.asarray(x, dtype=np.float64), np.asarray(actions), np.asarray(rewards, dtype=np.float64)
-        for a in np.unique(actions):
-            rows = actions == a
-            self.gram_[a] += x[rows].T @ x[rows]
-            self.target_[a] += x[rows].T @ rewards[rows]
-        self.coef_ = np.linalg.solve(self.gram_, self.target_[..., None])[..., 0]
-        return self
-
-
 class InverseKinematics:
     """P(a | y, x) for K actions, in the shape of the paper's Eq. 2: the logit of action a is
     sum_j phi_j(c, y) h_ja(x), a product of a personalised feedback code phi (what signal y
     means for a user with personalisation context c: a per-signal linear map of c, `channels`
     wide) and an action score h(x) from the decision context. With c a user one-hot, phi is
     the user-by-signal embedding of the paper's §4.1; with c observable user features it
-    generalises to new users. Trained by weighted maximum likelihood in mini-batches (Adam)."""
+    generalises to new users. Trained by weighted maximum likelihood in mini-batches (Adam);
+    the parameters are created by `initialize`, on first use (scikit-learn's conventions)."""
 
     def __init__(
         self,
@@ -113,18 +74,24 @@ class InverseKinematics:
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.random_state = random_state
-        generator = torch.Generator().manual_seed(random_state)
+
+    def initialize(self) -> InverseKinematics:
+        """The untrained parameters (seeded by `random_state`) and their optimiser (once)."""
+        if hasattr(self, "signal_maps_"):
+            return self
+        generator = torch.Generator().manual_seed(self.random_state)
         scale = 0.1
         self.signal_maps_ = torch.nn.Parameter(
-            scale * torch.randn(n_signals, n_personal, channels, generator=generator, dtype=torch.float32)
+            scale * torch.randn(self.n_signals, self.n_personal, self.channels, generator=generator, dtype=torch.float32)
         )
         self.action_scores_ = torch.nn.Parameter(
-            scale * torch.randn(n_context, channels, n_actions, generator=generator, dtype=torch.float32)
+            scale * torch.randn(self.n_context, self.channels, self.n_actions, generator=generator, dtype=torch.float32)
         )
-        self.bias_ = torch.nn.Parameter(torch.zeros(n_actions, dtype=torch.float32))
-        self.optimizer_ = torch.optim.Adam([self.signal_maps_, self.action_scores_, self.bias_], lr=learning_rate)
-        self._order = np.random.default_rng(random_state)
+        self.bias_ = torch.nn.Parameter(torch.zeros(self.n_actions, dtype=torch.float32))
+        self.optimizer_ = torch.optim.Adam([self.signal_maps_, self.action_scores_, self.bias_], lr=self.learning_rate)
+        self._order = np.random.default_rng(self.random_state)
         self.n_updates_ = 0
+        return self
 
     def _logits(self, c: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         phi = torch.einsum("nc,ncm->nm", c, self.signal_maps_[y])
@@ -137,6 +104,7 @@ class InverseKinematics:
 
     def predict_proba(self, c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(n, K) P-hat(a | y, x)."""
+        self.initialize()
         ct, xt = self._tensors(c, x)
         with torch.no_grad(), torch_threads(1):
             return torch.softmax(self._logits(ct, xt, torch.as_tensor(np.asarray(y, dtype=np.int64))), 1).numpy()
@@ -146,6 +114,7 @@ class InverseKinematics:
     ) -> InverseKinematics:
         """One pass over a batch of rounds in shuffled mini-batches: weighted cross-entropy
         of the played action (weights 1 / (K P(a|x)) synthesise a uniform policy)."""
+        self.initialize()
         ct, xt, wt = self._tensors(c, x, weights)
         yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
         at = torch.as_tensor(np.asarray(actions, dtype=np.int64))

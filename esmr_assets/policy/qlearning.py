@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from esmr_assets.sim.affect import TRUE_EMOTIONS, check_labels
+from ..vocabulary import TRUE_EMOTIONS, check_labels
 
 N_LABELS = len(TRUE_EMOTIONS)
 N_STREAK_BUCKETS = 4  # 0, 1, 2, 3+
@@ -30,6 +30,11 @@ N_TREND_BUCKETS = 3  # down, flat, up
 TREND_THRESHOLD = 0.2
 N_STATES = N_LABELS * N_STREAK_BUCKETS * N_TREND_BUCKETS
 TREND_BUCKETS = ("down", "flat", "up")
+#: the constructor parameters of `QLearningAgent`
+PARAMETERS = (
+    "n_states", "n_actions", "learning_rate", "discount", "temperature", "temperature_decay", "min_temperature",
+    "replay_size", "replay_batch", "random_state",
+)
 
 
 def encode_state(label, negative_streak, engagement_trend):
@@ -77,7 +82,11 @@ def _transitions(states, actions, rewards, next_states, done) -> tuple[np.ndarra
 
 
 class QLearningAgent:
-    """Tabular Q-learning with Boltzmann exploration and a ring replay buffer."""
+    """Tabular Q-learning with Boltzmann exploration and a ring replay buffer.
+
+    scikit-learn's conventions: `__init__` only stores the parameters; the Q-table, visit
+    counts, temperature and replay buffer (the attributes ending in `_`) are allocated by
+    `initialize`, which the first call that needs them makes."""
 
     def __init__(
         self,
@@ -92,35 +101,63 @@ class QLearningAgent:
         replay_batch: int = 256,
         random_state: int = 0,
     ):
-        if not (0 < learning_rate <= 1) or not (0 <= discount < 1):
-            raise ValueError("need 0 < learning_rate <= 1 and 0 <= discount < 1")
-        if temperature <= 0 or min_temperature <= 0 or not (0 < temperature_decay <= 1):
-            raise ValueError("temperatures must be > 0 and 0 < temperature_decay <= 1")
-        if replay_size < 1 or replay_batch < 0:
-            raise ValueError("replay_size >= 1 and replay_batch >= 0 required")
-        self.n_states, self.n_actions = int(n_states), int(n_actions)
-        self.learning_rate, self.discount = float(learning_rate), float(discount)
-        self.temperature, self.temperature_decay = float(temperature), float(temperature_decay)
-        self.min_temperature = float(min_temperature)
-        self.replay_size, self.replay_batch = int(replay_size), int(replay_batch)
+        self.n_states = n_states
+        self.n_actions = n_actions
+        self.learning_rate = learning_rate
+        self.discount = discount
+        self.temperature = temperature
+        self.temperature_decay = temperature_decay
+        self.min_temperature = min_temperature
+        self.replay_size = replay_size
+        self.replay_batch = replay_batch
         self.random_state = random_state
-        self.q_ = np.zeros((self.n_states, self.n_actions))
-        self.visits_ = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
-        self.temperature_ = self.temperature
+
+    def get_params(self) -> dict:
+        """The constructor's parameters (what `from_arrays` rebuilds the agent with)."""
+        return {name: getattr(self, name) for name in PARAMETERS}
+
+    def initialize(self) -> QLearningAgent:
+        """Validate the parameters and allocate an untrained agent's state (once)."""
+        if hasattr(self, "q_"):
+            return self
+        if not (0 < self.learning_rate <= 1) or not (0 <= self.discount < 1):
+            raise ValueError("need 0 < learning_rate <= 1 and 0 <= discount < 1")
+        if self.temperature <= 0 or self.min_temperature <= 0 or not (0 < self.temperature_decay <= 1):
+            raise ValueError("temperatures must be > 0 and 0 < temperature_decay <= 1")
+        if self.replay_size < 1 or self.replay_batch < 0:
+            raise ValueError("replay_size >= 1 and replay_batch >= 0 required")
+        shape, size = (int(self.n_states), int(self.n_actions)), int(self.replay_size)
+        self.q_ = np.zeros(shape)
+        self.visits_ = np.zeros(shape, dtype=np.int64)
+        self.temperature_ = float(self.temperature)
         self.epoch_rewards_: list[float] = []
         self.temperatures_: list[float] = []
-        self.rng_ = np.random.default_rng(random_state)
-        self._buf_s = np.zeros(self.replay_size, dtype=np.int64)
-        self._buf_a = np.zeros(self.replay_size, dtype=np.int64)
-        self._buf_r = np.zeros(self.replay_size)
-        self._buf_s2 = np.zeros(self.replay_size, dtype=np.int64)
-        self._buf_d = np.zeros(self.replay_size, dtype=bool)
+        self.rng_ = np.random.default_rng(self.random_state)
+        self._buf_s = np.zeros(size, dtype=np.int64)
+        self._buf_a = np.zeros(size, dtype=np.int64)
+        self._buf_r = np.zeros(size)
+        self._buf_s2 = np.zeros(size, dtype=np.int64)
+        self._buf_d = np.zeros(size, dtype=bool)
         self._buf_pos = 0
         self.buffer_len_ = 0
+        return self
+
+    @classmethod
+    def from_arrays(cls, params: dict, q: np.ndarray, visits: np.ndarray, temperature: float) -> QLearningAgent:
+        """A trained agent from its parameters, Q-table, visit counts and temperature. The
+        replay buffer is not kept: a restored agent acts; it does not resume training."""
+        agent = cls(**params).initialize()
+        if q.shape != agent.q_.shape or visits.shape != agent.q_.shape:
+            raise ValueError(f"Q-table and visits must be {agent.q_.shape}, got {q.shape} and {visits.shape}")
+        agent.q_[...] = q
+        agent.visits_[...] = visits
+        agent.temperature_ = float(temperature)
+        return agent
 
     # ---- acting -------------------------------------------------------------------------
     def action_probabilities(self, states) -> np.ndarray:
         """Boltzmann probabilities (len(states), n_actions) at the current temperature."""
+        self.initialize()
         logits = self.q_[np.asarray(states, dtype=np.int64)] / self.temperature_
         logits = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
@@ -128,6 +165,7 @@ class QLearningAgent:
 
     def act(self, states, rng: np.random.Generator | None = None) -> np.ndarray:
         """One Boltzmann-sampled action per state (one uniform draw per state, inverse CDF)."""
+        self.initialize()
         rng = self.rng_ if rng is None else rng
         p = self.action_probabilities(states)
         u = rng.random(p.shape[0])
@@ -136,12 +174,14 @@ class QLearningAgent:
 
     def greedy(self, states) -> np.ndarray:
         """argmax_a Q(s, a); ties go to the lowest action index."""
+        self.initialize()
         return self.q_[np.asarray(states, dtype=np.int64)].argmax(axis=1).astype(np.int64)
 
     # ---- learning -----------------------------------------------------------------------
     def update(self, states, actions, rewards, next_states, done, count_visits: bool = True) -> None:
         """Batch Q-learning update with frozen bootstrap (see module docstring). `visits_`
         counts experienced transitions only: replayed ones pass count_visits=False."""
+        self.initialize()
         s, a, r, s2, d = _transitions(states, actions, rewards, next_states, done)
         if s.size == 0:
             return
@@ -165,6 +205,7 @@ class QLearningAgent:
 
     def remember(self, states, actions, rewards, next_states, done) -> None:
         """Append transitions to the ring buffer (oldest overwritten once full)."""
+        self.initialize()
         s, a, r, s2, d = _transitions(states, actions, rewards, next_states, done)
         m = s.size
         if m > self.replay_size:  # only the newest replay_size survive
@@ -179,6 +220,7 @@ class QLearningAgent:
 
     def replay_buffer(self) -> dict[str, np.ndarray]:
         """Stored transitions, oldest first."""
+        self.initialize()
         n = self.buffer_len_
         start = self._buf_pos if n == self.replay_size else 0
         idx = (start + np.arange(n)) % self.replay_size
@@ -187,6 +229,7 @@ class QLearningAgent:
 
     def replay(self, rng: np.random.Generator | None = None, batch: int | None = None) -> int:
         """Update on a uniform sample (with replacement) from the buffer; returns its size."""
+        self.initialize()
         rng = self.rng_ if rng is None else rng
         batch = self.replay_batch if batch is None else int(batch)
         if self.buffer_len_ == 0 or batch == 0:
@@ -198,6 +241,7 @@ class QLearningAgent:
 
     def end_epoch(self, mean_reward: float) -> None:
         """Log the epoch's mean reward and decay the temperature (floored)."""
+        self.initialize()
         self.epoch_rewards_.append(float(mean_reward))
         self.temperatures_.append(self.temperature_)
         self.temperature_ = max(self.min_temperature, self.temperature_ * self.temperature_decay)
@@ -217,6 +261,7 @@ class QLearningAgent:
         stop acting.  Each step: act, step, remember, update on the step's transitions, then
         one replay batch.  The epoch's logged reward is the mean reward per transition.
         """
+        self.initialize()
         rng = self.rng_ if rng is None else rng
         init = np.asarray(initial_states, dtype=np.int64)
         for _ in range(n_epochs):

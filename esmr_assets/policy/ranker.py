@@ -12,17 +12,14 @@ row, so training rows and the (users x videos) scoring cross-product cannot drif
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from ..emotion.features import NO_LABEL, PREVIOUS_LABELS, UserSplit, limit_split, split_users
-from ..settings import PROFILES
-from ..sim.content import CATEGORIES, EMOTIONS
+from ..emotion.features import UserSplit, limit_split, split_users
 from ..sim.rng import stream
+from ..vocabulary import CATEGORIES, EMOTIONS, NO_LABEL, PREVIOUS_LABELS, PROFILES
 
 USER_NUMERIC = (
     "churned",
@@ -191,7 +188,7 @@ class EngagementRanker:
         ).collect()
         if rows["state_row"].null_count():
             raise ValueError("impressions reference user-days missing from logs")
-        self._set_videos(videos)
+        self.bind_videos(videos)
         X = assemble(
             user_matrix(state), self.video_features_, rows["state_row"].to_numpy(), rows["video_id"].to_numpy()
         )
@@ -223,11 +220,13 @@ class EngagementRanker:
         self.auc_ = float(roc_auc_score(y[parts.test], self._predict(X[parts.test])))
         return self
 
-    def _set_videos(self, videos: pl.DataFrame) -> None:
+    def bind_videos(self, videos: pl.DataFrame) -> EngagementRanker:
+        """Score the pool `videos` (the one it was trained with; a loaded model has none)."""
         self.video_ids_ = videos["video_id"].sort().to_numpy()
         if not np.array_equal(self.video_ids_, np.arange(self.video_ids_.size)):
             raise ValueError("videos.video_id must be 0..n-1")
         self.video_features_ = video_matrix(videos)
+        return self
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return self.model_.predict(X, num_iteration=self.best_iteration_, num_threads=self.n_jobs)
@@ -264,20 +263,15 @@ class EngagementRanker:
         """LightGBM's text model (identical across runs of the same fit)."""
         return self.model_.model_to_string(num_iteration=self.best_iteration_)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_text())
+    def to_bytes(self) -> bytes:
+        return self.to_text().encode()
 
     @classmethod
-    def from_text(cls, text: str, videos: pl.DataFrame, n_jobs: int = 1) -> EngagementRanker:
-        """A ranker ready to score `videos` (the candidate pool it was trained with)."""
+    def from_text(cls, text: str, videos: pl.DataFrame | None = None, n_jobs: int = 1) -> EngagementRanker:
+        """A fitted ranker from its text model, scoring `videos` when given (see `bind_videos`)."""
         ranker = cls(n_jobs=n_jobs)
         ranker.model_ = lgb.Booster(model_str=text)
         ranker.best_iteration_ = ranker.model_.current_iteration()
         ranker.feature_names_ = ranker.model_.feature_name()
         ranker.feature_importance_ = dict(zip(ranker.feature_names_, ranker.model_.feature_importance("gain")))
-        ranker._set_videos(videos)
-        return ranker
-
-    @classmethod
-    def load(cls, path: str | Path, videos: pl.DataFrame, n_jobs: int = 1) -> EngagementRanker:
-        return cls.from_text(Path(path).read_text(), videos, n_jobs)
+        return ranker if videos is None else ranker.bind_videos(videos)

@@ -1,192 +1,240 @@
-"""Training the Q-learning agent in the closed-loop environment (paper §3.3.2, Algorithm 2).
-
-Every training user is under the agent every day from day 1 (day 0 has no predicted label
-yet, so it is served by LightGBM): the agent sees all states, not only the vulnerable ones
-the hybrid policy later hands to it, and Q-learning being off-policy, what it learns holds
-for the hybrid's use. Each day: observe the states, act (Boltzmann), serve the action's
-bucket through `FeedBuilder`, step the cohort, score Eq. 8, learn from the day's
-transitions, then replay one batch. Epoch k runs the cohort through episode k + 1 of the
-environment's noise, so epochs see fresh days and evaluation (episode 0) sees unseen ones.
-
-Several agents (ESMR and its ablations) train side by side in one environment, each on its
-own copy of the training users: simulating and ranking cost much less per user in one
-large batch than in several small ones.
-"""
+"""The policy stage's training, from the stored tables: fit the ranker, train the hybrid
+policies' Q-learning agents and the bandits. The assets call these; so do the benchmarks
+and tests. Which agents and bandits there are, and what each learns from, comes from
+`registry.POLICIES`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from ..causal.dataset import BEHAVIOUR_COLUMNS, VALENCE_SCORE
-from ..sim.affect import TRUE_EMOTIONS
-from ..sim.environment import ClosedLoopEnv, DayStep
-from .feeds import FeedBuilder, bucket_mask
-from .hybrid import update_streak
-from .qlearning import N_STATES, QLearningAgent, encode_state
-from .rewards import causal_reward, emotion_reward, engagement_reward, is_vulnerable, total_reward
+from ..causal.discovery import POOLED_USER
+from ..emotion.labeller import DailyLabeller
+from ..settings import PolicySettings, Settings
+from ..sim.environment import ClosedLoopEnv
+from ..sim.rng import stream
+from ..vocabulary import PREVIOUS_LABELS, PROFILES
+from . import registry
+from .bandits import BanditPolicy, DecodedEngagement, new_learner
+from .feeds import ACTIONS, feed_builder
+from .igl import IGLLearner
+from .models import AgentSet, BanditLearners
+from .q_training import DAY_FEATURES, RewardModel, RewardWeights, train_agents
+from .qlearning import N_STATES, QLearningAgent, decode_state
+from .ranker import EngagementRanker
+from .rewards import parent_weight_matrix
+from .rollouts import DECODED_ACCURACY, rollout, satisfaction_shares
+from .users import cohort, policy_split
 
-#: The day features whose change R_cause rewards: the causal features of day t.
-DAY_FEATURES = ("valence", *BEHAVIOUR_COLUMNS)
-_VALENCE = np.array([VALENCE_SCORE.get(e, np.nan) for e in TRUE_EMOTIONS])
-
-
-def day_features(step: DayStep) -> np.ndarray:
-    """(n, len(DAY_FEATURES)): the expected valence under the predicted class distribution
-    (as `causal_frame` computes it) and the day's behaviour columns. Churned days are all
-    NaN: the DAGs were fitted on pairs of active days, and a churn day's zeros are absence,
-    not behaviour, so changes into or out of churn earn no causal reward."""
-    p = np.where(np.isnan(_VALENCE), 0.0, step.probabilities)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        valence = (p * np.nan_to_num(_VALENCE)).sum(axis=1) / p.sum(axis=1)
-    behaviour = step.logs.select(pl.col(c).cast(pl.Float64) for c in BEHAVIOUR_COLUMNS).to_numpy()
-    features = np.column_stack([np.round(valence, 2), behaviour])
-    features[np.asarray(step.predicted).astype(str) == "churned"] = np.nan
-    return features
+#: the bandit whose reward decoder an agent with `AgentSpec(engagement="decoded")` learns from
+DECODER = "igl_p3"
 
 
-class StateTracker:
-    """Each user's Q-learning state as of the last stepped day: its predicted label, the
-    negative-or-neutral streak (churn days neither extend nor break it) and its engagement
-    trend."""
+def fit_ranker(
+    impressions: pl.DataFrame | pl.LazyFrame,
+    logs: pl.DataFrame,
+    predictions: pl.DataFrame,
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    settings: Settings,
+    seed: int,
+) -> EngagementRanker:
+    policy = settings.policy
+    return EngagementRanker(
+        random_state=seed,
+        n_estimators=policy.ranker_max_trees,
+        learning_rate=policy.ranker_learning_rate,
+        num_leaves=policy.ranker_num_leaves,
+        early_stopping_rounds=policy.ranker_early_stopping_rounds,
+        max_users=policy.ranker_max_users,
+    ).fit(impressions, logs, predictions, videos, users)
 
-    def __init__(self, n_users: int) -> None:
-        self.label = np.full(n_users, "churned", dtype=object)
-        self.streak = np.zeros(n_users, dtype=np.int64)
-        self.trend = np.zeros(n_users)
 
-    def observe(self, step: DayStep) -> None:
-        self.label = np.asarray(step.predicted).astype(str)
-        self.streak = update_streak(self.streak, self.label)
-        self.trend = step.logs["engagement_trend"].cast(pl.Float64).to_numpy()
+def reward_weights(agent: str, settings: PolicySettings) -> RewardWeights:
+    """Eq. 8's weights of the agent of the hybrid policy `agent`: its `AgentSpec` switches
+    terms off."""
+    spec = registry.spec(agent).agent
+    if spec is None:
+        raise ValueError(f"{agent!r} has no Q-learning agent; choose one of {registry.AGENTS}")
+    return RewardWeights(
+        engagement=0.0 if spec.engagement == "none" else 1.0,
+        alpha=settings.alpha if spec.emotion else 0.0,
+        beta=settings.beta,
+        eta=settings.eta,
+        amplification=settings.causal_amplification,
+    )
 
-    def states(self) -> np.ndarray:
-        return encode_state(self.label, self.streak, self.trend)
+
+def new_agent(settings: PolicySettings, n_states: int) -> QLearningAgent:
+    """An untrained agent with Table 3's hyper-parameters from `settings`."""
+    return QLearningAgent(
+        n_states,
+        len(ACTIONS),
+        learning_rate=settings.learning_rate,
+        discount=settings.discount,
+        temperature=settings.temperature,
+        temperature_decay=settings.temperature_decay,
+        min_temperature=settings.min_temperature,
+        replay_size=settings.replay_size,
+        replay_batch=settings.replay_batch,
+    )
+
+
+def causal_weights(user_causal_parents: pl.DataFrame, user_ids: np.ndarray, settings: Settings) -> np.ndarray:
+    """(len(user_ids), len(DAY_FEATURES)) lambda_f per user: from each user's own DAG, or
+    from the one pooled DAG for everybody when `causal.method` is "pooled"."""
+    if settings.causal.method == "pooled":
+        pooled = parent_weight_matrix(user_causal_parents, [POOLED_USER], DAY_FEATURES)
+        return np.repeat(pooled, len(user_ids), axis=0)
+    return parent_weight_matrix(user_causal_parents, user_ids.tolist(), DAY_FEATURES)
+
+
+def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
+    """One row per agent, state and action: the state's parts, Q and the visit count."""
+    states = np.repeat(np.arange(N_STATES), len(ACTIONS))
+    label, streak, trend = decode_state(states)
+    frames = [
+        pl.DataFrame(
+            {
+                "agent": name,
+                "state": states.astype(np.int16),
+                "label": label,
+                "streak": streak.astype(np.int8),
+                "trend": trend,
+                "action": np.tile(np.asarray(ACTIONS), N_STATES),
+                "q": agent.q_.ravel(),
+                "visits": agent.visits_.ravel(),
+            }
+        )
+        for name, agent in agents.items()
+    ]
+    return pl.concat(frames)
 
 
 @dataclass(frozen=True)
-class RewardWeights:
-    """Eq. 8's weights; `engagement` is 0 for the no-engagement ablation, `alpha` 0 for
-    the no-emotion one. `engagement`, `alpha` and `beta` may be per-user arrays."""
-
-    engagement: float | np.ndarray = 1.0
-    alpha: float | np.ndarray = 1.0
-    beta: float | np.ndarray = 0.5
-    eta: float = 1.0
-    amplification: float = 2.0
-
-    @classmethod
-    def stack(cls, weights: list[RewardWeights], block: int) -> RewardWeights:
-        """Per-user weights for a cohort of consecutive blocks of `block` users, block k
-        rewarded with `weights[k]` (eta and the amplification must agree)."""
-        if len({(w.eta, w.amplification) for w in weights}) != 1:
-            raise ValueError("stacked reward weights must share eta and the amplification")
-
-        def per_user(field: str) -> np.ndarray:
-            return np.repeat([float(getattr(w, field)) for w in weights], block)
-
-        return cls(per_user("engagement"), per_user("alpha"), per_user("beta"), weights[0].eta, weights[0].amplification)
+class AgentTraining:
+    agents: AgentSet
+    history: pl.DataFrame  # agent, epoch, temperature, mean_reward, mean_r_eng, ..., states_visited
+    q_table: pl.DataFrame
+    training_users: np.ndarray
+    evaluation_users: np.ndarray
+    seconds: float
 
 
-class RewardModel:
-    """Algorithm 2's reward for a cohort: `parent_weights` (n, len(DAY_FEATURES)) are the
-    users' lambda_f."""
+def fit_agents(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
+    user_causal_parents: pl.DataFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    settings: Settings,
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+    igl_learner: IGLLearner | None = None,
+) -> AgentTraining:
+    """Train the agents of the registry's hybrid policies on the training users. Those on
+    the hand-engineered R_eng (or none) train side by side: the cohort holds one copy of the
+    training users per agent (user ids offset per copy). With IGL-P's learner, the agents on
+    its decoded reward follow, each on its own copy."""
+    policy = settings.policy
+    training_users, evaluation_users = policy_split(users, seed, policy)
+    base = cohort(users, training_users)
+    stride = int(users["user_id"].max()) + 1
+    names = tuple(name for name in registry.AGENTS if registry.spec(name).agent.engagement != "decoded")
+    stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
+    lam = causal_weights(user_causal_parents, base["user_id"].to_numpy(), settings)
+    weights = RewardWeights.stack([reward_weights(name, policy) for name in names], base.height)
+    rewards = RewardModel(np.tile(lam, (len(names), 1)), weights)
+    feeds = feed_builder(ranker, videos, impressions, settings)
 
-    def __init__(
-        self,
-        parent_weights: np.ndarray,
-        weights: RewardWeights,
-        engagement: Callable[[DayStep, DayStep], np.ndarray] | None = None,
-    ) -> None:
-        self.parent_weights = np.asarray(parent_weights, dtype=float)
-        self.weights = weights
-        self.engagement = engagement  # R_eng of (previous, step); None: the watch/scroll ratio
-
-    def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
-        """R_eng, R_emo, R_cause and R for the transition previous day -> `step`'s day."""
-        w = self.weights
-        previous_label = np.asarray(previous.predicted).astype(str)
-        label = np.asarray(step.predicted).astype(str)
-        if self.engagement is None:
-            r_eng = engagement_reward(step.logs["watch_minutes"].to_numpy(), step.logs["scroll_minutes"].to_numpy())
-        else:
-            r_eng = self.engagement(previous, step)
-        r_emo = emotion_reward(previous_label, label, eta=w.eta)
-        r_cause = causal_reward(
-            day_features(previous),
-            day_features(step),
-            self.parent_weights,
-            is_vulnerable(previous_label),
-            amplification=w.amplification,
+    def env_of(users_: pl.DataFrame) -> Callable[[int], ClosedLoopEnv]:
+        return lambda episode: ClosedLoopEnv(
+            videos, users_, settings.simulation, seed, DailyLabeller(emotion_model), episode=episode
         )
-        r = total_reward(w.engagement * r_eng, r_emo, r_cause, alpha=w.alpha, beta=w.beta)
-        return {"r_eng": r_eng, "r_emo": r_emo, "r_cause": r_cause, "reward": r}
+
+    def report(row: dict) -> None:
+        log(
+            f"{row['agent']} epoch {row['epoch']}/{policy.epochs}: mean reward {row['mean_reward']:.3f}, "
+            f"temperature {row['temperature']:.2f}, states visited {row['states_visited']:.0%}"
+        )
+
+    agents = {name: new_agent(policy, N_STATES) for name in names}
+    rngs = {name: stream(seed, "policy", registry.spec(name).stream_key) for name in names}
+    start = time.perf_counter()
+    history = train_agents(env_of(stacked), feeds, rewards, agents, rngs, policy.epochs, on_epoch=report)
+    decoded_agents = [name for name in registry.AGENTS if name not in names]
+    if igl_learner is not None:
+        for name in decoded_agents:
+            agents[name] = new_agent(policy, N_STATES)
+            decoded = RewardModel(lam, reward_weights(name, policy), DecodedEngagement(igl_learner, feeds.video_emotion))
+            history = pl.concat([history, train_agents(
+                env_of(base), feeds, decoded, {name: agents[name]},
+                {name: stream(seed, "policy", registry.spec(name).stream_key)}, policy.epochs, on_epoch=report,
+            )])
+    return AgentTraining(
+        agents=AgentSet(agents),
+        history=history,
+        q_table=q_table_frame(agents),
+        training_users=training_users,
+        evaluation_users=evaluation_users,
+        seconds=time.perf_counter() - start,
+    )
 
 
-def train_agents(
-    make_env: Callable[[int], ClosedLoopEnv],
-    feeds: FeedBuilder,
-    rewards: RewardModel,
-    agents: dict[str, QLearningAgent],
-    rngs: dict[str, np.random.Generator],
-    epochs: int,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> pl.DataFrame:
-    """Train `agents` in place, side by side in one environment: `make_env(episode)` builds
-    a cohort of len(agents) equal blocks of users, block k living under the k-th agent, so
-    the per-day costs of simulation and ranking are paid once for all of them. `rewards`
-    covers the whole cohort (per-row weights, see `RewardWeights.stack`); `rngs` drive each
-    agent's exploration and replay. Returns the learning curve: per agent and epoch the
-    mean reward and its components per transition, the temperature and the share of
-    states visited."""
-    names = list(agents)
-    if any(agent.n_states != N_STATES for agent in agents.values()):
-        raise ValueError(f"every agent must have {N_STATES} states")
-    history = []
-    for epoch in range(epochs):
-        env = make_env(epoch + 1)
-        if env.n_users % len(names):
-            raise ValueError(f"a cohort of {env.n_users} users does not split into {len(names)} equal blocks")
-        blocks = dict(zip(names, np.split(np.arange(env.n_users), len(names))))
-        tracker = StateTracker(env.n_users)
-        previous = env.step(*feeds.build(env.reset(), env.recently_shown()))  # day 0: no label yet
-        tracker.observe(previous)
-        states = tracker.states()
-        sums = {name: dict.fromkeys(("reward", "r_eng", "r_emo", "r_cause"), 0.0) for name in names}
-        transitions = 0
-        while not env.done:
-            actions = np.empty(env.n_users, dtype=np.int64)
-            for name, rows in blocks.items():
-                actions[rows] = agents[name].act(states[rows], rngs[name])
-            boost = bucket_mask(actions, feeds.video_emotion)
-            step = env.step(*feeds.build(env.observation(), env.recently_shown(), boost))
-            parts = rewards.components(previous, step)
-            tracker.observe(step)
-            next_states = tracker.states()
-            for name, rows in blocks.items():
-                # The horizon's end is a truncation, not a terminal state (the state has no
-                # clock), so every transition bootstraps.
-                transition = (states[rows], actions[rows], parts["reward"][rows], next_states[rows], False)
-                agents[name].remember(*transition)
-                agents[name].update(*transition)
-                agents[name].replay(rngs[name])
-                for key, total in sums[name].items():
-                    sums[name][key] = total + float(parts[key][rows].sum())
-            transitions += env.n_users // len(names)
-            previous, states = step, next_states
-        for name, agent in agents.items():
-            row = {
-                "agent": name,
-                "epoch": epoch + 1,
-                "temperature": agent.temperature_,
-                **{f"mean_{k}": v / max(transitions, 1) for k, v in sums[name].items()},
-                "states_visited": float((agent.visits_.sum(axis=1) > 0).mean()),
-            }
-            agent.end_epoch(row["mean_reward"])
-            history.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
-    return pl.DataFrame(history)
+@dataclass(frozen=True)
+class BanditTraining:
+    learners: BanditLearners
+    history: pl.DataFrame  # policy, epoch, rounds, decoded_accuracy, positive_share, negative_share
+    seconds: float
+
+
+def fit_bandits(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    settings: Settings,
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> BanditTraining:
+    """The registry's bandits trained online on the training users (the Q-learning
+    agents' users), `igl_epochs` passes over fresh episodes of the environment each."""
+    policy = settings.policy
+    training_users, _ = policy_split(users, seed, policy)
+    trained = cohort(users, training_users)
+    feeds = feed_builder(ranker, videos, impressions, settings)
+    learners = {name: new_learner(name, policy, seed) for name in registry.BANDITS}
+    rows = []
+    start = time.perf_counter()
+    for name, learner in learners.items():
+        bandit = BanditPolicy(feeds, learner, stream(seed, "policy", registry.spec(name).stream_key, 1))
+        for epoch in range(1, policy.igl_epochs + 1):
+            env = ClosedLoopEnv(videos, trained, settings.simulation, seed, DailyLabeller(emotion_model), episode=epoch)
+            summary = rollout(env, bandit, name).select(
+                pl.col("rounds").sum(), DECODED_ACCURACY, *satisfaction_shares()
+            )
+            rows.append({"policy": name, "epoch": epoch, **summary.row(0, named=True)})
+            log(f"{name} epoch {epoch}/{policy.igl_epochs}: decoded-reward sign accuracy "
+                f"{rows[-1]['decoded_accuracy']:.3f}, r=+1 share {rows[-1]['positive_share']:.3f}")
+    return BanditTraining(BanditLearners(learners), pl.DataFrame(rows), time.perf_counter() - start)
+
+
+def bandit_table(learners: Mapping) -> pl.DataFrame:
+    """Each bandit's learned policy: one row per bandit, action and context feature with the
+    coefficient of its reward estimate (the greedy action maximises their sum)."""
+    features = [f"previous_label={c}" for c in PREVIOUS_LABELS] + [f"profile={p}" for p in PROFILES] + ["constant"]
+    return pl.concat(
+        pl.DataFrame({
+            "policy": name,
+            "action": np.repeat(np.asarray(ACTIONS), len(features)),
+            "feature": np.tile(features, len(ACTIONS)),
+            "coef": learner.bandit.coef_.ravel(),
+        })
+        for name, learner in learners.items()
+    )

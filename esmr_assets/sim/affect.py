@@ -10,21 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# The six classes of the paper's Table 1 with `neutral` as the sixth (the hybrid policy
-# switches on "negative or neutral" days, so neutral must be a class of its own).
-TRUE_EMOTIONS = ("happy", "excited", "neutral", "stressed", "disappointed", "churned")
+from ..vocabulary import TRUE_EMOTIONS
 
-
-def check_labels(labels) -> np.ndarray:
-    """`labels` as a str array, or ValueError naming the labels not in TRUE_EMOTIONS."""
-    labels = np.asarray(labels).astype(str)
-    bad = ~np.isin(labels, TRUE_EMOTIONS)
-    if bad.any():
-        raise ValueError(f"unknown emotion labels: {sorted(set(labels[bad].tolist()))}")
-    return labels
-
-NEGATIVE = ("stressed", "disappointed")
-POSITIVE = ("happy", "excited")
 CHURNED = TRUE_EMOTIONS.index("churned")
 
 VALENCE_CUT = 0.2  # |v| beyond this is a positive / negative state

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-CATEGORIES = ("educational", "entertainment", "news", "inspirational")
+from ..vocabulary import CATEGORIES, EMOTIONS, THEMES
+
 CATEGORY_SHARES = np.array([0.25, 0.35, 0.20, 0.20])
 # Category-level base engagement: entertainment draws most interaction, educational least.
 CATEGORY_BASE_ENGAGEMENT = np.array([0.8, 1.2, 0.9, 1.0])
 
-THEMES = ("mental_health", "politics", "motivation", "relationships")
 # P(theme | category), rows follow CATEGORIES.
 THEME_GIVEN_CATEGORY = np.array(
     [
@@ -24,7 +24,6 @@ THEME_GIVEN_CATEGORY = np.array(
     ]
 )
 
-EMOTIONS = ("happy", "neutral", "excited", "anxious", "angry", "disappointed", "lonely", "stressed")
 # Imbalanced: excited, happy and anxious are the most likely (paper §3.1.1).
 EMOTION_SHARES = np.array([0.20, 0.09, 0.21, 0.16, 0.10, 0.08, 0.07, 0.09])
 # Emotion-specific Gaussian for intensity on the 1-10 scale.

@@ -15,8 +15,14 @@ import numpy as np
 from scipy import stats
 
 from ..settings import SimulationSettings
-from .affect import behaviour_multipliers, true_emotion, update_latent
-from .content import CATEGORIES, EMOTIONS, NEGATIVE_EMOTIONS, VideoPool
+from ..vocabulary import CATEGORIES, EMOTIONS
+from .affect import (
+    AROUSAL_NOISE_SCALE,
+    behaviour_multipliers,
+    true_emotion,
+    update_latent,
+)
+from .content import NEGATIVE_EMOTIONS, VideoPool
 from .feedback import emit, satisfaction
 from .population import Population
 
@@ -110,7 +116,7 @@ def draw_day_noise(
         post_uniform=rng.random((n, 2)),
         churn_uniform=rng.random(n),
         valence_noise=rng.laplace(0.0, settings.latent_noise_scale, n),
-        arousal_noise=rng.laplace(0.0, 0.04, n),
+        arousal_noise=rng.laplace(0.0, AROUSAL_NOISE_SCALE, n),
         feedback_uniform=feedback_rng.random((n, feed_length), dtype=np.float32),
         oracle_uniform=feedback_rng.random((n, feed_length), dtype=np.float32),
     )

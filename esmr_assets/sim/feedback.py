@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..settings import FEEDBACK_STYLES, SimulationSettings
+from ..settings import SimulationSettings
+from ..vocabulary import FEEDBACK_STYLES, SIGNALS
 
-SIGNALS = ("skip", "watch", "like", "comment", "share", "not_interested")
 SATISFACTION_LEVELS = (-1, 0, 1)
 
 #: P(signal | style, r) for a watched video, r in SATISFACTION_LEVELS order; rows sum to 1.

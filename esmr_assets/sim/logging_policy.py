@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..settings import SimulationSettings
-from .content import CATEGORIES, VideoPool
+from ..vocabulary import CATEGORIES
+from .content import VideoPool
 
 
 def mixture_weights(pool: VideoPool, settings: SimulationSettings) -> np.ndarray:

@@ -8,18 +8,20 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from ..settings import PROFILES, SimulationSettings
-from .affect import TRUE_EMOTIONS
-from .content import CATEGORIES, EMOTIONS, VideoPool
-from .day import DayResult, UserState, churn_today, draw_day_noise, simulate_day
-from .feedback import SIGNALS
+from ..settings import SimulationSettings
+from ..vocabulary import (
+    CATEGORY_LABELS,
+    EMOTION_LABELS,
+    PROFILES,
+    SIGNALS,
+    TRUE_EMOTIONS,
+)
+from .cohort import Cohort
+from .content import VideoPool
+from .day import DayResult
 from .logging_policy import logging_feed, mixture_weights
 from .population import Population
 from .rng import stream
-
-NEVER_SEEN = -(10**6)
-CATEGORY_LABELS = ("none", *CATEGORIES)
-EMOTION_LABELS = ("none", *EMOTIONS)
 
 
 def day_frame(result: DayResult, pop: Population, day: int) -> pl.DataFrame:
@@ -82,19 +84,17 @@ def simulate_logs(
     for c in range(n_chunks):
         chunk_impressions = []
         pop = population.take(slice(c * chunk, (c + 1) * chunk))
-        state = UserState.initial(pop)
-        last_seen = np.full((pop.size, pool.size), NEVER_SEEN, dtype=np.int32)
-        for day in range(settings.n_days):
-            noise = draw_day_noise(stream(seed, "user_day", c, day), pop, day, settings.feed_length, settings)
-            churned = churn_today(state, pop, noise, settings)
+        cohort = Cohort(pool, pop, settings, lambda day, c=c: stream(seed, "user_day", c, day))
+        cohort.start()
+        while not cohort.done:
+            day = cohort.day
             feed, valid = logging_feed(
-                noise.preference, category_weights, last_seen, day, settings, stream(seed, "logging_policy", c, day)
+                cohort.noise.preference, category_weights, cohort.last_seen, day, settings,
+                stream(seed, "logging_policy", c, day),
             )
-            result = simulate_day(feed, valid, day, pool, pop, state, noise, churned, settings)
-            last_seen[result.rows, result.videos] = day
+            result = cohort.advance(feed, valid)
             day_frames.append(day_frame(result, pop, day))
             chunk_impressions.append(_impressions_frame(result, pop, day))
-            state = result.state
             done += 1
             if progress is not None:
                 progress(done, total)

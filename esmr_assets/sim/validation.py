@@ -15,9 +15,8 @@ import numpy as np
 import polars as pl
 
 from ..schemas import CONTRACTS
-from ..settings import PROFILES, SimulationSettings
-from .content import CATEGORIES, EMOTIONS
-
+from ..settings import SimulationSettings
+from ..vocabulary import CATEGORIES, EMOTIONS, PROFILES
 
 CHECK_NAMES: dict[str, tuple[str, ...]] = {
     "videos": ("schema", "no_nulls", "row_count", "unique_video_id", "value_ranges", "emotion_imbalance"),

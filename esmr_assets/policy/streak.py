@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from esmr_assets.sim.affect import NEGATIVE, POSITIVE, check_labels
+from ..vocabulary import NEGATIVE, POSITIVE, check_labels
 
 RL_STREAK_THRESHOLD = 3
 STREAK_LABELS = (*NEGATIVE, "neutral")  # extend the streak

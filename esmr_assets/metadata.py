@@ -1,4 +1,5 @@
-"""Metadata helpers shared by the asset modules."""
+"""Dagster metadata shared by the assets: plots written beside an asset's files and embedded,
+value counts, small tables as markdown."""
 
 import base64
 
@@ -6,9 +7,9 @@ import dagster as dg
 import polars as pl
 import polars.selectors as cs
 
-from ..io_manager import markdown_table_text
-from ..resources import EsmrConfig
-from ..storage import atomic_write_bytes, partition_dir
+from .io_manager import markdown_table_text
+from .resources import EsmrConfig
+from .storage import atomic_write_bytes, partition_dir
 
 
 def plot_metadata(esmr: EsmrConfig, asset: str, seed: int, name: str, png: bytes) -> dict[str, dg.MetadataValue]:

@@ -1,0 +1,98 @@
+"""Trained models as asset values: stored beside their partition's tables, handed to the
+assets that use them as inputs (so lineage shows model -> consumer edges).
+
+`<root>/<asset>/seed=<k>/<file>`, one file per model, written atomically; the bytes are the
+model's own deterministic serialisation (LightGBM text, a torch state dict loaded with
+`weights_only=True`, Q-tables as .npy arrays). A consumer annotates its input with the
+model's class, which picks the file and the loader; `AssetIn(metadata={"device": "cpu"})`
+pins a torch model to the CPU.
+"""
+
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from .resources import EsmrConfig
+from .settings import Settings, parse_seed
+from .storage import atomic_write_bytes, partition_dir
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    settings: Settings
+    seed: int
+    device: str
+
+
+@dataclass(frozen=True)
+class ModelCodec:
+    file_name: str
+    load: Callable[[bytes, LoadContext], Any]
+
+
+def model_codecs() -> dict[type, ModelCodec]:
+    """Every model type an asset may return, with its file and loader (imported lazily:
+    torch and LightGBM load only when a model is stored or read)."""
+    from .emotion.tabtransformer import TabTransformerClassifier
+    from .policy.models import AgentSet, BanditLearners
+    from .policy.ranker import EngagementRanker
+
+    return {
+        TabTransformerClassifier: ModelCodec(
+            "tabtransformer.pt", lambda data, ctx: TabTransformerClassifier.from_bytes(data, device=ctx.device)
+        ),
+        EngagementRanker: ModelCodec("lightgbm_ranker.txt", lambda data, ctx: EngagementRanker.from_text(data.decode())),
+        AgentSet: ModelCodec(AgentSet.file_name, lambda data, ctx: AgentSet.from_bytes(data)),
+        BanditLearners: ModelCodec(
+            BanditLearners.file_name, lambda data, ctx: BanditLearners.from_bytes(data, ctx.settings.policy, ctx.seed)
+        ),
+    }
+
+
+def _codec(kind: type, asset: str) -> ModelCodec:
+    codecs = model_codecs()
+    if kind not in codecs:
+        names = ", ".join(sorted(t.__name__ for t in codecs))
+        raise TypeError(f"asset {asset}: {getattr(kind, '__name__', kind)!r} is not a stored model type ({names})")
+    return codecs[kind]
+
+
+class SeedModelIOManager(dg.IOManager):
+    def __init__(self, esmr: EsmrConfig) -> None:
+        self.esmr = esmr
+
+    def _path(self, context: dg.InputContext | dg.OutputContext, file_name: str) -> Path:
+        asset = context.asset_key
+        seed = parse_seed(context.asset_partition_key)
+        return partition_dir(self.esmr.storage_root().joinpath(*asset.path[:-1]), asset.path[-1], seed) / file_name
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        asset = context.asset_key.to_user_string()
+        if not context.has_asset_partitions:
+            raise dg.DagsterInvariantViolationError(f"asset {asset} is not partitioned; models are stored per seed")
+        path = self._path(context, _codec(type(obj), asset).file_name)
+        atomic_write_bytes(path, obj.to_bytes())
+        context.add_output_metadata({"model_path": dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        asset = context.asset_key.to_user_string()
+        codec = _codec(context.dagster_type.typing_type, asset)
+        path = self._path(context, codec.file_name)
+        if not path.is_file():
+            raise FileNotFoundError(f"asset {asset}: no stored model at {path}; materialize it first")
+        device = (context.definition_metadata or {}).get("device", "auto")
+        load_context = LoadContext(self.esmr.settings(), parse_seed(context.asset_partition_key), device)
+        return codec.load(path.read_bytes(), load_context)
+
+
+class ModelIOManager(dg.ConfigurableIOManagerFactory):
+    """IO manager of the assets whose value is a trained model."""
+
+    esmr: dg.ResourceDependency[EsmrConfig]
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> SeedModelIOManager:
+        return SeedModelIOManager(self.esmr)

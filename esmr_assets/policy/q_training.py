@@ -1,0 +1,198 @@
+"""Training the Q-learning agent in the closed-loop environment (paper §3.3.2, Algorithm 2).
+
+Every training user is under the agent every day from day 1 (day 0 has no predicted label
+yet, so it is served by LightGBM): the agent sees all states, not only the vulnerable ones
+the hybrid policy later hands to it, and Q-learning being off-policy, what it learns holds
+for the hybrid's use. Each day: observe the states, act (Boltzmann), serve the action's
+bucket through `FeedBuilder`, step the cohort, score Eq. 8, learn from the day's
+transitions, then replay one batch. Epoch k runs the cohort through episode k + 1 of the
+environment's noise, so epochs see fresh days and evaluation (episode 0) sees unseen ones.
+
+Several agents (ESMR and its ablations) train side by side in one environment, each on its
+own copy of the training users: simulating and ranking cost much less per user in one
+large batch than in several small ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from ..causal.dataset import BEHAVIOUR_COLUMNS
+from ..sim.environment import ClosedLoopEnv, DayStep
+from ..vocabulary import TRUE_EMOTIONS, VALENCE_SCORE
+from .feeds import FeedBuilder, bucket_mask
+from .qlearning import N_STATES, QLearningAgent, encode_state
+from .rewards import (
+    causal_reward,
+    emotion_reward,
+    engagement_reward,
+    is_vulnerable,
+    total_reward,
+)
+from .streak import update_streak
+
+#: The day features whose change R_cause rewards: the causal features of day t.
+DAY_FEATURES = ("valence", *BEHAVIOUR_COLUMNS)
+_VALENCE = np.array([VALENCE_SCORE.get(e, np.nan) for e in TRUE_EMOTIONS])
+
+
+def day_features(step: DayStep) -> np.ndarray:
+    """(n, len(DAY_FEATURES)): the expected valence under the predicted class distribution
+    (as `causal_frame` computes it) and the day's behaviour columns. Churned days are all
+    NaN: the DAGs were fitted on pairs of active days, and a churn day's zeros are absence,
+    not behaviour, so changes into or out of churn earn no causal reward."""
+    p = np.where(np.isnan(_VALENCE), 0.0, step.probabilities)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        valence = (p * np.nan_to_num(_VALENCE)).sum(axis=1) / p.sum(axis=1)
+    behaviour = step.logs.select(pl.col(c).cast(pl.Float64) for c in BEHAVIOUR_COLUMNS).to_numpy()
+    features = np.column_stack([np.round(valence, 2), behaviour])
+    features[np.asarray(step.predicted).astype(str) == "churned"] = np.nan
+    return features
+
+
+class StateTracker:
+    """Each user's Q-learning state as of the last stepped day: its predicted label, the
+    negative-or-neutral streak (churn days neither extend nor break it) and its engagement
+    trend."""
+
+    def __init__(self, n_users: int) -> None:
+        self.label = np.full(n_users, "churned", dtype=object)
+        self.streak = np.zeros(n_users, dtype=np.int64)
+        self.trend = np.zeros(n_users)
+
+    def observe(self, step: DayStep) -> None:
+        self.label = np.asarray(step.predicted).astype(str)
+        self.streak = update_streak(self.streak, self.label)
+        self.trend = step.logs["engagement_trend"].cast(pl.Float64).to_numpy()
+
+    def states(self) -> np.ndarray:
+        return encode_state(self.label, self.streak, self.trend)
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Eq. 8's weights; `engagement` is 0 for the no-engagement ablation, `alpha` 0 for
+    the no-emotion one. `engagement`, `alpha` and `beta` may be per-user arrays."""
+
+    engagement: float | np.ndarray = 1.0
+    alpha: float | np.ndarray = 1.0
+    beta: float | np.ndarray = 0.5
+    eta: float = 1.0
+    amplification: float = 2.0
+
+    @classmethod
+    def stack(cls, weights: list[RewardWeights], block: int) -> RewardWeights:
+        """Per-user weights for a cohort of consecutive blocks of `block` users, block k
+        rewarded with `weights[k]` (eta and the amplification must agree)."""
+        if len({(w.eta, w.amplification) for w in weights}) != 1:
+            raise ValueError("stacked reward weights must share eta and the amplification")
+
+        def per_user(field: str) -> np.ndarray:
+            return np.repeat([float(getattr(w, field)) for w in weights], block)
+
+        return cls(per_user("engagement"), per_user("alpha"), per_user("beta"), weights[0].eta, weights[0].amplification)
+
+
+class RewardModel:
+    """Algorithm 2's reward for a cohort: `parent_weights` (n, len(DAY_FEATURES)) are the
+    users' lambda_f."""
+
+    def __init__(
+        self,
+        parent_weights: np.ndarray,
+        weights: RewardWeights,
+        engagement: Callable[[DayStep, DayStep], np.ndarray] | None = None,
+    ) -> None:
+        self.parent_weights = np.asarray(parent_weights, dtype=float)
+        self.weights = weights
+        self.engagement = engagement  # R_eng of (previous, step); None: the watch/scroll ratio
+
+    def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
+        """R_eng, R_emo, R_cause and R for the transition previous day -> `step`'s day."""
+        w = self.weights
+        previous_label = np.asarray(previous.predicted).astype(str)
+        label = np.asarray(step.predicted).astype(str)
+        if self.engagement is None:
+            r_eng = engagement_reward(step.logs["watch_minutes"].to_numpy(), step.logs["scroll_minutes"].to_numpy())
+        else:
+            r_eng = self.engagement(previous, step)
+        r_emo = emotion_reward(previous_label, label, eta=w.eta)
+        r_cause = causal_reward(
+            day_features(previous),
+            day_features(step),
+            self.parent_weights,
+            is_vulnerable(previous_label),
+            amplification=w.amplification,
+        )
+        r = total_reward(w.engagement * r_eng, r_emo, r_cause, alpha=w.alpha, beta=w.beta)
+        return {"r_eng": r_eng, "r_emo": r_emo, "r_cause": r_cause, "reward": r}
+
+
+def train_agents(
+    make_env: Callable[[int], ClosedLoopEnv],
+    feeds: FeedBuilder,
+    rewards: RewardModel,
+    agents: dict[str, QLearningAgent],
+    rngs: dict[str, np.random.Generator],
+    epochs: int,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> pl.DataFrame:
+    """Train `agents` in place, side by side in one environment: `make_env(episode)` builds
+    a cohort of len(agents) equal blocks of users, block k living under the k-th agent, so
+    the per-day costs of simulation and ranking are paid once for all of them. `rewards`
+    covers the whole cohort (per-row weights, see `RewardWeights.stack`); `rngs` drive each
+    agent's exploration and replay. Returns the learning curve: per agent and epoch the
+    mean reward and its components per transition, the temperature and the share of
+    states visited."""
+    names = list(agents)
+    if any(agent.n_states != N_STATES for agent in agents.values()):
+        raise ValueError(f"every agent must have {N_STATES} states")
+    history = []
+    for epoch in range(epochs):
+        env = make_env(epoch + 1)
+        if env.n_users % len(names):
+            raise ValueError(f"a cohort of {env.n_users} users does not split into {len(names)} equal blocks")
+        blocks = dict(zip(names, np.split(np.arange(env.n_users), len(names))))
+        tracker = StateTracker(env.n_users)
+        previous = env.step(*feeds.build(env.reset(), env.recently_shown()))  # day 0: no label yet
+        tracker.observe(previous)
+        states = tracker.states()
+        sums = {name: dict.fromkeys(("reward", "r_eng", "r_emo", "r_cause"), 0.0) for name in names}
+        transitions = 0
+        while not env.done:
+            actions = np.empty(env.n_users, dtype=np.int64)
+            for name, rows in blocks.items():
+                actions[rows] = agents[name].act(states[rows], rngs[name])
+            boost = bucket_mask(actions, feeds.video_emotion)
+            step = env.step(*feeds.build(env.observation(), env.recently_shown(), boost))
+            parts = rewards.components(previous, step)
+            tracker.observe(step)
+            next_states = tracker.states()
+            for name, rows in blocks.items():
+                # The horizon's end is a truncation, not a terminal state (the state has no
+                # clock), so every transition bootstraps.
+                transition = (states[rows], actions[rows], parts["reward"][rows], next_states[rows], False)
+                agents[name].remember(*transition)
+                agents[name].update(*transition)
+                agents[name].replay(rngs[name])
+                for key, total in sums[name].items():
+                    sums[name][key] = total + float(parts[key][rows].sum())
+            transitions += env.n_users // len(names)
+            previous, states = step, next_states
+        for name, agent in agents.items():
+            row = {
+                "agent": name,
+                "epoch": epoch + 1,
+                "temperature": agent.temperature_,
+                **{f"mean_{k}": v / max(transitions, 1) for k, v in sums[name].items()},
+                "states_visited": float((agent.visits_.sum(axis=1) > 0).mean()),
+            }
+            agent.end_epoch(row["mean_reward"])
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+    return pl.DataFrame(history)

@@ -1,0 +1,106 @@
+"""Every policy of the closed loop, declared once.
+
+An entry says what a policy is: its name, the class that acts (built from the trained
+artifacts by its `from_artifacts`), what it learns from, whether it learns online, whether
+it reads the simulator's latent state (a diagnostic `oracle_*` policy no platform could
+deploy), and its fixed random-stream key. The stage that trains agents and bandits, the
+rollouts, the evaluation, the CLI summary, the README renderer and the SQL warehouse all
+read this list, so adding a policy is one entry here plus its class.
+
+Import-light on purpose (no torch, LightGBM or polars): `esmr sql` reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """The Q-learning agent a hybrid policy acts with, and Eq. 8's terms it learns from:
+    R_eng from the watch/scroll ratio (`hand`), IGL-P(3)'s decoded reward (`decoded`) or
+    not at all (`none`); R_emo weighted by `alpha`, or not (`emotion=False`)."""
+
+    engagement: Literal["hand", "decoded", "none"] = "hand"
+    emotion: bool = True
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    """A bandit that learns online from feedback signals: IGL-P (`igl`, with three latent
+    states or two) or a hand-engineered reward, 1 when the round's signal is `signal`."""
+
+    kind: Literal["igl", "hand"]
+    three_state: bool = True
+    signal: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    #: "module:Class" under esmr_assets.policy; the class builds itself with `from_artifacts`
+    acts_with: str
+    #: random-stream key of the policy's exploration and own randomness: fixed, so that adding a
+    #: policy never changes another's draws
+    stream_key: int
+    description: str
+    agent: AgentSpec | None = None
+    learner: LearnerSpec | None = None
+    reads_latent: bool = False
+
+    @property
+    def learns_online(self) -> bool:
+        """Keeps learning from what it serves during evaluation (the bandits)."""
+        return self.learner is not None
+
+
+_HYBRID = "policies:HybridPolicy"
+_BANDIT = "bandits:BanditPolicy"
+
+#: In the order of every table and plot.
+POLICIES: tuple[PolicySpec, ...] = (
+    PolicySpec("lightgbm", "policies:LightGBMPolicy", 1, "the engagement ranker alone"),
+    PolicySpec("esmr", _HYBRID, 2, "the ESMR hybrid: LightGBM, and the Q-learning agent's bucket after a "
+               "negative-or-neutral streak", agent=AgentSpec()),
+    PolicySpec("esmr_no_emotion", _HYBRID, 3, "ESMR with an agent trained without R_emo (alpha = 0)",
+               agent=AgentSpec(emotion=False)),
+    PolicySpec("esmr_no_engagement", _HYBRID, 4, "ESMR with an agent trained without R_eng",
+               agent=AgentSpec(engagement="none")),
+    PolicySpec("esmr_igl", _HYBRID, 10, "ESMR with an agent whose R_eng is IGL-P(3)'s decoded reward",
+               agent=AgentSpec(engagement="decoded")),
+    PolicySpec("random", "policies:RandomPolicy", 5, "a uniformly random order of the eligible videos"),
+    PolicySpec("igl_p3", _BANDIT, 6, "IGL-P with three latent states", learner=LearnerSpec("igl")),
+    PolicySpec("igl_p2", _BANDIT, 7, "IGL-P with two latent states", learner=LearnerSpec("igl", three_state=False)),
+    PolicySpec("cb_like", _BANDIT, 8, "a bandit rewarded by a like", learner=LearnerSpec("hand", signal="like")),
+    PolicySpec("cb_comment", _BANDIT, 9, "a bandit rewarded by a comment",
+               learner=LearnerSpec("hand", signal="comment")),
+)
+BY_NAME = {spec.name: spec for spec in POLICIES}
+POLICY_NAMES = tuple(BY_NAME)
+#: the hybrid policies' agents, in training order
+AGENTS = tuple(spec.name for spec in POLICIES if spec.agent is not None)
+#: the bandits, in training order
+BANDITS = tuple(spec.name for spec in POLICIES if spec.learner is not None)
+
+
+def spec(name: str) -> PolicySpec:
+    """The entry of `name`, or ValueError listing the known policies."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; choose one of {POLICY_NAMES}") from None
+
+
+def _check(policies: tuple[PolicySpec, ...]) -> None:
+    keys = [p.stream_key for p in policies]
+    if len(set(keys)) != len(keys) or len(BY_NAME) != len(policies):
+        raise ValueError("policy names and stream keys must be unique")
+    for p in policies:
+        if (p.agent is not None) + (p.learner is not None) > 1:
+            raise ValueError(f"{p.name}: a policy acts with an agent or a learner, not both")
+        if p.reads_latent != p.name.startswith("oracle_"):
+            raise ValueError(f"{p.name}: policies that read the latent state, and only they, are named oracle_*")
+
+
+_check(POLICIES)
