@@ -17,15 +17,17 @@ from pathlib import Path
 
 import polars as pl
 
-from esmr_assets.cli import POLICY_ORDER as CLI_POLICY_ORDER
-from esmr_assets.evaluation.metrics import PAPER_BASELINE, PAPER_FIGURES, PAPER_VOLATILITY_CHANGE
+from esmr_assets.evaluation.metrics import (
+    PAPER_BASELINE,
+    PAPER_FIGURES,
+    PAPER_VOLATILITY_CHANGE,
+)
 from esmr_assets.io_manager import markdown_table_text
 from esmr_assets.settings import load_settings
 from esmr_assets.storage import storage_root
 from esmr_assets.warehouse import run_query
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-POLICY_ORDER = f"list_position({CLI_POLICY_ORDER}, policy)"
 FAIRNESS_START, FAIRNESS_END = "<!-- fairness:start -->", "<!-- fairness:end -->"
 SHOWN = (
     ("negative_days", "negative days", 2),
@@ -50,7 +52,8 @@ def _cell(mean: float | None, low: float | None, high: float | None, digits: int
 def comparison_markdown(root: Path, label_source: str) -> str:
     frame = run_query(
         root,
-        f"select * from policy_comparison where label_source = '{label_source}' order by {POLICY_ORDER}, metric",
+        f"select c.* from policy_comparison as c join policy_registry using (policy) "
+        f"where label_source = '{label_source}' order by position, metric",
     )
     seeds = int(frame["seeds"].max())
     rows = []
@@ -74,7 +77,8 @@ def comparison_markdown(root: Path, label_source: str) -> str:
 
 def fairness_markdown(root: Path) -> str:
     """reward_fairness_by_group as one row per policy: r = +1 and r = -1 shares per style."""
-    frame = run_query(root, f"select * from reward_fairness_by_group order by {POLICY_ORDER}, feedback_style")
+    frame = run_query(root, "select f.* from reward_fairness_by_group as f join policy_registry using (policy) "
+                      "order by position, feedback_style")
     seeds = int(frame["seeds"].max())
     rows = []
     for policy in frame["policy"].unique(maintain_order=True):

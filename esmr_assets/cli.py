@@ -35,12 +35,6 @@ from esmr_assets.warehouse import (
 if TYPE_CHECKING:
     import dagster as dg
 
-# The policies in the order of policy.policies.POLICIES (not imported: `esmr sql` starts without torch).
-POLICY_ORDER = (
-    "['lightgbm', 'esmr', 'esmr_no_emotion', 'esmr_no_engagement', 'esmr_igl', 'random', "
-    "'igl_p3', 'igl_p2', 'cb_like', 'cb_comment']"
-)
-
 # (title, sql) printed after every `esmr run`; later stages append theirs. A query runs only
 # when every table it reads exists in the warehouse.
 SUMMARY_QUERIES: list[tuple[str, str]] = [
@@ -52,7 +46,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "emotion models on test users (accuracy and macro-F1 vs cluster labels; paper: TabTransformer 0.983)",
         "select seed, model, round(accuracy, 3) as accuracy, round(macro_f1, 3) as macro_f1, "
         "round(accuracy_vs_truth, 3) as accuracy_vs_latent_truth, paper_accuracy "
-        "from emotion_model order by seed, accuracy desc",
+        "from emotion_model_scores order by seed, accuracy desc",
     ),
     (
         "causal parents of the emotional targets (top 3 by share of users; paper Table 2)",
@@ -61,8 +55,8 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "order by seed, target, rank",
     ),
     (
-        "engagement ranker (test AUC in the asset metadata; paper 0.81): top features by gain",
-        "select seed, rank, feature, round(gain_share, 3) as gain_share from engagement_ranker where rank <= 5 "
+        "engagement ranker (test AUC in the engagement_ranker metadata; paper 0.81): top features by gain",
+        "select seed, rank, feature, round(gain_share, 3) as gain_share from ranker_feature_importance where rank <= 5 "
         "order by seed, rank",
     ),
     (
@@ -82,8 +76,8 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(bounce_rate, 3) as bounce, paper_bounce_rate as \"(paper)     \", "
         "round(engagement_reward, 1) as r_eng, paper_engagement_reward as \"(paper)      \", "
         "round(mean_latent_valence, 3) as valence, round(recovery_time, 2) as recovery_days "
-        "from evaluation_metrics where label_source = 'true' "
-        "order by seed, list_position(" + POLICY_ORDER + ", policy)",
+        "from evaluation_metrics join policy_registry using (policy) where label_source = 'true' "
+        "order by seed, position",
     ),
     (
         "latent satisfaction of what each policy served, per communication style (share of impressions with "
@@ -92,7 +86,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(positive_share_critical, 3) as \"r=+1 critical\", round(positive_share_passive, 3) as \"r=+1 passive\", "
         "round(negative_share_expressive, 3) as \"r=-1 expressive\", round(negative_share_critical, 3) as \"r=-1 critical\", "
         "round(negative_share_passive, 3) as \"r=-1 passive\", round(decoded_accuracy, 3) as decoded_accuracy "
-        "from evaluation_metrics where label_source = 'true' order by seed, list_position(" + POLICY_ORDER + ", policy)",
+        "from evaluation_metrics join policy_registry using (policy) where label_source = 'true' order by seed, position",
     ),
 ]
 

@@ -1,7 +1,9 @@
 """Read-only SQL over the Parquet partitions, through an in-memory DuckDB.
 
 Each asset folder becomes a view over all of its seeds, with a `seed` column from the hive
-layout. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
+layout, and `policy_registry` holds the registered policies (`policy.registry.POLICIES`): their
+order, whether they learn online and whether they read the latent state (`oracle_*`), for
+queries to join. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
 a lock, and `run_query` refuses statements that could write.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from esmr_assets.policy import registry
 from esmr_assets.storage import PART_FILE
 
 _EXPLAIN_PREFIX = re.compile(r"^\s*explain\b(\s+analy[sz]e\b)?(\s*\([^)]*\))?", re.IGNORECASE)
@@ -42,9 +45,24 @@ def _table_dirs(root: Path) -> dict[str, tuple[Path, bool]]:
     return dict(sorted(found.items()))
 
 
+REGISTRY_TABLE = "policy_registry"
+
+
 def list_tables(root: Path) -> list[str]:
-    """Names of the views `connect(root)` creates."""
-    return list(_table_dirs(Path(root)))
+    """Names of the views `connect(root)` creates, and the policy registry."""
+    return sorted([*_table_dirs(Path(root)), REGISTRY_TABLE])
+
+
+def _registry_sql() -> str:
+    """The policy registry as one VALUES table: policy, position (1 = first in every table),
+    acts_with, learns_online, reads_latent, stream_key, description."""
+    rows = ", ".join(
+        f"({_quote_literal(p.name)}, {k}, {_quote_literal(p.acts_with)}, {p.learns_online}, {p.reads_latent}, "
+        f"{p.stream_key}, {_quote_literal(p.description)})"
+        for k, p in enumerate(registry.POLICIES, start=1)
+    )
+    columns = "policy, position, acts_with, learns_online, reads_latent, stream_key, description"
+    return f"CREATE VIEW {REGISTRY_TABLE} AS SELECT * FROM (VALUES {rows}) AS r ({columns})"
 
 
 def quote_identifier(name: str) -> str:
@@ -64,6 +82,7 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
     # One thread: parallel float aggregation may differ in the last bits between runs, and the
     # SQL models' Parquet must be byte-identical for the same inputs.
     con = duckdb.connect(":memory:", config={"threads": 1})
+    con.execute(_registry_sql())
     for name, (asset_dir, partitioned) in _table_dirs(Path(root)).items():
         if partitioned:
             pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))

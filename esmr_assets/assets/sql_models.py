@@ -14,7 +14,7 @@ import dagster as dg
 from ..metadata import markdown_table
 from ..resources import EsmrConfig
 from ..storage import PART_FILE, atomic_write_parquet
-from ..warehouse import referenced_tables, run_query
+from ..warehouse import REGISTRY_TABLE, referenced_tables, run_query
 
 GROUP = "sql"
 SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
@@ -33,7 +33,7 @@ def model_description(sql: str) -> str:
 def sql_model_asset(path: Path) -> dg.AssetsDefinition:
     """The asset of one SQL file; its deps are the tables the SQL reads."""
     name, sql = path.stem, path.read_text()
-    deps = sorted(referenced_tables(sql))
+    deps = sorted(referenced_tables(sql) - {REGISTRY_TABLE})  # the registry is code, not an asset
     if not deps:
         raise ValueError(f"{path}: DuckDB cannot tell which tables the model reads (is it one SELECT?)")
 

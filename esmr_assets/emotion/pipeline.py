@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -156,7 +155,3 @@ def predict_days(
         pl.Series("split", split_name, dtype=pl.Enum(SPLITS)),
         **{f"p_{c}": pl.Series(probabilities[:, k]) for k, c in enumerate(TRUE_EMOTIONS)},
     )
-
-
-def load_model(path: Path, device: str = "auto") -> TabTransformerClassifier:
-    return TabTransformerClassifier.load(path, device=device)
