@@ -8,6 +8,9 @@ on a small sample of users (it takes ~1.7 s each); the batched estimator on the 
 the 1,000-user rate says it takes under ~2 minutes, otherwise it is extrapolated from a
 10,000-user run (and the output says so). GPU rows are added when torch sees CUDA.
 
+lingam is a test dependency, not a runtime one: it comes with `pip install -e '.[test]'`
+(what `make test` installs).
+
     .venv/bin/python benchmarks/causal.py
     .venv/bin/python benchmarks/causal.py --sample 3 --users 1000 --big 100000
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import warnings
 
@@ -71,7 +75,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import lingam
+    try:
+        import lingam
+    except ImportError:
+        sys.exit("benchmarks/causal.py needs lingam, a test dependency: pip install -e '.[test]' (or make test)")
     import torch
 
     from esmr_assets.causal.direct_lingam import BatchedDirectLiNGAM

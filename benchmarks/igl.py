@@ -38,7 +38,8 @@ def ik_figures(batch_size: int, rounds, repeats: int = 3) -> dict[str, float]:
     from esmr_assets.vocabulary import SIGNALS
 
     c, x, y, a, p = rounds
-    ik = InverseKinematics(len(ACTIONS), len(SIGNALS), N_PERSONAL, N_CONTEXT, batch_size=batch_size)
+    # initialize(): the lazily created parameters are made before the clock starts
+    ik = InverseKinematics(len(ACTIONS), len(SIGNALS), N_PERSONAL, N_CONTEXT, batch_size=batch_size).initialize()
     start = time.perf_counter()
     for _ in range(repeats):
         ik.partial_fit(c, x, y, a, 1.0 / (len(ACTIONS) * p))
@@ -53,11 +54,13 @@ def ik_figures(batch_size: int, rounds, repeats: int = 3) -> dict[str, float]:
 def closed_loop(data_dir: Path, seed: int) -> str | None:
     import polars as pl
 
-    from esmr_assets.emotion.pipeline import load_model
+    from esmr_assets.emotion.labeller import DailyLabeller
+    from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
     from esmr_assets.policy.bandits import BanditPolicy, new_learner
-    from esmr_assets.policy.pipeline import feed_builder, policy_split
-    from esmr_assets.policy.policies import rollout
+    from esmr_assets.policy.feeds import feed_builder
     from esmr_assets.policy.ranker import EngagementRanker
+    from esmr_assets.policy.rollouts import rollout
+    from esmr_assets.policy.users import policy_split
     from esmr_assets.settings import load_settings
     from esmr_assets.sim.environment import ClosedLoopEnv
 
@@ -70,13 +73,14 @@ def closed_loop(data_dir: Path, seed: int) -> str | None:
     videos, users = (pl.read_parquet(root / name / part / "part-0.parquet") for name in ("videos", "users"))
     impressions = pl.scan_parquet(root / "impressions" / part / "part-0.parquet")
     ranker = EngagementRanker.from_text(needed[0].read_text(), videos)
-    model = load_model(needed[1], device="cpu")
+    model = TabTransformerClassifier.load(needed[1], device="cpu")
     training, _ = policy_split(users, seed, settings.policy)
     cohort = users.filter(pl.col("user_id").is_in(training))
-    policy = BanditPolicy(feed_builder(ranker, impressions, settings), new_learner("igl_p3", settings.policy, seed),
-                          np.random.default_rng(seed))
+    policy = BanditPolicy(feed_builder(ranker, videos, impressions, settings),
+                          new_learner("igl_p3", settings.policy, seed), np.random.default_rng(seed))
     start = time.perf_counter()
-    frame = rollout(ClosedLoopEnv(videos, cohort, settings.simulation, seed, model, episode=1), policy, "igl_p3")
+    env = ClosedLoopEnv(videos, cohort, settings.simulation, seed, DailyLabeller(model), episode=1)
+    frame = rollout(env, policy, "igl_p3")
     seconds = time.perf_counter() - start
     return (f"{frame.height:,} user-days ({int(frame['rounds'].sum()):,} rounds) in {seconds:.1f} s: "
             f"{frame.height / seconds:,.0f} user-days/s, {frame['rounds'].sum() / seconds:,.0f} rounds/s "
@@ -92,7 +96,7 @@ def main() -> None:
 
     from esmr_assets.policy.bandits import N_CONTEXT
     from esmr_assets.policy.feeds import ACTIONS
-    from esmr_assets.policy.igl import LinearBandit
+    from esmr_assets.policy.linear_bandit import LinearBandit
     from esmr_assets.settings import load_settings
 
     rounds = synthetic_rounds(args.rounds, np.random.default_rng(0))
@@ -106,7 +110,7 @@ def main() -> None:
         print(f"   mini-batch {b:>4}: {f['rounds_per_s']:>10,.0f} rounds/s  {f['updates_per_s']:>8,.0f} updates/s  "
               f"decode {f['decode_rounds_per_s']:>12,.0f} rounds/s  {tag}")
 
-    bandit = LinearBandit(len(ACTIONS), N_CONTEXT, epsilon=configured.policy.bandit_epsilon)
+    bandit = LinearBandit(len(ACTIONS), N_CONTEXT, epsilon=configured.policy.bandit_epsilon).initialize()
     _, x, y, a, _ = rounds
     start = time.perf_counter()
     for chunk in np.array_split(np.arange(len(y)), 100):

@@ -28,10 +28,15 @@ PAPER_AUC = 0.81  # §3.3.1: early stopping on AUC "stops on 0.81"
 
 
 def main() -> None:
-    from esmr_assets.emotion.pipeline import load_model
-    from esmr_assets.policy.pipeline import feed_builder, fit_agents, fit_ranker, policy_split
-    from esmr_assets.policy.policies import AGENTS, LightGBMPolicy, rollout
+    from esmr_assets.emotion.labeller import DailyLabeller
+    from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
+    from esmr_assets.policy.feeds import feed_builder
+    from esmr_assets.policy.policies import LightGBMPolicy
     from esmr_assets.policy.ranker import EngagementRanker
+    from esmr_assets.policy.registry import AGENTS
+    from esmr_assets.policy.rollouts import rollout
+    from esmr_assets.policy.training import fit_agents, fit_ranker
+    from esmr_assets.policy.users import policy_split
     from esmr_assets.settings import load_settings
     from esmr_assets.sim.environment import ClosedLoopEnv
 
@@ -65,7 +70,8 @@ def main() -> None:
     for name, fitted, seconds in rows:
         print(f"   {name:<12} test AUC {fitted.auc_:.4f}  trees {fitted.best_iteration_:>4}  fit {seconds:6.1f} s")
 
-    model = load_model(root / "emotion_model" / f"seed={args.seed}" / "tabtransformer.pt", device="cpu")
+    model = TabTransformerClassifier.load(root / "emotion_model" / f"seed={args.seed}" / "tabtransformer.pt",
+                                          device="cpu")
     days = load_settings("paper", {"simulation": {"n_days": args.days}})
     print(f"\n2. closed loop, {users.height:,} users x {args.days} days under the LightGBM policy")
     class FullScoring:
@@ -80,12 +86,12 @@ def main() -> None:
             return feed, valid, np.full(env.n_users, -1)
 
     policies = [("two_stage", f"{settings.policy.candidates} candidates re-ranked",
-                 LightGBMPolicy(feed_builder(ranker, impressions, settings)))]
+                 LightGBMPolicy(feed_builder(ranker, videos, impressions, settings)))]
     policies += [(f"full_scoring[{name}]", f"{videos.height:,} candidates scored", FullScoring(fitted))
                  for name, fitted, _ in rows]
     results = {}
     for name, what, policy in policies:
-        env = ClosedLoopEnv(videos, users, days.simulation, args.seed, model)
+        env = ClosedLoopEnv(videos, users, days.simulation, args.seed, DailyLabeller(model))
         start = time.perf_counter()
         rollout(env, policy, "lightgbm")
         results[name] = users.height * args.days / (time.perf_counter() - start)

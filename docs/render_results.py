@@ -52,8 +52,8 @@ def _cell(mean: float | None, low: float | None, high: float | None, digits: int
 def comparison_markdown(root: Path, label_source: str) -> str:
     frame = run_query(
         root,
-        f"select c.* from policy_comparison as c join policy_registry using (policy) "
-        f"where label_source = '{label_source}' order by position, metric",
+        f"select c.* from policy_comparison as c join policy_registry as r on r.policy = c.policy "
+        f"where label_source = '{label_source}' order by r.position, metric",
     )
     seeds = int(frame["seeds"].max())
     rows = []
@@ -77,8 +77,8 @@ def comparison_markdown(root: Path, label_source: str) -> str:
 
 def fairness_markdown(root: Path) -> str:
     """reward_fairness_by_group as one row per policy: r = +1 and r = -1 shares per style."""
-    frame = run_query(root, "select f.* from reward_fairness_by_group as f join policy_registry using (policy) "
-                      "order by position, feedback_style")
+    frame = run_query(root, "select f.* from reward_fairness_by_group as f join policy_registry as r on r.policy = f.policy "
+                      "order by r.position, feedback_style")
     seeds = int(frame["seeds"].max())
     rows = []
     for policy in frame["policy"].unique(maintain_order=True):

@@ -68,7 +68,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
     (
         "policy comparison on the latent true emotions (paper's ESMR / LightGBM figures beside ours; "
         "change = relative to lightgbm)",
-        "select seed, policy, round(negative_days, 2) as neg_days, paper_negative_days as \"(paper)\", "
+        "select seed, e.policy, round(negative_days, 2) as neg_days, paper_negative_days as \"(paper)\", "
         "round(happy_at_least_once, 3) as happy_once, paper_happy_at_least_once as \"(paper) \", "
         "round(final_dominant_happy, 3) as final_happy, paper_final_dominant_happy as \"(paper)  \", "
         "round(full_recovery, 3) as recovery, paper_full_recovery as \"(paper)   \", "
@@ -76,17 +76,18 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(bounce_rate, 3) as bounce, paper_bounce_rate as \"(paper)     \", "
         "round(engagement_reward, 1) as r_eng, paper_engagement_reward as \"(paper)      \", "
         "round(mean_latent_valence, 3) as valence, round(recovery_time, 2) as recovery_days "
-        "from evaluation_metrics join policy_registry using (policy) where label_source = 'true' "
-        "order by seed, position",
+        "from evaluation_metrics as e join policy_registry as r on r.policy = e.policy where label_source = 'true' "
+        "order by seed, r.position",
     ),
     (
         "latent satisfaction of what each policy served, per communication style (share of impressions with "
         "r = +1 / r = -1; IGL-P's Fig. 4 view) and the decoded rewards' sign accuracy",
-        "select seed, policy, round(positive_share_expressive, 3) as \"r=+1 expressive\", "
+        "select seed, e.policy, round(positive_share_expressive, 3) as \"r=+1 expressive\", "
         "round(positive_share_critical, 3) as \"r=+1 critical\", round(positive_share_passive, 3) as \"r=+1 passive\", "
         "round(negative_share_expressive, 3) as \"r=-1 expressive\", round(negative_share_critical, 3) as \"r=-1 critical\", "
         "round(negative_share_passive, 3) as \"r=-1 passive\", round(decoded_accuracy, 3) as decoded_accuracy "
-        "from evaluation_metrics join policy_registry using (policy) where label_source = 'true' order by seed, position",
+        "from evaluation_metrics as e join policy_registry as r on r.policy = e.policy where label_source = 'true' "
+        "order by seed, r.position",
     ),
 ]
 

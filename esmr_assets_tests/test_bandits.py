@@ -6,11 +6,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.policy.bandits import BANDITS, BanditPolicy, load_learners, new_learner, save_learners
+from esmr_assets.emotion.labeller import DailyLabeller
+from esmr_assets.policy.bandits import BanditPolicy, new_learner
 from esmr_assets.policy.feeds import FeedBuilder, video_popularity
-from esmr_assets.policy.pipeline import bandit_table
-from esmr_assets.policy.policies import rollout
+from esmr_assets.policy.models import BanditLearners
 from esmr_assets.policy.ranker import EngagementRanker
+from esmr_assets.policy.registry import BANDITS
+from esmr_assets.policy.rollouts import rollout
+from esmr_assets.policy.training import bandit_table
 from esmr_assets.settings import load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv
 
@@ -29,7 +32,7 @@ def world(logged_world):
 def run(world, model, name, learner=None, episode=0):
     videos, users, feeds = world
     learner = learner or new_learner(name, SETTINGS.policy, SEED)
-    env = ClosedLoopEnv(videos, users, SETTINGS.simulation, SEED, model, episode=episode)
+    env = ClosedLoopEnv(videos, users, SETTINGS.simulation, SEED, DailyLabeller(model), episode=episode)
     return rollout(env, BanditPolicy(feeds, learner, np.random.default_rng(1)), name), learner
 
 
@@ -51,7 +54,9 @@ def test_bandit_rollout_learns_from_its_own_bucket(world, threshold_model, name)
 
 def test_stored_learners_act_and_decode_as_before(world, threshold_model):
     learners = {name: run(world, threshold_model, name)[1] for name in ("igl_p3", "cb_like")}
-    restored = load_learners(save_learners(learners), SETTINGS.policy, SEED)
+    stored = BanditLearners(learners).to_bytes()
+    assert BanditLearners(learners).to_bytes() == stored  # deterministic bytes
+    restored = BanditLearners.from_bytes(stored, SETTINGS.policy, SEED)
     assert bandit_table(restored).equals(bandit_table(learners))
     rng = np.random.default_rng(0)
     c, x = rng.random((50, 7)), np.eye(11)[rng.integers(11, size=50)]
@@ -62,12 +67,3 @@ def test_stored_learners_act_and_decode_as_before(world, threshold_model):
     # Both keep learning from the same state the same way.
     p = np.full(50, 0.5)
     assert np.array_equal(restored["igl_p3"].learn(c, x, y, a, p), learners["igl_p3"].learn(c, x, y, a, p))
-
-
-def test_cli_orders_policies_as_the_package_lists_them():
-    import ast
-
-    from esmr_assets.cli import POLICY_ORDER
-    from esmr_assets.policy.policies import POLICIES
-
-    assert ast.literal_eval(POLICY_ORDER) == list(POLICIES)

@@ -5,8 +5,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.emotion.features import previous_labels
-from esmr_assets.emotion.pipeline import load_model, predict_labels
+from esmr_assets.emotion.features import build_features, previous_labels
+from esmr_assets.emotion.labeller import predict_classes
+from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
 from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def test_labels_cover_every_user_day_and_follow_the_churn_rule(smoke_run):
 
 def test_model_table_compares_the_transformer_with_baselines(smoke_run):
     root, table = smoke_run
-    scores = table("emotion_model")
+    scores = table("emotion_model_scores")
     assert set(scores["model"]) == {"tabtransformer", "logistic_regression", "lightgbm", "cluster_labels"}
     assert scores["accuracy"].is_between(0, 1).all() and scores["accuracy_vs_truth"].is_between(0, 1).all()
     assert (scores["paper_accuracy"] == 0.983).all()
@@ -50,9 +51,10 @@ def test_predictions_are_distributions_and_match_the_stored_model(smoke_run):
     assert set(predictions["split"].cast(pl.String)) == {"train", "val", "test"}
     # every user's days sit in one split only
     assert predictions.group_by("user_id").agg(pl.col("split").n_unique())["split"].max() == 1
-    model = load_model(root / "emotion_model" / "seed=2" / "tabtransformer.pt")
+    model = TabTransformerClassifier.load(root / "emotion_model" / "seed=2" / "tabtransformer.pt")
     aligned = logs.select("user_id", "day").join(labels, on=["user_id", "day"], maintain_order="left")["label"]
-    again = predict_labels(model, logs, previous_labels(logs, aligned))
+    again, _ = predict_classes(model, build_features(logs.drop("true_emotion", "true_valence", "true_arousal"),
+                                                    previous_labels(logs, aligned)))
     stored = logs.select("user_id", "day").join(predictions, on=["user_id", "day"], maintain_order="left")["label"]
     assert (again == stored.cast(pl.String).to_numpy()).all()
     assert (root / "emotion_predictions" / "seed=2" / "trajectory.png").stat().st_size > 0

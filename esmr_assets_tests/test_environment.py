@@ -5,8 +5,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.emotion.features import is_active
-from esmr_assets.emotion.pipeline import predict_labels
+from esmr_assets.emotion.features import build_features, is_active
+from esmr_assets.emotion.labeller import DailyLabeller, predict_classes
 from esmr_assets.schemas import USER_DAY_LOGS
 from esmr_assets.settings import load_settings
 from esmr_assets.sim.content import simulate_videos
@@ -40,12 +40,12 @@ def logs_of(steps):
 
 
 def test_deterministic_and_contract(tables):
-    first = run(ClosedLoopEnv(*tables, SMOKE, SEED), logging_policy_feed)
-    second = run(ClosedLoopEnv(*tables, SMOKE, SEED), logging_policy_feed)
+    first = run(ClosedLoopEnv(*tables, SMOKE, SEED, DailyLabeller()), logging_policy_feed)
+    second = run(ClosedLoopEnv(*tables, SMOKE, SEED, DailyLabeller()), logging_policy_feed)
     assert logs_of(first).equals(logs_of(second))
     assert all(np.array_equal(a.videos, b.videos) for a, b in zip(first, second))
     assert logs_of(first).schema == USER_DAY_LOGS
-    assert not logs_of(first).equals(logs_of(run(ClosedLoopEnv(*tables, SMOKE, SEED + 1), logging_policy_feed)))
+    assert not logs_of(first).equals(logs_of(run(ClosedLoopEnv(*tables, SMOKE, SEED + 1, DailyLabeller()), logging_policy_feed)))
 
 
 def test_identical_feeds_give_identical_trajectories(tables):
@@ -57,9 +57,9 @@ def test_identical_feeds_give_identical_trajectories(tables):
         feeds.append(logging_policy_feed(env))
         return feeds[-1]
 
-    original = run(ClosedLoopEnv(*tables, SMOKE, SEED), recording)
+    original = run(ClosedLoopEnv(*tables, SMOKE, SEED, DailyLabeller()), recording)
     replay = iter(feeds)
-    replayed = run(ClosedLoopEnv(*tables, SMOKE, SEED), lambda env: next(replay))
+    replayed = run(ClosedLoopEnv(*tables, SMOKE, SEED, DailyLabeller()), lambda env: next(replay))
     assert logs_of(original).equals(logs_of(replayed))
 
 
@@ -72,8 +72,8 @@ def test_other_users_unchanged_when_some_feeds_change(tables):
         valid[changed] = valid[changed][:, ::-1].cumprod(axis=1, dtype=bool)
         return feed, valid
 
-    base = logs_of(run(ClosedLoopEnv(*tables, SMOKE, SEED), logging_policy_feed))
-    other = logs_of(run(ClosedLoopEnv(*tables, SMOKE, SEED), perturbed))
+    base = logs_of(run(ClosedLoopEnv(*tables, SMOKE, SEED, DailyLabeller()), logging_policy_feed))
+    other = logs_of(run(ClosedLoopEnv(*tables, SMOKE, SEED, DailyLabeller()), perturbed))
     ids = tables[1]["user_id"].filter(pl.Series(changed))
     keep = ~pl.col("user_id").is_in(ids.implode())
     assert base.filter(keep).equals(other.filter(keep))
@@ -91,8 +91,8 @@ def emotion_feed(env, emotions):
 def test_calm_positive_content_raises_valence():
     videos = simulate_videos(WIDE.n_videos, stream(SEED, "videos"))
     users = simulate_users(WIDE, stream(SEED, "users"))
-    happy = logs_of(run(ClosedLoopEnv(videos, users, WIDE, SEED), lambda env: emotion_feed(env, ["happy"])))
-    tense = logs_of(run(ClosedLoopEnv(videos, users, WIDE, SEED), lambda env: emotion_feed(env, ["anxious", "angry"])))
+    happy = logs_of(run(ClosedLoopEnv(videos, users, WIDE, SEED, DailyLabeller()), lambda env: emotion_feed(env, ["happy"])))
+    tense = logs_of(run(ClosedLoopEnv(videos, users, WIDE, SEED, DailyLabeller()), lambda env: emotion_feed(env, ["anxious", "angry"])))
     last = pl.col("day") == WIDE.n_days - 1
     assert happy.filter(last)["true_valence"].mean() > tense.filter(last)["true_valence"].mean() + 0.1
     assert happy["true_valence"].mean() > tense["true_valence"].mean()
@@ -109,7 +109,7 @@ def test_equals_logging_simulation_given_its_noise(tables):
     """With the logs' noise and Algorithm 1's feeds the environment reproduces
     simulate_logs day by day (the two differ only in which streams they draw)."""
     logs, impressions = simulate_logs(*tables, SMOKE, SEED)
-    env = LoggingNoiseEnv(*tables, SMOKE, SEED)
+    env = LoggingNoiseEnv(*tables, SMOKE, SEED, DailyLabeller())
     steps = run(env, lambda env: logging_policy_feed(env, stream(SEED, "logging_policy", 0, env.day)))
     assert logs_of(steps).sort("user_id", "day").equals(logs)
     day0 = impressions.filter(pl.col("day") == 0)
@@ -118,7 +118,7 @@ def test_equals_logging_simulation_given_its_noise(tables):
 
 
 def test_predictions_use_history_and_previous_prediction(tables, threshold_model):
-    env = ClosedLoopEnv(*tables, SMOKE, SEED, emotion_model=threshold_model)
+    env = ClosedLoopEnv(*tables, SMOKE, SEED, DailyLabeller(threshold_model))
     observation = env.reset()
     assert (observation["predicted_label"] == "none").all() and observation["watch_minutes"].is_null().all()
     steps = []
@@ -129,7 +129,9 @@ def test_predictions_use_history_and_previous_prediction(tables, threshold_model
     predicted = pl.Series(np.concatenate([s.predicted for s in steps]).astype(str))
     previous = logs.select("user_id", "day").with_columns(label=predicted)
     previous = previous.select(pl.col("label").shift(1).over("user_id", order_by="day").fill_null("none"))
-    expected = predict_labels(threshold_model, logs, previous.to_series().cast(pl.Enum(("none", *TRUE_EMOTIONS))))
+    features = build_features(logs.drop("true_emotion", "true_valence", "true_arousal"),
+                              previous.to_series().cast(pl.Enum(("none", *TRUE_EMOTIONS))))
+    expected, _ = predict_classes(threshold_model, features)
     inactive = ~logs.select(is_active()).to_series().to_numpy()
     assert np.array_equal(predicted.to_numpy(), np.where(inactive, "churned", expected))
     assert inactive.any() and len(set(expected[~inactive])) == 4  # every branch of the stand-in is hit
@@ -139,7 +141,7 @@ def test_predictions_use_history_and_previous_prediction(tables, threshold_model
 
 
 def test_recently_shown_masks_the_seen_window(tables):
-    env = ClosedLoopEnv(*tables, SMOKE, SEED)
+    env = ClosedLoopEnv(*tables, SMOKE, SEED, DailyLabeller())
     env.reset()
     assert not env.recently_shown().any()
     step = env.step(*logging_policy_feed(env))

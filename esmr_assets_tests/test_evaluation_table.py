@@ -6,7 +6,11 @@ import polars as pl
 import pytest
 
 from esmr_assets.evaluation.comparison import evaluation_table, representative_user
-from esmr_assets.evaluation.metrics import PAPER_BASELINE, PAPER_FIGURES, PAPER_VOLATILITY_CHANGE
+from esmr_assets.evaluation.metrics import (
+    PAPER_BASELINE,
+    PAPER_FIGURES,
+    PAPER_VOLATILITY_CHANGE,
+)
 
 DAYS = 8
 

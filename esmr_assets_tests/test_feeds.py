@@ -5,7 +5,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.policy.feeds import ACTIONS, FeedBuilder, bucket_mask, random_feed, video_popularity
+from esmr_assets.emotion.labeller import DailyLabeller
+from esmr_assets.policy.feeds import (
+    ACTIONS,
+    FeedBuilder,
+    bucket_mask,
+    random_feed,
+    video_popularity,
+)
 from esmr_assets.policy.ranker import EngagementRanker
 from esmr_assets.settings import load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv, logging_policy_feed
@@ -18,7 +25,7 @@ SEED = 6
 def world(logged_world):
     impressions, logs, predictions, videos, users = logged_world(SMOKE, SEED)
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
-    env = ClosedLoopEnv(videos, users, SMOKE, SEED)
+    env = ClosedLoopEnv(videos, users, SMOKE, SEED, DailyLabeller())
     env.reset()
     env.step(*logging_policy_feed(env))  # day 1: blocked videos and a real observation
     return videos, impressions, ranker, env

@@ -5,7 +5,13 @@ pathology that the third latent state removes (the paper's Table 1)."""
 import numpy as np
 import pytest
 
-from esmr_assets.policy.igl import IGLLearner, InverseKinematics, LinearBandit, decode_rewards, extreme_events
+from esmr_assets.policy.igl import (
+    IGLLearner,
+    InverseKinematics,
+    decode_rewards,
+    extreme_events,
+)
+from esmr_assets.policy.linear_bandit import LinearBandit
 
 
 def test_extreme_event_rule_is_k_times_posterior_above_two():
@@ -26,6 +32,17 @@ def test_oracle_disambiguation_and_two_state_variant():
     assert alpha * (1 - 2 / alpha) + (1 - alpha) * 1 == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="alpha"):
         decode_rewards(extreme, negative, 0.0)
+
+
+def test_learners_store_parameters_only_until_first_use():
+    """scikit-learn's convention: state ending in `_` appears on first use, and the same
+    random_state gives the same initial decoder whenever it is created."""
+    bandit, ik = LinearBandit(3, 2), InverseKinematics(3, 4, 2, 2, random_state=5)
+    assert not hasattr(bandit, "coef_") and not hasattr(ik, "signal_maps_")
+    assert np.array_equal(bandit.estimates(np.ones((1, 2))), np.zeros((1, 3)))
+    first = ik.predict_proba(np.ones((1, 2)), np.ones((1, 2)), [0])
+    again = InverseKinematics(3, 4, 2, 2, random_state=5).predict_proba(np.ones((1, 2)), np.ones((1, 2)), [0])
+    assert np.array_equal(first, again) and ik.n_updates_ == 0
 
 
 def test_bandit_probabilities_are_a_distribution_and_learn_the_best_action():

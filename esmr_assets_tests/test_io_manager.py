@@ -6,7 +6,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from esmr_assets.io_manager import ParquetIOManager, atomic_write_bytes, atomic_write_with, partition_dir
+from esmr_assets.io_manager import (
+    ParquetIOManager,
+    atomic_write_bytes,
+    atomic_write_with,
+    partition_dir,
+)
 from esmr_assets.resources import EsmrConfig
 from esmr_assets.warehouse import run_query
 

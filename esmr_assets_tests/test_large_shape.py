@@ -10,7 +10,7 @@ import pytest
 from esmr_assets.causal.dataset import causal_frame, user_arrays
 from esmr_assets.causal.direct_lingam import BatchedDirectLiNGAM
 from esmr_assets.causal.discovery import POOLED_USER
-from esmr_assets.policy.policies import POLICIES
+from esmr_assets.policy.registry import POLICY_NAMES as POLICIES
 from esmr_assets.resources import run_config
 from esmr_assets.settings import PRESETS, load_settings
 from esmr_assets.sim.rng import stream
@@ -69,12 +69,13 @@ def test_chunked_simulation_is_ordered_and_passes_its_checks(graph):
 def test_models_fit_on_samples_and_still_cover_every_user_day(graph):
     root, result = graph
     n_users, n_days = SETTINGS.simulation.n_users, SETTINGS.simulation.n_days
-    scores = table(root, "emotion_model")
+    scores = table(root, "emotion_model_scores")
     # 120 users split 84/18/18, each part thinned to half: 42 training and 9 test users.
     assert scores["train_rows"][0] == 42 * n_days and scores["test_rows"][0] == 9 * n_days
     assert table(root, "emotion_predictions").height == n_users * n_days
     assert table(root, "emotion_labels").height == n_users * n_days
-    [ranker] = result.asset_materializations_for_node("engagement_ranker")
+    [ranker] = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == "engagement_ranker"]
+    ranker = ranker.materialization
     assert 45 <= ranker.metadata["users_fitted"].value <= 55
     rollouts = table(root, "policy_rollouts")
     assert rollouts.height == len(POLICIES) * 20 * n_days

@@ -5,12 +5,14 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.policy.bandits import N_CONTEXT
 from esmr_assets.policy.feeds import ACTIONS
-from esmr_assets.policy.bandits import BANDITS, N_CONTEXT, load_learners
-from esmr_assets.policy.pipeline import agents_from_q_table, bandit_table, policy_split
-from esmr_assets.policy.policies import AGENTS
+from esmr_assets.policy.models import AgentSet, BanditLearners
 from esmr_assets.policy.qlearning import N_STATES
 from esmr_assets.policy.ranker import FEATURE_NAMES, EngagementRanker
+from esmr_assets.policy.registry import AGENTS, BANDITS
+from esmr_assets.policy.training import bandit_table, q_table_frame
+from esmr_assets.policy.users import policy_split
 from esmr_assets.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -35,15 +37,16 @@ def metadata(result, asset: str) -> dict:
 
 def test_ranker_is_stored_scored_and_explained(smoke_run):
     root, result, table = smoke_run
-    importance = table("engagement_ranker")
+    importance = table("ranker_feature_importance")
     assert sorted(importance["feature"]) == sorted(FEATURE_NAMES)
     assert importance["rank"].to_list() == list(range(1, len(FEATURE_NAMES) + 1))
     assert (importance["gain"].diff().drop_nulls() <= 0).all()
     assert importance["gain_share"].sum() == pytest.approx(1.0)
     meta = metadata(result, "engagement_ranker")
     assert 0.5 < meta["test_auc"].value <= 1.0 and meta["paper_auc"].value == 0.81
-    ranker = EngagementRanker.load(root / "engagement_ranker" / f"seed={SEED}" / "lightgbm_ranker.txt", table("videos"))
+    ranker = EngagementRanker.from_text((root / "engagement_ranker" / f"seed={SEED}" / "lightgbm_ranker.txt").read_text())
     assert ranker.best_iteration_ == meta["trees"].value
+    assert meta["model_path"].value.endswith("lightgbm_ranker.txt")
     assert (root / "engagement_ranker" / f"seed={SEED}" / "feature_importance.png").stat().st_size > 0
 
 
@@ -54,7 +57,7 @@ def test_q_tables_cover_every_agent_state_and_action(smoke_run):
     assert set(q["agent"]) == set(AGENTS) and set(q["action"]) == set(ACTIONS)
     policy = SMOKE.policy
     training, evaluation = policy_split(table("users"), SEED, policy)
-    meta = metadata(result, "q_table")
+    meta = metadata(result, "q_agents")
     assert meta["training_users"].value == training.size and meta["evaluation_users"].value == evaluation.size
     # every experienced transition is counted once: each day after day 0, each training user
     days = policy.epochs * (SMOKE.simulation.n_days - 1)
@@ -62,8 +65,8 @@ def test_q_tables_cover_every_agent_state_and_action(smoke_run):
     assert (visits == days * training.size).all()
     visited = q.group_by("agent", "state").agg(pl.col("visits").sum()).filter(pl.col("visits") > 0)
     assert (q.filter(pl.col("visits") == 0)["q"] == 0).all() and (q.filter(pl.col("visits") > 0)["q"] != 0).any()
-    agents = agents_from_q_table(q, SMOKE)
-    assert all(np.isfinite(agent.q_).all() for agent in agents.values())
+    agents = AgentSet.from_bytes((root / "q_agents" / f"seed={SEED}" / "q_agents.npz").read_bytes())
+    assert list(agents) == list(AGENTS) and q_table_frame(agents).equals(q)  # the table reports the stored agents
     assert 0 < visited.height < len(AGENTS) * N_STATES
     assert (root / "q_table" / f"seed={SEED}" / "esmr_greedy_actions.png").stat().st_size > 0
 
@@ -82,14 +85,16 @@ def test_learning_curve_has_every_epoch_and_the_reward_parts(smoke_run):
     assert (root / "q_learning_curve" / f"seed={SEED}" / "mean_reward_per_epoch.png").stat().st_size > 0
 
 
-def test_igl_policy_stores_every_bandit_and_feeds_esmr_igl(smoke_run):
+def test_bandit_learners_store_every_bandit_and_feed_esmr_igl(smoke_run):
     root, result, table = smoke_run
-    policies = table("igl_policy")
+    policies = table("bandit_coefficients")
     assert policies["policy"].unique(maintain_order=True).to_list() == list(BANDITS)
     assert policies.height == len(BANDITS) * len(ACTIONS) * N_CONTEXT and policies["coef"].is_finite().all()
-    learners = load_learners((root / "igl_policy" / f"seed={SEED}" / "bandit_learners.pt").read_bytes(), SMOKE.policy, 0)
+    learners = BanditLearners.from_bytes(
+        (root / "bandit_learners" / f"seed={SEED}" / "bandit_learners.pt").read_bytes(), SMOKE.policy, SEED
+    )
     assert bandit_table(learners).equals(policies)
-    meta = metadata(result, "igl_policy")
+    meta = metadata(result, "bandit_learners")
     assert "decoded_accuracy" in meta["training"].value
     # esmr_igl's R_eng is the decoded reward: a mean of values in {1 - 2/alpha, 0, 1}, not the watch/scroll ratio.
     curve = table("q_learning_curve")

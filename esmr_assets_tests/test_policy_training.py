@@ -5,26 +5,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.emotion.labeller import DailyLabeller
 from esmr_assets.policy.feeds import ACTIONS, FeedBuilder, video_popularity
-from esmr_assets.policy.hybrid import rl_active
-from esmr_assets.policy.pipeline import (
-    agents_from_q_table,
-    causal_weights,
-    policy_split,
-    q_table_frame,
-)
-from esmr_assets.policy.policies import (
-    AGENTS,
-    HybridPolicy,
-    LightGBMPolicy,
-    RandomPolicy,
-    new_agent,
-    reward_weights,
-    rollout,
-)
-from esmr_assets.policy.qlearning import N_STATES, encode_state
-from esmr_assets.policy.ranker import EngagementRanker
-from esmr_assets.policy.training import (
+from esmr_assets.policy.models import AgentSet
+from esmr_assets.policy.policies import HybridPolicy, LightGBMPolicy, RandomPolicy
+from esmr_assets.policy.q_training import (
     DAY_FEATURES,
     RewardModel,
     RewardWeights,
@@ -32,6 +17,18 @@ from esmr_assets.policy.training import (
     day_features,
     train_agents,
 )
+from esmr_assets.policy.qlearning import N_STATES, encode_state
+from esmr_assets.policy.ranker import EngagementRanker
+from esmr_assets.policy.registry import AGENTS
+from esmr_assets.policy.rollouts import rollout
+from esmr_assets.policy.streak import rl_active
+from esmr_assets.policy.training import (
+    causal_weights,
+    new_agent,
+    q_table_frame,
+    reward_weights,
+)
+from esmr_assets.policy.users import policy_split
 from esmr_assets.settings import PolicySettings, load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv, DayStep
 from esmr_assets.vocabulary import TRUE_EMOTIONS
@@ -168,7 +165,7 @@ def train_once(world, model, target: int):
     agent = new_agent(BANDIT.policy, N_STATES)
 
     def make_env(episode: int) -> ClosedLoopEnv:
-        return ClosedLoopEnv(videos, users, BANDIT.simulation, SEED, model, episode=episode)
+        return ClosedLoopEnv(videos, users, BANDIT.simulation, SEED, DailyLabeller(model), episode=episode)
 
     history = train_agents(make_env, feeds, BucketShareReward(feeds.video_emotion, target), {"bandit": agent},
                            {"bandit": np.random.default_rng(0)}, BANDIT.policy.epochs)
@@ -190,10 +187,11 @@ def test_training_in_the_environment_learns_the_rewarded_bucket(world, threshold
     assert np.array_equal(agent.q_, again.q_) and history.equals(history_again)
 
 
-def test_q_table_round_trips_every_agent():
+def test_agents_round_trip_and_tabulate_every_agent():
     agents = {}
     for k, name in enumerate(AGENTS):
-        agent = new_agent(SETTINGS.policy, N_STATES)
+        agent = new_agent(SETTINGS.policy, N_STATES).initialize()
+        agent.temperature_ = 0.1 * (k + 1)
         agent.q_[:] = np.random.default_rng(k).normal(size=agent.q_.shape)
         agent.visits_[:] = np.random.default_rng(k).integers(0, 9, size=agent.visits_.shape)
         agents[name] = agent
@@ -201,19 +199,25 @@ def test_q_table_round_trips_every_agent():
     assert table.height == len(AGENTS) * N_STATES * len(ACTIONS)
     row = table.filter((pl.col("agent") == "esmr") & (pl.col("state") == 13) & (pl.col("action") == ACTIONS[2]))
     assert row["q"][0] == agents["esmr"].q_[13, 2] and row["label"][0] == TRUE_EMOTIONS[1] and row["streak"][0] == 0
-    restored = agents_from_q_table(table, SETTINGS)
+    stored = AgentSet(agents).to_bytes()
+    assert AgentSet(agents).to_bytes() == stored  # deterministic bytes
+    restored = AgentSet.from_bytes(stored)
+    assert list(restored) == list(AGENTS)
     for name in AGENTS:
         assert np.array_equal(restored[name].q_, agents[name].q_)
         assert np.array_equal(restored[name].visits_, agents[name].visits_)
+        assert restored[name].temperature_ == agents[name].temperature_
+        assert restored[name].get_params() == agents[name].get_params()
+    assert q_table_frame(restored).equals(table)
 
 
 def test_hybrid_hands_over_to_rl_after_three_negative_or_neutral_days(world, threshold_model):
     videos, users, feeds = world
-    agent = new_agent(SETTINGS.policy, N_STATES)
+    agent = new_agent(SETTINGS.policy, N_STATES).initialize()
     agent.q_[:, ACTIONS.index("angry")] = 1.0  # a greedy agent that always serves angry videos
 
     def run(policy, name):  # no seen window: the angry bucket never runs dry
-        return rollout(ClosedLoopEnv(videos, users, BANDIT.simulation, SEED, threshold_model), policy, name)
+        return rollout(ClosedLoopEnv(videos, users, BANDIT.simulation, SEED, DailyLabeller(threshold_model)), policy, name)
 
     base = run(LightGBMPolicy(feeds), "lightgbm")
     hybrid = run(HybridPolicy(feeds, agent, rl_streak=3), "esmr")
@@ -247,8 +251,8 @@ def test_random_policy_ignores_the_ranker_and_repeats_per_seed(world, threshold_
     videos, users, feeds = world
 
     def run(seed):
-        return rollout(ClosedLoopEnv(videos, users, SMOKE, SEED, threshold_model), RandomPolicy(seed, SMOKE.feed_length),
-                       "random")
+        env = ClosedLoopEnv(videos, users, SMOKE, SEED, DailyLabeller(threshold_model))
+        return rollout(env, RandomPolicy(seed, SMOKE.feed_length, stream_key=5), "random")
 
     first, again, other = run(1), run(1), run(2)
     assert first.equals(again) and not first["top_video"].equals(other["top_video"])

@@ -85,10 +85,10 @@ def test_duplicate_pairs_equal_sequential_updates():
     s2 = rng.integers(5, 8, n)  # next-state rows are never modified by this batch
     d = rng.random(n) < 0.3
     q_init = rng.normal(size=(8, 3))
-    batch = QLearningAgent(8, 3, learning_rate=0.3)
+    batch = QLearningAgent(8, 3, learning_rate=0.3).initialize()
     batch.q_[:] = q_init
     batch.update(s, a, r, s2, d)
-    loop = QLearningAgent(8, 3, learning_rate=0.3)
+    loop = QLearningAgent(8, 3, learning_rate=0.3).initialize()
     loop.q_[:] = q_init
     sequential(loop, s, a, r, s2, d)
     np.testing.assert_allclose(batch.q_, loop.q_, rtol=0, atol=1e-12)
@@ -114,7 +114,7 @@ def test_temperature_decays_to_floor():
 
 
 def test_boltzmann_act_matches_probabilities_and_greedy_at_low_temperature():
-    agent = QLearningAgent(1, 3, temperature=1.0)
+    agent = QLearningAgent(1, 3, temperature=1.0).initialize()
     agent.q_[0] = [0.0, 1.0, 2.0]
     acts = agent.act(np.zeros(60_000, dtype=int), np.random.default_rng(0))
     freq = np.bincount(acts, minlength=3) / acts.size
@@ -166,3 +166,16 @@ def test_encode_state_bijective_and_buckets():
     assert encode_state("neutral", 3, -0.21) != encode_state("neutral", 3, 0.21)
     with pytest.raises(ValueError):
         encode_state("angry", 0, 0.0)
+
+
+def test_init_stores_parameters_only_and_first_use_validates():
+    """scikit-learn's convention: no state before use, and bad parameters fail when the
+    agent is first used, naming the problem."""
+    agent = QLearningAgent(4, 2, learning_rate=0.5)
+    assert not hasattr(agent, "q_") and agent.get_params()["learning_rate"] == 0.5
+    agent.act([0, 1], np.random.default_rng(0))
+    assert agent.q_.shape == (4, 2) and agent.buffer_len_ == 0
+    with pytest.raises(ValueError, match="learning_rate"):
+        QLearningAgent(4, 2, learning_rate=0.0).act([0], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="replay_size"):
+        QLearningAgent(4, 2, replay_size=0).initialize()

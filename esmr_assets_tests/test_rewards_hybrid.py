@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.policy import hybrid
+from esmr_assets.policy import streak as hybrid
 from esmr_assets.policy.rewards import (
     causal_reward,
     emotion_reward,

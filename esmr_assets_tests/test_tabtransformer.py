@@ -92,6 +92,8 @@ def test_save_and_load_round_trip_exactly(fitted: TabTransformerClassifier, data
     # wall times are not saved, so that equal models give equal files
     assert loaded.history_ == [{k: v for k, v in row.items() if k != "seconds"} for row in fitted.history_]
     assert loaded.to_bytes() == fitted.to_bytes()
+    from_bytes = TabTransformerClassifier.from_bytes(fitted.to_bytes(), device="cpu")
+    assert np.array_equal(from_bytes.predict_proba(cont, cat), fitted.predict_proba(cont, cat))
 
 
 def test_rejects_inputs_of_the_wrong_width(fitted: TabTransformerClassifier, data):

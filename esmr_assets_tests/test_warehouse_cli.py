@@ -25,7 +25,7 @@ def seeded(materialize, data_dir):
 
 def test_views_per_asset_with_bigint_seed(seeded):
     root = seeded / "paper"
-    assert list_tables(root) == ["doubled", "evens", "numbers", "odds"]
+    assert list_tables(root) == ["doubled", "evens", "numbers", "odds", "policy_registry"]
     frame = run_query(root, "select seed, typeof(seed) as t, count(*) as n from numbers group by all order by seed")
     assert frame.to_dict(as_series=False) == {"seed": [0, 2, 5], "t": ["BIGINT"] * 3, "n": [3, 5, 8]}
 
@@ -226,3 +226,22 @@ def test_corrupt_partition_is_reported_by_name(seeded, capsys):
     # Tables that do not read the damaged file stay queryable.
     assert main(["sql", "select count(*) as n from numbers", "--data-dir", str(seeded)]) == 0
     assert capsys.readouterr().out.splitlines()[2].strip() == "16"
+
+
+def test_policy_registry_is_a_table_in_the_registry_order(tmp_path):
+    from esmr_assets.policy import registry
+
+    frame = run_query(tmp_path, "select * from policy_registry order by position")
+    assert frame["policy"].to_list() == list(registry.POLICY_NAMES)
+    assert frame["position"].to_list() == list(range(1, len(registry.POLICIES) + 1))
+    assert frame.filter(pl.col("learns_online"))["policy"].to_list() == list(registry.BANDITS)
+    assert frame["reads_latent"].to_list() == [p.name.startswith("oracle_") for p in registry.POLICIES]
+    assert "policy_registry" in list_tables(tmp_path)
+
+
+def test_esmr_sql_starts_without_torch_or_lightgbm():
+    """The registry the warehouse reads is import-light: `esmr sql` loads no model library."""
+    code = ("import sys; from esmr_assets import cli, warehouse; from esmr_assets.policy import registry; "
+            "print(sorted(m for m in ('torch', 'lightgbm', 'dagster') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

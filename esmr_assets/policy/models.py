@@ -38,19 +38,22 @@ class _Models(Mapping):
 
 class AgentSet(_Models):
     """The Q-learning agents of the hybrid policies, by policy name, in training order.
-    Stored as plain arrays (.npy entries of a zip: the Q-table, visit counts and temperature
-    of each agent) and the agents' parameters as JSON; loading runs no pickled code."""
+    Stored as plain arrays (.npy entries of a zip: each agent's Q-table and visit counts)
+    beside a JSON manifest of the agents in order with their parameters and temperature;
+    loading runs no pickled code."""
 
     file_name = "q_agents.npz"
 
     def to_bytes(self) -> bytes:
+        manifest = [
+            {"name": name, "params": agent.get_params(), "temperature": agent.temperature_}
+            for name, agent in self.items()
+        ]
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
-            params = {name: agent.get_params() for name, agent in self.items()}
-            archive.writestr(zipfile.ZipInfo("params.json", _ZIP_TIME), json.dumps(params, sort_keys=True))
+            archive.writestr(zipfile.ZipInfo("manifest.json", _ZIP_TIME), json.dumps(manifest, sort_keys=True))
             for name, agent in self.items():
-                arrays = {"q": agent.q_, "visits": agent.visits_, "temperature": np.array(agent.temperature_)}
-                for key, array in arrays.items():
+                for key, array in (("q", agent.q_), ("visits", agent.visits_)):
                     with archive.open(zipfile.ZipInfo(f"{name}/{key}.npy", _ZIP_TIME), "w") as entry:
                         np.lib.format.write_array(entry, np.ascontiguousarray(array), allow_pickle=False)
         return buffer.getvalue()
@@ -58,17 +61,16 @@ class AgentSet(_Models):
     @classmethod
     def from_bytes(cls, data: bytes) -> AgentSet:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            params = json.loads(archive.read("params.json"))
 
             def array(name: str, key: str) -> np.ndarray:
                 with archive.open(f"{name}/{key}.npy") as entry:
                     return np.lib.format.read_array(entry, allow_pickle=False)
 
             return cls({
-                name: QLearningAgent.from_arrays(
-                    agent_params, array(name, "q"), array(name, "visits"), float(array(name, "temperature"))
+                entry["name"]: QLearningAgent.from_arrays(
+                    entry["params"], array(entry["name"], "q"), array(entry["name"], "visits"), entry["temperature"]
                 )
-                for name, agent_params in params.items()
+                for entry in json.loads(archive.read("manifest.json"))
             })
 
 

@@ -1,0 +1,115 @@
+"""The layering of the package, read from the source of every module (lazy and
+type-checking imports included), so that a new violation fails here rather than in review:
+
+- `vocabulary` (the ground floor) imports nothing from the project;
+- `sim` imports only the ground floor (`vocabulary`, the `schemas` built from it), `settings`
+  and its own modules: the simulated world knows nothing of the models that observe it;
+- no domain package imports dagster or the asset layer;
+- no two packages import each other, directly or around a cycle;
+- a name of the vocabulary is imported from `vocabulary`, never through another module.
+"""
+
+import ast
+from pathlib import Path
+
+import graphlib
+import pytest
+
+import esmr_assets
+from esmr_assets import vocabulary
+
+PACKAGE_DIR = Path(esmr_assets.__file__).parent
+DOMAIN = ("sim", "emotion", "causal", "policy", "evaluation", "vocabulary", "schemas", "settings")
+GROUND_FLOOR = {"vocabulary", "schemas", "settings"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, module: str | None = None) -> list[tuple[str, tuple[str, ...]]]:
+    """(absolute module imported, names imported from it) for every import in `path`, the
+    source of `module` (by default the module the path names in the package)."""
+    module = module or _module_name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module
+            found.append((target, tuple(alias.name for alias in node.names)))
+    return found
+
+
+def _area(module: str) -> str | None:
+    """The project area of a module: its subpackage or top-level module (None outside)."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "esmr_assets" and len(parts) > 1 else None
+
+
+MODULES = {_module_name(p): _imports(p) for p in sorted(PACKAGE_DIR.rglob("*.py"))}
+
+
+def _violations(rule) -> list[str]:
+    return [f"{module} imports {target}" for module, imports in MODULES.items()
+            for target, names in imports if rule(module, target, names)]
+
+
+def test_every_module_was_read():
+    assert {"esmr_assets.sim.day", "esmr_assets.policy.registry", "esmr_assets.vocabulary"} <= set(MODULES)
+
+
+def test_vocabulary_imports_nothing_from_the_project():
+    assert _violations(lambda m, t, _: _area(m) == "vocabulary" and _area(t) is not None) == []
+
+
+def test_sim_imports_only_the_ground_floor_settings_and_itself():
+    allowed = GROUND_FLOOR | {"sim"}
+    assert _violations(lambda m, t, _: _area(m) == "sim" and _area(t) is not None and _area(t) not in allowed) == []
+
+
+@pytest.mark.parametrize("forbidden", ["dagster", "esmr_assets.assets"])
+def test_domain_code_never_imports_the_dagster_layer(forbidden):
+    def rule(module, target, _):
+        return _area(module) in DOMAIN and (target == forbidden or target.startswith(forbidden + "."))
+
+    assert _violations(rule) == []
+
+
+def test_no_import_cycles_between_packages():
+    graph: dict[str, set[str]] = {}
+    for module, imports in MODULES.items():
+        source = _area(module)
+        for target, _ in imports:
+            if source and _area(target) and _area(target) != source:
+                graph.setdefault(source, set()).add(_area(target))
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        pytest.fail(f"import cycle between packages: {' -> '.join(err.args[1])}")
+    assert order.index("vocabulary") < order.index("sim") < order.index("emotion") < order.index("policy")
+
+
+def test_vocabulary_names_come_from_the_vocabulary():
+    names = {n for n in vars(vocabulary) if n.isupper() or n == "check_labels"} - {"annotations"}
+
+    def rule(module, target, imported):
+        return _area(target) not in (None, "vocabulary") and bool(names & set(imported))
+
+    assert _violations(rule) == []
+
+
+def test_the_reader_resolves_relative_and_absolute_imports(tmp_path):
+    """The reader itself, on a throwaway module of `sim` with three violations in it."""
+    fake = tmp_path / "probe.py"
+    fake.write_text("from ..emotion.features import is_active\nimport dagster\nfrom .affect import TRUE_EMOTIONS\n")
+    found = _imports(fake, "esmr_assets.sim.probe")
+    assert ("esmr_assets.emotion.features", ("is_active",)) in found and ("dagster", ()) in found
+    assert ("esmr_assets.sim.affect", ("TRUE_EMOTIONS",)) in found
