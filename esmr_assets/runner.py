@@ -18,9 +18,12 @@ from typing import Any
 import dagster as dg
 
 from esmr_assets.partitions import seed_partitions
+from esmr_assets.storage import atomic_write_bytes
 
 # Keep the terminal for the progress bar: Dagster's own events go to the run's event log.
 # Failures are reported by StepFailed instead.
+#: the local instance of `make ui` and `esmr run` alike (telemetry off, run concurrency limits)
+INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "docs" / "dagster.yaml"
 QUIET_LOGGERS = {"console": {"config": {"log_level": "CRITICAL"}}}
 
 
@@ -71,13 +74,17 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
 
 
 def open_instance(home: Path) -> dg.DagsterInstance:
-    """The sqlite instance under `home`. Creating it migrates its schema, which two
-    processes must not do at once (a fresh data dir swept by parallel `esmr run`s), so
-    creation holds an exclusive lock on `home/.instance.lock`."""
+    """The sqlite instance under `home`, configured as `make ui`'s (docs/dagster.yaml: no
+    telemetry, the run concurrency limits) when `home` has no dagster.yaml yet. Creating it
+    migrates its schema, which two processes must not do at once (a fresh data dir swept by
+    parallel `esmr run`s), so creation holds an exclusive lock on `home/.instance.lock`."""
     home.mkdir(parents=True, exist_ok=True)
     with open(home / ".instance.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            config = home / "dagster.yaml"
+            if not config.exists():
+                atomic_write_bytes(config, INSTANCE_CONFIG.read_bytes())
             return dg.DagsterInstance.from_config(str(home))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

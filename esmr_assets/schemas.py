@@ -93,8 +93,6 @@ IMPRESSIONS = pl.Schema(
         "satisfaction": pl.Int8,
     }
 )
-#: impression columns no learner may read (IGL-P's latent reward)
-LATENT_IMPRESSION_COLUMNS = ("satisfaction",)
 
 CONTRACTS: dict[str, pl.Schema] = {
     "videos": VIDEOS,

@@ -37,7 +37,9 @@ def test_whole_graph_on_a_local_dask_cluster_matches_the_in_process_run(smoke_gr
     assert "RUN_SUCCESS" in done.stdout + done.stderr
     ours = sorted(p.relative_to(data / "smoke") for p in (data / "smoke").rglob("seed=2/*") if p.is_file())
     seed_tables = SEED_ASSETS.resolve(defs.resolve_asset_graph())
-    assert sum(p.name == "part-0.parquet" for p in ours) == len(seed_tables)  # every partitioned table of the graph
-    assert {"tabtransformer.pt", "lightgbm_ranker.txt", "bandit_learners.pt"} <= {p.name for p in ours}
+    assert {p.parts[0] for p in ours} == {key.to_user_string() for key in seed_tables}  # every asset of the graph
+    models = {"tabtransformer.pt", "lightgbm_ranker.txt", "bandit_learners.pt", "q_agents.npz"}
+    assert models <= {p.name for p in ours}
+    assert sum(p.name == "part-0.parquet" for p in ours) == len(seed_tables) - len(models)  # and every table
     for rel in ours:  # tables, models and plots
         assert (data / "smoke" / rel).read_bytes() == (in_process / rel).read_bytes(), rel

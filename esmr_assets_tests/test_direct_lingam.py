@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import lingam  # the reference implementation, from the test extra (make test installs it)
 import numpy as np
 import pytest
 
@@ -17,8 +18,6 @@ import esmr_assets.causal.direct_lingam as dl
 from esmr_assets.causal.backend import ArrayOps
 from esmr_assets.causal.direct_lingam import BatchedDirectLiNGAM
 from esmr_assets.causal.lars import lars_bic
-
-lingam = pytest.importorskip("lingam")
 
 ATOL = 1e-8  # adjacency agreement with lingam (observed: <= ~1e-10)
 

@@ -72,7 +72,8 @@ def test_same_seed_gives_byte_identical_files_across_processes(tmp_path):
     _cli_run(first, 3, 4)
     _cli_run(second, 3)
     outputs = sorted(p.relative_to(second) for p in (second / "smoke").rglob("seed=3/*") if p.is_file())
-    assert {p.name for p in outputs} >= {"part-0.parquet", "true_emotion_mix.png", "engagement_by_emotion.png"}
+    assert {p.name for p in outputs} >= {"part-0.parquet", "true_emotion_mix.png", "engagement_by_emotion.png",
+                                         "tabtransformer.pt", "lightgbm_ranker.txt", "bandit_learners.pt", "q_agents.npz"}
     for rel in outputs:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     logs = "smoke/user_day_logs/seed={}/part-0.parquet"

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 ASSET_NODES = """
-{ assetNodes { assetKey { path } groupName isPartitioned partitionDefinition { type name } } }
+{ assetNodes { assetKey { path } groupName isPartitioned partitionDefinition { type name } dependencyKeys { path } } }
 """
 REPOSITORY = {"repositoryLocationName": "esmr_assets", "repositoryName": "__repository__"}
 ADD_SEED = """
@@ -135,6 +135,16 @@ def test_every_asset_is_present_and_partitioned_by_seed(ui):
             assert not node["isPartitioned"], name
         else:
             assert node["isPartitioned"] and node["partitionDefinition"] == {"type": "DYNAMIC", "name": "seed"}, name
+
+
+def test_lineage_shows_the_models_feeding_their_consumers(ui):
+    """Models are asset values, so the UI draws model -> consumer edges."""
+    graphql, _, _ = ui
+    upstream = {"/".join(n["assetKey"]["path"]): {"/".join(k["path"]) for k in n["dependencyKeys"]}
+                for n in graphql(ASSET_NODES)["assetNodes"]}
+    assert {"engagement_ranker", "emotion_model", "q_agents", "bandit_learners"} <= upstream["policy_rollouts"]
+    assert "emotion_model" in upstream["emotion_predictions"]
+    assert {"engagement_ranker", "emotion_model", "bandit_learners"} <= upstream["q_agents"]
 
 
 def test_a_smoke_seed_launched_over_graphql_succeeds(ui):

@@ -202,6 +202,22 @@ def test_esmr_run_uses_dagster_home(data_dir, tmp_path, monkeypatch, capsys, toy
         assert len(instance.get_runs()) == 1
 
 
+def test_esmr_run_configures_its_instance_as_make_ui_does(data_dir, monkeypatch, capsys, toy_defs):
+    """A fresh instance gets docs/dagster.yaml (no telemetry banner, the UI's run limits);
+    an existing configuration is left alone."""
+    from esmr_assets.runner import INSTANCE_CONFIG
+
+    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers"))
+    assert main(["run", "--seed", "0", "--data-dir", str(data_dir)]) == 0
+    config = data_dir / ".dagster" / "dagster.yaml"
+    assert config.read_bytes() == INSTANCE_CONFIG.read_bytes() and "telemetry" in config.read_text()
+    with dg.DagsterInstance.from_config(str(config.parent)) as instance:
+        assert instance.run_coordinator is not None and not instance.telemetry_enabled
+    config.write_text("telemetry:\n  enabled: false\n")
+    assert main(["run", "--seed", "1", "--data-dir", str(data_dir)]) == 0
+    assert config.read_text() == "telemetry:\n  enabled: false\n"
+
+
 def test_esmr_run_fails_fast_naming_the_asset(data_dir, monkeypatch, capsys, toy_defs):
     monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers", "parity", "broken", "doubled"))
 
