@@ -33,7 +33,6 @@ def main() -> None:
     from esmr_assets.policy.feeds import feed_builder
     from esmr_assets.policy.policies import LightGBMPolicy
     from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.registry import AGENTS
     from esmr_assets.policy.rollouts import rollout
     from esmr_assets.policy.training import fit_agents, fit_ranker
     from esmr_assets.policy.users import policy_split
@@ -99,10 +98,10 @@ def main() -> None:
         print(f"   {name:<26} {what:<24} {results[name]:8,.0f} user-days/s  ({ratio})")
 
     training, _ = policy_split(users, args.seed, settings.policy)
-    print(f"\n3. Q-learning: {len(AGENTS)} agents x {training.size} training users x {settings.policy.epochs} epochs "
-          f"x {settings.simulation.n_days} days")
     result = fit_agents(videos, users, impressions, table("user_causal_parents"), ranker, model, settings, args.seed)
-    transitions = len(AGENTS) * training.size * settings.policy.epochs * (settings.simulation.n_days - 1)
+    print(f"\n3. Q-learning: {len(result.agents)} agents (no IGL-P decoder given) x {training.size} training users x "
+          f"{settings.policy.epochs} epochs x {settings.simulation.n_days} days")
+    transitions = len(result.agents) * training.size * settings.policy.epochs * (settings.simulation.n_days - 1)
     print(f"   {result.seconds:.1f} s: {transitions / result.seconds:,.0f} transitions/s "
           f"({transitions:,} transitions; environment, ranking and emotion model included)")
 

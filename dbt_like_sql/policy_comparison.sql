@@ -1,6 +1,5 @@
 -- Mean of each metric per policy and label source across all materialized seeds, with a
--- 95 % t interval (mean +- t(0.975, n - 1) * sd / sqrt(n); null with fewer than two seeds), policies in
--- the registry's order.
+-- 95 % t interval (mean +- t(0.975, n - 1) * sd / sqrt(n); null with fewer than two seeds).
 with t_quantiles (df, t) as (
     values (1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (5, 2.5706), (6, 2.4469),
            (7, 2.3646), (8, 2.3060), (9, 2.2622), (10, 2.2281), (11, 2.2010), (12, 2.1788),
@@ -21,7 +20,7 @@ per_metric as (
     group by policy, label_source, metric
 )
 select
-    per_metric.policy,
+    policy,
     label_source,
     metric,
     seeds,
@@ -31,5 +30,4 @@ select
     mean + coalesce(t, 1.96) * sd / sqrt(seeds) as ci95_high
 from per_metric
 left join t_quantiles on t_quantiles.df = per_metric.seeds - 1
-left join policy_registry as r on r.policy = per_metric.policy
-order by r.position, per_metric.policy, label_source, metric
+order by policy, label_source, metric

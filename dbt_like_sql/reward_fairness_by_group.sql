@@ -1,7 +1,6 @@
 -- IGL-P's fairness view (its Fig. 4) over all materialized seeds: per policy and
 -- communication style, the share of served impressions whose latent satisfaction was
--- r = +1 and r = -1, averaged across seeds, with the spread between seeds; policies in the
--- registry's order.
+-- r = +1 and r = -1, averaged across seeds, with the spread between seeds.
 with per_seed as (
     select e.seed, e.policy, g.feedback_style, g.positive_share, g.negative_share
     from evaluation_metrics as e
@@ -14,7 +13,7 @@ with per_seed as (
     where e.label_source = 'true'  -- the shares do not depend on the label source
 )
 select
-    per_seed.policy,
+    policy,
     feedback_style,
     count(*) as seeds,
     avg(positive_share) as positive_share,
@@ -22,6 +21,5 @@ select
     avg(negative_share) as negative_share,
     stddev_samp(negative_share) as negative_share_sd
 from per_seed
-left join policy_registry as r on r.policy = per_seed.policy
-group by per_seed.policy, r.position, feedback_style
-order by r.position, per_seed.policy, feedback_style
+group by policy, feedback_style
+order by policy, feedback_style

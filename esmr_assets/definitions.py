@@ -16,7 +16,7 @@ from esmr_assets.automation import (
 )
 from esmr_assets.dask_executor import seed_dask_executor
 from esmr_assets.io_manager import ParquetIOManager
-from esmr_assets.model_io_manager import ModelIOManager
+from esmr_assets.model_io_manager import MODEL_IO, ModelIOManager
 from esmr_assets.resources import EsmrConfig
 
 all_assets = [*dg.load_assets_from_modules([simulation, emotion, causal, policy, evaluation]), *sql_models]
@@ -62,5 +62,5 @@ defs = dg.Definitions(
     jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, esmr_dask_job, sql_job],
     schedules=[seed_sweep_schedule],
     sensors=[sql_models_sensor],
-    resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr), "model_io_manager": ModelIOManager(esmr=esmr)},
+    resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr), MODEL_IO: ModelIOManager(esmr=esmr)},
 )

@@ -12,9 +12,14 @@ from .resources import EsmrConfig
 from .storage import atomic_write_bytes, partition_dir
 
 
-def plot_metadata(esmr: EsmrConfig, asset: str, seed: int, name: str, png: bytes) -> dict[str, dg.MetadataValue]:
-    """Write the PNG beside the asset's table and embed it in the metadata."""
-    path = partition_dir(esmr.storage_root(), asset, seed) / f"{name}.png"
+def plot_metadata(
+    context: dg.AssetExecutionContext, esmr: EsmrConfig, name: str, png: bytes, output: str | None = None
+) -> dict[str, dg.MetadataValue]:
+    """Write the PNG `<name>.png` beside the files of the asset being materialized (of its
+    output `output` in a multi-asset) and embed it in the metadata."""
+    key = context.asset_key if output is None else context.asset_key_for_output(output)
+    asset_dir = esmr.storage_root().joinpath(*key.path[:-1])
+    path = partition_dir(asset_dir, key.path[-1], esmr.seed(context)) / f"{name}.png"
     atomic_write_bytes(path, png)
     encoded = base64.b64encode(png).decode()
     return {

@@ -20,6 +20,12 @@ from .resources import EsmrConfig
 from .settings import Settings, parse_seed
 from .storage import atomic_write_bytes, partition_dir
 
+#: the resource key of this IO manager: the `io_manager_key` of every model output
+MODEL_IO = "model_io_manager"
+#: the closed loop runs the emotion model on the CPU whatever the machine: a near-tie decided
+#: differently on a GPU would change a label, then a streak, a feed and the rest of the user's days
+ON_CPU = dg.AssetIn(metadata={"device": "cpu"})
+
 
 @dataclass(frozen=True)
 class LoadContext:

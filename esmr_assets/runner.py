@@ -83,7 +83,7 @@ def open_instance(home: Path) -> dg.DagsterInstance:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             config = home / "dagster.yaml"
-            if not config.exists():
+            if not config.exists() and INSTANCE_CONFIG.is_file():  # absent outside a source checkout
                 atomic_write_bytes(config, INSTANCE_CONFIG.read_bytes())
             return dg.DagsterInstance.from_config(str(home))
         finally:

@@ -147,7 +147,7 @@ def run_query(root: Path, sql: str) -> pl.DataFrame:
         finally:
             con.close()
     except duckdb.CatalogException as err:
-        tables = ", ".join(list_tables(root)) or "none"
+        tables = ", ".join(list_tables(root))
         raise WarehouseError(f"{err} (tables under {root}: {tables})") from None
     except duckdb.Error as err:
         raise WarehouseError(str(err)) from None

@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.policy import streak as hybrid
+from esmr_assets.policy import streak as switching
 from esmr_assets.policy.rewards import (
     causal_reward,
     emotion_reward,
@@ -77,7 +77,7 @@ P, N, S, D, C = "happy", "neutral", "stressed", "disappointed", "churned"
 
 
 def active(seq):
-    return hybrid.rl_active(np.array([seq]))[0].tolist()
+    return switching.rl_active(np.array([seq]))[0].tolist()
 
 
 def test_three_negative_or_neutral_days_activate_next_day():
@@ -89,9 +89,9 @@ def test_three_negative_or_neutral_days_activate_next_day():
 def test_first_three_days_never_active():
     rng = np.random.default_rng(0)
     labels = rng.choice(np.array(TRUE_EMOTIONS), size=(200, 10))
-    act = hybrid.rl_active(labels)
+    act = switching.rl_active(labels)
     assert not act[:, :3].any()
-    assert not hybrid.rl_active(np.array([[S, S, S]])).any()
+    assert not switching.rl_active(np.array([[S, S, S]])).any()
 
 
 def test_positive_day_breaks_streak():
@@ -102,26 +102,26 @@ def test_churn_days_neither_extend_nor_break():
     assert active([S, C, C, S, N, P]) == [False] * 5 + [True]
     assert active([S, S, S, C, C, P, N]) == [False, False, False, True, True, True, False]
     assert active([C, C, C, C]) == [False] * 4
-    assert hybrid.streaks(np.array([[S, C, N, C, P]]))[0].tolist() == [1, 1, 2, 2, 0]
+    assert switching.streaks(np.array([[S, C, N, C, P]]))[0].tolist() == [1, 1, 2, 2, 0]
 
 
 def test_incremental_form_agrees_with_array_form():
     rng = np.random.default_rng(42)
     labels = rng.choice(np.array(TRUE_EMOTIONS), size=(300, 25), p=[0.1, 0.05, 0.3, 0.25, 0.2, 0.1])
-    expected = hybrid.rl_active(labels)
+    expected = switching.rl_active(labels)
     for u in range(labels.shape[0]):
         streak = 0
         for t in range(labels.shape[1]):
-            assert hybrid.is_active(streak) == expected[u, t]
-            streak = hybrid.update_streak(streak, labels[u, t])
+            assert switching.is_active(streak) == expected[u, t]
+            streak = switching.update_streak(streak, labels[u, t])
     # vectorised incremental form too
     streak = np.zeros(labels.shape[0], dtype=int)
     for t in range(labels.shape[1]):
-        np.testing.assert_array_equal(hybrid.is_active(streak), expected[:, t])
-        streak = hybrid.update_streak(streak, labels[:, t])
+        np.testing.assert_array_equal(switching.is_active(streak), expected[:, t])
+        streak = switching.update_streak(streak, labels[:, t])
     assert expected.any() and not expected.all()
 
 
 def test_unknown_label_rejected():
     with pytest.raises(ValueError):
-        hybrid.rl_active(np.array([["sad", S, S]]))
+        switching.rl_active(np.array([["sad", S, S]]))

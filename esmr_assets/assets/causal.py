@@ -67,7 +67,7 @@ def causal_dags(
 def causal_parents(context: dg.AssetExecutionContext, esmr: EsmrConfig, causal_dags: pl.DataFrame):
     """Parents of next-day stressed, valence change and next-day happy, from the DAGs of
     the configured method."""
-    settings, seed = esmr.settings().causal, esmr.seed(context)
+    settings = esmr.settings().causal
     method = settings.method
     users = causal_dags.filter(pl.col("method") == method)["user_id"].unique()
     n_users = 1 if method == "pooled" else int((users != POOLED_USER).sum())
@@ -79,9 +79,8 @@ def causal_parents(context: dg.AssetExecutionContext, esmr: EsmrConfig, causal_d
         metadata={
             "method": method,
             "top_3_parents": markdown_table(top3),
-            **plot_metadata(
-                esmr, "causal_parents", seed, "parents_dag", parent_dag(summary, ("next_day_happy", "next_day_stressed"))
-            ),
+            **plot_metadata(context, esmr, "parents_dag", parent_dag(summary, ("next_day_happy", "next_day_stressed")),
+                            output="causal_parents"),
         },
     )
     yield dg.Output(per_user, output_name="user_causal_parents", metadata={"users": per_user["user_id"].n_unique()})

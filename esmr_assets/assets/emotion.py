@@ -20,12 +20,12 @@ from ..evaluation.plots import (
     training_curve,
 )
 from ..metadata import markdown_table, plot_metadata, value_counts
+from ..model_io_manager import MODEL_IO
 from ..partitions import seed_partitions
 from ..resources import EsmrConfig
 from ..vocabulary import TRUE_EMOTIONS
 
 GROUP = "emotion"
-MODEL_IO = "model_io_manager"  # the IO manager of assets whose value is a trained model
 
 
 @dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"sklearn", "parquet"})
@@ -50,12 +50,9 @@ def emotion_labels(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day
             "truth_nmi": float(agreement["nmi"]),
             "truth_accuracy": float(agreement["accuracy"]),
             "cluster_features": dg.MetadataValue.json(list(CLUSTER_FEATURES)),
-            **plot_metadata(esmr, "emotion_labels", seed, "elbow_curve", elbow_curve(clusterer.elbow_, settings.n_clusters)),
+            **plot_metadata(context, esmr, "elbow_curve", elbow_curve(clusterer.elbow_, settings.n_clusters)),
             **plot_metadata(
-                esmr,
-                "emotion_labels",
-                seed,
-                "labels_vs_truth",
+                context, esmr, "labels_vs_truth",
                 confusion_heatmap(agreement["confusion"], TRUE_EMOTIONS, "Cluster labels vs latent truth", "cluster label"),
             ),
         },
@@ -93,15 +90,12 @@ def emotion_training(
             "best_epoch": result.model.best_epoch_,
             "fit_seconds": round(result.fit_seconds, 2),
             **plot_metadata(
-                esmr,
-                "emotion_model",
-                seed,
-                "confusion_matrix",
+                context, esmr, "confusion_matrix",
                 confusion_heatmap(result.confusion, TRUE_EMOTIONS, "TabTransformer on test users", ylabel="cluster label"),
+                output="emotion_model",
             ),
-            **plot_metadata(
-                esmr, "emotion_model", seed, "training_curve", training_curve(result.history, result.model.best_epoch_)
-            ),
+            **plot_metadata(context, esmr, "training_curve", training_curve(result.history, result.model.best_epoch_),
+                            output="emotion_model"),
         },
     )
     yield dg.Output(
@@ -143,12 +137,9 @@ def emotion_predictions(
         metadata={
             "label_counts": dg.MetadataValue.json(value_counts(predictions["label"])),
             "representative_user": user,
-            **plot_metadata(esmr, "emotion_predictions", seed, "trajectory", emotion_trajectory(predictions, user)),
+            **plot_metadata(context, esmr, "trajectory", emotion_trajectory(predictions, user)),
             **plot_metadata(
-                esmr,
-                "emotion_predictions",
-                seed,
-                "predicted_mix",
+                context, esmr, "predicted_mix",
                 daily_emotion_mix(predictions, column="label", title="Predicted emotion by day"),
             ),
         },

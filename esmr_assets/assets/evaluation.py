@@ -14,13 +14,13 @@ from ..evaluation.plots import (
     reward_fairness,
 )
 from ..metadata import markdown_table, plot_metadata
+from ..model_io_manager import ON_CPU
 from ..partitions import seed_partitions
 from ..policy.models import AgentSet, BanditLearners
 from ..policy.ranker import EngagementRanker
 from ..policy.rollouts import run_rollouts
 from ..resources import EsmrConfig
 from ..vocabulary import FEEDBACK_STYLES
-from .policy import ON_CPU
 
 GROUP = "evaluation"
 #: the comparison columns `esmr run` prints and the metadata previews
@@ -57,9 +57,9 @@ def policy_rollouts(
         metadata={
             "rl_active_share": dg.MetadataValue.json({r["policy"]: round(r["rl_active"], 4) for r in rl_share.iter_rows(named=True)}),
             "representative_user": user,
-            **plot_metadata(esmr, "policy_rollouts", seed, "trajectories", policy_trajectories(rollouts, user)),
+            **plot_metadata(context, esmr, "trajectories", policy_trajectories(rollouts, user)),
             **plot_metadata(
-                esmr, "policy_rollouts", seed, "esmr_true_emotion_mix",
+                context, esmr, "esmr_true_emotion_mix",
                 daily_emotion_mix(rollouts.filter(pl.col("policy") == "esmr"), "true_emotion", "esmr: latent emotion by day"),
             ),
         },
@@ -74,7 +74,6 @@ def evaluation_metrics(
     labels, and the simulator's latent truth), with the change relative to lightgbm and
     the paper's figures in separate columns; then the latent satisfaction of what each
     policy served, overall and per communication style, and the decoded rewards' accuracy."""
-    seed = esmr.seed(context)
     table = evaluation_table(policy_rollouts, users)
     preview = table.filter(pl.col("label_source") == "true").select("policy", *HEADLINE)
     return dg.MaterializeResult(
@@ -82,13 +81,13 @@ def evaluation_metrics(
         metadata={
             "latent_truth": markdown_table(preview),
             "predicted_labels": markdown_table(table.filter(pl.col("label_source") == "predicted").select("policy", *HEADLINE)),
-            **plot_metadata(esmr, "evaluation_metrics", seed, "policy_comparison", policy_comparison(table)),
+            **plot_metadata(context, esmr, "policy_comparison", policy_comparison(table)),
             "reward_fairness": markdown_table(
                 table.filter(pl.col("label_source") == "true").select(
                     "policy", "positive_share", "negative_share", "decoded_accuracy",
                     *(f"{sign}_share_{style}" for style in FEEDBACK_STYLES for sign in ("positive", "negative")),
                 )
             ),
-            **plot_metadata(esmr, "evaluation_metrics", seed, "reward_fairness", reward_fairness(table, FEEDBACK_STYLES)),
+            **plot_metadata(context, esmr, "reward_fairness", reward_fairness(table, FEEDBACK_STYLES)),
         },
     )

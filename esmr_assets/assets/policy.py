@@ -6,27 +6,22 @@ import dagster as dg
 import polars as pl
 
 from ..emotion.tabtransformer import TabTransformerClassifier
-from ..evaluation.plots import (
-    bandit_training as bandit_training_plot,
-)
+from ..evaluation.plots import bandit_training as bandit_training_plot
 from ..evaluation.plots import (
     feature_importance,
     greedy_actions,
     q_learning_curve,
 )
 from ..metadata import markdown_table, plot_metadata
+from ..model_io_manager import MODEL_IO, ON_CPU
 from ..partitions import seed_partitions
 from ..policy.models import BanditLearners
 from ..policy.ranker import EngagementRanker
-from ..policy.training import DECODER, bandit_table, fit_agents, fit_bandits, fit_ranker
+from ..policy.training import bandit_table, fit_agents, fit_bandits, fit_ranker
 from ..resources import EsmrConfig
-from .emotion import MODEL_IO
 
 GROUP = "policy"
 PAPER_AUC = 0.81  # §3.3.1: early stopping "stops on 0.81"
-#: the closed loop runs the emotion model on the CPU whatever the machine: a near-tie decided
-#: differently on a GPU would change a label, then a streak, a feed and the rest of the user's days
-ON_CPU = dg.AssetIn(metadata={"device": "cpu"})
 
 
 @dg.multi_asset(
@@ -76,9 +71,8 @@ def ranker_training(
             "paper_auc": PAPER_AUC,
             "trees": ranker.best_iteration_,
             "users_fitted": ranker.n_users_,
-            **plot_metadata(
-                esmr, "engagement_ranker", seed, "feature_importance", feature_importance(ranker.feature_importance_)
-            ),
+            **plot_metadata(context, esmr, "feature_importance", feature_importance(ranker.feature_importance_),
+                            output="engagement_ranker"),
         },
     )
     yield dg.Output(importance, output_name="ranker_feature_importance",
@@ -121,7 +115,7 @@ def bandit_training(
         metadata={
             "training": markdown_table(trained.history),
             "training_seconds": round(trained.seconds, 1),
-            **plot_metadata(esmr, "bandit_learners", seed, "bandit_training", bandit_training_plot(trained.history)),
+            **plot_metadata(context, esmr, "bandit_training", bandit_training_plot(trained.history), output="bandit_learners"),
         },
     )
     yield dg.Output(bandit_table(trained.learners), output_name="bandit_coefficients")
@@ -164,7 +158,7 @@ def agent_training(
     settings, seed = esmr.settings(), esmr.seed(context)
     result = fit_agents(
         videos, users, impressions, user_causal_parents, engagement_ranker, emotion_model, settings, seed,
-        log=context.log.info, igl_learner=bandit_learners[DECODER],
+        log=context.log.info, learners=bandit_learners,
     )
     final = result.history.group_by("agent", maintain_order=True).last()
     yield dg.Output(
@@ -183,7 +177,7 @@ def agent_training(
             "states_visited": dg.MetadataValue.json(
                 {row["agent"]: round(row["states_visited"], 3) for row in final.iter_rows(named=True)}
             ),
-            **plot_metadata(esmr, "q_table", seed, "esmr_greedy_actions", greedy_actions(result.q_table, "esmr")),
+            **plot_metadata(context, esmr, "esmr_greedy_actions", greedy_actions(result.q_table, "esmr"), output="q_table"),
         },
     )
     yield dg.Output(
@@ -191,6 +185,7 @@ def agent_training(
         output_name="q_learning_curve",
         metadata={
             "final_epoch": markdown_table(final),
-            **plot_metadata(esmr, "q_learning_curve", seed, "mean_reward_per_epoch", q_learning_curve(result.history)),
+            **plot_metadata(context, esmr, "mean_reward_per_epoch", q_learning_curve(result.history),
+                            output="q_learning_curve"),
         },
     )

@@ -65,7 +65,7 @@ def videos(context: dg.AssetExecutionContext, esmr: EsmrConfig):
         metadata={
             "emotion_counts": dg.MetadataValue.json(value_counts(frame["emotion"])),
             "mean_engagement": float(frame["engagement"].mean()),
-            **plot_metadata(esmr, "videos", seed, "engagement_by_emotion", engagement_by_emotion(frame)),
+            **plot_metadata(context, esmr, "engagement_by_emotion", engagement_by_emotion(frame)),
         },
         check_results=_check_results("videos", check_videos(frame, settings)),
     )
@@ -126,9 +126,8 @@ def user_day_logs_and_impressions(
             "true_emotion_counts": dg.MetadataValue.json(value_counts(logs["true_emotion"])),
             "engagement_correlations": dg.MetadataValue.json(correlations),
             "churn_rate_by_profile": dg.MetadataValue.json(churn_rate_by_profile(logs)),
-            **plot_metadata(
-                esmr, "user_day_logs", seed, "true_emotion_mix", daily_emotion_mix(logs, title="Latent true emotion by day")
-            ),
+            **plot_metadata(context, esmr, "true_emotion_mix", daily_emotion_mix(logs, title="Latent true emotion by day"),
+                            output="user_day_logs"),
         },
     )
     yield dg.Output(

@@ -46,7 +46,7 @@ class AgentSet(_Models):
 
     def to_bytes(self) -> bytes:
         manifest = [
-            {"name": name, "params": agent.get_params(), "temperature": agent.temperature_}
+            {"name": name, "params": agent.get_params(), "temperature": agent.initialize().temperature_}
             for name, agent in self.items()
         ]
         buffer = io.BytesIO()
@@ -84,10 +84,10 @@ class BanditLearners(_Models):
     def to_bytes(self) -> bytes:
         state = {}
         for name, learner in self.items():
-            bandit = learner.bandit
+            bandit = learner.bandit.initialize()
             entry = {key: torch.from_numpy(getattr(bandit, f"{key}_").copy()) for key in ("gram", "target", "coef")}
             if isinstance(learner, IGLLearner):
-                ik = learner.inverse_kinematics
+                ik = learner.inverse_kinematics.initialize()
                 entry["ik"] = {
                     "signal_maps": ik.signal_maps_.detach().clone(),
                     "action_scores": ik.action_scores_.detach().clone(),

@@ -19,11 +19,19 @@ from typing import Literal
 @dataclass(frozen=True)
 class AgentSpec:
     """The Q-learning agent a hybrid policy acts with, and Eq. 8's terms it learns from:
-    R_eng from the watch/scroll ratio (`hand`), IGL-P(3)'s decoded reward (`decoded`) or
-    not at all (`none`); R_emo weighted by `alpha`, or not (`emotion=False`)."""
+    R_eng from the watch/scroll ratio (`hand`), from the decoded reward of the bandit
+    `decoder` (`decoded`) or not at all (`none`); R_emo weighted by `alpha`, or not
+    (`emotion=False`).
+
+    `side_by_side` agents train together on copies of the training users in one cohort, so a
+    day's simulation and ranking are paid once for all of them; the cohort's size shapes its
+    noise draws, so adding an agent to that group would retrain the others. Every other
+    agent trains on a cohort of its own, and adding one changes no other agent."""
 
     engagement: Literal["hand", "decoded", "none"] = "hand"
     emotion: bool = True
+    decoder: str | None = None
+    side_by_side: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,13 +70,13 @@ _BANDIT = "bandits:BanditPolicy"
 POLICIES: tuple[PolicySpec, ...] = (
     PolicySpec("lightgbm", "policies:LightGBMPolicy", 1, "the engagement ranker alone"),
     PolicySpec("esmr", _HYBRID, 2, "the ESMR hybrid: LightGBM, and the Q-learning agent's bucket after a "
-               "negative-or-neutral streak", agent=AgentSpec()),
+               "negative-or-neutral streak", agent=AgentSpec(side_by_side=True)),
     PolicySpec("esmr_no_emotion", _HYBRID, 3, "ESMR with an agent trained without R_emo (alpha = 0)",
-               agent=AgentSpec(emotion=False)),
+               agent=AgentSpec(emotion=False, side_by_side=True)),
     PolicySpec("esmr_no_engagement", _HYBRID, 4, "ESMR with an agent trained without R_eng",
-               agent=AgentSpec(engagement="none")),
+               agent=AgentSpec(engagement="none", side_by_side=True)),
     PolicySpec("esmr_igl", _HYBRID, 10, "ESMR with an agent whose R_eng is IGL-P(3)'s decoded reward",
-               agent=AgentSpec(engagement="decoded")),
+               agent=AgentSpec(engagement="decoded", decoder="igl_p3")),
     PolicySpec("random", "policies:RandomPolicy", 5, "a uniformly random order of the eligible videos"),
     PolicySpec("igl_p3", _BANDIT, 6, "IGL-P with three latent states", learner=LearnerSpec("igl")),
     PolicySpec("igl_p2", _BANDIT, 7, "IGL-P with two latent states", learner=LearnerSpec("igl", three_state=False)),
@@ -93,12 +101,15 @@ def spec(name: str) -> PolicySpec:
 
 
 def _check(policies: tuple[PolicySpec, ...]) -> None:
-    keys = [p.stream_key for p in policies]
-    if len(set(keys)) != len(keys) or len(BY_NAME) != len(policies):
+    keys, names = [p.stream_key for p in policies], [p.name for p in policies]
+    if len(set(keys)) != len(keys) or len(set(names)) != len(names):
         raise ValueError("policy names and stream keys must be unique")
+    bandits = {p.name for p in policies if p.learner is not None}
     for p in policies:
         if (p.agent is not None) + (p.learner is not None) > 1:
             raise ValueError(f"{p.name}: a policy acts with an agent or a learner, not both")
+        if p.agent is not None and (p.agent.engagement == "decoded") != (p.agent.decoder in bandits):
+            raise ValueError(f"{p.name}: an agent learns from a decoded reward exactly when it names a bandit as decoder")
         if p.reads_latent != p.name.startswith("oracle_"):
             raise ValueError(f"{p.name}: policies that read the latent state, and only they, are named oracle_*")
 

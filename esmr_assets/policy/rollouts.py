@@ -21,7 +21,7 @@ from .q_training import StateTracker
 from .qlearning import QLearningAgent
 from .ranker import EngagementRanker
 from .rewards import engagement_reward
-from .users import cohort, policy_split
+from .users import policy_split, users_in
 
 _ACTION_NAMES = dict(enumerate(ACTIONS))  # -1 (no action) becomes null
 
@@ -123,7 +123,7 @@ def run_rollouts(
     horizon, each from the same start with the same noise (episode 0): common random
     numbers, so differences between the policies' rows are the policies' doing."""
     _, evaluation_users = policy_split(users, seed, settings.policy)
-    evaluated = cohort(users, evaluation_users)
+    evaluated = users_in(users, evaluation_users)
     artifacts = Artifacts(feed_builder(ranker, videos, impressions, settings), agents, learners or {}, settings, seed)
     frames = []
     for spec in registry.POLICIES:

@@ -21,17 +21,13 @@ from ..vocabulary import PREVIOUS_LABELS, PROFILES
 from . import registry
 from .bandits import BanditPolicy, DecodedEngagement, new_learner
 from .feeds import ACTIONS, feed_builder
-from .igl import IGLLearner
 from .models import AgentSet, BanditLearners
 from .q_training import DAY_FEATURES, RewardModel, RewardWeights, train_agents
 from .qlearning import N_STATES, QLearningAgent, decode_state
 from .ranker import EngagementRanker
 from .rewards import parent_weight_matrix
 from .rollouts import DECODED_ACCURACY, rollout, satisfaction_shares
-from .users import cohort, policy_split
-
-#: the bandit whose reward decoder an agent with `AgentSpec(engagement="decoded")` learns from
-DECODER = "igl_p3"
+from .users import policy_split, users_in
 
 
 def fit_ranker(
@@ -106,7 +102,7 @@ def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
                 "streak": streak.astype(np.int8),
                 "trend": trend,
                 "action": np.tile(np.asarray(ACTIONS), N_STATES),
-                "q": agent.q_.ravel(),
+                "q": agent.initialize().q_.ravel(),
                 "visits": agent.visits_.ravel(),
             }
         )
@@ -135,22 +131,19 @@ def fit_agents(
     settings: Settings,
     seed: int,
     log: Callable[[str], None] = lambda message: None,
-    igl_learner: IGLLearner | None = None,
+    learners: Mapping | None = None,
 ) -> AgentTraining:
-    """Train the agents of the registry's hybrid policies on the training users. Those on
-    the hand-engineered R_eng (or none) train side by side: the cohort holds one copy of the
-    training users per agent (user ids offset per copy). With IGL-P's learner, the agents on
-    its decoded reward follow, each on its own copy."""
+    """Train the agents of the registry's hybrid policies on the training users, in registry
+    order: the `side_by_side` ones together, one copy of the training users per agent (user
+    ids offset per copy), then each other agent on its own copy. An agent whose R_eng is a
+    bandit's decoded reward trains only when that bandit's learner is given."""
     policy = settings.policy
     training_users, evaluation_users = policy_split(users, seed, policy)
-    base = cohort(users, training_users)
+    base = users_in(users, training_users)
     stride = int(users["user_id"].max()) + 1
-    names = tuple(name for name in registry.AGENTS if registry.spec(name).agent.engagement != "decoded")
-    stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
     lam = causal_weights(user_causal_parents, base["user_id"].to_numpy(), settings)
-    weights = RewardWeights.stack([reward_weights(name, policy) for name in names], base.height)
-    rewards = RewardModel(np.tile(lam, (len(names), 1)), weights)
     feeds = feed_builder(ranker, videos, impressions, settings)
+    learners = learners or {}
 
     def env_of(users_: pl.DataFrame) -> Callable[[int], ClosedLoopEnv]:
         return lambda episode: ClosedLoopEnv(
@@ -163,19 +156,31 @@ def fit_agents(
             f"temperature {row['temperature']:.2f}, states visited {row['states_visited']:.0%}"
         )
 
-    agents = {name: new_agent(policy, N_STATES) for name in names}
-    rngs = {name: stream(seed, "policy", registry.spec(name).stream_key) for name in names}
-    start = time.perf_counter()
-    history = train_agents(env_of(stacked), feeds, rewards, agents, rngs, policy.epochs, on_epoch=report)
-    decoded_agents = [name for name in registry.AGENTS if name not in names]
-    if igl_learner is not None:
-        for name in decoded_agents:
+    def train(names: list[str], rewards: RewardModel) -> pl.DataFrame:
+        stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
+        for name in names:
             agents[name] = new_agent(policy, N_STATES)
-            decoded = RewardModel(lam, reward_weights(name, policy), DecodedEngagement(igl_learner, feeds.video_emotion))
-            history = pl.concat([history, train_agents(
-                env_of(base), feeds, decoded, {name: agents[name]},
-                {name: stream(seed, "policy", registry.spec(name).stream_key)}, policy.epochs, on_epoch=report,
-            )])
+        rngs = {name: stream(seed, "policy", registry.spec(name).stream_key) for name in names}
+        return train_agents(env_of(stacked), feeds, rewards, {n: agents[n] for n in names}, rngs, policy.epochs,
+                            on_epoch=report)
+
+    agents: dict[str, QLearningAgent] = {}
+    start = time.perf_counter()
+    together = [name for name in registry.AGENTS if registry.spec(name).agent.side_by_side]
+    weights = RewardWeights.stack([reward_weights(name, policy) for name in together], base.height)
+    histories = [train(together, RewardModel(np.tile(lam, (len(together), 1)), weights))] if together else []
+    for name in registry.AGENTS:
+        spec = registry.spec(name).agent
+        if spec.side_by_side:
+            continue
+        engagement = None
+        if spec.engagement == "decoded":
+            if spec.decoder not in learners:
+                continue
+            engagement = DecodedEngagement(learners[spec.decoder], feeds.video_emotion)
+        histories.append(train([name], RewardModel(lam, reward_weights(name, policy), engagement)))
+    agents = {name: agents[name] for name in registry.AGENTS if name in agents}
+    history = pl.concat(histories)
     return AgentTraining(
         agents=AgentSet(agents),
         history=history,
@@ -207,7 +212,7 @@ def fit_bandits(
     agents' users), `igl_epochs` passes over fresh episodes of the environment each."""
     policy = settings.policy
     training_users, _ = policy_split(users, seed, policy)
-    trained = cohort(users, training_users)
+    trained = users_in(users, training_users)
     feeds = feed_builder(ranker, videos, impressions, settings)
     learners = {name: new_learner(name, policy, seed) for name in registry.BANDITS}
     rows = []
@@ -234,7 +239,7 @@ def bandit_table(learners: Mapping) -> pl.DataFrame:
             "policy": name,
             "action": np.repeat(np.asarray(ACTIONS), len(features)),
             "feature": np.tile(features, len(ACTIONS)),
-            "coef": learner.bandit.coef_.ravel(),
+            "coef": learner.bandit.initialize().coef_.ravel(),
         })
         for name, learner in learners.items()
     )

@@ -22,6 +22,6 @@ def policy_split(users: pl.DataFrame, seed: int, policy: PolicySettings) -> tupl
     return np.sort(shuffled[n_held_out:][: policy.training_users]), np.sort(shuffled[:n_eval])
 
 
-def cohort(users: pl.DataFrame, user_ids: np.ndarray) -> pl.DataFrame:
+def users_in(users: pl.DataFrame, user_ids: np.ndarray) -> pl.DataFrame:
     """The rows of `users` whose ids are in `user_ids`, in id order."""
     return users.filter(pl.col("user_id").is_in(user_ids)).sort("user_id")

@@ -172,7 +172,7 @@ class DayResult:
     watched: np.ndarray  # bool: not skipped
     seconds: np.ndarray  # float32 seconds spent
     satisfaction: np.ndarray  # int8 latent r in {-1, 0, 1} (evaluation only)
-    feedback: np.ndarray  # int8 index into feedback.SIGNALS
+    feedback: np.ndarray  # int8 index into vocabulary.SIGNALS
     state: UserState  # tomorrow's state
 
 

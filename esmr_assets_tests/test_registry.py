@@ -1,0 +1,53 @@
+"""The policy registry: one entry per policy, resolvable, with the fixed stream keys that
+keep every earlier policy's random numbers where they were."""
+
+import dataclasses
+
+import pytest
+
+from esmr_assets.policy import registry
+from esmr_assets.policy.rollouts import Artifacts, build_policy
+
+
+def test_every_entry_names_a_class_that_builds_and_acts():
+    import importlib
+
+    for spec in registry.POLICIES:
+        module, name = spec.acts_with.split(":")
+        cls = getattr(importlib.import_module(f"esmr_assets.policy.{module}"), name)
+        assert callable(getattr(cls, "from_artifacts", None)) and callable(getattr(cls, "act", None)), spec.name
+
+
+def test_stream_keys_are_fixed():
+    """Changing one would change that policy's draws, and so the stored results."""
+    keys = {spec.name: spec.stream_key for spec in registry.POLICIES}
+    assert keys == {"lightgbm": 1, "esmr": 2, "esmr_no_emotion": 3, "esmr_no_engagement": 4, "random": 5,
+                    "igl_p3": 6, "igl_p2": 7, "cb_like": 8, "cb_comment": 9, "esmr_igl": 10}
+
+
+def test_agents_and_bandits_come_from_the_entries():
+    assert registry.AGENTS == ("esmr", "esmr_no_emotion", "esmr_no_engagement", "esmr_igl")
+    assert registry.BANDITS == ("igl_p3", "igl_p2", "cb_like", "cb_comment")
+    assert all(registry.spec(name).learns_online for name in registry.BANDITS)
+    assert not any(spec.learns_online for spec in registry.POLICIES if spec.name not in registry.BANDITS)
+    with pytest.raises(ValueError, match="unknown policy 'nope'"):
+        registry.spec("nope")
+
+
+def test_a_policy_without_its_trained_model_is_left_out():
+    artifacts = Artifacts(feeds=None, agents={}, learners={}, settings=None, seed=0)
+    assert build_policy(registry.spec("esmr"), artifacts) is None
+    assert build_policy(registry.spec("cb_like"), artifacts) is None
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"name": "oracle_peek"}, "oracle_"),  # named as an oracle without reading the latent state
+    ({"reads_latent": True}, "oracle_"),  # reads it without the name
+    ({"stream_key": 1}, "unique"),  # another policy's stream
+])
+def test_the_registry_refuses_inconsistent_entries(monkeypatch, change, message):
+    extra = dataclasses.replace(registry.spec("random"), name="random_2", stream_key=99)
+    extra = dataclasses.replace(extra, **change)
+    monkeypatch.setattr(registry, "BY_NAME", {**registry.BY_NAME, extra.name: extra})
+    with pytest.raises(ValueError, match=message):
+        registry._check((*registry.POLICIES, extra))
