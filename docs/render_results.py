@@ -1,8 +1,10 @@
 """Regenerate the README's results tables from the stored outputs (never typed by hand).
 
-Reads the `policy_comparison` and `reward_fairness_by_group` SQL models of the given preset and
-rewrites the README between `<!-- results:start -->` and `<!-- results:end -->`, and the
-feedback-fairness table (`reward_fairness_by_group`) between `<!-- fairness:start -->` and
+Reads the SQL models of the given preset and rewrites the README between markers: the paired
+effects (`policy_effects_across_seeds`, with its forest plot written to
+docs/effects_forest.png) between `<!-- effects:start -->` and `<!-- effects:end -->`, the raw
+means (`policy_comparison`) between `<!-- results:start -->` and `<!-- results:end -->`, and
+the feedback-fairness table (`reward_fairness_by_group`) between `<!-- fairness:start -->` and
 `<!-- fairness:end -->`:
 
     .venv/bin/esmr run --seed 0 --seed 1 --seed 2        # materialize seeds + SQL models
@@ -22,13 +24,17 @@ from esmr_assets.evaluation.metrics import (
     PAPER_FIGURES,
     PAPER_VOLATILITY_CHANGE,
 )
+from esmr_assets.evaluation.plots import effects_forest
 from esmr_assets.io_manager import markdown_table_text
+from esmr_assets.policy.registry import ORACLES
 from esmr_assets.settings import load_settings
 from esmr_assets.storage import storage_root
 from esmr_assets.warehouse import run_query
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 FAIRNESS_START, FAIRNESS_END = "<!-- fairness:start -->", "<!-- fairness:end -->"
+EFFECTS_START, EFFECTS_END = "<!-- effects:start -->", "<!-- effects:end -->"
+FOREST_PNG = Path(__file__).resolve().parent / "effects_forest.png"
 SHOWN = (
     ("negative_days", "negative days", 2),
     ("happy_at_least_once", "happy ≥ once", 3),
@@ -75,6 +81,37 @@ def comparison_markdown(root: Path, label_source: str) -> str:
     return f"Mean over {seeds} seeds [95 % t interval]:\n\n" + markdown_table_text(pl.DataFrame(rows))
 
 
+def effects_markdown(root: Path, label_source: str = "true") -> str:
+    """policy_effects_across_seeds as one row per policy and one column per key metric:
+    effect [95 % t interval across seeds] and, below, the seeds whose own interval lies above
+    / below zero; oracle policies marked."""
+    frame = run_query(
+        root,
+        "select e.* from policy_effects_across_seeds as e join policy_registry as r on r.policy = e.policy "
+        f"where label_source = '{label_source}' order by r.position, metric",
+    )
+    seeds, reference = int(frame["seeds"].max()), frame["reference"][0]
+    rows = []
+    for policy in frame["policy"].unique(maintain_order=True):
+        part = frame.filter(pl.col("policy") == policy)
+        oracle = bool(part["oracle"][0])
+        cells = {"policy": f"{policy} *(oracle)*" if oracle else policy}
+        for metric, title, digits in SHOWN:
+            row = part.filter(pl.col("metric") == metric)
+            if not row.height:
+                cells[title] = "–"
+                continue
+            r = row.row(0, named=True)
+            cell = _cell(r["effect"], r["ci95_low"], r["ci95_high"], digits)
+            cells[title] = f"{cell} ({r['seeds_above_zero']}↑ {r['seeds_below_zero']}↓)"
+        share = part.filter(pl.col("metric") == "mean_latent_valence")["share_of_ceiling"]
+        cells["share of best feed's valence gain"] = "–" if share.is_null().all() else f"{share[0]:.0%}"
+        rows.append(cells)
+    return (f"Paired per-user effect against `{reference}`, mean over {seeds} seeds [95 % t interval across "
+            "seeds] (seeds whose own per-user bootstrap interval lies wholly above ↑ / below ↓ zero):\n\n"
+            + markdown_table_text(pl.DataFrame(rows)))
+
+
 def fairness_markdown(root: Path) -> str:
     """reward_fairness_by_group as one row per policy: r = +1 and r = -1 shares per style."""
     frame = run_query(root, "select f.* from reward_fairness_by_group as f join policy_registry as r on r.policy = f.policy "
@@ -116,7 +153,20 @@ def main() -> None:
     ])
     text = _replace(args.readme.read_text(), START, END, block, args.readme)
     fairness = "\n\n".join([FAIRNESS_START, fairness_markdown(root), FAIRNESS_END])
-    args.readme.write_text(_replace(text, FAIRNESS_START, FAIRNESS_END, fairness, args.readme))
+    text = _replace(text, FAIRNESS_START, FAIRNESS_END, fairness, args.readme)
+    effects = "\n\n".join([
+        EFFECTS_START,
+        f"On the latent true emotions (`{args.preset}` preset, evaluation users, 30 days):",
+        effects_markdown(root, "true"),
+        "On the emotion model's predicted labels:",
+        effects_markdown(root, "predicted"),
+        f"![paired effects]({FOREST_PNG.relative_to(args.readme.parent)})",
+        EFFECTS_END,
+    ])
+    text = _replace(text, EFFECTS_START, EFFECTS_END, effects, args.readme)
+    across = run_query(root, "select * from policy_effects_across_seeds")
+    FOREST_PNG.write_bytes(effects_forest(across, ORACLES))
+    args.readme.write_text(text)
     print(f"rewrote the results block of {args.readme}")
 
 

@@ -180,6 +180,22 @@ class PolicySettings(_Frozen):
     igl_epochs: int = Field(3, gt=0, description="passes of the bandits over the training users' 30 days")
 
 
+class EvaluationSettings(_Frozen):
+    """How policies are compared: paired per-user effects against a reference policy, and
+    the diagnostic oracle that looks one day ahead."""
+
+    reference_policy: str = Field(
+        "lightgbm", description="the policy every other is compared with (a name of policy.registry.POLICIES)"
+    )
+    bootstrap_resamples: int = Field(
+        2000, ge=100, description="per-user bootstrap resamples behind each effect's 95 % interval"
+    )
+    oracle_draws: int = Field(
+        4, ge=1, description="oracle_best_feed: days simulated per bucket to estimate the expected next-day "
+        "latent valence (the same draws for every bucket)"
+    )
+
+
 class Settings(_Frozen):
     """Everything that determines a partition's content, apart from the seed."""
 
@@ -188,6 +204,7 @@ class Settings(_Frozen):
     emotion: EmotionSettings = EmotionSettings()
     causal: CausalSettings = CausalSettings()
     policy: PolicySettings = PolicySettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
 
     @property
     def namespace(self) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from esmr_assets.policy import registry
 from esmr_assets.settings import Settings, SettingsError, load_settings
 
 DATA_DIR_ENV = "ESMR_DATA_DIR"
@@ -34,7 +35,12 @@ def load_settings_json(preset: str, overrides_json: str) -> Settings:
         overrides = json.loads(overrides_json or "{}")
     except json.JSONDecodeError as err:
         raise SettingsError(f"overrides are not valid JSON: {err}") from None
-    return load_settings(preset, overrides)
+    settings = load_settings(preset, overrides)
+    reference = settings.evaluation.reference_policy
+    if reference not in registry.POLICY_NAMES:
+        raise SettingsError(f"evaluation.reference_policy: unknown policy {reference!r}; "
+                            f"choose one of {', '.join(registry.POLICY_NAMES)}")
+    return settings
 
 
 def storage_root(data_dir: Path, settings: Settings) -> Path:

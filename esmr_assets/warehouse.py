@@ -3,7 +3,8 @@
 Each asset folder becomes a view over all of its seeds, with a `seed` column from the hive
 layout, and `policy_registry` holds the registered policies (`policy.registry.POLICIES`): their
 order, whether they learn online and whether they read the latent state (`oracle_*`), for
-queries to join. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
+queries to join. `t_quantile(p, df)` is Student's t quantile (scipy), so that intervals across
+seeds are exact for any number of seeds. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
 a lock, and `run_query` refuses statements that could write.
 """
 
@@ -73,16 +74,32 @@ def _quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def t_quantile(p: float | None, df: int | None) -> float | None:
+    """Student's t quantile; null for a missing argument or fewer than one degree of freedom."""
+    if p is None or df is None or df < 1:
+        return None
+    from scipy import stats
+
+    return float(stats.t.ppf(p, df))
+
+
+def _base_connection() -> duckdb.DuckDBPyConnection:
+    """In-memory, single-threaded, with the registry view and the t quantile."""
+    # One thread: parallel float aggregation may differ in the last bits between runs, and the
+    # SQL models' Parquet must be byte-identical for the same inputs.
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    con.execute(_registry_sql())
+    con.create_function("t_quantile", t_quantile, ["DOUBLE", "BIGINT"], "DOUBLE", side_effects=False)
+    return con
+
+
 def connect(root: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per asset under `root`.
 
     Only exact `seed=*/part-0.parquet` files (and `part-0.parquet` of cross-seed SQL models)
     are read, so in-flight temp files are invisible.
     """
-    # One thread: parallel float aggregation may differ in the last bits between runs, and the
-    # SQL models' Parquet must be byte-identical for the same inputs.
-    con = duckdb.connect(":memory:", config={"threads": 1})
-    con.execute(_registry_sql())
+    con = _base_connection()
     for name, (asset_dir, partitioned) in _table_dirs(Path(root)).items():
         if partitioned:
             pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))
@@ -112,10 +129,13 @@ def _is_read_only(statement: duckdb.Statement) -> bool:
 
 def referenced_tables(sql: str) -> set[str]:
     """Tables a query reads (CTE names excluded); empty if DuckDB cannot tell."""
+    con = _base_connection()  # binding the query needs the warehouse's functions
     try:
-        return duckdb.get_table_names(sql)
+        return con.get_table_names(sql)
     except duckdb.Error:
         return set()
+    finally:
+        con.close()
 
 
 def check_read_only(sql: str) -> None:

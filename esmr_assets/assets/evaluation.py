@@ -7,6 +7,7 @@ import polars as pl
 
 from ..emotion.tabtransformer import TabTransformerClassifier
 from ..evaluation.comparison import evaluation_table, representative_user
+from ..evaluation.effects import paired_effects, user_metrics
 from ..evaluation.plots import (
     daily_emotion_mix,
     policy_comparison,
@@ -16,10 +17,12 @@ from ..evaluation.plots import (
 from ..metadata import markdown_table, plot_metadata
 from ..model_io_manager import ON_CPU
 from ..partitions import seed_partitions
+from ..policy import registry
 from ..policy.models import AgentSet, BanditLearners
 from ..policy.ranker import EngagementRanker
 from ..policy.rollouts import run_rollouts
 from ..resources import EsmrConfig
+from ..sim.rng import stream
 from ..vocabulary import FEEDBACK_STYLES
 
 GROUP = "evaluation"
@@ -89,5 +92,42 @@ def evaluation_metrics(
                 )
             ),
             **plot_metadata(context, esmr, "reward_fairness", reward_fairness(table, FEEDBACK_STYLES)),
+        },
+    )
+
+
+@dg.asset(name="user_metrics", group_name=GROUP, partitions_def=seed_partitions, kinds={"parquet"})
+def user_metrics_asset(policy_rollouts: pl.DataFrame) -> pl.DataFrame:
+    """One row per policy, label source (the emotion model's predictions, the latent truth)
+    and evaluation user, one column per metric defined per user: negative days, happy at
+    least once, final dominant happy, full-recovery eligibility and outcome (null when not
+    eligible), volatility, bounced, engagement reward, mean valence score, mean latent
+    valence, recovery time (null where undefined). The paired effects are built from it;
+    SQL users can run their own statistics on it."""
+    return user_metrics(policy_rollouts)
+
+
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"numpy", "parquet"})
+def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_metrics: pl.DataFrame):
+    """For each policy other than the reference (`evaluation.reference_policy`, default
+    lightgbm), label source and metric: the mean paired per-user difference over the users
+    where both are defined, its 95 % per-user bootstrap interval (the seed's own stream),
+    the relative change against the reference's mean, the share of oracle_best_feed's
+    effect it achieves, and n. Oracle rows are diagnostics (`oracle` column)."""
+    settings, seed = esmr.settings().evaluation, esmr.seed(context)
+    effects = paired_effects(
+        user_metrics, settings.reference_policy, settings.bootstrap_resamples, stream(seed, "bootstrap"),
+        ceiling="oracle_best_feed",
+    ).with_columns(pl.col("policy").is_in(list(registry.ORACLES)).alias("oracle"))
+    headline = effects.filter((pl.col("label_source") == "true") & pl.col("metric").is_in(list(HEADLINE)))
+    return dg.MaterializeResult(
+        value=effects,
+        metadata={
+            "reference": settings.reference_policy,
+            "resamples": settings.bootstrap_resamples,
+            "latent_truth": markdown_table(
+                headline.select("policy", "oracle", "metric", "n", "effect", "ci95_low", "ci95_high", "share_of_ceiling")
+            ),
+            **plot_metadata(context, esmr, "effects_forest", effects_forest(effects, registry.ORACLES)),
         },
     )

@@ -43,9 +43,10 @@ class DailyLabeller:
         self.last_active_: pl.DataFrame | None = None
         return self
 
-    def label(self, observed: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def label(self, observed: pl.DataFrame, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Today's (labels, probabilities) for `observed`, one row per user of the cohort in
-        the order of `reset`; they become the previous labels of tomorrow."""
+        the order of `reset`; they become the previous labels of tomorrow. The latent
+        `truth` is never read: the platform does not have it."""
         inactive = ~observed.select(is_active()).to_series().to_numpy()
         if self.model is None:
             probabilities = np.full((observed.height, len(TRUE_EMOTIONS)), np.nan)
@@ -65,3 +66,19 @@ class DailyLabeller:
         if self.last_active_ is not None:
             active = pl.concat([self.last_active_.join(active.select("user_id"), on="user_id", how="anti"), active])
         self.last_active_ = active
+
+
+class LatentLabeller:
+    """A diagnostic labeller: the simulator's latent true emotion as the day's label, with
+    probability 1. No platform has it; `oracle_*` policies use it to show what the paper's
+    design would do with a perfect emotion model."""
+
+    def reset(self, n_users: int) -> LatentLabeller:
+        return self
+
+    def label(self, observed: pl.DataFrame, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.asarray(truth).astype(str)
+        probabilities = (labels[:, None] == np.asarray(TRUE_EMOTIONS)[None, :]).astype(np.float64)
+        if (probabilities.sum(axis=1) != 1).any():
+            raise ValueError(f"unknown latent labels: {sorted(set(labels) - set(TRUE_EMOTIONS))}")
+        return labels.astype(object), probabilities

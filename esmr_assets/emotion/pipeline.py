@@ -77,18 +77,8 @@ class ModelResult:
     history: pl.DataFrame
 
 
-def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: EmotionSettings, seed: int) -> ModelResult:
-    """Fit the TabTransformer on training users (early stopping on validation users), score it
-    and the two baselines on test users against the cluster labels and the latent truth."""
-    features, target = model_features(logs, labels)
-    y = target.cast(pl.String).to_numpy()
-    truth = logs["true_emotion"].cast(pl.String).to_numpy()
-    split = limit_split(
-        split_users(logs["user_id"], seed, settings.split), logs["user_id"], settings.max_model_users,
-        stream(seed, "sampling", 0),
-    )
-    train, val, test = (features.take(mask) for mask in split)
-    model = TabTransformerClassifier(
+def _classifier(settings: EmotionSettings, seed: int) -> TabTransformerClassifier:
+    return TabTransformerClassifier(
         d_model=settings.d_model,
         n_heads=settings.n_heads,
         n_layers=settings.n_layers,
@@ -99,34 +89,48 @@ def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: Emot
         patience=settings.patience,
         random_state=seed,
     )
+
+
+def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: EmotionSettings, seed: int) -> ModelResult:
+    """Fit the TabTransformer on training users' cluster labels (early stopping on validation
+    users), score it and the two baselines on test users against the cluster labels and the
+    latent truth. Beside them, the observability ceiling: the same models with the same
+    features and users trained on the latent truth (`*_on_truth`, diagnostics: what behaviour
+    reveals about emotion here), and the truth's majority class."""
+    features, target = model_features(logs, labels)
+    y = target.cast(pl.String).to_numpy()
+    truth = logs["true_emotion"].cast(pl.String).to_numpy()
+    split = limit_split(
+        split_users(logs["user_id"], seed, settings.split), logs["user_id"], settings.max_model_users,
+        stream(seed, "sampling", 0),
+    )
+    train, val, test = (features.take(mask) for mask in split)
+    model = _classifier(settings, seed)
     start = time.perf_counter()
     model.fit(train.cont, train.cat, y[split.train], val.cont, val.cat, y[split.val], cardinalities=features.cardinalities)
     fit_seconds = time.perf_counter() - start
     predicted = model.predict(test.cont, test.cat)
-    rows = [
-        {
-            "model": "tabtransformer",
-            **classification_scores(y[split.test], predicted),
-            "accuracy_vs_truth": classification_scores(truth[split.test], predicted)["accuracy"],
-        }
-    ]
+
+    def row(name: str, trained_on: str | None, scores: dict, predictions: np.ndarray) -> dict:
+        return {"model": name, "trained_on": trained_on, **scores,
+                "accuracy_vs_truth": classification_scores(truth[split.test], predictions)["accuracy"]}
+
+    rows = [row("tabtransformer", "cluster_labels", classification_scores(y[split.test], predicted), predicted)]
     baselines = score_baselines(train, y[split.train], val, y[split.val], test, y[split.test], random_state=seed)
-    for name, (scores, baseline_predicted) in baselines.items():
-        rows.append(
-            {
-                "model": name,
-                **scores,
-                "accuracy_vs_truth": classification_scores(truth[split.test], baseline_predicted)["accuracy"],
-            }
-        )
-    rows.append(
-        {
-            "model": "cluster_labels",
-            "accuracy": 1.0,
-            "macro_f1": 1.0,
-            "accuracy_vs_truth": classification_scores(truth[split.test], y[split.test])["accuracy"],
-        }
+    rows += [row(name, "cluster_labels", scores, p) for name, (scores, p) in baselines.items()]
+    rows.append(row("cluster_labels", None, {"accuracy": 1.0, "macro_f1": 1.0}, y[split.test]))
+    on_truth = _classifier(settings, seed).fit(
+        train.cont, train.cat, truth[split.train], val.cont, val.cat, truth[split.val], cardinalities=features.cardinalities
     )
+    truth_models = {"tabtransformer": on_truth.predict(test.cont, test.cat)}
+    truth_baselines = score_baselines(train, truth[split.train], val, truth[split.val], test, truth[split.test],
+                                      random_state=seed)
+    truth_models.update({name: p for name, (_, p) in truth_baselines.items()})
+    for name, p in truth_models.items():
+        rows.append(row(f"{name}_on_truth", "latent_truth", classification_scores(y[split.test], p), p))
+    labels_, counts = np.unique(truth[split.train], return_counts=True)
+    majority = np.full(int(split.test.sum()), labels_[counts.argmax()])
+    rows.append(row("majority_class_of_truth", "latent_truth", classification_scores(y[split.test], majority), majority))
     scores = pl.DataFrame(rows).with_columns(
         pl.lit(PAPER_ACCURACY).alias("paper_accuracy"),
         pl.lit(int(split.train.sum())).alias("train_rows"),

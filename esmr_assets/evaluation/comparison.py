@@ -10,6 +10,7 @@ import polars as pl
 from ..policy.rollouts import DECODED_ACCURACY, satisfaction_shares
 from ..vocabulary import FEEDBACK_STYLES
 from .metrics import (
+    LABEL_SOURCES,
     METRICS,
     PAPER_BASELINE,
     PAPER_FIGURES,
@@ -19,8 +20,6 @@ from .metrics import (
     value_matrix,
 )
 
-#: label source -> rollout column: what the platform sees, and the simulator's latent truth
-LABEL_SOURCES = {"predicted": "predicted_label", "true": "true_emotion"}
 BASELINE = "lightgbm"
 #: metrics whose relative change is reported (counts of eligible users are not)
 COMPARED = tuple(m for m in METRICS if m != "full_recovery_eligible")

@@ -15,6 +15,8 @@ import polars as pl
 from ..policy.rewards import engagement_reward
 from ..vocabulary import NEGATIVE, POSITIVE, TRUE_EMOTIONS, VALENCE_SCORE, check_labels
 
+#: label source -> rollout column: what the platform sees, and the simulator's latent truth
+LABEL_SOURCES = {"predicted": "predicted_label", "true": "true_emotion"}
 #: keys of `summarise`, in order
 METRICS = (
     "negative_days",

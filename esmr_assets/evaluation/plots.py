@@ -290,3 +290,41 @@ def policy_comparison(table: pl.DataFrame) -> bytes:
     axes[0, 0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return to_png(fig)
+
+
+#: the panels of the effects forest plot
+FOREST_METRICS = ("negative_days", "mean_latent_valence", "happy_at_least_once", "engagement_reward")
+
+
+def effects_forest(effects: pl.DataFrame, oracles: Sequence[str], label_source: str = "true",
+                   metrics: Sequence[str] = FOREST_METRICS) -> bytes:
+    """Each policy's paired effect against the reference with its 95 % interval, one panel
+    per metric, a line at zero; oracle policies (diagnostics that read the latent state)
+    drawn hollow in another colour and labelled as such."""
+    frame = effects.filter(pl.col("label_source") == label_source)
+    policies = frame["policy"].unique(maintain_order=True).to_list()
+    reference = frame["reference"][0] if frame.height else "reference"
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.42 * len(policies) + 1.6), sharey=True)
+    y = np.arange(len(policies))[::-1]
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        rows = {r["policy"]: r for r in frame.filter(pl.col("metric") == metric).iter_rows(named=True)}
+        for yi, policy in zip(y, policies):
+            row = rows.get(policy)
+            if row is None or row["effect"] is None:
+                continue
+            oracle = policy in oracles
+            colour = "#8c5fbf" if oracle else "#2c6e9b"
+            low, high = row["ci95_low"], row["ci95_high"]
+            if low is not None and high is not None:
+                ax.plot([low, high], [yi, yi], color=colour, lw=2)
+            ax.plot(row["effect"], yi, "o", color=colour, mfc="white" if oracle else colour, ms=6)
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.set_title(metric.replace("_", " "), fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    labels = [f"{p} (oracle)" if p in oracles else p for p in policies]
+    first = np.atleast_1d(axes)[0]
+    first.set_yticks(y, labels)
+    fig.suptitle(f"Paired per-user effect against {reference} ({label_source} labels), 95 % bootstrap interval",
+                 fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)

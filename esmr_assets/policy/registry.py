@@ -55,6 +55,9 @@ class PolicySpec:
     description: str
     agent: AgentSpec | None = None
     learner: LearnerSpec | None = None
+    #: the emotion labels it acts and (for an agent) learns on: the emotion model's daily
+    #: prediction, or the simulator's latent truth (a diagnostic)
+    labels: Literal["predicted", "latent"] = "predicted"
     reads_latent: bool = False
 
     @property
@@ -83,6 +86,14 @@ POLICIES: tuple[PolicySpec, ...] = (
     PolicySpec("cb_like", _BANDIT, 8, "a bandit rewarded by a like", learner=LearnerSpec("hand", signal="like")),
     PolicySpec("cb_comment", _BANDIT, 9, "a bandit rewarded by a comment",
                learner=LearnerSpec("hand", signal="comment")),
+    # Diagnostic ceilings: they read the simulator's latent state, so no platform could deploy
+    # them, and nothing deployable learns from them.
+    PolicySpec("oracle_esmr", _HYBRID, 11, "ESMR trained and run on the latent true emotion instead of the "
+               "emotion model's predictions: the paper's design with a perfect emotion model",
+               agent=AgentSpec(), labels="latent", reads_latent=True),
+    PolicySpec("oracle_best_feed", "oracles:BestFeedOracle", 12, "each day the bucket whose feed gives the highest "
+               "expected next-day latent valence given the user's true state (one-step look-ahead)",
+               reads_latent=True),
 )
 BY_NAME = {spec.name: spec for spec in POLICIES}
 POLICY_NAMES = tuple(BY_NAME)
@@ -90,6 +101,8 @@ POLICY_NAMES = tuple(BY_NAME)
 AGENTS = tuple(spec.name for spec in POLICIES if spec.agent is not None)
 #: the bandits, in training order
 BANDITS = tuple(spec.name for spec in POLICIES if spec.learner is not None)
+#: the diagnostic policies that read the latent state (`oracle_*`)
+ORACLES = tuple(spec.name for spec in POLICIES if spec.reads_latent)
 
 
 def spec(name: str) -> PolicySpec:
@@ -110,6 +123,8 @@ def _check(policies: tuple[PolicySpec, ...]) -> None:
             raise ValueError(f"{p.name}: a policy acts with an agent or a learner, not both")
         if p.agent is not None and (p.agent.engagement == "decoded") != (p.agent.decoder in bandits):
             raise ValueError(f"{p.name}: an agent learns from a decoded reward exactly when it names a bandit as decoder")
+        if p.labels == "latent" and not p.reads_latent:
+            raise ValueError(f"{p.name}: latent labels are the latent state")
         if p.reads_latent != p.name.startswith("oracle_"):
             raise ValueError(f"{p.name}: policies that read the latent state, and only they, are named oracle_*")
 

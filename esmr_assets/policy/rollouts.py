@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ..emotion.labeller import DailyLabeller
+from ..emotion.labeller import DailyLabeller, LatentLabeller
 from ..settings import Settings
-from ..sim.environment import ClosedLoopEnv
+from ..sim.environment import ClosedLoopEnv, Labeller
 from . import registry
 from .feeds import ACTIONS, FeedBuilder, feed_builder
 from .q_training import StateTracker
@@ -36,6 +36,12 @@ class Artifacts:
     learners: Mapping
     settings: Settings
     seed: int
+
+
+def labeller_for(spec: registry.PolicySpec, emotion_model) -> Labeller:
+    """What `spec` sees of emotion: the emotion model's daily labels, or, for an oracle on
+    latent labels, the simulator's truth."""
+    return LatentLabeller() if spec.labels == "latent" else DailyLabeller(emotion_model)
 
 
 def build_policy(spec: registry.PolicySpec, artifacts: Artifacts):
@@ -131,7 +137,7 @@ def run_rollouts(
         if policy is None:
             continue
         start = time.perf_counter()
-        env = ClosedLoopEnv(videos, evaluated, settings.simulation, seed, DailyLabeller(emotion_model), episode=0)
+        env = ClosedLoopEnv(videos, evaluated, settings.simulation, seed, labeller_for(spec, emotion_model), episode=0)
         frames.append(rollout(env, policy, spec.name))
         log(f"{spec.name}: {evaluated.height} users x {settings.simulation.n_days} days in "
             f"{time.perf_counter() - start:.1f} s")

@@ -13,7 +13,6 @@ import numpy as np
 import polars as pl
 
 from ..causal.discovery import POOLED_USER
-from ..emotion.labeller import DailyLabeller
 from ..settings import PolicySettings, Settings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
@@ -26,7 +25,7 @@ from .q_training import DAY_FEATURES, RewardModel, RewardWeights, train_agents
 from .qlearning import N_STATES, QLearningAgent, decode_state
 from .ranker import EngagementRanker
 from .rewards import parent_weight_matrix
-from .rollouts import DECODED_ACCURACY, rollout, satisfaction_shares
+from .rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
 from .users import policy_split, users_in
 
 
@@ -145,9 +144,9 @@ def fit_agents(
     feeds = feed_builder(ranker, videos, impressions, settings)
     learners = learners or {}
 
-    def env_of(users_: pl.DataFrame) -> Callable[[int], ClosedLoopEnv]:
+    def env_of(users_: pl.DataFrame, spec: registry.PolicySpec) -> Callable[[int], ClosedLoopEnv]:
         return lambda episode: ClosedLoopEnv(
-            videos, users_, settings.simulation, seed, DailyLabeller(emotion_model), episode=episode
+            videos, users_, settings.simulation, seed, labeller_for(spec, emotion_model), episode=episode
         )
 
     def report(row: dict) -> None:
@@ -157,12 +156,15 @@ def fit_agents(
         )
 
     def train(names: list[str], rewards: RewardModel) -> pl.DataFrame:
+        specs = [registry.spec(name) for name in names]
+        if len({spec.labels for spec in specs}) != 1:
+            raise ValueError(f"agents trained side by side must see the same labels: {names}")
         stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
         for name in names:
             agents[name] = new_agent(policy, N_STATES)
-        rngs = {name: stream(seed, "policy", registry.spec(name).stream_key) for name in names}
-        return train_agents(env_of(stacked), feeds, rewards, {n: agents[n] for n in names}, rngs, policy.epochs,
-                            on_epoch=report)
+        rngs = {spec.name: stream(seed, "policy", spec.stream_key) for spec in specs}
+        return train_agents(env_of(stacked, specs[0]), feeds, rewards, {n: agents[n] for n in names}, rngs,
+                            policy.epochs, on_epoch=report)
 
     agents: dict[str, QLearningAgent] = {}
     start = time.perf_counter()
@@ -220,7 +222,8 @@ def fit_bandits(
     for name, learner in learners.items():
         bandit = BanditPolicy(feeds, learner, stream(seed, "policy", registry.spec(name).stream_key, 1))
         for epoch in range(1, policy.igl_epochs + 1):
-            env = ClosedLoopEnv(videos, trained, settings.simulation, seed, DailyLabeller(emotion_model), episode=epoch)
+            labeller = labeller_for(registry.spec(name), emotion_model)
+            env = ClosedLoopEnv(videos, trained, settings.simulation, seed, labeller, episode=epoch)
             summary = rollout(env, bandit, name).select(
                 pl.col("rounds").sum(), DECODED_ACCURACY, *satisfaction_shares()
             )

@@ -51,11 +51,12 @@ class DayStep:
 
 class Labeller(Protocol):
     """What the platform infers about each user's emotion from a day's observed behaviour
-    (the emotion stage's `DailyLabeller`)."""
+    (the emotion stage's `DailyLabeller`). It is also handed the day's latent true emotion,
+    which only a diagnostic labeller reads (`LatentLabeller`, for the `oracle_*` policies)."""
 
     def reset(self, n_users: int) -> object: ...
 
-    def label(self, observed: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]: ...
+    def label(self, observed: pl.DataFrame, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class ClosedLoopEnv(Cohort):
@@ -125,17 +126,18 @@ class ClosedLoopEnv(Cohort):
         if self.day < 0 or self.done:
             raise RuntimeError("no day to step: call reset() to start an episode")
         day = self.day
-        result = self.advance(*self._pad(np.asarray(feed), np.asarray(feed_valid, dtype=bool)))
+        result = self.advance(*self.pad_feed(np.asarray(feed), np.asarray(feed_valid, dtype=bool)))
         logs = day_frame(result, self.pop, day)
         observed = logs.select(OBSERVED_COLUMNS)
-        self.predicted, probabilities = self.labeller.label(observed)
+        truth = logs["true_emotion"].cast(pl.String).to_numpy()
+        self.predicted, probabilities = self.labeller.label(observed, truth)
         self._yesterday = observed
         return DayStep(
             day=day,
             logs=logs,
             predicted=self.predicted,
             probabilities=probabilities,
-            true_label=logs["true_emotion"].cast(pl.String).to_numpy(),
+            true_label=truth,
             rows=result.rows,
             positions=result.positions,
             videos=result.videos,
@@ -145,7 +147,7 @@ class ClosedLoopEnv(Cohort):
             satisfaction=result.satisfaction,
         )
 
-    def _pad(self, feed: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pad_feed(self, feed: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pad a shorter feed to the fixed shape the day's noise was drawn for."""
         n, f = self.n_users, self.settings.feed_length
         if feed.shape != valid.shape or feed.shape[0] != n or feed.shape[1] > f:

@@ -1,0 +1,178 @@
+"""Paired per-user effects: how much a policy changes each user's metrics against a reference
+policy, with a per-user bootstrap interval.
+
+Every policy faces the same evaluation users under common random numbers, so the unit of
+comparison is the user: d_u = metric_u(policy) - metric_u(reference), over the users for whom
+both are defined. The bootstrap resamples users (the same resamples for every policy, label
+source and metric, so intervals are coherent), vectorised as one matrix product of resample
+counts with the per-user values; the 95 % interval is the percentile interval of the
+resampled means.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+
+from .metrics import (
+    LABEL_SOURCES,
+    bounced,
+    engagement_reward_total,
+    final_dominant_happy,
+    full_recovery,
+    happy_at_least_once,
+    label_matrix,
+    mean_valence_score,
+    negative_days,
+    recovery_times,
+    value_matrix,
+    volatility,
+)
+
+#: per-user metrics, in table order; null where undefined for the user
+USER_METRICS = (
+    "negative_days",
+    "happy_at_least_once",
+    "final_dominant_happy",
+    "full_recovery_eligible",
+    "full_recovery",
+    "volatility",
+    "bounced",
+    "engagement_reward",
+    "mean_valence",
+    "mean_latent_valence",
+    "recovery_time",
+)
+CONFIDENCE = 0.95
+
+
+def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
+    """One row per policy, label source and user: every metric of `USER_METRICS` defined per
+    user (the population figures of `metrics.summarise` are their means, except
+    full_recovery, whose rate is over the eligible users: its per-user value is null for a
+    user who is not eligible)."""
+    frames = []
+    for policy in rollouts["policy"].unique(maintain_order=True):
+        frame = rollouts.filter(pl.col("policy") == policy)
+        _, watch = value_matrix(frame, "watch_minutes")
+        _, scroll = value_matrix(frame, "scroll_minutes")
+        _, latent = value_matrix(frame, "true_valence")
+        for source, column in LABEL_SOURCES.items():
+            users, labels = label_matrix(frame, column)
+            eligible, recovered = full_recovery(labels)
+            values = {
+                "negative_days": negative_days(labels),
+                "happy_at_least_once": happy_at_least_once(labels),
+                "final_dominant_happy": final_dominant_happy(labels),
+                "full_recovery_eligible": eligible,
+                "full_recovery": np.where(eligible, recovered, np.nan),
+                "volatility": volatility(labels),
+                "bounced": bounced(labels),
+                "engagement_reward": engagement_reward_total(watch, scroll),
+                "mean_valence": mean_valence_score(labels),
+                "mean_latent_valence": latent.mean(axis=1),
+                "recovery_time": recovery_times(labels),
+            }
+            frames.append(pl.DataFrame({
+                "policy": policy,
+                "label_source": source,
+                "user_id": users.astype(np.int32),
+                **{name: np.asarray(values[name], dtype=np.float64) for name in USER_METRICS},
+            }).with_columns(pl.col(name).fill_nan(None) for name in USER_METRICS))
+    return pl.concat(frames)
+
+
+def resample_counts(n_users: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(resamples, n_users) how often each user is drawn in each bootstrap resample."""
+    draws = rng.integers(0, n_users, size=(resamples, n_users))
+    offsets = np.arange(resamples)[:, None] * n_users
+    return np.bincount((draws + offsets).ravel(), minlength=resamples * n_users).reshape(resamples, n_users)
+
+
+def paired_effects(
+    metrics: pl.DataFrame, reference: str, resamples: int, rng: np.random.Generator,
+    ceiling: str | None = None,
+) -> pl.DataFrame:
+    """One row per policy other than `reference`, label source and metric: the mean paired
+    difference (`effect`) over the `n` users where both values are defined, its 95 %
+    percentile bootstrap interval, the reference's mean over those users and the effect
+    relative to it; with `ceiling`, the effect as a share of the ceiling policy's effect
+    (`share_of_ceiling`: how much of the gap between the reference and the ceiling it closes)."""
+    policies = metrics["policy"].unique(maintain_order=True).to_list()
+    if reference not in policies:
+        raise ValueError(f"user metrics lack the reference policy {reference!r} (have {policies})")
+    users = metrics.filter(pl.col("policy") == reference)["user_id"].unique().sort()
+    others = [p for p in policies if p != reference]
+    keys, diffs, refs = [], [], []
+    for source in metrics["label_source"].unique(maintain_order=True).to_list():
+        def values(policy: str) -> np.ndarray:
+            rows = metrics.filter((pl.col("policy") == policy) & (pl.col("label_source") == source))
+            aligned = pl.DataFrame({"user_id": users}).join(rows, on="user_id", how="left", maintain_order="left")
+            if aligned["policy"].null_count():
+                raise ValueError(f"{policy!r} ({source}) lacks users the reference {reference!r} has")
+            return aligned.select(USER_METRICS).to_numpy().astype(np.float64)
+
+        base = values(reference)
+        for policy in others:
+            diffs.append(values(policy) - base)
+            refs.append(np.where(np.isnan(diffs[-1]), np.nan, base))
+            keys += [(policy, source, metric) for metric in USER_METRICS]
+    if not keys:
+        return _empty()
+    d = np.concatenate(diffs, axis=1)  # users x (policy, source, metric)
+    r = np.concatenate(refs, axis=1)
+    defined = ~np.isnan(d)
+    n = defined.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        effect = np.nansum(d, axis=0) / n
+        ref_mean = np.nansum(r, axis=0) / n
+        weights = resample_counts(len(users), resamples, rng).astype(np.float64)
+        boot = (weights @ np.where(defined, d, 0.0)) / (weights @ defined)
+    tail = 100 * (1 - CONFIDENCE) / 2
+    with warnings.catch_warnings():  # a metric nobody has (no eligible user) stays NaN, then null
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+    frame = pl.DataFrame(
+        {
+            "policy": [k[0] for k in keys],
+            "label_source": [k[1] for k in keys],
+            "metric": [k[2] for k in keys],
+            "reference": reference,
+            "n": n.astype(np.int64),
+            "effect": effect,
+            "ci95_low": low,
+            "ci95_high": high,
+            "reference_mean": ref_mean,
+        }
+    ).with_columns(pl.col("effect", "ci95_low", "ci95_high", "reference_mean").fill_nan(None))
+    frame = frame.with_columns(
+        pl.when(pl.col("reference_mean").abs() > 0)
+        .then(pl.col("effect") / pl.col("reference_mean").abs())
+        .alias("relative_effect")
+    )
+    return _with_ceiling_share(frame, ceiling)
+
+
+def _with_ceiling_share(frame: pl.DataFrame, ceiling: str | None) -> pl.DataFrame:
+    if ceiling is None or ceiling not in frame["policy"]:
+        return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("share_of_ceiling"))
+    gap = frame.filter(pl.col("policy") == ceiling).select(
+        "label_source", "metric", pl.col("effect").alias("_ceiling")
+    )
+    return (
+        frame.join(gap, on=["label_source", "metric"], how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("_ceiling").abs() > 0).then(pl.col("effect") / pl.col("_ceiling")).alias("share_of_ceiling")
+        )
+        .drop("_ceiling")
+    )
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema={
+        "policy": pl.String, "label_source": pl.String, "metric": pl.String, "reference": pl.String, "n": pl.Int64,
+        "effect": pl.Float64, "ci95_low": pl.Float64, "ci95_high": pl.Float64, "reference_mean": pl.Float64,
+        "relative_effect": pl.Float64, "share_of_ceiling": pl.Float64,
+    })
