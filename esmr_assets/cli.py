@@ -43,8 +43,9 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "select seed, count(*) as user_days from user_day_logs group by seed order by seed",
     ),
     (
-        "emotion models on test users (accuracy and macro-F1 vs cluster labels; paper: TabTransformer 0.983)",
-        "select seed, model, round(accuracy, 3) as accuracy, round(macro_f1, 3) as macro_f1, "
+        "emotion models on test users (accuracy and macro-F1 vs cluster labels; paper: TabTransformer 0.983); "
+        "*_on_truth: trained on the latent truth, what behaviour reveals about emotion (a diagnostic)",
+        "select seed, model, trained_on, round(accuracy, 3) as accuracy, round(macro_f1, 3) as macro_f1, "
         "round(accuracy_vs_truth, 3) as accuracy_vs_latent_truth, paper_accuracy "
         "from emotion_model_scores order by seed, accuracy desc",
     ),
@@ -64,6 +65,14 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "select seed, agent, epoch, round(mean_reward, 3) as reward, round(mean_r_eng, 3) as r_eng, "
         "round(mean_r_emo, 3) as r_emo, round(mean_r_cause, 3) as r_cause, round(states_visited, 3) as states_visited "
         "from q_learning_curve where epoch = (select max(epoch) from q_learning_curve) order by seed, agent",
+    ),
+    (
+        "paired per-user effects against the reference policy on the latent truth (95 % per-user bootstrap "
+        "interval; oracle_* read the latent state: diagnostics; share = of oracle_best_feed's effect)",
+        "select seed, metric, e.policy, oracle, n, round(effect, 3) as effect, round(ci95_low, 3) as ci95_low, "
+        "round(ci95_high, 3) as ci95_high, round(share_of_ceiling, 2) as share "
+        "from policy_effects as e join policy_registry as r on r.policy = e.policy where label_source = 'true' "
+        "and metric in ('negative_days', 'mean_latent_valence', 'engagement_reward') order by seed, metric, r.position",
     ),
     (
         "policy comparison on the latent true emotions (paper's ESMR / LightGBM figures beside ours; "

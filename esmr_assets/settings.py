@@ -191,7 +191,7 @@ class EvaluationSettings(_Frozen):
         2000, ge=100, description="per-user bootstrap resamples behind each effect's 95 % interval"
     )
     oracle_draws: int = Field(
-        4, ge=1, description="oracle_best_feed: days simulated per bucket to estimate the expected next-day "
+        2, ge=1, description="oracle_best_feed: days simulated per bucket to estimate the expected next-day "
         "latent valence (the same draws for every bucket)"
     )
 

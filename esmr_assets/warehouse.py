@@ -89,7 +89,8 @@ def _base_connection() -> duckdb.DuckDBPyConnection:
     # SQL models' Parquet must be byte-identical for the same inputs.
     con = duckdb.connect(":memory:", config={"threads": 1})
     con.execute(_registry_sql())
-    con.create_function("t_quantile", t_quantile, ["DOUBLE", "BIGINT"], "DOUBLE", side_effects=False)
+    con.create_function("t_quantile", t_quantile, ["DOUBLE", "BIGINT"], "DOUBLE", null_handling="special",
+                        side_effects=False)
     return con
 
 

@@ -7,7 +7,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.evaluation.effects import USER_METRICS, paired_effects, resample_counts, user_metrics
+from esmr_assets.evaluation.effects import (
+    USER_METRICS,
+    paired_effects,
+    resample_counts,
+    user_metrics,
+)
 from esmr_assets.evaluation.metrics import summarise
 from esmr_assets.vocabulary import TRUE_EMOTIONS
 

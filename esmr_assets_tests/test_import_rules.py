@@ -10,9 +10,9 @@ type-checking imports included), so that a new violation fails here rather than 
 """
 
 import ast
+import graphlib
 from pathlib import Path
 
-import graphlib
 import pytest
 
 import esmr_assets

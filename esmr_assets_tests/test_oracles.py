@@ -100,12 +100,12 @@ def test_best_feed_is_deterministic_and_picks_the_best_expected_bucket(world):
     assert valence.std(axis=1).mean() > 0  # buckets differ
 
 
-def test_best_feed_beats_the_deployable_feeds_on_next_day_valence(world):
+def test_best_feed_beats_the_deployable_feeds_on_next_day_valence(world, threshold_model):
     videos, users, feeds = world
     artifacts = Artifacts(feeds, {}, {}, SETTINGS, SEED)
 
     def valence(name):
-        env = ClosedLoopEnv(videos, users, SETTINGS.simulation, SEED, DailyLabeller())
+        env = ClosedLoopEnv(videos, users, SETTINGS.simulation, SEED, DailyLabeller(threshold_model))
         frame = rollout(env, build_policy(registry.spec(name), artifacts), name)
         return frame.filter(pl.col("day") >= 1)["true_valence"].mean()
 
@@ -114,6 +114,6 @@ def test_best_feed_beats_the_deployable_feeds_on_next_day_valence(world):
 
 
 def test_an_oracle_must_be_named_so():
-    spec = dataclasses.replace(registry.spec("oracle_best_feed"), name="best_feed")
+    spec = dataclasses.replace(registry.spec("oracle_best_feed"), name="best_feed", stream_key=99)
     with pytest.raises(ValueError, match="oracle_"):
         registry._check((*registry.POLICIES, spec))

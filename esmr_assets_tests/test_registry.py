@@ -22,11 +22,12 @@ def test_stream_keys_are_fixed():
     """Changing one would change that policy's draws, and so the stored results."""
     keys = {spec.name: spec.stream_key for spec in registry.POLICIES}
     assert keys == {"lightgbm": 1, "esmr": 2, "esmr_no_emotion": 3, "esmr_no_engagement": 4, "random": 5,
-                    "igl_p3": 6, "igl_p2": 7, "cb_like": 8, "cb_comment": 9, "esmr_igl": 10}
+                    "igl_p3": 6, "igl_p2": 7, "cb_like": 8, "cb_comment": 9, "esmr_igl": 10, "oracle_esmr": 11,
+                    "oracle_best_feed": 12}
 
 
 def test_agents_and_bandits_come_from_the_entries():
-    assert registry.AGENTS == ("esmr", "esmr_no_emotion", "esmr_no_engagement", "esmr_igl")
+    assert registry.AGENTS == ("esmr", "esmr_no_emotion", "esmr_no_engagement", "esmr_igl", "oracle_esmr")
     assert registry.BANDITS == ("igl_p3", "igl_p2", "cb_like", "cb_comment")
     assert all(registry.spec(name).learns_online for name in registry.BANDITS)
     assert not any(spec.learns_online for spec in registry.POLICIES if spec.name not in registry.BANDITS)

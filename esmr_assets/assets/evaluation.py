@@ -10,6 +10,7 @@ from ..evaluation.comparison import evaluation_table, representative_user
 from ..evaluation.effects import paired_effects, user_metrics
 from ..evaluation.plots import (
     daily_emotion_mix,
+    effects_forest,
     policy_comparison,
     policy_trajectories,
     reward_fairness,
@@ -116,7 +117,7 @@ def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_met
     effect it achieves, and n. Oracle rows are diagnostics (`oracle` column)."""
     settings, seed = esmr.settings().evaluation, esmr.seed(context)
     effects = paired_effects(
-        user_metrics, settings.reference_policy, settings.bootstrap_resamples, stream(seed, "bootstrap"),
+        user_metrics, settings.reference_policy, settings.bootstrap_resamples, stream(seed, "evaluation"),
         ceiling="oracle_best_feed",
     ).with_columns(pl.col("policy").is_in(list(registry.ORACLES)).alias("oracle"))
     headline = effects.filter((pl.col("label_source") == "true") & pl.col("metric").is_in(list(HEADLINE)))

@@ -18,6 +18,7 @@ STAGES = {
     "closed_loop": 5,  # the closed-loop environment's daily user noise (policy-independent)
     "policy": 6,  # policies' own randomness: exploration, random feeds
     "sampling": 7,  # seeded samples of users or days that bound model fits at large scale
+    "evaluation": 8,  # the bootstrap resamples of the paired effects
 }
 
 
