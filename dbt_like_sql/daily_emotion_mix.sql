@@ -1,5 +1,5 @@
 -- Share of each emotion per day and policy, over the evaluation users of every seed, on the
--- predicted and on the latent true labels.
+-- predicted and on the latent true labels; `oracle` marks the diagnostic policies.
 with labels as (
     select seed, policy, day, 'predicted' as label_source, predicted_label as emotion from policy_rollouts
     union all
@@ -7,11 +7,13 @@ with labels as (
 )
 select
     seed,
-    policy,
+    labels.policy,
+    coalesce(bool_or(r.reads_latent), false) as oracle,
     label_source,
     day,
     emotion,
-    count(*) / sum(count(*)) over (partition by seed, policy, label_source, day) as share
+    count(*) / sum(count(*)) over (partition by seed, labels.policy, label_source, day) as share
 from labels
-group by seed, policy, label_source, day, emotion
-order by seed, policy, label_source, day, emotion
+left join policy_registry as r on r.policy = labels.policy
+group by seed, labels.policy, label_source, day, emotion
+order by seed, labels.policy, label_source, day, emotion

@@ -1,9 +1,10 @@
 -- Mean of each metric per policy and label source across all materialized seeds, with a
 -- 95 % t interval (mean +- t(0.975, n - 1) * sd / sqrt(n), the exact t quantile for any
--- number of seeds; null with fewer than two seeds).
+-- number of seeds; null with fewer than two seeds). `oracle` marks the diagnostic policies.
 with per_metric as (
     select
         policy,
+        bool_or(oracle) as oracle,
         label_source,
         metric,
         count(value) as seeds,
@@ -15,6 +16,7 @@ with per_metric as (
 )
 select
     policy,
+    oracle,
     label_source,
     metric,
     seeds,

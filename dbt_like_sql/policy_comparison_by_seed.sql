@@ -1,7 +1,9 @@
--- Every metric of evaluation_metrics in long form: one row per seed, policy, label source and metric.
+-- Every metric of evaluation_metrics in long form: one row per seed, policy, label source and metric;
+-- `oracle` marks the diagnostic policies that read the latent state (policy_registry).
 select
     e.seed,
     e.policy,
+    coalesce(r.reads_latent, false) as oracle,
     e.label_source,
     m.metric,
     m.value
@@ -22,4 +24,5 @@ cross join lateral (
         ('negative_share', e.negative_share),
         ('decoded_accuracy', e.decoded_accuracy)
 ) as m (metric, value)
+left join policy_registry as r on r.policy = e.policy
 order by e.seed, e.policy, e.label_source, m.metric

@@ -1,32 +1,36 @@
 -- Paired per-user effects against the reference policy across all materialized seeds: per
 -- policy, label source and metric, the mean of the per-seed effects with a 95 % t interval
--- across seeds (exact t quantile for any number of seeds; null with fewer than two), and how
--- many seeds' own bootstrap intervals lie wholly above zero and wholly below. `oracle` marks
--- the diagnostic policies that read the latent state.
+-- across seeds (exact t quantile for any number of seeds; null with fewer than two), how many
+-- seeds' own bootstrap intervals lie wholly above zero and wholly below, and the mean effect as
+-- a share of oracle_best_feed's mean effect (how much of the gap between the reference and
+-- the best achievable it closes). `oracle` marks the diagnostic policies.
 with per_metric as (
     select
-        policy,
+        e.policy,
         label_source,
         metric,
         reference,
-        bool_or(oracle) as oracle,
+        coalesce(bool_or(r.reads_latent), false) as oracle,
         count(effect) as seeds,
         avg(effect) as effect,
         stddev_samp(effect) as sd,
         count(*) filter (where ci95_low > 0) as seeds_above_zero,
         count(*) filter (where ci95_high < 0) as seeds_below_zero,
         avg(relative_effect) as relative_effect,
-        avg(share_of_ceiling) as share_of_ceiling,
         avg(n) as users
-    from policy_effects
+    from policy_effects as e
+    left join policy_registry as r on r.policy = e.policy
     where isfinite(effect)  -- a metric nobody has in a seed (no eligible user) is left out
-    group by policy, label_source, metric, reference
+    group by e.policy, label_source, metric, reference
+),
+ceiling as (
+    select label_source, metric, effect as ceiling_effect from per_metric where policy = 'oracle_best_feed'
 )
 select
     policy,
     oracle,
-    label_source,
-    metric,
+    per_metric.label_source,
+    per_metric.metric,
     reference,
     seeds,
     users,
@@ -37,6 +41,7 @@ select
     seeds_above_zero,
     seeds_below_zero,
     relative_effect,
-    share_of_ceiling
+    case when ceiling_effect <> 0 then effect / ceiling_effect end as share_of_ceiling
 from per_metric
-order by policy, label_source, metric
+left join ceiling on ceiling.label_source = per_metric.label_source and ceiling.metric = per_metric.metric
+order by policy, per_metric.label_source, per_metric.metric

@@ -1,6 +1,7 @@
 -- IGL-P's fairness view (its Fig. 4) over all materialized seeds: per policy and
 -- communication style, the share of served impressions whose latent satisfaction was
--- r = +1 and r = -1, averaged across seeds, with the spread between seeds.
+-- r = +1 and r = -1, averaged across seeds, with the spread between seeds. `oracle` marks the
+-- diagnostic policies that read the latent state.
 with per_seed as (
     select e.seed, e.policy, g.feedback_style, g.positive_share, g.negative_share
     from evaluation_metrics as e
@@ -13,7 +14,8 @@ with per_seed as (
     where e.label_source = 'true'  -- the shares do not depend on the label source
 )
 select
-    policy,
+    per_seed.policy,
+    coalesce(bool_or(r.reads_latent), false) as oracle,
     feedback_style,
     count(*) as seeds,
     avg(positive_share) as positive_share,
@@ -21,5 +23,6 @@ select
     avg(negative_share) as negative_share,
     stddev_samp(negative_share) as negative_share_sd
 from per_seed
-group by policy, feedback_style
-order by policy, feedback_style
+left join policy_registry as r on r.policy = per_seed.policy
+group by per_seed.policy, feedback_style
+order by per_seed.policy, feedback_style

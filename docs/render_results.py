@@ -26,7 +26,6 @@ from esmr_assets.evaluation.metrics import (
 )
 from esmr_assets.evaluation.plots import effects_forest
 from esmr_assets.io_manager import markdown_table_text
-from esmr_assets.policy.registry import ORACLES
 from esmr_assets.settings import load_settings
 from esmr_assets.storage import storage_root
 from esmr_assets.warehouse import run_query
@@ -35,6 +34,17 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 FAIRNESS_START, FAIRNESS_END = "<!-- fairness:start -->", "<!-- fairness:end -->"
 EFFECTS_START, EFFECTS_END = "<!-- effects:start -->", "<!-- effects:end -->"
 FOREST_PNG = Path(__file__).resolve().parent / "effects_forest.png"
+#: where each of the paper's figures comes from (../shared/papers/esmr-reference-code-facts.md):
+#: computed by the paper's public code, or only stated in the paper
+PROVENANCE = {
+    "negative_days": "stated",
+    "happy_at_least_once": "code",
+    "final_dominant_happy": "code",
+    "full_recovery": "code, another definition",
+    "volatility": "stated",
+    "bounce_rate": "stated",
+    "engagement_reward": "stated",
+}
 SHOWN = (
     ("negative_days", "negative days", 2),
     ("happy_at_least_once", "happy ≥ once", 3),
@@ -74,9 +84,10 @@ def comparison_markdown(root: Path, label_source: str) -> str:
     for metric, title, _ in SHOWN:
         esmr, base = PAPER_FIGURES.get(metric), PAPER_BASELINE.get(metric)
         if metric == "volatility":
-            paper[title] = f"{PAPER_VOLATILITY_CHANGE:+.1%} vs LightGBM"
+            figure = f"{PAPER_VOLATILITY_CHANGE:+.1%} vs LightGBM"
         else:
-            paper[title] = "–" if esmr is None else f"{esmr}" + ("" if base is None else f" ({base})")
+            figure = "–" if esmr is None else f"{esmr}" + ("" if base is None else f" ({base})")
+        paper[title] = figure if figure == "–" else f"{figure} *{PROVENANCE[metric]}*"
     rows.append(paper)
     return f"Mean over {seeds} seeds [95 % t interval]:\n\n" + markdown_table_text(pl.DataFrame(rows))
 
@@ -165,7 +176,7 @@ def main() -> None:
     ])
     text = _replace(text, EFFECTS_START, EFFECTS_END, effects, args.readme)
     across = run_query(root, "select * from policy_effects_across_seeds")
-    FOREST_PNG.write_bytes(effects_forest(across, ORACLES))
+    FOREST_PNG.write_bytes(effects_forest(across))
     args.readme.write_text(text)
     print(f"rewrote the results block of {args.readme}")
 

@@ -62,7 +62,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
     ),
     (
         "Q-learning: last epoch per agent (mean reward per user-day and its Eq. 8 parts)",
-        "select seed, agent, epoch, round(mean_reward, 3) as reward, round(mean_r_eng, 3) as r_eng, "
+        "select seed, agent, oracle, epoch, round(mean_reward, 3) as reward, round(mean_r_eng, 3) as r_eng, "
         "round(mean_r_emo, 3) as r_emo, round(mean_r_cause, 3) as r_cause, round(states_visited, 3) as states_visited "
         "from q_learning_curve where epoch = (select max(epoch) from q_learning_curve) order by seed, agent",
     ),
@@ -77,7 +77,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
     (
         "policy comparison on the latent true emotions (paper's ESMR / LightGBM figures beside ours; "
         "change = relative to lightgbm)",
-        "select seed, e.policy, round(negative_days, 2) as neg_days, paper_negative_days as \"(paper)\", "
+        "select seed, e.policy, e.oracle, round(negative_days, 2) as neg_days, paper_negative_days as \"(paper)\", "
         "round(happy_at_least_once, 3) as happy_once, paper_happy_at_least_once as \"(paper) \", "
         "round(final_dominant_happy, 3) as final_happy, paper_final_dominant_happy as \"(paper)  \", "
         "round(full_recovery, 3) as recovery, paper_full_recovery as \"(paper)   \", "
@@ -91,7 +91,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
     (
         "latent satisfaction of what each policy served, per communication style (share of impressions with "
         "r = +1 / r = -1; IGL-P's Fig. 4 view) and the decoded rewards' sign accuracy",
-        "select seed, e.policy, round(positive_share_expressive, 3) as \"r=+1 expressive\", "
+        "select seed, e.policy, e.oracle, round(positive_share_expressive, 3) as \"r=+1 expressive\", "
         "round(positive_share_critical, 3) as \"r=+1 critical\", round(positive_share_passive, 3) as \"r=+1 passive\", "
         "round(negative_share_expressive, 3) as \"r=-1 expressive\", round(negative_share_critical, 3) as \"r=-1 critical\", "
         "round(negative_share_passive, 3) as \"r=-1 passive\", round(decoded_accuracy, 3) as decoded_accuracy "

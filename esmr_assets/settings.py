@@ -188,7 +188,7 @@ class EvaluationSettings(_Frozen):
         "lightgbm", description="the policy every other is compared with (a name of policy.registry.POLICIES)"
     )
     bootstrap_resamples: int = Field(
-        2000, ge=100, description="per-user bootstrap resamples behind each effect's 95 % interval"
+        2000, ge=2000, description="per-user bootstrap resamples behind each effect's 95 % interval"
     )
     oracle_draws: int = Field(
         2, ge=1, description="oracle_best_feed: days simulated per bucket to estimate the expected next-day "

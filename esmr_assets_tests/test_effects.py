@@ -48,7 +48,7 @@ def synthetic_metrics(values: dict[str, np.ndarray]) -> pl.DataFrame:
 def test_user_metrics_average_to_the_population_figures():
     rollouts = synthetic_rollouts()
     metrics = user_metrics(rollouts)
-    assert metrics.height == 2 * 2 * 40 and metrics.columns[:3] == ["policy", "label_source", "user_id"]
+    assert metrics.height == 2 * 2 * 40 and metrics.columns[:4] == ["policy", "oracle", "label_source", "user_id"]
     frame = rollouts.filter(pl.col("policy") == "esmr").sort("user_id", "day")
     shape = (40, 12)
     figures = summarise(frame["true_emotion"].to_numpy().reshape(shape), frame["watch_minutes"].to_numpy().reshape(shape),
@@ -57,7 +57,7 @@ def test_user_metrics_average_to_the_population_figures():
     for name in ("negative_days", "happy_at_least_once", "volatility", "engagement_reward", "mean_latent_valence",
                  "recovery_time", "full_recovery"):
         assert mine[name].mean() == pytest.approx(figures[name]), name
-    assert mine["bounced"].mean() == pytest.approx(figures["bounce_rate"])
+    assert mine["bounce_rate"].mean() == pytest.approx(figures["bounce_rate"])
     assert mine["full_recovery_eligible"].sum() == figures["full_recovery_eligible"]
     # full recovery is defined only for the eligible users
     assert (mine["full_recovery"].is_null() == (mine["full_recovery_eligible"] == 0)).all()

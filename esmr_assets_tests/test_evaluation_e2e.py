@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from esmr_assets.evaluation.metrics import METRICS
-from esmr_assets.policy.registry import BANDITS
+from esmr_assets.policy.registry import BANDITS, label_sources
 from esmr_assets.policy.registry import POLICY_NAMES as POLICIES
 from esmr_assets.policy.streak import rl_active
 from esmr_assets.resources import run_config
@@ -69,7 +69,8 @@ def test_rollouts_cover_every_policy_user_and_day(smoke_graph):
 def test_metrics_hold_every_policy_and_label_source(smoke_graph):
     root, _ = smoke_graph
     metrics = table(root, "evaluation_metrics")
-    assert metrics.select("policy", "label_source").rows() == [(p, s) for p in POLICIES for s in ("predicted", "true")]
+    assert metrics.select("policy", "label_source").rows() == [(p, s) for p in POLICIES for s in label_sources(p)]
+    assert metrics.filter(pl.col("oracle"))["policy"].unique().sort().to_list() == ["oracle_best_feed", "oracle_esmr"]
     assert set(METRICS) <= set(metrics.columns)
     baseline = metrics.filter(pl.col("policy") == "lightgbm")
     assert (baseline["change_negative_days"].fill_null(0.0) == 0).all()
@@ -96,6 +97,75 @@ def test_feedback_metrics_per_style_match_the_rollouts(smoke_graph):
     assert (root / "evaluation_metrics" / "seed=2" / "reward_fairness.png").stat().st_size > 0
 
 
+def test_effects_match_a_duckdb_recomputation_from_the_rollouts(smoke_graph):
+    """negative days and mean latent valence, paired per user against lightgbm, recomputed
+    from policy_rollouts in SQL alone."""
+    root, result = smoke_graph
+    effects = table(root, "policy_effects").filter(pl.col("label_source") == "true")
+    assert set(effects["policy"]) == set(POLICIES) - {"lightgbm"} and (effects["reference"] == "lightgbm").all()
+    recomputed = run_query(root, """
+        with per_user as (
+            select policy, user_id, sum((true_emotion in ('stressed', 'disappointed'))::int)::double as negative_days,
+                   avg(true_valence) as mean_latent_valence
+            from policy_rollouts where seed = 2 group by policy, user_id
+        )
+        select p.policy, avg(p.negative_days - r.negative_days) as negative_days,
+               avg(p.mean_latent_valence - r.mean_latent_valence) as mean_latent_valence, count(*) as n
+        from per_user as p join per_user as r on r.user_id = p.user_id and r.policy = 'lightgbm'
+        where p.policy <> 'lightgbm' group by p.policy
+    """)
+    checked = 0
+    for row in recomputed.iter_rows(named=True):
+        for metric in ("negative_days", "mean_latent_valence"):
+            mine = effects.filter((pl.col("policy") == row["policy"]) & (pl.col("metric") == metric)).row(0, named=True)
+            assert mine["effect"] == pytest.approx(row[metric], abs=1e-9) and mine["n"] == row["n"]
+            assert mine["ci95_low"] <= mine["effect"] <= mine["ci95_high"]
+            checked += 1
+    assert checked == 2 * (len(POLICIES) - 1)
+    assert effects.filter(pl.col("oracle"))["policy"].unique().sort().to_list() == ["oracle_best_feed", "oracle_esmr"]
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "policy_effects"]
+    assert "effects_forest" in event.materialization.metadata
+    assert (root / "policy_effects" / "seed=2" / "effects_forest.png").stat().st_size > 0
+
+
+def test_user_metrics_average_to_the_evaluation_table(smoke_graph):
+    root, _ = smoke_graph
+    per_user = table(root, "user_metrics")
+    metrics = table(root, "evaluation_metrics")
+    means = per_user.group_by("policy", "label_source", maintain_order=True).agg(
+        pl.col("negative_days", "mean_latent_valence", "engagement_reward").mean(), pl.len().alias("users"))
+    joined = means.join(metrics, on=["policy", "label_source"], suffix="_table")
+    assert joined.height == sum(len(label_sources(p)) for p in POLICIES)
+    for name in ("negative_days", "mean_latent_valence", "engagement_reward", "users"):
+        assert np.allclose(joined[name], joined[f"{name}_table"]), name
+
+
+def test_the_observability_ceiling_is_scored_against_the_truth(smoke_graph):
+    root, _ = smoke_graph
+    scores = table(root, "emotion_model_scores")
+    on_truth = scores.filter(pl.col("trained_on") == "latent_truth")
+    assert set(on_truth["model"]) == {"tabtransformer_on_truth", "lightgbm_on_truth", "logistic_regression_on_truth",
+                                      "majority_class_of_truth"}
+    assert on_truth["accuracy_vs_truth"].is_between(0, 1).all()
+    majority = on_truth.filter(pl.col("model") == "majority_class_of_truth")["accuracy_vs_truth"][0]
+    assert on_truth["accuracy_vs_truth"].max() > majority  # behaviour says something about the latent emotion
+
+
+def test_effects_across_seeds_use_the_exact_t_quantile(two_seeds):
+    root, _ = two_seeds
+    across = run_query(root, "select * from policy_effects_across_seeds where label_source = 'true'")
+    per_seed = pl.concat([table(root, "policy_effects", s) for s in SEEDS]).filter(pl.col("label_source") == "true")
+    row = across.filter((pl.col("policy") == "esmr") & (pl.col("metric") == "negative_days")).row(0, named=True)
+    values = per_seed.filter((pl.col("policy") == "esmr") & (pl.col("metric") == "negative_days"))
+    effects = values["effect"].to_numpy()
+    half = stats.t.ppf(0.975, 1) * effects.std(ddof=1) / np.sqrt(2)
+    assert row["seeds"] == 2 and row["effect"] == pytest.approx(effects.mean())
+    assert row["ci95_low"] == pytest.approx(effects.mean() - half, rel=1e-9)
+    assert row["seeds_above_zero"] == int((values["ci95_low"] > 0).sum())
+    assert row["seeds_below_zero"] == int((values["ci95_high"] < 0).sum())
+    assert across.filter(pl.col("oracle"))["policy"].unique().len() == 2
+
+
 def test_reward_fairness_by_group_averages_the_seeds(two_seeds):
     root, _ = two_seeds
     fairness = run_query(root, "select * from reward_fairness_by_group")
@@ -119,8 +189,8 @@ def test_policy_comparison_intervals_match_numpy(two_seeds):
         assert row["seeds"] == values.size and row["mean"] == pytest.approx(values.mean())
         if values.size >= 2:
             half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
-            assert row["ci95_low"] == pytest.approx(values.mean() - half, rel=1e-4, abs=1e-9)
-            assert row["ci95_high"] == pytest.approx(values.mean() + half, rel=1e-4, abs=1e-9)
+            assert row["ci95_low"] == pytest.approx(values.mean() - half, rel=1e-9, abs=1e-12)
+            assert row["ci95_high"] == pytest.approx(values.mean() + half, rel=1e-9, abs=1e-12)
             checked += 1
     assert checked > 0
 
@@ -141,7 +211,8 @@ def test_sql_models_rerun_to_identical_bytes(two_seeds):
     root, _ = two_seeds
     models = sorted(p for p in root.glob("*/part-0.parquet"))
     assert {p.parent.name for p in models} == {"policy_comparison_by_seed", "policy_comparison", "daily_emotion_mix",
-                                               "causal_parent_frequency", "reward_fairness_by_group"}
+                                               "causal_parent_frequency", "reward_fairness_by_group",
+                                               "policy_effects_across_seeds"}
     before = {p: p.read_bytes() for p in models}
     config = run_config("smoke", root.parent)
     with dg.DagsterInstance.ephemeral() as instance:

@@ -73,6 +73,18 @@ def test_with_latent_labels_fed_in_both_see_the_same_states(world, threshold_mod
     assert np.array_equal(ordered["rl_active"].to_numpy().reshape(truth.shape), acting)
 
 
+def test_the_platform_labeller_never_reads_the_truth(world, threshold_model):
+    videos, users, feeds = world
+    env = ClosedLoopEnv(videos, users, SETTINGS.simulation, SEED, DailyLabeller())
+    env.reset()
+    step = env.step(*feeds.build(env.observation(), env.recently_shown()))
+    observed = step.logs.drop("true_emotion", "true_valence", "true_arousal")
+    first = DailyLabeller(threshold_model).reset(users.height).label(observed, step.true_label)
+    other = DailyLabeller(threshold_model).reset(users.height).label(observed, np.full(users.height, "happy"))
+    assert np.array_equal(first[0], other[0]) and np.array_equal(first[1], other[1])
+    assert (LatentLabeller().label(observed, step.true_label)[0] == step.true_label).all()
+
+
 def test_state_tracker_on_latent_labels_encodes_the_truth(world):
     videos, users, feeds = world
     env = ClosedLoopEnv(videos, users, SETTINGS.simulation, SEED, LatentLabeller())

@@ -18,7 +18,6 @@ from ..evaluation.plots import (
 from ..metadata import markdown_table, plot_metadata
 from ..model_io_manager import ON_CPU
 from ..partitions import seed_partitions
-from ..policy import registry
 from ..policy.models import AgentSet, BanditLearners
 from ..policy.ranker import EngagementRanker
 from ..policy.rollouts import run_rollouts
@@ -79,16 +78,18 @@ def evaluation_metrics(
     the paper's figures in separate columns; then the latent satisfaction of what each
     policy served, overall and per communication style, and the decoded rewards' accuracy."""
     table = evaluation_table(policy_rollouts, users)
-    preview = table.filter(pl.col("label_source") == "true").select("policy", *HEADLINE)
+    preview = table.filter(pl.col("label_source") == "true").select("policy", "oracle", *HEADLINE)
     return dg.MaterializeResult(
         value=table,
         metadata={
             "latent_truth": markdown_table(preview),
-            "predicted_labels": markdown_table(table.filter(pl.col("label_source") == "predicted").select("policy", *HEADLINE)),
+            "predicted_labels": markdown_table(
+                table.filter(pl.col("label_source") == "predicted").select("policy", "oracle", *HEADLINE)
+            ),
             **plot_metadata(context, esmr, "policy_comparison", policy_comparison(table)),
             "reward_fairness": markdown_table(
                 table.filter(pl.col("label_source") == "true").select(
-                    "policy", "positive_share", "negative_share", "decoded_accuracy",
+                    "policy", "oracle", "positive_share", "negative_share", "decoded_accuracy",
                     *(f"{sign}_share_{style}" for style in FEEDBACK_STYLES for sign in ("positive", "negative")),
                 )
             ),
@@ -119,7 +120,7 @@ def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_met
     effects = paired_effects(
         user_metrics, settings.reference_policy, settings.bootstrap_resamples, stream(seed, "evaluation"),
         ceiling="oracle_best_feed",
-    ).with_columns(pl.col("policy").is_in(list(registry.ORACLES)).alias("oracle"))
+    )
     headline = effects.filter((pl.col("label_source") == "true") & pl.col("metric").is_in(list(HEADLINE)))
     return dg.MaterializeResult(
         value=effects,
@@ -129,6 +130,6 @@ def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_met
             "latent_truth": markdown_table(
                 headline.select("policy", "oracle", "metric", "n", "effect", "ci95_low", "ci95_high", "share_of_ceiling")
             ),
-            **plot_metadata(context, esmr, "effects_forest", effects_forest(effects, registry.ORACLES)),
+            **plot_metadata(context, esmr, "effects_forest", effects_forest(effects)),
         },
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ..policy import registry
 from ..policy.rollouts import DECODED_ACCURACY, satisfaction_shares
 from ..vocabulary import FEEDBACK_STYLES
 from .metrics import (
@@ -53,9 +54,10 @@ def evaluation_table(rollouts: pl.DataFrame, styles: pl.DataFrame | None = None)
         _, watch = value_matrix(frame, "watch_minutes")
         _, scroll = value_matrix(frame, "scroll_minutes")
         _, latent = value_matrix(frame, "true_valence")
-        for source, column in LABEL_SOURCES.items():
-            users, labels = label_matrix(frame, column)
-            rows.append({"policy": policy, "label_source": source, "users": users.size,
+        for source in registry.label_sources(policy):
+            users, labels = label_matrix(frame, LABEL_SOURCES[source])
+            rows.append({"policy": policy, "oracle": registry.is_oracle(policy), "label_source": source,
+                         "users": users.size,
                          **summarise(labels, watch, scroll, latent)})
     table = pl.DataFrame(rows).with_columns(pl.col(m).cast(pl.Float64) for m in METRICS)
     if styles is not None:

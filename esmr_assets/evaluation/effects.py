@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import polars as pl
 
+from ..policy import registry
 from .metrics import (
     LABEL_SOURCES,
     bounced,
@@ -39,7 +40,7 @@ USER_METRICS = (
     "full_recovery_eligible",
     "full_recovery",
     "volatility",
-    "bounced",
+    "bounce_rate",
     "engagement_reward",
     "mean_valence",
     "mean_latent_valence",
@@ -59,8 +60,8 @@ def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
         _, watch = value_matrix(frame, "watch_minutes")
         _, scroll = value_matrix(frame, "scroll_minutes")
         _, latent = value_matrix(frame, "true_valence")
-        for source, column in LABEL_SOURCES.items():
-            users, labels = label_matrix(frame, column)
+        for source in registry.label_sources(policy):
+            users, labels = label_matrix(frame, LABEL_SOURCES[source])
             eligible, recovered = full_recovery(labels)
             values = {
                 "negative_days": negative_days(labels),
@@ -69,7 +70,7 @@ def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
                 "full_recovery_eligible": eligible,
                 "full_recovery": np.where(eligible, recovered, np.nan),
                 "volatility": volatility(labels),
-                "bounced": bounced(labels),
+                "bounce_rate": bounced(labels),  # per user 0 or 1: its mean is the rate
                 "engagement_reward": engagement_reward_total(watch, scroll),
                 "mean_valence": mean_valence_score(labels),
                 "mean_latent_valence": latent.mean(axis=1),
@@ -77,6 +78,7 @@ def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
             }
             frames.append(pl.DataFrame({
                 "policy": policy,
+                "oracle": registry.is_oracle(policy),
                 "label_source": source,
                 "user_id": users.astype(np.int32),
                 **{name: np.asarray(values[name], dtype=np.float64) for name in USER_METRICS},
@@ -137,6 +139,7 @@ def paired_effects(
     frame = pl.DataFrame(
         {
             "policy": [k[0] for k in keys],
+            "oracle": [registry.is_oracle(k[0]) for k in keys],
             "label_source": [k[1] for k in keys],
             "metric": [k[2] for k in keys],
             "reference": reference,
@@ -172,7 +175,7 @@ def _with_ceiling_share(frame: pl.DataFrame, ceiling: str | None) -> pl.DataFram
 
 def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema={
-        "policy": pl.String, "label_source": pl.String, "metric": pl.String, "reference": pl.String, "n": pl.Int64,
+        "policy": pl.String, "oracle": pl.Boolean, "label_source": pl.String, "metric": pl.String, "reference": pl.String, "n": pl.Int64,
         "effect": pl.Float64, "ci95_low": pl.Float64, "ci95_high": pl.Float64, "reference_mean": pl.Float64,
         "relative_effect": pl.Float64, "share_of_ceiling": pl.Float64,
     })

@@ -27,6 +27,12 @@ EMOTION_COLOURS = {
 }
 
 
+def policy_labels(rows: pl.DataFrame) -> list[str]:
+    """The `policy` column as axis labels, diagnostic `oracle` policies marked as such."""
+    oracle = rows["oracle"] if "oracle" in rows.columns else pl.Series([False] * rows.height)
+    return [f"{p} (oracle)" if o else p for p, o in zip(rows["policy"], oracle)]
+
+
 def to_png(fig: plt.Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
@@ -198,7 +204,7 @@ def reward_fairness(table: pl.DataFrame, styles: Sequence[str]) -> bytes:
     """IGL-P's Fig. 4 view: per policy, the share of served impressions with latent r = +1
     and r = -1 in each communication style group."""
     rows = table.filter(pl.col("label_source") == "true")
-    policies = rows["policy"].to_list()
+    policies = policy_labels(rows)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=False)
     width = 0.8 / len(styles)
     for ax, sign in zip(axes, ("positive", "negative")):
@@ -278,6 +284,7 @@ COMPARISON_PANELS = (
 def policy_comparison(table: pl.DataFrame) -> bytes:
     """Key metrics per policy, on predicted and on latent true labels side by side."""
     policies = table["policy"].unique(maintain_order=True).to_list()
+    labels = policy_labels(table.unique("policy", maintain_order=True))
     fig, axes = plt.subplots(2, 4, figsize=(14, 6))
     x = np.arange(len(policies))
     for ax, (metric, title) in zip(axes.ravel(), COMPARISON_PANELS):
@@ -285,7 +292,7 @@ def policy_comparison(table: pl.DataFrame) -> bytes:
             rows = table.filter(pl.col("label_source") == source)
             values = [rows.filter(pl.col("policy") == p)[metric].fill_null(np.nan)[0] for p in policies]
             ax.bar(x + (k - 0.5) * 0.4, values, width=0.4, color=colour, label=f"{source} labels")
-        ax.set_xticks(x, policies, rotation=35, ha="right", fontsize=8)
+        ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
     axes[0, 0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
@@ -296,13 +303,13 @@ def policy_comparison(table: pl.DataFrame) -> bytes:
 FOREST_METRICS = ("negative_days", "mean_latent_valence", "happy_at_least_once", "engagement_reward")
 
 
-def effects_forest(effects: pl.DataFrame, oracles: Sequence[str], label_source: str = "true",
-                   metrics: Sequence[str] = FOREST_METRICS) -> bytes:
+def effects_forest(effects: pl.DataFrame, label_source: str = "true", metrics: Sequence[str] = FOREST_METRICS) -> bytes:
     """Each policy's paired effect against the reference with its 95 % interval, one panel
     per metric, a line at zero; oracle policies (diagnostics that read the latent state)
     drawn hollow in another colour and labelled as such."""
     frame = effects.filter(pl.col("label_source") == label_source)
     policies = frame["policy"].unique(maintain_order=True).to_list()
+    oracles = set(frame.filter(pl.col("oracle"))["policy"])
     reference = frame["reference"][0] if frame.height else "reference"
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.42 * len(policies) + 1.6), sharey=True)
     y = np.arange(len(policies))[::-1]
@@ -321,9 +328,8 @@ def effects_forest(effects: pl.DataFrame, oracles: Sequence[str], label_source: 
         ax.axvline(0.0, color="black", lw=0.8)
         ax.set_title(metric.replace("_", " "), fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    labels = [f"{p} (oracle)" if p in oracles else p for p in policies]
     first = np.atleast_1d(axes)[0]
-    first.set_yticks(y, labels)
+    first.set_yticks(y, policy_labels(frame.unique("policy", maintain_order=True)))
     fig.suptitle(f"Paired per-user effect against {reference} ({label_source} labels), 95 % bootstrap interval",
                  fontsize=10)
     fig.tight_layout()

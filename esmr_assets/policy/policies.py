@@ -2,7 +2,9 @@
 names them, and the bandits that learn online are in `bandits.py`.
 
 A policy turns the day's observation into feeds; it sees what a platform would see
-(yesterday's behaviour, predicted emotions, what it showed) and never the latent truth.
+(yesterday's behaviour, predicted emotions, what it showed) and never the latent truth, except
+the diagnostic `oracle_*` entries of the registry: a hybrid on latent labels (the environment's
+labeller gives it the truth) and the oracles of `oracles.py`.
 
 - `LightGBMPolicy`: the engagement ranker alone.
 - `HybridPolicy`: ESMR. LightGBM while the user is stable; the Q-learning agent's bucket

@@ -105,6 +105,20 @@ BANDITS = tuple(spec.name for spec in POLICIES if spec.learner is not None)
 ORACLES = tuple(spec.name for spec in POLICIES if spec.reads_latent)
 
 
+def is_oracle(name: str) -> bool:
+    """Whether the policy `name` is a diagnostic that reads the latent state."""
+    return name in ORACLES
+
+
+def label_sources(name: str) -> tuple[str, ...]:
+    """The label sources a policy's outcomes are measured on: the emotion model's predictions
+    and the latent truth, or only the truth for a policy that acts on the truth (its
+    predicted labels are the truth: comparing them with another policy's predictions would
+    credit it with the emotion model's errors). Unregistered names get both."""
+    registered = BY_NAME.get(name)
+    return ("true",) if registered is not None and registered.labels == "latent" else ("predicted", "true")
+
+
 def spec(name: str) -> PolicySpec:
     """The entry of `name`, or ValueError listing the known policies."""
     try:

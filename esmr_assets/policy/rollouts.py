@@ -141,4 +141,6 @@ def run_rollouts(
         frames.append(rollout(env, policy, spec.name))
         log(f"{spec.name}: {evaluated.height} users x {settings.simulation.n_days} days in "
             f"{time.perf_counter() - start:.1f} s")
-    return pl.concat(frames)
+    rollouts = pl.concat(frames)
+    oracle = pl.col("policy").is_in(list(registry.ORACLES)).alias("oracle")  # diagnostics, marked in every table
+    return rollouts.select("policy", oracle, pl.exclude("policy"))

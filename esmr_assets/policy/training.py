@@ -96,6 +96,7 @@ def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
         pl.DataFrame(
             {
                 "agent": name,
+                "oracle": registry.is_oracle(name),
                 "state": states.astype(np.int16),
                 "label": label,
                 "streak": streak.astype(np.int8),
@@ -183,6 +184,7 @@ def fit_agents(
         histories.append(train([name], RewardModel(lam, reward_weights(name, policy), engagement)))
     agents = {name: agents[name] for name in registry.AGENTS if name in agents}
     history = pl.concat(histories)
+    history = history.select("agent", pl.col("agent").is_in(list(registry.ORACLES)).alias("oracle"), pl.exclude("agent"))
     return AgentTraining(
         agents=AgentSet(agents),
         history=history,
