@@ -120,3 +120,10 @@ def test_resample_counts_draw_every_user_equally():
 def test_missing_reference_is_named():
     with pytest.raises(ValueError, match="reference policy 'nope'"):
         paired_effects(synthetic_metrics({"ref": np.zeros(3)}), "nope", 100, np.random.default_rng(0))
+
+
+def test_a_policy_measured_on_one_label_source_only_is_compared_there():
+    metrics = synthetic_metrics({"ref": np.zeros(5), "p": np.ones(5)})
+    predicted = metrics.filter(pl.col("policy") == "ref").with_columns(pl.lit("predicted").alias("label_source"))
+    effects = paired_effects(pl.concat([metrics, predicted]), "ref", 200, np.random.default_rng(0))
+    assert set(effects.select("policy", "label_source").unique().rows()) == {("p", "true")}

@@ -117,7 +117,8 @@ def paired_effects(
             return aligned.select(USER_METRICS).to_numpy().astype(np.float64)
 
         base = values(reference)
-        for policy in others:
+        measured = set(metrics.filter(pl.col("label_source") == source)["policy"])
+        for policy in (p for p in others if p in measured):  # a policy on latent labels has no predicted rows
             diffs.append(values(policy) - base)
             refs.append(np.where(np.isnan(diffs[-1]), np.nan, base))
             keys += [(policy, source, metric) for metric in USER_METRICS]
