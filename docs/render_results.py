@@ -175,8 +175,10 @@ def main() -> None:
         EFFECTS_END,
     ])
     text = _replace(text, EFFECTS_START, EFFECTS_END, effects, args.readme)
-    across = run_query(root, "select * from policy_effects_across_seeds")
-    FOREST_PNG.write_bytes(effects_forest(across))
+    across = run_query(root, "select e.* from policy_effects_across_seeds as e join policy_registry as r "
+                             "on r.policy = e.policy order by r.position, metric")
+    seeds = int(across["seeds"].max())
+    FOREST_PNG.write_bytes(effects_forest(across, interval=f"mean of {seeds} seeds, 95 % t interval across seeds"))
     args.readme.write_text(text)
     print(f"rewrote the results block of {args.readme}")
 

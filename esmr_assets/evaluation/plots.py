@@ -304,7 +304,8 @@ def policy_comparison(table: pl.DataFrame) -> bytes:
 FOREST_METRICS = ("negative_days", "mean_latent_valence", "happy_at_least_once", "engagement_reward")
 
 
-def effects_forest(effects: pl.DataFrame, label_source: str = "true", metrics: Sequence[str] = FOREST_METRICS) -> bytes:
+def effects_forest(effects: pl.DataFrame, label_source: str = "true", metrics: Sequence[str] = FOREST_METRICS,
+                   interval: str = "95 % per-user bootstrap interval") -> bytes:
     """Each policy's paired effect against the reference with its 95 % interval, one panel
     per metric, a line at zero; oracle policies (diagnostics that read the latent state)
     drawn hollow in another colour and labelled as such."""
@@ -331,7 +332,6 @@ def effects_forest(effects: pl.DataFrame, label_source: str = "true", metrics: S
         ax.grid(axis="x", alpha=0.3)
     first = np.atleast_1d(axes)[0]
     first.set_yticks(y, policy_labels(frame.unique("policy", maintain_order=True)))
-    fig.suptitle(f"Paired per-user effect against {reference} ({label_source} labels), 95 % bootstrap interval",
-                 fontsize=10)
+    fig.suptitle(f"Paired per-user effect against {reference} ({label_source} labels), {interval}", fontsize=10)
     fig.tight_layout()
     return to_png(fig)
