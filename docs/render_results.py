@@ -7,7 +7,7 @@ means (`policy_comparison`) between `<!-- results:start -->` and `<!-- results:e
 the feedback-fairness table (`reward_fairness_by_group`) between `<!-- fairness:start -->` and
 `<!-- fairness:end -->`:
 
-    .venv/bin/esmr run --seed 0 --seed 1 --seed 2        # materialize seeds + SQL models
+    .venv/bin/esmr sweep --seeds 0-4                     # materialize seeds + SQL models
     .venv/bin/python docs/render_results.py --data-dir data
 """
 
