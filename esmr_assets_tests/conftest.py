@@ -199,3 +199,19 @@ def smoke_graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.Exec
         )
     assert result.success
     return data_dir / "smoke", result
+
+
+@pytest.fixture(scope="session")
+def feed_world(logged_world) -> Callable[..., tuple]:
+    """feed_world(simulation_settings, seed) -> (videos, users, feeds): a logged world, the
+    ranker fitted on it and two-stage feeds re-ranking 24 candidates, for closed-loop tests."""
+    from esmr_assets.policy.feeds import FeedBuilder, video_popularity
+    from esmr_assets.policy.ranker import EngagementRanker
+
+    def make(settings, seed: int) -> tuple:
+        impressions, logs, predictions, videos, users = logged_world(settings, seed)
+        ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
+        feeds = FeedBuilder(ranker, video_popularity(impressions, videos.height), settings.feed_length, 24)
+        return videos, users, feeds
+
+    return make

@@ -8,9 +8,7 @@ import pytest
 
 from esmr_assets.emotion.labeller import DailyLabeller
 from esmr_assets.policy.bandits import BanditPolicy, new_learner
-from esmr_assets.policy.feeds import FeedBuilder, video_popularity
 from esmr_assets.policy.models import BanditLearners
-from esmr_assets.policy.ranker import EngagementRanker
 from esmr_assets.policy.registry import BANDITS
 from esmr_assets.policy.rollouts import rollout
 from esmr_assets.policy.training import bandit_table
@@ -22,11 +20,8 @@ SEED = 6
 
 
 @pytest.fixture(scope="module")
-def world(logged_world):
-    impressions, logs, predictions, videos, users = logged_world(SETTINGS.simulation, SEED)
-    ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
-    feeds = FeedBuilder(ranker, video_popularity(impressions, videos.height), SETTINGS.simulation.feed_length, 24)
-    return videos, users, feeds
+def world(feed_world):
+    return feed_world(SETTINGS.simulation, SEED)
 
 
 def run(world, model, name, learner=None, episode=0):

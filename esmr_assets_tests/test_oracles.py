@@ -10,11 +10,10 @@ import pytest
 
 from esmr_assets.emotion.labeller import DailyLabeller, LatentLabeller
 from esmr_assets.policy import registry
-from esmr_assets.policy.feeds import ACTIONS, FeedBuilder, video_popularity
+from esmr_assets.policy.feeds import ACTIONS
 from esmr_assets.policy.oracles import BestFeedOracle
 from esmr_assets.policy.q_training import StateTracker
 from esmr_assets.policy.qlearning import N_STATES, encode_state
-from esmr_assets.policy.ranker import EngagementRanker
 from esmr_assets.policy.rollouts import Artifacts, build_policy, labeller_for, rollout
 from esmr_assets.policy.streak import streaks
 from esmr_assets.policy.training import new_agent, reward_weights
@@ -26,11 +25,8 @@ SEED = 11
 
 
 @pytest.fixture(scope="module")
-def world(logged_world):
-    impressions, logs, predictions, videos, users = logged_world(SETTINGS.simulation, SEED)
-    ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
-    feeds = FeedBuilder(ranker, video_popularity(impressions, videos.height), SETTINGS.simulation.feed_length, 24)
-    return videos, users, feeds
+def world(feed_world):
+    return feed_world(SETTINGS.simulation, SEED)
 
 
 def test_oracles_are_marked_in_the_registry():

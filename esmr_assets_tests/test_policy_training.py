@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from esmr_assets.emotion.labeller import DailyLabeller
-from esmr_assets.policy.feeds import ACTIONS, FeedBuilder, video_popularity
+from esmr_assets.policy.feeds import ACTIONS
 from esmr_assets.policy.models import AgentSet
 from esmr_assets.policy.policies import HybridPolicy, LightGBMPolicy, RandomPolicy
 from esmr_assets.policy.q_training import (
@@ -18,7 +18,6 @@ from esmr_assets.policy.q_training import (
     train_agents,
 )
 from esmr_assets.policy.qlearning import N_STATES, encode_state
-from esmr_assets.policy.ranker import EngagementRanker
 from esmr_assets.policy.registry import AGENTS
 from esmr_assets.policy.rollouts import rollout
 from esmr_assets.policy.streak import rl_active
@@ -133,11 +132,8 @@ def test_policy_split_is_disjoint_seeded_and_capped():
 
 
 @pytest.fixture(scope="module")
-def world(logged_world):
-    impressions, logs, predictions, videos, users = logged_world(SMOKE, SEED)
-    ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
-    feeds = FeedBuilder(ranker, video_popularity(impressions, videos.height), SMOKE.feed_length, 24)
-    return videos, users, feeds
+def world(feed_world):
+    return feed_world(SMOKE, SEED)
 
 
 class BucketShareReward:

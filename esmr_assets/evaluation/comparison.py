@@ -11,14 +11,12 @@ from ..policy import registry
 from ..policy.rollouts import DECODED_ACCURACY, satisfaction_shares
 from ..vocabulary import FEEDBACK_STYLES
 from .metrics import (
-    LABEL_SOURCES,
     METRICS,
     PAPER_BASELINE,
     PAPER_FIGURES,
     PAPER_VOLATILITY_CHANGE,
-    label_matrix,
+    policy_matrices,
     summarise,
-    value_matrix,
 )
 
 BASELINE = "lightgbm"
@@ -48,17 +46,11 @@ def evaluation_table(rollouts: pl.DataFrame, styles: pl.DataFrame | None = None)
     label source, and `paper_<metric>`: the paper's ESMR figure on the `esmr` rows, its
     LightGBM figure on the `lightgbm` rows, null elsewhere. With the users' communication
     `styles`, the `feedback_metrics` columns follow (the same for both label sources)."""
-    rows = []
-    for policy in rollouts["policy"].unique(maintain_order=True):
-        frame = rollouts.filter(pl.col("policy") == policy)
-        _, watch = value_matrix(frame, "watch_minutes")
-        _, scroll = value_matrix(frame, "scroll_minutes")
-        _, latent = value_matrix(frame, "true_valence")
-        for source in registry.label_sources(policy):
-            users, labels = label_matrix(frame, LABEL_SOURCES[source])
-            rows.append({"policy": policy, "oracle": registry.is_oracle(policy), "label_source": source,
-                         "users": users.size,
-                         **summarise(labels, watch, scroll, latent)})
+    rows = [
+        {"policy": policy, "oracle": registry.is_oracle(policy), "label_source": source, "users": users.size,
+         **summarise(m["labels"], m["watch"], m["scroll"], m["latent"])}
+        for policy, source, users, m in policy_matrices(rollouts)
+    ]
     table = pl.DataFrame(rows).with_columns(pl.col(m).cast(pl.Float64) for m in METRICS)
     if styles is not None:
         table = table.join(feedback_metrics(rollouts, styles), on="policy", how="left", maintain_order="left")

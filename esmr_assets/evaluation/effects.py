@@ -18,34 +18,23 @@ import polars as pl
 
 from ..policy import registry
 from .metrics import (
-    LABEL_SOURCES,
+    METRICS,
     bounced,
     engagement_reward_total,
     final_dominant_happy,
     full_recovery,
     happy_at_least_once,
-    label_matrix,
     mean_valence_score,
     negative_days,
+    policy_matrices,
     recovery_times,
-    value_matrix,
     volatility,
 )
 
-#: per-user metrics, in table order; null where undefined for the user
-USER_METRICS = (
-    "negative_days",
-    "happy_at_least_once",
-    "final_dominant_happy",
-    "full_recovery_eligible",
-    "full_recovery",
-    "volatility",
-    "bounce_rate",
-    "engagement_reward",
-    "mean_valence",
-    "mean_latent_valence",
-    "recovery_time",
-)
+#: per-user metrics, in table order, null where undefined for the user: the names of the
+#: population figures (`metrics.METRICS`), whose means they are (full recovery: its mean over
+#: the eligible; eligibility and bouncing: 0 or 1 per user)
+USER_METRICS = METRICS
 CONFIDENCE = 0.95
 
 
@@ -55,34 +44,29 @@ def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
     full_recovery, whose rate is over the eligible users: its per-user value is null for a
     user who is not eligible)."""
     frames = []
-    for policy in rollouts["policy"].unique(maintain_order=True):
-        frame = rollouts.filter(pl.col("policy") == policy)
-        _, watch = value_matrix(frame, "watch_minutes")
-        _, scroll = value_matrix(frame, "scroll_minutes")
-        _, latent = value_matrix(frame, "true_valence")
-        for source in registry.label_sources(policy):
-            users, labels = label_matrix(frame, LABEL_SOURCES[source])
-            eligible, recovered = full_recovery(labels)
-            values = {
-                "negative_days": negative_days(labels),
-                "happy_at_least_once": happy_at_least_once(labels),
-                "final_dominant_happy": final_dominant_happy(labels),
-                "full_recovery_eligible": eligible,
-                "full_recovery": np.where(eligible, recovered, np.nan),
-                "volatility": volatility(labels),
-                "bounce_rate": bounced(labels),  # per user 0 or 1: its mean is the rate
-                "engagement_reward": engagement_reward_total(watch, scroll),
-                "mean_valence": mean_valence_score(labels),
-                "mean_latent_valence": latent.mean(axis=1),
-                "recovery_time": recovery_times(labels),
-            }
-            frames.append(pl.DataFrame({
-                "policy": policy,
-                "oracle": registry.is_oracle(policy),
-                "label_source": source,
-                "user_id": users.astype(np.int32),
-                **{name: np.asarray(values[name], dtype=np.float64) for name in USER_METRICS},
-            }).with_columns(pl.col(name).fill_nan(None) for name in USER_METRICS))
+    for policy, source, users, m in policy_matrices(rollouts):
+        labels = m["labels"]
+        eligible, recovered = full_recovery(labels)
+        values = {
+            "negative_days": negative_days(labels),
+            "happy_at_least_once": happy_at_least_once(labels),
+            "final_dominant_happy": final_dominant_happy(labels),
+            "full_recovery": np.where(eligible, recovered, np.nan),
+            "full_recovery_eligible": eligible,
+            "volatility": volatility(labels),
+            "bounce_rate": bounced(labels),  # per user 0 or 1: its mean is the rate
+            "engagement_reward": engagement_reward_total(m["watch"], m["scroll"]),
+            "mean_valence": mean_valence_score(labels),
+            "mean_latent_valence": m["latent"].mean(axis=1),
+            "recovery_time": recovery_times(labels),
+        }
+        frames.append(pl.DataFrame({
+            "policy": policy,
+            "oracle": registry.is_oracle(policy),
+            "label_source": source,
+            "user_id": users.astype(np.int32),
+            **{name: np.asarray(values[name], dtype=np.float64) for name in USER_METRICS},
+        }).with_columns(pl.col(name).fill_nan(None) for name in USER_METRICS))
     return pl.concat(frames)
 
 

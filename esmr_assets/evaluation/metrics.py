@@ -9,9 +9,12 @@ as a negative or positive day and carries no valence score.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import polars as pl
 
+from ..policy import registry
 from ..policy.rewards import engagement_reward
 from ..vocabulary import NEGATIVE, POSITIVE, TRUE_EMOTIONS, VALENCE_SCORE, check_labels
 
@@ -229,6 +232,19 @@ def label_matrix(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarr
     must have every day (metrics index days by position) and no label may be null."""
     user_ids, labels = _matrix(frame, column, pl.String, allow_null=False)
     return user_ids, labels.astype(str)
+
+
+def policy_matrices(rollouts: pl.DataFrame) -> Iterator[tuple[str, str, np.ndarray, dict[str, np.ndarray]]]:
+    """Per policy (in order of appearance) and label source it is measured on
+    (`registry.label_sources`): (policy, source, user ids, matrices) with (n_users, n_days)
+    `labels`, `watch`, `scroll` and `latent` valence, what the metrics are computed from."""
+    for policy in rollouts["policy"].unique(maintain_order=True):
+        frame = rollouts.filter(pl.col("policy") == policy)
+        values = {name: value_matrix(frame, column)[1] for name, column in
+                  (("watch", "watch_minutes"), ("scroll", "scroll_minutes"), ("latent", "true_valence"))}
+        for source in registry.label_sources(policy):
+            users, labels = label_matrix(frame, LABEL_SOURCES[source])
+            yield policy, source, users, {"labels": labels, **values}
 
 
 def value_matrix(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
