@@ -11,6 +11,8 @@ labeller gives it the truth) and the oracles of `oracles.py`.
   from the day after `rl_streak` consecutive negative-or-neutral predicted days, until a
   positive day breaks the streak (`streak.update_streak`).
 - `RandomPolicy`: a uniformly random order of the eligible videos.
+- `FixedBucketPolicy`: heuristic baselines, one fixed bucket leading the feed (always, or on
+  the hybrid's RL days).
 
 Each builds itself from the trained artifacts with `from_artifacts(artifacts, spec)`.
 """
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
-from .feeds import FeedBuilder, bucket_mask, random_feed
+from .feeds import ACTIONS, FeedBuilder, bucket_mask, random_feed
 from .q_training import StateTracker
 from .qlearning import QLearningAgent
 
@@ -77,7 +79,34 @@ class HybridPolicy:
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         acting = (tracker.streak >= self.rl_streak) & (env.day > 0)
-        actions = np.where(acting, self.agent.greedy(tracker.states()), -1)
-        boost = bucket_mask(np.maximum(actions, 0), self.feeds.video_emotion, acting)
-        feed, valid = self.feeds.build(env.observation(), env.recently_shown(), boost)
-        return feed, valid, actions
+        return serve_buckets(self.feeds, env, np.where(acting, self.agent.greedy(tracker.states()), -1))
+
+
+class FixedBucketPolicy:
+    """A heuristic baseline: one fixed bucket leads the feed, on the days the hybrid switch
+    hands over (`rl_streak`), or every day of every user (`rl_streak=None`); LightGBM ranks
+    the rest. It reads only what the platform sees."""
+
+    def __init__(self, feeds: FeedBuilder, bucket: int, rl_streak: int | None) -> None:
+        self.feeds, self.bucket, self.rl_streak = feeds, bucket, rl_streak
+
+    @classmethod
+    def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> FixedBucketPolicy:
+        heuristic = spec.heuristic
+        rl_streak = artifacts.settings.policy.rl_streak if heuristic.hybrid else None
+        return cls(artifacts.feeds, ACTIONS.index(heuristic.bucket), rl_streak)
+
+    def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        acting = np.ones(env.n_users, dtype=bool)
+        if self.rl_streak is not None:
+            acting = (tracker.streak >= self.rl_streak) & (env.day > 0)
+        return serve_buckets(self.feeds, env, np.where(acting, self.bucket, -1))
+
+
+def serve_buckets(feeds: FeedBuilder, env: ClosedLoopEnv, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Today's feeds with each user's bucket `actions` leading (-1: none, LightGBM's feed):
+    (feed, valid, actions)."""
+    acting = actions >= 0
+    boost = bucket_mask(np.maximum(actions, 0), feeds.video_emotion, acting)
+    feed, valid = feeds.build(env.observation(), env.recently_shown(), boost)
+    return feed, valid, actions

@@ -45,6 +45,15 @@ class LearnerSpec:
 
 
 @dataclass(frozen=True)
+class HeuristicSpec:
+    """A fixed bucket that leads the feed: on the days the hybrid switch hands over
+    (`hybrid`), or every day of every user."""
+
+    bucket: str
+    hybrid: bool = True
+
+
+@dataclass(frozen=True)
 class PolicySpec:
     name: str
     #: "module:Class" under esmr_assets.policy; the class builds itself with `from_artifacts`
@@ -55,6 +64,7 @@ class PolicySpec:
     description: str
     agent: AgentSpec | None = None
     learner: LearnerSpec | None = None
+    heuristic: HeuristicSpec | None = None
     #: the emotion labels it acts and (for an agent) learns on: the emotion model's daily
     #: prediction, or the simulator's latent truth (a diagnostic)
     labels: Literal["predicted", "latent"] = "predicted"
@@ -68,6 +78,7 @@ class PolicySpec:
 
 _HYBRID = "policies:HybridPolicy"
 _BANDIT = "bandits:BanditPolicy"
+_FIXED = "policies:FixedBucketPolicy"
 
 #: In the order of every table and plot.
 POLICIES: tuple[PolicySpec, ...] = (
@@ -86,6 +97,11 @@ POLICIES: tuple[PolicySpec, ...] = (
     PolicySpec("cb_like", _BANDIT, 8, "a bandit rewarded by a like", learner=LearnerSpec("hand", signal="like")),
     PolicySpec("cb_comment", _BANDIT, 9, "a bandit rewarded by a comment",
                learner=LearnerSpec("hand", signal="comment")),
+    # Heuristic baselines beside ESMR: what a fixed choice gets from the same switch.
+    PolicySpec("hybrid_fixed_happy", _FIXED, 13, "the ESMR hybrid switch with the action fixed to the happy bucket",
+               heuristic=HeuristicSpec("happy")),
+    PolicySpec("always_happy", _FIXED, 14, "the happy bucket leads every user's feed every day",
+               heuristic=HeuristicSpec("happy", hybrid=False)),
     # Diagnostic ceilings: they read the simulator's latent state, so no platform could deploy
     # them, and nothing deployable learns from them.
     PolicySpec("oracle_esmr", _HYBRID, 11, "ESMR trained and run on the latent true emotion instead of the "
@@ -133,8 +149,8 @@ def _check(policies: tuple[PolicySpec, ...]) -> None:
         raise ValueError("policy names and stream keys must be unique")
     bandits = {p.name for p in policies if p.learner is not None}
     for p in policies:
-        if (p.agent is not None) + (p.learner is not None) > 1:
-            raise ValueError(f"{p.name}: a policy acts with an agent or a learner, not both")
+        if (p.agent is not None) + (p.learner is not None) + (p.heuristic is not None) > 1:
+            raise ValueError(f"{p.name}: a policy acts with one of an agent, a learner or a heuristic")
         if p.agent is not None and (p.agent.engagement == "decoded") != (p.agent.decoder in bandits):
             raise ValueError(f"{p.name}: an agent learns from a decoded reward exactly when it names a bandit as decoder")
         if p.labels == "latent" and not p.reads_latent:
