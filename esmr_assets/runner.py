@@ -1,16 +1,19 @@
-"""Materialize a Definitions graph seed by seed, one op per run, in dependency order.
+"""Materialize a Definitions graph seed by seed: one run per seed, its ops in dependency order.
 
-One run per op (a multi_asset's outputs together) makes progress and wall time visible per
-asset, and a failure names its asset. Runs go through the implicit asset job on the given
-instance, so the Dagster UI shows them like runs it launched itself.
+A run costs about half a second of Dagster overhead, so a seed's whole graph is one run of
+the in-process executor; a logger that sees each step's start and success keeps progress
+and wall time visible per asset (a multi_asset's outputs together), and a failure names its
+asset. Runs go through the implicit asset job on the given instance, so the Dagster UI shows
+them like runs it launched itself. The cross-seed SQL models are one run each (`run_step`).
 """
 
 from __future__ import annotations
 
 import fcntl
 import graphlib
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ class Step:
 
     asset_keys: tuple[dg.AssetKey, ...]
     partitioned: bool = True  # by seed; cross-seed SQL models are not
+    op_name: str = ""  # the op's name: the step key of its runs
 
     @property
     def label(self) -> str:
@@ -69,7 +73,8 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
         order.extend(ready)
         sorter.done(*ready)
     return [
-        Step(tuple(sorted(ops[n].keys, key=rank.__getitem__)), ops[n].partitions_def is not None) for n in order
+        Step(tuple(sorted(ops[n].keys, key=rank.__getitem__)), ops[n].partitions_def is not None, ops[n].node_def.name)
+        for n in order
     ]
 
 
@@ -132,3 +137,64 @@ def run_step(
         where = "across seeds" if seed is None else f"for seed {seed}"
         raise StepFailed(f"asset {step.label} failed {where} (run {result.run_id}): {cause}", trace)
     return time.perf_counter() - started
+
+
+class _StepEvents(logging.Handler):
+    """Hands each step's start and success (with its duration) to a callback."""
+
+    def __init__(self, on_step: Callable[[str, str, float], None]) -> None:
+        super().__init__(logging.DEBUG)
+        self.on_step = on_step
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+        if event is not None and event.event_type_value in ("STEP_START", "STEP_SUCCESS"):
+            seconds = getattr(event.event_specific_data, "duration_ms", 0.0) / 1000.0
+            self.on_step(event.event_type_value, event.step_key, seconds)
+
+
+def run_seed(
+    defs: dg.Definitions,
+    steps: Sequence[Step],
+    seed: int,
+    run_config: Mapping[str, Any],
+    instance: dg.DagsterInstance,
+    on_step: Callable[[Step, bool], None] = lambda step, done: None,
+) -> dict[str, float]:
+    """Materialize the partitioned `steps` for `seed` in one in-process run; return each
+    step's wall time in seconds by label. `on_step(step, done)` is called as each step
+    starts (done=False) and succeeds (done=True).
+
+    Raises `StepFailed` naming the first failed asset and the seed, with the user's traceback."""
+    by_op = {step.op_name: step for step in steps}
+    seconds: dict[str, float] = {}
+
+    def seen(kind: str, step_key: str, duration: float) -> None:
+        step = by_op.get(step_key)
+        if step is None:
+            return
+        if kind == "STEP_SUCCESS":
+            seconds[step.label] = duration
+        on_step(step, kind == "STEP_SUCCESS")
+
+    @dg.logger(description="reports step starts and successes to `esmr run`")
+    def step_events(_init_context: dg.InitLoggerContext) -> logging.Logger:
+        log = logging.Logger("esmr_step_events", level=logging.DEBUG)
+        log.addHandler(_StepEvents(seen))
+        return log
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    job = job.with_logger_defs({**job.loggers, "esmr_step_events": step_events})
+    result = job.execute_in_process(
+        run_config={**run_config, "loggers": {**QUIET_LOGGERS, "esmr_step_events": {}}},
+        instance=instance,
+        partition_key=str(seed),
+        asset_selection=[key for step in steps for key in step.asset_keys],
+        raise_on_error=False,
+    )
+    if not result.success:
+        cause, trace = _innermost_error(result)
+        failed = [by_op[e.step_key].label for e in result.all_events if e.is_step_failure and e.step_key in by_op]
+        where = failed[0] if failed else ", ".join(step.label for step in steps)
+        raise StepFailed(f"asset {where} failed for seed {seed} (run {result.run_id}): {cause}", trace)
+    return seconds

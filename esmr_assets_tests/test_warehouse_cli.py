@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -153,7 +154,7 @@ def test_plan_steps_groups_multi_assets_in_dependency_order(toy_defs):
     steps = plan_steps(toy_defs("doubled", "parity", "numbers"))
 
     assert [step.label for step in steps] == ["numbers", "doubled", "evens, odds"]
-    assert steps[2] == Step((dg.AssetKey("evens"), dg.AssetKey("odds")))
+    assert steps[2] == Step((dg.AssetKey("evens"), dg.AssetKey("odds")), op_name="parity")
 
 
 def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, capsys, toy_defs):
@@ -172,10 +173,17 @@ def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, caps
     captured = capsys.readouterr()
     assert code == 0
     lines = captured.out.splitlines()
-    timing = lines[lines.index("wall time per asset") + 1 : lines.index("wall time per asset") + 6]
+    timing = lines[lines.index("wall time per asset") + 1 : lines.index("wall time per asset") + 7]
     assert timing[0].split() == ["asset", "seed", "0", "seed", "2", "total"]
-    assert [line.split()[0] for line in timing[1:]] == ["numbers", "evens,", "doubled", "total"]
+    assert [line.split()[0] for line in timing[1:]] == ["numbers", "evens,", "doubled", "run", "total"]
     assert sum("<- slowest" in line for line in timing) == 1
+    def seconds(line: str) -> list[float]:
+        return [float(cell.rstrip("s")) for cell in line.replace("<- slowest", "").split()[-3:]]
+
+    steps = [seconds(line) for line in timing[1:4]]
+    overhead, total = seconds(timing[4]), seconds(timing[5])
+    assert all(value > 0 for row in steps for value in row) and min(overhead) > 0
+    assert np.allclose(np.sum(steps, axis=0) + overhead, total, atol=0.02)
     counts = lines[lines.index("rows per table") + 1 :][:7]
     assert [line.split() for line in counts[2:6]] == [
         ["numbers", "3", "5"],
@@ -188,7 +196,9 @@ def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, caps
     assert "6/6" in captured.err  # progress bar: 3 steps x 2 distinct seeds
 
     with dg.DagsterInstance.from_config(str(data_dir / ".dagster")) as instance:
-        assert len(instance.get_runs()) == 6  # one run per op and seed
+        runs = instance.get_runs()
+        assert len(runs) == 2  # one run per seed
+        assert sorted(run.tags["dagster/partition"] for run in runs) == ["0", "2"]
         assert instance.get_dynamic_partitions("seed") == ["0", "2"]
 
 

@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 from ..emotion.features import UserSplit, limit_split, split_users
 from ..sim.rng import stream
 from ..vocabulary import CATEGORIES, EMOTIONS, NO_LABEL, PREVIOUS_LABELS, PROFILES
+from .forest import Forest, PairLayout, PairScorer
 
 USER_NUMERIC = (
     "churned",
@@ -109,14 +110,25 @@ def video_matrix(videos: pl.DataFrame) -> np.ndarray:
     ).astype(np.float32)
 
 
+#: the video_matrix columns that key INTERACTIONS' first two features: the user's time
+#: share of the video's category and of its emotion
+_KEYS = (0, 1)
+_VALENCE = 2 + VIDEO_NUMERIC.index("valence")
+LAYOUT = PairLayout(n_user=len(USER_NUMERIC) + 3, n_video=2 + len(VIDEO_NUMERIC), keys=_KEYS, n_pair=1)
+
+
+def keyed_tables(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, yesterday's time share of each category and of each video emotion."""
+    return users[:, _CATEGORY_SHARE], users[:, _EMOTION_SHARE]
+
+
 def assemble(users: np.ndarray, videos: np.ndarray, user_rows: np.ndarray, video_rows: np.ndarray) -> np.ndarray:
-    """Feature rows for the pairs (users[user_rows[i]], videos[video_rows[i]])."""
-    u, v = users[user_rows], videos[video_rows]
-    category, emotion = v[:, 0].astype(np.int64), v[:, 1].astype(np.int64)
-    category_share = users[:, _CATEGORY_SHARE][user_rows, category]
-    emotion_share = users[:, _EMOTION_SHARE][user_rows, emotion]
-    valence = v[:, 2 + VIDEO_NUMERIC.index("valence")] * u[:, _CONTENT_VALENCE]
-    return np.column_stack([u, v, category_share, emotion_share, valence]).astype(np.float32, copy=False)
+    """Feature rows (FEATURE_NAMES) for the pairs (users[user_rows[i]], videos[video_rows[i]]),
+    laid out as `LAYOUT`."""
+    v = videos[video_rows]
+    shares = [table[user_rows, v[:, key].astype(np.int64)] for table, key in zip(keyed_tables(users), _KEYS)]
+    valence = v[:, _VALENCE] * users[user_rows, _CONTENT_VALENCE]
+    return np.column_stack([users[user_rows], v, *shares, valence]).astype(np.float32, copy=False)
 
 
 class EngagementRanker:
@@ -213,6 +225,7 @@ class EngagementRanker:
             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
         )
         self.best_iteration_ = self.model_.best_iteration
+        self._pair_scorer = None
         self.feature_names_ = list(FEATURE_NAMES)
         self.feature_importance_ = dict(
             zip(FEATURE_NAMES, self.model_.feature_importance("gain", iteration=self.best_iteration_))
@@ -243,8 +256,17 @@ class EngagementRanker:
         n, c = candidates.shape
         if n != user_state.height:
             raise ValueError(f"candidates has {n} rows for {user_state.height} users")
-        X = assemble(user_matrix(user_state), self.video_features_, np.repeat(np.arange(n), c), candidates.ravel())
-        return self._predict(X).reshape(n, c)
+        users = user_matrix(user_state)
+        valence = self.video_features_[candidates, _VALENCE] * users[:, _CONTENT_VALENCE, None]
+        return self._scorer().probability(
+            users, self.video_features_, candidates, keyed_tables(users), valence[:, :, None]
+        )
+
+    def _scorer(self) -> PairScorer:
+        """The trees compiled for pair scoring (built once per model)."""
+        if getattr(self, "_pair_scorer", None) is None:
+            self._pair_scorer = PairScorer(Forest.from_model_text(self.to_text()), LAYOUT)
+        return self._pair_scorer
 
     @staticmethod
     def rank(
