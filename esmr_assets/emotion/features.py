@@ -99,9 +99,11 @@ def previous_active_engagement() -> pl.Expr:
     return active_engagement.shift(1).forward_fill().over("user_id", order_by="day")
 
 
-def observed_features(logs: pl.DataFrame) -> pl.DataFrame:
-    """CONTINUOUS_FEATURES as float64 columns, transformed, in the row order of `logs`."""
-    previous = previous_active_engagement()
+def observed_features(logs: pl.DataFrame, previous_engagement: pl.Expr | None = None) -> pl.DataFrame:
+    """CONTINUOUS_FEATURES as float64 columns, transformed, in the row order of `logs`.
+    `previous_engagement` (default: `previous_active_engagement` over `logs`) is each row's
+    engagement of the user's last active day before, null if none."""
+    previous = previous_active_engagement() if previous_engagement is None else previous_engagement
     change = (
         pl.when(is_active() & (previous > 0))
         .then((pl.col("engagement") / previous).log(2.0).clip(-CHANGE_CLIP, CHANGE_CLIP))
@@ -129,14 +131,17 @@ def _codes(values: pl.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
     return values.cast(pl.String).cast(pl.Enum(vocabulary)).to_physical().to_numpy().astype(np.int64)
 
 
-def build_features(logs: pl.DataFrame, previous_label: pl.Series) -> EmotionFeatures:
+def build_features(
+    logs: pl.DataFrame, previous_label: pl.Series, previous_engagement: pl.Expr | None = None
+) -> EmotionFeatures:
     """(continuous float32, categorical int64 codes, cardinalities) for every row of `logs`.
 
     `previous_label` is aligned with `logs` (see `previous_labels`): the cluster label of
-    the user's previous day when training, the predicted one in closed loop."""
+    the user's previous day when training, the predicted one in closed loop. For
+    `previous_engagement` see `observed_features`."""
     if previous_label.len() != logs.height:
         raise ValueError(f"previous_label has {previous_label.len()} rows, logs has {logs.height}")
-    cont = observed_features(logs).to_numpy().astype(np.float32)
+    cont = observed_features(logs, previous_engagement).to_numpy().astype(np.float32)
     sources = {name: logs[name] for name in CATEGORICAL_FEATURES if name != "previous_label"}
     sources["previous_label"] = previous_label
     cat = np.stack([_codes(sources[name], CATEGORICAL_VOCABULARIES[name]) for name in CATEGORICAL_FEATURES], axis=1)

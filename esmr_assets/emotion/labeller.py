@@ -15,6 +15,7 @@ from ..vocabulary import NO_LABEL, PREVIOUS_LABELS, TRUE_EMOTIONS
 from .features import EmotionFeatures, build_features, is_active
 
 _CHURNED = np.asarray(TRUE_EMOTIONS) == "churned"
+_PREVIOUS_ENGAGEMENT = "_previous_active_engagement"
 
 
 def predict_classes(model, features: EmotionFeatures) -> tuple[np.ndarray, np.ndarray]:
@@ -29,10 +30,10 @@ def predict_classes(model, features: EmotionFeatures) -> tuple[np.ndarray, np.nd
 
 
 class DailyLabeller:
-    """Each day's predicted label from the day's observed behaviour, each user's earlier
-    active days (which `engagement_change` reads) and the previous predicted label.
-    Inactive days are "churned" (probability 1) by the labels' rule. Without a model, active
-    days get no label (NO_LABEL, NaN probabilities)."""
+    """Each day's predicted label from the day's observed behaviour, each user's engagement
+    on the last earlier active day (which `engagement_change` reads) and the previous
+    predicted label. Inactive days are "churned" (probability 1) by the labels' rule.
+    Without a model, active days get no label (NO_LABEL, NaN probabilities)."""
 
     def __init__(self, model=None) -> None:
         self.model = model
@@ -40,7 +41,7 @@ class DailyLabeller:
     def reset(self, n_users: int) -> DailyLabeller:
         """Start an episode: nobody has a previous label or an earlier active day."""
         self.predicted_ = np.full(n_users, NO_LABEL, dtype=object)
-        self.last_active_: pl.DataFrame | None = None
+        self.last_engagement_ = np.full(n_users, np.nan)
         return self
 
     def label(self, observed: pl.DataFrame, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,20 +53,19 @@ class DailyLabeller:
             probabilities = np.full((observed.height, len(TRUE_EMOTIONS)), np.nan)
             labels = np.full(observed.height, NO_LABEL, dtype=object)
         else:
-            history = observed if self.last_active_ is None else pl.concat([self.last_active_, observed])
-            previous = np.concatenate([np.full(history.height - observed.height, NO_LABEL), self.predicted_.astype(str)])
-            features = build_features(history, pl.Series(previous, dtype=pl.Enum(PREVIOUS_LABELS)))
-            labels, probabilities = predict_classes(self.model, features.take(slice(history.height - observed.height, None)))
+            # null, not NaN, where a user has no earlier active day: polars orders NaN above 0
+            previous = pl.Series(_PREVIOUS_ENGAGEMENT, self.last_engagement_).fill_nan(None)
+            features = build_features(
+                observed.with_columns(previous),
+                pl.Series(self.predicted_.astype(str), dtype=pl.Enum(PREVIOUS_LABELS)),
+                previous_engagement=pl.col(_PREVIOUS_ENGAGEMENT),
+            )
+            labels, probabilities = predict_classes(self.model, features)
         probabilities[inactive] = _CHURNED
         self.predicted_ = np.where(inactive, "churned", labels).astype(object)
-        self._remember(observed)
+        engagement = observed["engagement"].cast(pl.Float64).to_numpy()
+        self.last_engagement_ = np.where(inactive, self.last_engagement_, engagement)
         return self.predicted_, probabilities
-
-    def _remember(self, observed: pl.DataFrame) -> None:
-        active = observed.filter(is_active())
-        if self.last_active_ is not None:
-            active = pl.concat([self.last_active_.join(active.select("user_id"), on="user_id", how="anti"), active])
-        self.last_active_ = active
 
 
 class LatentLabeller:
