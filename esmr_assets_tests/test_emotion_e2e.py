@@ -59,3 +59,16 @@ def test_predictions_are_distributions_and_match_the_stored_model(smoke_run):
     stored = logs.select("user_id", "day").join(predictions, on=["user_id", "day"], maintain_order="left")["label"]
     assert (again == stored.cast(pl.String).to_numpy()).all()
     assert (root / "emotion_predictions" / "seed=2" / "trajectory.png").stat().st_size > 0
+
+
+def test_the_ceiling_trains_in_a_second_process_unless_this_one_is_daemonic(monkeypatch):
+    import multiprocessing
+    import os
+
+    from esmr_assets.emotion.pipeline import _beside
+
+    with _beside(os.getpid) as result:
+        assert result() != os.getpid()
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)  # as in a Dask worker
+    with _beside(os.getpid) as result:
+        assert result() == os.getpid()
