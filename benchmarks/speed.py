@@ -156,8 +156,9 @@ def main() -> None:
     names = args.measures.split(",")
     if unknown := set(names) - set(MEASURES):
         raise SystemExit(f"unknown measures: {sorted(unknown)}")
-    if "closed_loop" in names and "graph" not in names:
-        names.insert(names.index("closed_loop"), "graph")  # the closed loop reads the graph's partition
+    if "closed_loop" in names:
+        names.append("graph")  # the closed loop reads the partition the graph writes
+    names = [name for name in MEASURES if name in names]
     with tempfile.TemporaryDirectory(prefix="esmr-speed-") as tmp:
         reference = checkout(args.reference, Path(tmp))
         try:

@@ -233,6 +233,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cross_seed = [step for step in planned if not step.partitioned]
     overrides = json.dumps(json.loads(args.overrides or "{}"), sort_keys=True)
     config = run_config(args.preset, data_dir, overrides)
+    # Dagster keeps a run's outputs in memory until the run ends: a population simulated in
+    # chunks (`large`) runs one step per run, so that memory stays that of its largest step.
+    chunked = settings.simulation.n_users > settings.simulation.user_chunk_size
+    runs = [[step] for step in steps] if chunked else [steps]
     seconds: dict[tuple[str, int], float] = {}
     model_seconds: dict[str, float] = {}
     with (
@@ -247,8 +251,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 def progress(step, done: bool, seed: int = seed) -> None:
                     bar.update() if done else bar.set_description(f"seed {seed}: {step.label}")
 
-                per_step = run_seed(defs, steps, seed, config, instance, progress)
-                seconds.update({(label, seed): elapsed for label, elapsed in per_step.items()})
+                for run in runs:
+                    per_step = run_seed(defs, run, seed, config, instance, progress)
+                    seconds.update({(label, seed): elapsed for label, elapsed in per_step.items()})
                 seconds[RUN_TOTAL, seed] = time.perf_counter() - started
             for step in cross_seed:
                 bar.set_description(f"all seeds: {step.label}")

@@ -1,9 +1,10 @@
 """Materialize a Definitions graph seed by seed: one run per seed, its ops in dependency order.
 
 A run costs about half a second of Dagster overhead, so a seed's whole graph is one run of
-the in-process executor; a logger that sees each step's start and success keeps progress
-and wall time visible per asset (a multi_asset's outputs together), and a failure names its
-asset. Runs go through the implicit asset job on the given instance, so the Dagster UI shows
+the in-process executor (`run_seed`; the caller may split the steps into several runs, since
+a run keeps its outputs in memory until it ends); a logger that sees each step's start and
+success keeps progress and wall time visible per asset (a multi_asset's outputs together),
+and a failure names its asset. Runs go through the implicit asset job on the given instance, so the Dagster UI shows
 them like runs it launched itself. The cross-seed SQL models are one run each (`run_step`).
 """
 
@@ -195,6 +196,6 @@ def run_seed(
     if not result.success:
         cause, trace = _innermost_error(result)
         failed = [by_op[e.step_key].label for e in result.all_events if e.is_step_failure and e.step_key in by_op]
-        where = failed[0] if failed else ", ".join(step.label for step in steps)
-        raise StepFailed(f"asset {where} failed for seed {seed} (run {result.run_id}): {cause}", trace)
+        where = f"asset {failed[0]} failed" if failed else "the run failed before any asset"
+        raise StepFailed(f"{where} for seed {seed} (run {result.run_id}): {cause}", trace)
     return seconds

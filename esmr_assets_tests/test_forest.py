@@ -89,3 +89,26 @@ def test_unsupported_models_and_shapes_are_refused():
     users, videos, candidates, keyed, extras = world
     with pytest.raises(ValueError, match="do not fit"):
         scorer.raw(users[:-1], videos, candidates, keyed, extras)
+
+
+def test_categories_are_truncated_as_lightgbm_truncates_them():
+    """LightGBM casts a categorical value to int: -0.5 and 0.7 are category 0, -1 and 70
+    (off the bitset) go right."""
+    rng = np.random.default_rng(3)
+    world = pair_world(rng)
+    model = booster(rng, assembled(*world), num_leaves=15)
+    users = world[0].copy()
+    users[:, 0] = rng.choice([-0.5, 0.7, -1.0, -3.0, 70.0, 2.9], size=len(users))
+    odd = (users, *world[1:])
+    scorer = PairScorer(Forest.from_model_text(model.model_to_string()), LAYOUT)
+    n, c = world[2].shape
+    assert np.array_equal(scorer.raw(*odd), model.predict(assembled(*odd), raw_score=True).reshape(n, c))
+
+
+def test_no_users_no_scores():
+    rng = np.random.default_rng(4)
+    users, videos, candidates, keyed, extras = pair_world(rng)
+    model = booster(rng, assembled(users, videos, candidates, keyed, extras), num_leaves=7)
+    scorer = PairScorer(Forest.from_model_text(model.model_to_string()), LAYOUT)
+    empty = scorer.raw(users[:0], videos, candidates[:0], tuple(t[:0] for t in keyed), extras[:0])
+    assert empty.shape == (0, candidates.shape[1])

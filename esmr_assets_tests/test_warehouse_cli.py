@@ -202,6 +202,18 @@ def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, caps
         assert instance.get_dynamic_partitions("seed") == ["0", "2"]
 
 
+def test_a_chunked_population_runs_one_step_per_run(data_dir, monkeypatch, capsys, toy_defs):
+    """Dagster keeps a run's outputs in memory until it ends: populations simulated in chunks
+    (`large`) get one run per step."""
+    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    chunked = '{"simulation": {"n_users": 40, "user_chunk_size": 10}}'
+
+    assert main(["run", "--seed", "3", "--data-dir", str(data_dir), "--overrides", chunked]) == 0
+    assert "wall time per asset" in capsys.readouterr().out
+    with dg.DagsterInstance.from_config(str(data_dir / ".dagster")) as instance:
+        assert len(instance.get_runs()) == 3  # numbers, evens+odds, doubled
+
+
 def test_esmr_run_uses_dagster_home(data_dir, tmp_path, monkeypatch, capsys, toy_defs):
     monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))

@@ -98,7 +98,7 @@ class FeedBuilder:
         # In prior order, a stable sort of the class (0 boosted, 1 other, 2-3 blocked) puts
         # each user's eligible videos first, boosted ones leading: a radix sort of bytes.
         rank_class = blocked[:, self.prior_order].view(np.int8) * np.int8(2)
-        rank_class += np.int8(1) if boost is None else (~boost[:, self.prior_order]).view(np.int8)
+        rank_class += np.int8(1) if boost is None else (~np.asarray(boost, bool)[:, self.prior_order]).view(np.int8)
         order = self.prior_order[np.argsort(rank_class, axis=1, kind="stable")[:, : self.feed_length]]
         valid = ~np.take_along_axis(blocked, order, axis=1)
 

@@ -59,8 +59,9 @@ class Forest:
         header, _, body = text.partition("\nTree=")
         body = body.partition("\nend of trees")[0]
         fields = dict(line.split("=", 1) for line in header.splitlines() if "=" in line)
-        if fields.get("objective", "").split()[0] != "binary" or fields.get("num_tree_per_iteration") != "1":
-            raise ValueError("only single-output binary LightGBM models can be compiled")
+        objective = fields.get("objective", "").split()
+        if objective[:1] != ["binary"] or "sigmoid:1" not in objective or fields.get("num_tree_per_iteration") != "1":
+            raise ValueError("only single-output binary LightGBM models with sigmoid 1 can be compiled")
         trees = []
         for block in body.split("\nTree="):
             tree = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
@@ -248,9 +249,12 @@ class PairScorer:
         if (users.shape != (n, layout.n_user) or videos.shape[1] != layout.n_video or len(keyed) != len(layout.keys)
                 or any(table.shape[0] != n for table in keyed) or extras.shape != (n, c, layout.n_pair)):
             raise ValueError("users, videos, candidates, keyed tables and extras do not fit the layout")
+        if n == 0:
+            return np.empty((0, c))
         # Masks are laid out (row, ..., tree) so that a pair reads each tree's masks contiguously.
-        if self._video_masks is None or self._video_masks[0] is not videos:
-            self._video_masks = (videos, self._masks(videos, VIDEO).T.copy())  # the pool is fixed: once
+        cached = self._video_masks
+        if cached is None or cached[0] is not videos:
+            cached = self._video_masks = (videos, self._masks(videos, VIDEO).T.copy())  # the pool is fixed: once
         # A user's masks per combination of the keys (a category and an emotion: 4 x 8), ANDed
         # with the user's own, so that a pair reads two mask rows: its user's for the video's
         # keys, and its video's.
@@ -263,7 +267,7 @@ class PairScorer:
             videos.shape[0], np.int64)
         f = self.forest
         out = np.empty((n, c), dtype=np.float64)
-        args = (np.ascontiguousarray(user_masks), self._video_masks[1], combination,
+        args = (np.ascontiguousarray(user_masks), cached[1], combination,
                 np.ascontiguousarray(candidates, dtype=np.int64), np.ascontiguousarray(extras, dtype=np.float32),
                 out, self._nodes_of[PAIR], self._pair_start, self._column, f.threshold, f.decision,
                 self._categories_left, self._rule_out, self._leaf_by_position)
@@ -293,7 +297,7 @@ def _goes_left(value, threshold, decision, categories_left):  # pragma: no cover
     if math.fabs(value) <= _ZERO_THRESHOLD:  # a dense row's zeros are absent features
         value = 0.0
     if decision & _CATEGORICAL:  # the category's bit in the split's bitset goes left
-        if math.isnan(value) or value < 0.0 or value >= 64.0:
+        if math.isnan(value) or value <= -1.0 or value >= 64.0:  # int(value) < 0 or off the bitset
             return False
         return (categories_left >> np.uint64(np.int64(value))) & np.uint64(1) == np.uint64(1)
     missing = (decision >> 2) & 3
