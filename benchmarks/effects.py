@@ -38,7 +38,12 @@ def main() -> None:
     from esmr_assets.policy.feeds import feed_builder
     from esmr_assets.policy.models import AgentSet
     from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.rollouts import Artifacts, build_policy, labeller_for, rollout
+    from esmr_assets.policy.rollouts import (
+        Artifacts,
+        build_policy,
+        labeller_for,
+        rollout,
+    )
     from esmr_assets.policy.users import policy_split, users_in
     from esmr_assets.settings import load_settings
     from esmr_assets.sim.environment import ClosedLoopEnv
