@@ -160,6 +160,10 @@ class PolicySettings(_Frozen):
     )
     epochs: int = Field(10, gt=0, description="Q-learning epochs (Table 3: 10)")
     learning_rate: float = Field(0.1, gt=0, le=1, description="Q-learning step size (Table 3: 0.1)")
+    learning_rate_decay: float | None = Field(
+        None, gt=0.5, le=1, description="None: Table 3's fixed step; omega in (0.5, 1]: the step of a "
+        "state-action pair's n-th visit is 1 / n^omega (learning_rate is then unused)"
+    )
     discount: float = Field(0.95, ge=0, lt=1, description="gamma (Table 3: 0.95)")
     eta: float = Field(1.0, ge=0, description="emotional recovery bonus of Algorithm 2 (Table 3: 1.0)")
     alpha: float = Field(1.0, ge=0, description="weight of R_emo in Eq. 8")

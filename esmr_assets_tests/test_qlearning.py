@@ -179,3 +179,32 @@ def test_init_stores_parameters_only_and_first_use_validates():
         QLearningAgent(4, 2, learning_rate=0.0).act([0], np.random.default_rng(0))
     with pytest.raises(ValueError, match="replay_size"):
         QLearningAgent(4, 2, replay_size=0).initialize()
+
+
+def test_decaying_step_is_one_over_visits_to_the_omega():
+    """learning_rate_decay=omega: the n-th experienced visit of a pair steps 1/n^omega; a
+    replayed update uses the visits so far without counting itself. With omega = 1 and
+    terminal targets, Q is the running mean of the targets."""
+    agent = QLearningAgent(2, 2, learning_rate_decay=1.0)
+    targets = [4.0, 0.0, 8.0, 2.0]
+    agent.update([0, 0, 0], [1, 1, 1], targets[:3], [1, 1, 1], True)
+    assert agent.q_[0, 1] == pytest.approx(4.0) and agent.visits_[0, 1] == 3
+    agent.update([0], [1], [targets[3]], [1], True)
+    assert agent.q_[0, 1] == pytest.approx(np.mean(targets)) and agent.visits_[0, 1] == 4
+    agent.update([0], [1], [7.5], [1], True, count_visits=False)  # replayed: step 1/4, visits stay
+    assert agent.q_[0, 1] == pytest.approx(3.5 + (7.5 - 3.5) / 4) and agent.visits_[0, 1] == 4
+
+    half = QLearningAgent(2, 2, learning_rate_decay=0.6)
+    half.update([1, 1], [0, 0], [1.0, 0.0], [0, 0], True)
+    step = 2 ** -0.6  # the second visit's step; the first one's is 1
+    assert half.q_[1, 0] == pytest.approx((1 - step) * 1.0 + step * 0.0)
+
+
+def test_decaying_step_learns_the_chain_and_validates_omega():
+    agent = QLearningAgent(4, 2, discount=GAMMA, replay_batch=64, learning_rate_decay=0.8, random_state=0)
+    agent.train(chain_step, np.tile(np.arange(3), 30), n_epochs=10, horizon=5)
+    assert agent.greedy(np.arange(3)).tolist() == [1, 1, 1]
+    np.testing.assert_allclose(agent.q_[:3], value_iteration()[:3], atol=0.5)
+    assert QLearningAgent(4, 2, learning_rate_decay=0.8).get_params()["learning_rate_decay"] == 0.8
+    with pytest.raises(ValueError, match="learning_rate_decay"):
+        QLearningAgent(4, 2, learning_rate_decay=0.4).initialize()

@@ -10,7 +10,9 @@ stood *before* the batch ("frozen bootstrap").  The updates ``Q <- Q + lr * (y_i
 then applied sequentially in batch order for each (s, a) pair, in closed form: a pair seen k
 times with targets y_1..y_k ends at ``(1-lr)^k Q0 + sum_i lr (1-lr)^(k-i) y_i``.  This is
 exactly a Python loop of single updates whenever no next state's Q-row is modified by the
-same batch (e.g. terminal transitions), and is order-deterministic otherwise.
+same batch (e.g. terminal transitions), and is order-deterministic otherwise. With
+``learning_rate_decay`` omega the step of each update is ``1 / n(s, a)^omega`` instead, n the
+pair's visits so far, applied by a compiled loop in batch order.
 
 Exploration: Boltzmann over the Q-row at ``temperature_``, which is multiplied by
 ``temperature_decay`` at each ``end_epoch`` and floored at ``min_temperature``.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba
 import numpy as np
 
 from ..vocabulary import TRUE_EMOTIONS, check_labels
@@ -33,7 +36,7 @@ TREND_BUCKETS = ("down", "flat", "up")
 #: the constructor parameters of `QLearningAgent`
 PARAMETERS = (
     "n_states", "n_actions", "learning_rate", "discount", "temperature", "temperature_decay", "min_temperature",
-    "replay_size", "replay_batch", "random_state",
+    "replay_size", "replay_batch", "random_state", "learning_rate_decay",
 )
 
 
@@ -100,6 +103,7 @@ class QLearningAgent:
         replay_size: int = 10_000,
         replay_batch: int = 256,
         random_state: int = 0,
+        learning_rate_decay: float | None = None,
     ):
         self.n_states = n_states
         self.n_actions = n_actions
@@ -111,6 +115,7 @@ class QLearningAgent:
         self.replay_size = replay_size
         self.replay_batch = replay_batch
         self.random_state = random_state
+        self.learning_rate_decay = learning_rate_decay
 
     def get_params(self) -> dict:
         """The constructor's parameters (what `from_arrays` rebuilds the agent with)."""
@@ -126,6 +131,8 @@ class QLearningAgent:
             raise ValueError("temperatures must be > 0 and 0 < temperature_decay <= 1")
         if self.replay_size < 1 or self.replay_batch < 0:
             raise ValueError("replay_size >= 1 and replay_batch >= 0 required")
+        if self.learning_rate_decay is not None and not (0.5 < self.learning_rate_decay <= 1):
+            raise ValueError("learning_rate_decay must be None or in (0.5, 1]")
         shape, size = (int(self.n_states), int(self.n_actions)), int(self.replay_size)
         self.q_ = np.zeros(shape)
         self.visits_ = np.zeros(shape, dtype=np.int64)
@@ -186,6 +193,10 @@ class QLearningAgent:
         if s.size == 0:
             return
         y = r + self.discount * np.where(d, 0.0, self.q_[s2].max(axis=1))
+        if self.learning_rate_decay is not None:
+            _decayed_update(self.q_.reshape(-1), self.visits_.reshape(-1), s * self.n_actions + a, y,
+                            float(self.learning_rate_decay), count_visits)
+            return
         lr = self.learning_rate
         key = s * self.n_actions + a
         order = np.argsort(key, kind="stable")  # groups by pair, batch order within a group
@@ -285,3 +296,16 @@ class QLearningAgent:
                 alive[idx[d]] = False
             self.end_epoch(total / max(n, 1))
         return self
+
+
+@numba.njit(cache=True)
+def _decayed_update(q, visits, keys, targets, omega, count_visits):  # pragma: no cover - compiled
+    """Q <- (1 - a) Q + a y in batch order with the per-visit step a = 1 / n(s, a)^omega (n
+    counting this visit when it is an experienced one, not a replayed one): the step shrinks
+    as a pair is learnt, as stochastic approximation needs for convergence (omega in (0.5, 1])."""
+    for k in range(keys.size):
+        key = keys[k]
+        if count_visits:
+            visits[key] += 1
+        step = 1.0 / max(visits[key], 1) ** omega
+        q[key] = (1.0 - step) * q[key] + step * targets[k]

@@ -76,6 +76,7 @@ def new_agent(settings: PolicySettings, n_states: int) -> QLearningAgent:
         min_temperature=settings.min_temperature,
         replay_size=settings.replay_size,
         replay_batch=settings.replay_batch,
+        learning_rate_decay=settings.learning_rate_decay,
     )
 
 
