@@ -60,3 +60,19 @@ def test_heuristics_are_deployable_registry_entries():
     for name in ("hybrid_fixed_happy", "always_happy"):
         spec = registry.spec(name)
         assert spec.heuristic.bucket == "happy" and not spec.reads_latent and not spec.learns_online
+
+
+def test_churn_days_are_not_counted_as_rl_days(runs):
+    """always_happy acts every day, but a churned user sees nothing: those days are counted
+    apart (issue 16: 852 of 5,563 of ESMR's RL days were churn days)."""
+    from esmr_assets.evaluation.comparison import rl_days
+
+    frames, _ = runs
+    frame = frames["always_happy"]
+    churned = frame.filter(pl.col("churned"))
+    assert churned.height > 0 and (churned["n_impressions"] == 0).all()
+    assert (frame.filter(~pl.col("churned"))["n_impressions"] > 0).all()
+    counts = rl_days(pl.concat([frame, frames["lightgbm"]])).rows_by_key("policy", named=True, unique=True)
+    assert counts["always_happy"]["rl_churn_days"] == churned.height
+    assert counts["always_happy"]["rl_days"] == frame.height - churned.height
+    assert counts["lightgbm"]["rl_days"] == counts["lightgbm"]["rl_churn_days"] == 0

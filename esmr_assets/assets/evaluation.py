@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from ..emotion.tabtransformer import TabTransformerClassifier
-from ..evaluation.comparison import evaluation_table, representative_user
+from ..evaluation.comparison import evaluation_table, representative_user, rl_days
 from ..evaluation.effects import paired_effects, user_metrics
 from ..evaluation.plots import (
     daily_emotion_mix,
@@ -54,11 +54,10 @@ def policy_rollouts(
         log=context.log.info, learners=bandit_learners,
     )
     user = representative_user(rollouts)
-    rl_share = rollouts.group_by("policy", maintain_order=True).agg(pl.col("rl_active").mean())
     return dg.MaterializeResult(
         value=rollouts,
         metadata={
-            "rl_active_share": dg.MetadataValue.json({r["policy"]: round(r["rl_active"], 4) for r in rl_share.iter_rows(named=True)}),
+            "rl_days": markdown_table(rl_days(rollouts)),
             "representative_user": user,
             **plot_metadata(context, esmr, "trajectories", policy_trajectories(rollouts, user)),
             **plot_metadata(

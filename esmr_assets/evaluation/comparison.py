@@ -82,6 +82,18 @@ def _paper_column(metric: str) -> pl.Expr:
     return expr.otherwise(np.nan).fill_nan(None).alias(f"paper_{metric}")
 
 
+def rl_days(rollouts: pl.DataFrame) -> pl.DataFrame:
+    """Per policy, the user-days on which its RL (or fixed bucket) acted, split by whether
+    the user came that day (`rl_days`) or churned (`rl_churn_days`: the action did nothing
+    and its reward is the churn's), and the share of all user-days that acting days are."""
+    acted = pl.col("rl_active")
+    return rollouts.group_by("policy", maintain_order=True).agg(
+        (acted & ~pl.col("churned")).sum().alias("rl_days"),
+        (acted & pl.col("churned")).sum().alias("rl_churn_days"),
+        acted.mean().alias("rl_active_share"),
+    )
+
+
 def representative_user(rollouts: pl.DataFrame, policy: str = "esmr") -> int:
     """The evaluation user on whom `policy`'s RL was active most often (smallest id on
     ties): the Figure 8 user."""

@@ -73,7 +73,8 @@ DECODED_ACCURACY = (
 
 def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
     """All days of `env`'s cohort under `policy`: one row per user-day with whether RL
-    acted, the served bucket and top video, the observed engagement and its reward R_eng,
+    acted (`rl_active`; on a `churned` day the user saw nothing of it), the served bucket
+    and top video, the observed engagement and its reward R_eng,
     the predicted label and, for evaluation only, the latent truth: the emotion, the valence
     and the impressions with latent satisfaction r = +1 and r = -1. A policy that learns
     online (a bandit) learns after each day and reports its rounds and how many of their
@@ -93,6 +94,7 @@ def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
                 "user_id",
                 "day",
                 pl.Series("rl_active", actions >= 0),
+                "churned",  # the user stayed away: a bucket served today did nothing
                 pl.Series("action", actions).replace_strict(_ACTION_NAMES, default=None, return_dtype=pl.String),
                 pl.Series("top_video", np.where(valid[:, 0], feed[:, 0], -1).astype(np.int32)),
                 "watch_minutes",
