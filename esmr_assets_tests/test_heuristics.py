@@ -76,3 +76,56 @@ def test_churn_days_are_not_counted_as_rl_days(runs):
     assert counts["always_happy"]["rl_churn_days"] == churned.height
     assert counts["always_happy"]["rl_days"] == frame.height - churned.height
     assert counts["lightgbm"]["rl_days"] == counts["lightgbm"]["rl_churn_days"] == 0
+
+
+class ContentModel:
+    """Stands in for the emotion model: "happy" after a day with a quarter of the watch time
+    on happy videos, "stressed" otherwise, so that the served bucket moves the labels."""
+
+    classes_ = np.array(["happy", "stressed"])
+
+    def predict_proba(self, cont, cat):
+        from esmr_assets.emotion.features import CONTINUOUS_FEATURES
+
+        happy = cont[:, CONTINUOUS_FEATURES.index("share_happy")] >= 0.25
+        return np.column_stack([happy, ~happy]).astype(float)
+
+
+def test_the_best_fixed_bucket_is_chosen_on_the_training_users(logged_world):
+    """hybrid_best_fixed: every bucket is tried on the training users only, and the one with
+    the fewest predicted negative days is served to the evaluation users."""
+    threshold_model = ContentModel()
+    from esmr_assets.policy.feeds import ACTIONS, feed_builder
+    from esmr_assets.policy.policies import FixedBucketPolicy
+    from esmr_assets.policy.ranker import EngagementRanker
+    from esmr_assets.policy.training import choose_heuristic_buckets
+    from esmr_assets.policy.users import policy_split, users_in
+    from esmr_assets.vocabulary import NEGATIVE
+
+    impressions, logs, predictions, videos, users = logged_world(SETTINGS.simulation, SEED)
+    ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
+    table = choose_heuristic_buckets(videos, users, impressions, ranker, threshold_model, SETTINGS, SEED)
+    assert table["policy"].unique().to_list() == ["hybrid_best_fixed"] and table["bucket"].to_list() == list(ACTIONS)
+    chosen = table.filter(pl.col("chosen"))
+    assert chosen.height == 1 and chosen["predicted_negative_days"][0] == table["predicted_negative_days"].min()
+    assert table["predicted_negative_days"].n_unique() > 1  # the buckets do differ
+    assert chosen["bucket"][0] == "happy"  # the only bucket this model calls happy
+
+    training, evaluation = policy_split(users, SEED, SETTINGS.policy)
+    feeds = feed_builder(ranker, videos, impressions, SETTINGS)
+    bucket = chosen["bucket"][0]
+
+    def run(user_ids, episode: int) -> pl.DataFrame:
+        cohort = users_in(users, user_ids)
+        env = ClosedLoopEnv(videos, cohort, SETTINGS.simulation, SEED, DailyLabeller(threshold_model), episode=episode)
+        return rollout(env, FixedBucketPolicy(feeds, ACTIONS.index(bucket), SETTINGS.policy.rl_streak), "x")
+
+    trained = run(training, 1)
+    negative = trained["predicted_label"].is_in(list(NEGATIVE)).sum() / len(training)
+    assert chosen["predicted_negative_days"][0] == pytest.approx(negative)
+
+    artifacts = Artifacts(feeds, {}, {}, SETTINGS, SEED, heuristic_buckets={"hybrid_best_fixed": bucket})
+    policy = build_policy(registry.spec("hybrid_best_fixed"), artifacts)
+    env = ClosedLoopEnv(videos, users_in(users, evaluation), SETTINGS.simulation, SEED, DailyLabeller(threshold_model))
+    acting = rollout(env, policy, "hybrid_best_fixed").filter(pl.col("rl_active"))
+    assert acting.height > 0 and (acting["action"] == bucket).all()

@@ -23,7 +23,7 @@ def test_stream_keys_are_fixed():
     keys = {spec.name: spec.stream_key for spec in registry.POLICIES}
     assert keys == {"lightgbm": 1, "esmr": 2, "esmr_no_emotion": 3, "esmr_no_engagement": 4, "random": 5,
                     "igl_p3": 6, "igl_p2": 7, "cb_like": 8, "cb_comment": 9, "esmr_igl": 10, "oracle_esmr": 11,
-                    "oracle_best_feed": 12, "hybrid_fixed_happy": 13, "always_happy": 14}
+                    "oracle_best_feed": 12, "hybrid_fixed_happy": 13, "always_happy": 14, "hybrid_best_fixed": 15}
 
 
 def test_agents_and_bandits_come_from_the_entries():
@@ -39,6 +39,7 @@ def test_a_policy_without_its_trained_model_is_left_out():
     artifacts = Artifacts(feeds=None, agents={}, learners={}, settings=None, seed=0)
     assert build_policy(registry.spec("esmr"), artifacts) is None
     assert build_policy(registry.spec("cb_like"), artifacts) is None
+    assert build_policy(registry.spec("hybrid_best_fixed"), artifacts) is None  # no bucket chosen yet
 
 
 @pytest.mark.parametrize("change, message", [

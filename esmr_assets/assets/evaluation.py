@@ -42,6 +42,7 @@ def policy_rollouts(
     emotion_model: TabTransformerClassifier,
     q_agents: AgentSet,
     bandit_learners: BanditLearners,
+    heuristic_buckets: pl.DataFrame,
 ):
     """The held-out users over the whole horizon under each policy of the registry
     (`policy.registry.POLICIES`) with common random numbers: one row per policy, user and
@@ -52,6 +53,7 @@ def policy_rollouts(
     rollouts = run_rollouts(
         videos, users, impressions, engagement_ranker, emotion_model, q_agents, settings, seed,
         log=context.log.info, learners=bandit_learners,
+        heuristic_buckets=dict(heuristic_buckets.filter(pl.col("chosen")).select("policy", "bucket").iter_rows()),
     )
     user = representative_user(rollouts)
     return dg.MaterializeResult(

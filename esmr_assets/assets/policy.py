@@ -17,7 +17,7 @@ from ..model_io_manager import MODEL_IO, ON_CPU
 from ..partitions import seed_partitions
 from ..policy.models import BanditLearners
 from ..policy.ranker import EngagementRanker
-from ..policy.training import bandit_table, fit_agents, fit_bandits, fit_ranker
+from ..policy.training import bandit_table, choose_heuristic_buckets, fit_agents, fit_bandits, fit_ranker
 from ..resources import EsmrConfig
 
 GROUP = "policy"
@@ -187,5 +187,31 @@ def agent_training(
             "final_epoch": markdown_table(final),
             **plot_metadata(context, esmr, "mean_reward_per_epoch", q_learning_curve(result.history),
                             output="q_learning_curve"),
+        },
+    )
+
+
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, ins={"emotion_model": ON_CPU}, kinds={"parquet"})
+def heuristic_buckets(
+    context: dg.AssetExecutionContext,
+    esmr: EsmrConfig,
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.LazyFrame,
+    engagement_ranker: EngagementRanker,
+    emotion_model: TabTransformerClassifier,
+) -> dg.MaterializeResult:
+    """The bucket of each heuristic baseline that has none fixed (`hybrid_best_fixed`): every
+    bucket under the heuristic's rule on the training users, their mean predicted negative
+    days, and the chosen bucket, the fewest. Training users and predicted labels only, so
+    the baseline stays deployable and never sees the evaluation users."""
+    settings, seed = esmr.settings(), esmr.seed(context)
+    table = choose_heuristic_buckets(videos, users, impressions, engagement_ranker, emotion_model, settings, seed)
+    chosen = table.filter(pl.col("chosen"))
+    return dg.MaterializeResult(
+        value=table,
+        metadata={
+            "chosen": dg.MetadataValue.json(dict(chosen.select("policy", "bucket").iter_rows())),
+            "training_users": markdown_table(table),
         },
     )

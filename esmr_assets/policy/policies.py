@@ -91,10 +91,13 @@ class FixedBucketPolicy:
         self.feeds, self.bucket, self.rl_streak = feeds, bucket, rl_streak
 
     @classmethod
-    def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> FixedBucketPolicy:
+    def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> FixedBucketPolicy | None:
+        """The entry's bucket, or the one chosen on the training users (None when not given)."""
         heuristic = spec.heuristic
-        rl_streak = artifacts.settings.policy.rl_streak if heuristic.hybrid else None
-        return cls(artifacts.feeds, ACTIONS.index(heuristic.bucket), rl_streak)
+        bucket = heuristic.bucket or artifacts.heuristic_buckets.get(spec.name)
+        if bucket is None:
+            return None
+        return cls(artifacts.feeds, ACTIONS.index(bucket), artifacts.settings.policy.rl_streak if heuristic.hybrid else None)
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         acting = np.ones(env.n_users, dtype=bool)

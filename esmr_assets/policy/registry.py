@@ -47,9 +47,11 @@ class LearnerSpec:
 @dataclass(frozen=True)
 class HeuristicSpec:
     """A fixed bucket that leads the feed: on the days the hybrid switch hands over
-    (`hybrid`), or every day of every user."""
+    (`hybrid`), or every day of every user. Without a `bucket`, the policy stage chooses it
+    on the training users: the bucket after which they have the fewest predicted negative
+    days (what a platform can measure), `heuristic_buckets`."""
 
-    bucket: str
+    bucket: str | None = None
     hybrid: bool = True
 
 
@@ -102,6 +104,8 @@ POLICIES: tuple[PolicySpec, ...] = (
                heuristic=HeuristicSpec("happy")),
     PolicySpec("always_happy", _FIXED, 14, "the happy bucket leads every user's feed every day",
                heuristic=HeuristicSpec("happy", hybrid=False)),
+    PolicySpec("hybrid_best_fixed", _FIXED, 15, "the ESMR hybrid switch with the action fixed to the bucket that "
+               "gave the training users the fewest predicted negative days", heuristic=HeuristicSpec()),
     # Diagnostic ceilings: they read the simulator's latent state, so no platform could deploy
     # them, and nothing deployable learns from them.
     PolicySpec("oracle_esmr", _HYBRID, 11, "ESMR trained and run on the latent true emotion instead of the "
@@ -117,6 +121,8 @@ POLICY_NAMES = tuple(BY_NAME)
 AGENTS = tuple(spec.name for spec in POLICIES if spec.agent is not None)
 #: the bandits, in training order
 BANDITS = tuple(spec.name for spec in POLICIES if spec.learner is not None)
+#: the heuristics whose bucket the policy stage chooses on the training users
+CHOSEN_HEURISTICS = tuple(spec.name for spec in POLICIES if spec.heuristic is not None and spec.heuristic.bucket is None)
 #: the diagnostic policies that read the latent state (`oracle_*`)
 ORACLES = tuple(spec.name for spec in POLICIES if spec.reads_latent)
 

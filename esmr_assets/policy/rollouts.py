@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -29,13 +29,15 @@ _ACTION_NAMES = dict(enumerate(ACTIONS))  # -1 (no action) becomes null
 @dataclass(frozen=True)
 class Artifacts:
     """What the trained stage hands to the policies: `PolicySpec.acts_with` classes build
-    themselves from it (`from_artifacts`)."""
+    themselves from it (`from_artifacts`). `heuristic_buckets` maps a heuristic without a
+    fixed bucket to the one chosen on the training users."""
 
     feeds: FeedBuilder
     agents: Mapping[str, QLearningAgent]
     learners: Mapping
     settings: Settings
     seed: int
+    heuristic_buckets: Mapping[str, str] = field(default_factory=dict)
 
 
 def labeller_for(spec: registry.PolicySpec, emotion_model) -> Labeller:
@@ -126,13 +128,15 @@ def run_rollouts(
     seed: int,
     log: Callable[[str], None] = lambda message: None,
     learners: Mapping | None = None,
+    heuristic_buckets: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """Every registered policy whose models are given, over the evaluation users' whole
     horizon, each from the same start with the same noise (episode 0): common random
     numbers, so differences between the policies' rows are the policies' doing."""
     _, evaluation_users = policy_split(users, seed, settings.policy)
     evaluated = users_in(users, evaluation_users)
-    artifacts = Artifacts(feed_builder(ranker, videos, impressions, settings), agents, learners or {}, settings, seed)
+    artifacts = Artifacts(feed_builder(ranker, videos, impressions, settings), agents, learners or {}, settings, seed,
+                          heuristic_buckets or {})
     frames = []
     for spec in registry.POLICIES:
         policy = build_policy(spec, artifacts)

@@ -16,11 +16,12 @@ from ..causal.discovery import POOLED_USER
 from ..settings import PolicySettings, Settings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
-from ..vocabulary import PREVIOUS_LABELS, PROFILES
+from ..vocabulary import NEGATIVE, PREVIOUS_LABELS, PROFILES
 from . import registry
 from .bandits import BanditPolicy, DecodedEngagement, new_learner
 from .feeds import ACTIONS, feed_builder
 from .models import AgentSet, BanditLearners
+from .policies import FixedBucketPolicy
 from .q_training import DAY_FEATURES, RewardModel, RewardWeights, train_agents
 from .qlearning import N_STATES, QLearningAgent, decode_state
 from .ranker import EngagementRanker
@@ -249,3 +250,36 @@ def bandit_table(learners: Mapping) -> pl.DataFrame:
         })
         for name, learner in learners.items()
     )
+
+
+def choose_heuristic_buckets(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    settings: Settings,
+    seed: int,
+) -> pl.DataFrame:
+    """For each heuristic whose bucket is chosen (`registry.CHOSEN_HEURISTICS`): every bucket
+    run under the heuristic's rule on the training users (the environment's episode 1, the
+    emotion model's labels), their mean predicted negative days, and which bucket is chosen:
+    the fewest (ties: the first in ACTIONS order). Only training users are simulated, and
+    only what a platform sees (predicted labels) decides, so the choice is deployable."""
+    training_users, _ = policy_split(users, seed, settings.policy)
+    trained_on = users_in(users, training_users)
+    feeds = feed_builder(ranker, videos, impressions, settings)
+    rows = []
+    for name in registry.CHOSEN_HEURISTICS:
+        spec = registry.spec(name)
+        rl_streak = settings.policy.rl_streak if spec.heuristic.hybrid else None
+        for k, bucket in enumerate(ACTIONS):
+            env = ClosedLoopEnv(videos, trained_on, settings.simulation, seed, labeller_for(spec, emotion_model),
+                                episode=1)
+            frame = rollout(env, FixedBucketPolicy(feeds, k, rl_streak), name)
+            negative = frame["predicted_label"].is_in(list(NEGATIVE)).sum() / trained_on.height
+            rows.append({"policy": name, "bucket": bucket, "predicted_negative_days": float(negative)})
+    table = pl.DataFrame(rows, schema={"policy": pl.String, "bucket": pl.String, "predicted_negative_days": pl.Float64})
+    best = pl.col("predicted_negative_days") == pl.col("predicted_negative_days").min().over("policy")
+    first = pl.int_range(pl.len()).over("policy") == pl.int_range(pl.len()).filter(best).first().over("policy")
+    return table.with_columns(chosen=first)
