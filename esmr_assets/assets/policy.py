@@ -17,7 +17,13 @@ from ..model_io_manager import MODEL_IO, ON_CPU
 from ..partitions import seed_partitions
 from ..policy.models import BanditLearners
 from ..policy.ranker import EngagementRanker
-from ..policy.training import bandit_table, choose_heuristic_buckets, fit_agents, fit_bandits, fit_ranker
+from ..policy.training import (
+    bandit_table,
+    choose_heuristic_buckets,
+    fit_agents,
+    fit_bandits,
+    fit_ranker,
+)
 from ..resources import EsmrConfig
 
 GROUP = "policy"
