@@ -63,6 +63,11 @@ class SimulationSettings(_Frozen):
     )
     latent_noise_scale: float = Field(0.06, ge=0, description="Laplace scale of daily valence noise")
     engagement_valence_effect: float = Field(0.03, description="c of the valence update: weight of Delta E")
+    session_response: float = Field(
+        0.0, ge=0, le=1, description="how much the day's session responds to what is served (docs/simulator.md): 0 "
+        "is the paper's exogenous watch budget; above 0, engaging videos extend the session and a run of skips "
+        "ends it, and scroll time follows the session's length"
+    )
 
     @model_validator(mode="after")
     def _shares_are_distributions(self) -> SimulationSettings:

@@ -251,3 +251,53 @@ def test_true_graph_signs_hold_in_simulated_data(medium_tables):
 def test_label_vocabulary_is_stable():
     assert TRUE_EMOTIONS == ("happy", "excited", "neutral", "stressed", "disappointed", "churned")
     assert len(EMOTIONS) == 8
+
+
+def _one_day(settings, feed_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Day 0 of the same users with the same noise under the feed `feed_of(videos)` serves
+    every user: (watch minutes, scroll minutes, impressions) per user."""
+    videos = simulate_videos(settings.n_videos, stream(5, "videos"))
+    pool = VideoPool.from_frame(videos)
+    pop = Population.from_frame(simulate_users(settings, stream(5, "users")))
+    noise = draw_day_noise(stream(5, "user_day", 0, 0), pop, 0, settings.feed_length, settings)
+    state = UserState.initial(pop)
+    feed = np.broadcast_to(feed_of(videos)[: settings.feed_length], (pop.size, settings.feed_length)).copy()
+    result = simulate_day(feed, np.ones_like(feed, dtype=bool), 0, pool, pop, state, noise,
+                          churn_today(state, pop, noise, settings), settings)
+    return result.features["watch_minutes"], result.features["scroll_minutes"], result.features["n_impressions"]
+
+
+def _by_engagement(videos: pl.DataFrame, descending: bool) -> np.ndarray:
+    return videos.sort("engagement_score", descending=descending)["video_id"].to_numpy()
+
+
+def test_session_response_zero_is_the_exogenous_budget():
+    """The default (0) is today's budget: simulation outputs are byte-identical to an explicit
+    0, and a feed's engagement barely moves the watch time (the budget is spent either way)."""
+    zero = load_settings("smoke", {"simulation": {"session_response": 0.0}}).simulation
+    assert zero == load_settings("smoke").simulation
+    videos = simulate_videos(zero.n_videos, stream(2, "videos"))
+    users = simulate_users(zero, stream(2, "users"))
+    default_logs, default_impressions = simulate_logs(videos, users, load_settings("smoke").simulation, 2)
+    logs, impressions = simulate_logs(videos, users, zero, 2)
+    assert logs.equals(default_logs) and impressions.equals(default_impressions)
+    high, _, _ = _one_day(MEDIUM, lambda v: _by_engagement(v, True))
+    low, _, _ = _one_day(MEDIUM, lambda v: _by_engagement(v, False))
+    active = high > 0
+    assert abs(high[active].mean() / low[active].mean() - 1) < 0.1
+
+
+def test_a_responsive_session_grows_with_engaging_videos_and_ends_on_skips():
+    """session_response = 1: the same users with the same noise watch longer (and scroll
+    longer) when served the most engaging videos than the least engaging ones; the least
+    engaging feed, skipped in runs, ends sessions early."""
+    responsive = MEDIUM.model_copy(update={"session_response": 1.0})
+    high_watch, high_scroll, high_seen = _one_day(responsive, lambda v: _by_engagement(v, True))
+    low_watch, low_scroll, low_seen = _one_day(responsive, lambda v: _by_engagement(v, False))
+    base_watch, _, _ = _one_day(MEDIUM, lambda v: _by_engagement(v, True))
+    active = high_watch > 0
+    assert high_watch[active].mean() > 1.2 * low_watch[active].mean()
+    assert (high_watch[active] >= low_watch[active]).mean() > 0.9  # nearly every user
+    assert high_scroll[active].mean() > low_scroll[active].mean()
+    assert high_watch[active].mean() > base_watch[active].mean()  # extended beyond the drawn budget
+    assert high_watch[active].max() <= 1.5 * base_watch[active].max() + 1.5  # up to the bound (+ the last video)

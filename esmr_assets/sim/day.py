@@ -30,6 +30,12 @@ SKIP_SCALE = 1.3  # kappa of P(skip) = kappa * mood * preference * (1 - engageme
 SKIP_PROBABILITY_BOUNDS = (0.02, 0.95)
 PARTIAL_VIEW_BOUNDS = (0.2, 0.7)  # gamma_i of Eq. 4: share of a skipped video that is seen
 SPIKE_MULTIPLIER_BOUNDS = (1.2, 1.8)  # Eq. 2
+# Session response (settings.session_response > 0): seconds of budget gained per watched
+# second per unit of engagement above the pool's mean, the budget's bound (a share of the
+# drawn budget), and the skips in a row after which a fully responsive user leaves.
+SESSION_PULL = 2.0
+SESSION_BOUND = 0.5
+SKIP_RUN = 4
 WEEKEND_MULTIPLIER = 1.2  # Eq. 2
 LIKE_LOGNORMAL_SIGMA = 0.5  # long-tailed daily like intensity
 POST_BURST_CONTINUE = 0.5  # a posting burst continues with this probability per post
@@ -160,6 +166,36 @@ def _poisson(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return np.where(lam > 0, out, 0.0).astype(np.int32)
 
 
+def responsive_session(
+    seconds: np.ndarray,
+    started_before: np.ndarray,
+    skipped: np.ndarray,
+    engagement: np.ndarray,
+    budget_s: np.ndarray,
+    response: float,
+    mean_engagement: float,
+) -> np.ndarray:
+    """(n, F) bool: the feed positions a user reaches when the session responds to the feed
+    with strength `response` in (0, 1] (docs/simulator.md, "Session response").
+
+    Each watched video pulls the remaining budget by SESSION_PULL x response x (its
+    engagement - the pool's mean) x its seconds, the budget staying within 1 +- response x
+    SESSION_BOUND of the drawn one; after ceil(SKIP_RUN / response) skips in a row the user
+    leaves. A position is reached while it starts inside the budget pulled so far and the
+    user has not left."""
+    watched_pull = np.where(skipped, 0.0, (engagement - mean_engagement) * seconds)
+    pull_before = np.cumsum(watched_pull, axis=1) - watched_pull
+    budget = budget_s[:, None]
+    budget_at = np.clip(budget + SESSION_PULL * response * pull_before,
+                        budget * (1.0 - response * SESSION_BOUND), budget * (1.0 + response * SESSION_BOUND))
+    # Skips in a row up to each position: the count since the last watched video.
+    count = np.cumsum(skipped, axis=1)
+    run = count - np.maximum.accumulate(np.where(skipped, 0, count), axis=1)
+    run_before = np.concatenate([np.zeros((run.shape[0], 1), run.dtype), run[:, :-1]], axis=1)
+    left = np.logical_or.accumulate(run_before >= int(np.ceil(SKIP_RUN / response)), axis=1)
+    return np.logical_and.accumulate((started_before < budget_at) & ~left, axis=1)
+
+
 @dataclass(frozen=True)
 class DayResult:
     """The day's features per user plus the impressions, as flat arrays of equal length
@@ -209,7 +245,16 @@ def simulate_day(
     seconds = pool.duration_s[feed] * np.where(skipped, noise.partial_view, np.float32(1.0))
     seconds *= feed_valid
     started_before = np.cumsum(seconds, axis=1) - seconds
-    consumed = feed_valid & (started_before < budget_s[:, None]) & active[:, None]
+    if settings.session_response > 0:
+        consumed = responsive_session(
+            seconds, started_before, skipped, pool.engagement[feed], budget_s, settings.session_response,
+            float(pool.engagement.mean()),
+        ) & feed_valid & active[:, None]
+        reached = np.where(consumed, seconds, 0.0).sum(axis=1)
+        scroll = scroll * np.clip(np.divide(reached, budget_s, out=np.zeros(n), where=budget_s > 0),
+                                  0.0, 1.0 + SESSION_BOUND)
+    else:
+        consumed = feed_valid & (started_before < budget_s[:, None]) & active[:, None]
 
     # From here on only the reached positions matter: aggregate them with bincount.
     rows, positions = np.nonzero(consumed)
