@@ -165,6 +165,10 @@ class PolicySettings(_Frozen):
     )
     epochs: int = Field(10, gt=0, description="Q-learning epochs (Table 3: 10)")
     learning_rate: float = Field(0.1, gt=0, le=1, description="Q-learning step size (Table 3: 0.1)")
+    reward_timing: Literal["same_day", "next_day"] = Field(
+        "same_day", description="which observation scores an action's R_emo and R_cause: the day it was served "
+        "(the paper's), or the next day, which the served feed can have moved (credited to the action before it)"
+    )
     learning_rate_decay: float | None = Field(
         None, gt=0.5, le=1, description="None: Table 3's fixed step; omega in (0.5, 1]: the step of a "
         "state-action pair's n-th visit is 1 / n^omega (learning_rate is then unused)"

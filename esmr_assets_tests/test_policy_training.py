@@ -140,6 +140,8 @@ class BucketShareReward:
     """Pays the share of a user's impressions from one video emotion: an agent that learns
     anything should learn to pick that bucket."""
 
+    timing = "same_day"
+
     def __init__(self, video_emotion: np.ndarray, target: int) -> None:
         self.hit = video_emotion == target
 
@@ -253,3 +255,37 @@ def test_random_policy_ignores_the_ranker_and_repeats_per_seed(world, threshold_
     first, again, other = run(1), run(1), run(2)
     assert first.equals(again) and not first["top_video"].equals(other["top_video"])
     assert first["top_video"].n_unique() > 20
+
+
+class YesterdaysBucketReward(BucketShareReward):
+    """R_emo scored on the day after the action: the share of the target bucket in the
+    previous day's impressions, as a mood that moves the day after a feed would be."""
+
+    def __init__(self, video_emotion: np.ndarray, target: int, timing: str) -> None:
+        super().__init__(video_emotion, target)
+        self.timing = timing
+        self.weights = RewardWeights(engagement=1.0, alpha=1.0, beta=0.0)
+
+    def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
+        share = super().components(step, previous)["reward"]  # of `previous`'s impressions
+        zero = np.zeros_like(share)
+        return {"reward": share, "r_eng": zero, "r_emo": share, "r_cause": zero}
+
+
+@pytest.mark.parametrize("timing, learns", [("next_day", True), ("same_day", False)])
+def test_next_day_timing_credits_a_delayed_effect_to_its_action(world, threshold_model, timing, learns):
+    """In the real loop: when an action's effect shows the day after, the next-day timing
+    learns the bucket that causes it, and the paper's same-day timing cannot (it pays the
+    effect to the next action, which did not cause it)."""
+    videos, users, feeds = world
+    target = ACTIONS.index("excited")
+    agent = new_agent(BANDIT.policy, N_STATES)
+
+    def make_env(episode: int) -> ClosedLoopEnv:
+        return ClosedLoopEnv(videos, users, BANDIT.simulation, SEED, DailyLabeller(threshold_model), episode=episode)
+
+    train_agents(make_env, feeds, YesterdaysBucketReward(feeds.video_emotion, target, timing), {"bandit": agent},
+                 {"bandit": np.random.default_rng(0)}, BANDIT.policy.epochs)
+    visited = np.flatnonzero(agent.visits_.sum(axis=1) >= 50)
+    share = (agent.greedy(visited) == target).mean()
+    assert visited.size >= 3 and (share >= 0.8 if learns else share <= 0.5)

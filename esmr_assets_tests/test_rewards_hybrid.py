@@ -125,3 +125,30 @@ def test_incremental_form_agrees_with_array_form():
 def test_unknown_label_rejected():
     with pytest.raises(ValueError):
         switching.rl_active(np.array([["sad", S, S]]))
+
+
+def test_next_day_timing_credits_the_label_change_to_the_action_before_it():
+    """A hand-made trajectory: stressed on days 0-1, happy on day 2. The paper's same-day
+    timing pays R_emo to day 2's action; the next-day variant pays it to day 1's action,
+    whose feed could have caused the change, with day 1's own R_eng."""
+    from esmr_assets.policy.q_training import NextDayCredit, RewardModel
+    from esmr_assets.policy.rewards import emotion_reward, total_reward
+
+    labels = [np.array(["stressed"]), np.array(["stressed"]), np.array(["happy"])]
+    r_eng = [np.array([0.1]), np.array([0.2]), np.array([0.4])]
+    states, actions = [np.array([10 + d]) for d in range(3)], [np.array([d]) for d in range(3)]
+    credit = NextDayCredit(alpha=1.0, beta=0.5)
+    learnt = []
+    for day in (1, 2):  # day 0 only yields the first observation
+        r_emo = emotion_reward(labels[day - 1], labels[day])
+        r_cause = np.array([0.3 * day])
+        same_day = total_reward(r_eng[day], r_emo, r_cause, alpha=1.0, beta=0.5)
+        learnt.append((same_day, credit.push(states[day], actions[day], r_eng[day], states[day] + 100, r_emo, r_cause)))
+    (same_1, next_after_1), (same_2, next_after_2) = learnt
+    assert next_after_1 is None  # day 1's action waits for day 2's observation
+    assert same_1[0] == pytest.approx(0.2 + 0.5 * 0.3) and same_2[0] == pytest.approx(0.4 + 1.0 + 0.5 * 0.6)
+    s, a, r, s2 = next_after_2
+    assert (s[0], a[0], s2[0]) == (11, 1, 111)  # day 1's transition
+    assert r[0] == pytest.approx(0.2 + 1.0 + 0.5 * 0.6)  # its own R_eng, the change into day 2
+    with pytest.raises(ValueError, match="timing"):
+        RewardModel(np.zeros((1, 1)), None, timing="yesterday")

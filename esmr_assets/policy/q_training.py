@@ -73,6 +73,28 @@ class StateTracker:
         return encode_state(self.label, self.streak, self.trend)
 
 
+REWARD_TIMINGS = ("same_day", "next_day")
+
+
+class NextDayCredit:
+    """The `next_day` timing: each day's transitions wait for tomorrow's observation. `push`
+    takes today's (states, actions, weighted R_eng, next states) and today's R_emo and
+    R_cause (scored on yesterday -> today) and returns yesterday's transitions completed with
+    them: R = R_eng(yesterday) + alpha R_emo + beta R_cause, credited to yesterday's action.
+    The horizon's last day has no tomorrow, so its transitions are never learnt."""
+
+    def __init__(self, alpha, beta) -> None:
+        self.alpha, self.beta = alpha, beta
+        self.waiting: tuple[np.ndarray, ...] | None = None
+
+    def push(self, states, actions, weighted_r_eng, next_states, r_emo, r_cause) -> tuple[np.ndarray, ...] | None:
+        done, self.waiting = self.waiting, (states, actions, weighted_r_eng, next_states)
+        if done is None:
+            return None
+        s, a, r_eng, s2 = done
+        return s, a, total_reward(r_eng, r_emo, r_cause, alpha=self.alpha, beta=self.beta), s2
+
+
 @dataclass(frozen=True)
 class RewardWeights:
     """Eq. 8's weights; `engagement` is 0 for the no-engagement ablation, `alpha` 0 for
@@ -99,17 +121,24 @@ class RewardWeights:
 
 class RewardModel:
     """Algorithm 2's reward for a cohort: `parent_weights` (n, len(DAY_FEATURES)) are the
-    users' lambda_f."""
+    users' lambda_f. `timing` says which observation R_emo and R_cause score an action by:
+    `same_day` (the paper's: the change into the day the action was served, which that
+    day's behaviour shows before the feed could act on the mood) or `next_day` (the change
+    from that day into the next, which the served feed can cause)."""
 
     def __init__(
         self,
         parent_weights: np.ndarray,
         weights: RewardWeights,
         engagement: Callable[[DayStep, DayStep], np.ndarray] | None = None,
+        timing: str = "same_day",
     ) -> None:
+        if timing not in REWARD_TIMINGS:
+            raise ValueError(f"reward timing must be one of {REWARD_TIMINGS}, got {timing!r}")
         self.parent_weights = np.asarray(parent_weights, dtype=float)
         self.weights = weights
         self.engagement = engagement  # R_eng of (previous, step); None: the watch/scroll ratio
+        self.timing = timing
 
     def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
         """R_eng, R_emo, R_cause and R for the transition previous day -> `step`'s day."""
@@ -163,6 +192,7 @@ def train_agents(
         states = tracker.states()
         sums = {name: dict.fromkeys(("reward", "r_eng", "r_emo", "r_cause"), 0.0) for name in names}
         transitions = 0
+        credit = NextDayCredit(rewards.weights.alpha, rewards.weights.beta) if rewards.timing == "next_day" else None
         while not env.done:
             actions = np.empty(env.n_users, dtype=np.int64)
             for name, rows in blocks.items():
@@ -172,15 +202,22 @@ def train_agents(
             parts = rewards.components(previous, step)
             tracker.observe(step)
             next_states = tracker.states()
+            if credit is None:
+                learnt = (states, actions, parts["reward"], next_states)
+            else:
+                learnt = credit.push(states, actions, np.broadcast_to(rewards.weights.engagement, parts["r_eng"].shape)
+                                     * parts["r_eng"], next_states, parts["r_emo"], parts["r_cause"])
             for name, rows in blocks.items():
-                # The horizon's end is a truncation, not a terminal state (the state has no
-                # clock), so every transition bootstraps.
-                transition = (states[rows], actions[rows], parts["reward"][rows], next_states[rows], False)
-                agents[name].remember(*transition)
-                agents[name].update(*transition)
-                agents[name].replay(rngs[name])
-                for key, total in sums[name].items():
-                    sums[name][key] = total + float(parts[key][rows].sum())
+                if learnt is not None:
+                    # The horizon's end is a truncation, not a terminal state (the state has
+                    # no clock), so every transition bootstraps.
+                    transition = (*(x[rows] for x in learnt), False)
+                    agents[name].remember(*transition)
+                    agents[name].update(*transition)
+                    agents[name].replay(rngs[name])
+                for key, total in sums[name].items():  # the reward learnt, and today's Eq. 8 parts
+                    values = (0.0 if learnt is None else learnt[2][rows]) if key == "reward" else parts[key][rows]
+                    sums[name][key] = total + float(np.sum(values))
             transitions += env.n_users // len(names)
             previous, states = step, next_states
         for name, agent in agents.items():

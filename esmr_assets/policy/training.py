@@ -173,7 +173,8 @@ def fit_agents(
     start = time.perf_counter()
     together = [name for name in registry.AGENTS if registry.spec(name).agent.side_by_side]
     weights = RewardWeights.stack([reward_weights(name, policy) for name in together], base.height)
-    histories = [train(together, RewardModel(np.tile(lam, (len(together), 1)), weights))] if together else []
+    timing = policy.reward_timing
+    histories = [train(together, RewardModel(np.tile(lam, (len(together), 1)), weights, timing=timing))] if together else []
     for name in registry.AGENTS:
         spec = registry.spec(name).agent
         if spec.side_by_side:
@@ -183,7 +184,7 @@ def fit_agents(
             if spec.decoder not in learners:
                 continue
             engagement = DecodedEngagement(learners[spec.decoder], feeds.video_emotion)
-        histories.append(train([name], RewardModel(lam, reward_weights(name, policy), engagement)))
+        histories.append(train([name], RewardModel(lam, reward_weights(name, policy), engagement, timing=timing)))
     agents = {name: agents[name] for name in registry.AGENTS if name in agents}
     history = pl.concat(histories)
     history = history.select("agent", pl.col("agent").is_in(list(registry.ORACLES)).alias("oracle"), pl.exclude("agent"))
