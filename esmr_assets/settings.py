@@ -165,6 +165,10 @@ class PolicySettings(_Frozen):
     )
     epochs: int = Field(10, gt=0, description="Q-learning epochs (Table 3: 10)")
     learning_rate: float = Field(0.1, gt=0, le=1, description="Q-learning step size (Table 3: 0.1)")
+    state_last_bucket: bool = Field(
+        False, description="the agents' state also holds the bucket that led the user's feed yesterday (9 x 72 "
+        "states), so a delayed effect of a bucket can be credited to it"
+    )
     reward_timing: Literal["same_day", "next_day"] = Field(
         "same_day", description="which observation scores an action's R_emo and R_cause: the day it was served "
         "(the paper's), or the next day, which the served feed can have moved (credited to the action before it)"

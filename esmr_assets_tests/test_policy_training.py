@@ -45,6 +45,7 @@ def fake_step(labels, watch=None, scroll=None, trend=None, probabilities=None) -
             "watch_minutes": np.zeros(n) if watch is None else np.asarray(watch, float),
             "scroll_minutes": np.zeros(n) if scroll is None else np.asarray(scroll, float),
             "engagement_trend": np.zeros(n) if trend is None else np.asarray(trend, float),
+            "churned": np.asarray(labels) == "churned",
             **{c: np.zeros(n) for c in DAY_FEATURES[1:] if c not in ("watch_minutes", "scroll_minutes", "engagement_trend")},
         }
     )
@@ -65,6 +66,30 @@ def test_state_tracker_counts_streaks_through_churn_days():
         streaks.append(tracker.streak.tolist())
     assert streaks == [[1, 0], [1, 1], [2, 2], [3, 0]]
     assert tracker.states().tolist() == encode_state(["disappointed", "excited"], [3, 0], [0.5, -0.5]).tolist()
+
+
+def test_the_last_bucket_state_has_nine_times_the_states_and_indexes_them_consistently():
+    """The state_last_bucket variant: 72 x 9 states; the tracker records the bucket a user
+    was served (none on a churn day), and the agent's states decode back to their parts."""
+    from esmr_assets.policy.qlearning import N_STATES_WITH_LAST_BUCKET, decode_state
+
+    assert N_STATES_WITH_LAST_BUCKET == N_STATES * (len(ACTIONS) + 1) == 648
+    tracker = StateTracker(3)
+    tracker.observe(fake_step(["stressed", "churned", "happy"], trend=[0.5, 0.0, -0.5]), np.array([4, 2, -1]))
+    assert tracker.served.tolist() == [4, -1, -1]  # the churned user saw nothing
+    states = tracker.states(with_last_bucket=True)
+    assert states.tolist() == [encode_state(label, streak, trend) * 9 + last + 1 for label, streak, trend, last in
+                               [("stressed", 1, 0.5, 4), ("churned", 0, 0.0, -1), ("happy", 0, -0.5, -1)]]
+    label, streak, trend, last = decode_state(states, with_last_bucket=True)
+    assert label.tolist() == ["stressed", "churned", "happy"] and last.tolist() == [4, -1, -1]
+    assert trend.tolist() == ["up", "flat", "down"] and streak.tolist() == [1, 0, 0]
+    everything = np.arange(N_STATES_WITH_LAST_BUCKET)
+    assert np.array_equal(encode_state(*decode_state(everything, with_last_bucket=True)[:2],
+                                       np.array([-1.0, 0.0, 1.0])[np.searchsorted(["down", "flat", "up"],
+                                                                                  decode_state(everything, True)[2])],
+                                       decode_state(everything, True)[3]), everything)
+    with pytest.raises(ValueError, match="last_bucket"):
+        encode_state("happy", 0, 0.0, last_bucket=8)
 
 
 def test_day_valence_is_the_expected_score_without_churn():
@@ -289,3 +314,26 @@ def test_next_day_timing_credits_a_delayed_effect_to_its_action(world, threshold
     visited = np.flatnonzero(agent.visits_.sum(axis=1) >= 50)
     share = (agent.greedy(visited) == target).mean()
     assert visited.size >= 3 and (share >= 0.8 if learns else share <= 0.5)
+
+
+def test_an_agent_with_the_last_bucket_trains_tabulates_and_acts(world, threshold_model):
+    from esmr_assets.policy.qlearning import N_STATES_WITH_LAST_BUCKET
+
+    videos, users, feeds = world
+    agent = new_agent(BANDIT.policy, N_STATES_WITH_LAST_BUCKET)
+
+    def make_env(episode: int) -> ClosedLoopEnv:
+        return ClosedLoopEnv(videos, users, BANDIT.simulation, SEED, DailyLabeller(threshold_model), episode=episode)
+
+    reward = BucketShareReward(feeds.video_emotion, ACTIONS.index("excited"))
+    train_agents(make_env, feeds, reward, {"variant": agent}, {"variant": np.random.default_rng(0)}, 2)
+    table = q_table_frame({"variant": agent})
+    assert table.height == N_STATES_WITH_LAST_BUCKET * len(ACTIONS)
+    visited = table.filter(pl.col("visits") > 0)
+    assert visited["last_bucket"].drop_nulls().n_unique() > 1  # states after different buckets were visited
+    with pytest.raises(ValueError, match="states"):
+        train_agents(make_env, feeds, reward, {"a": agent, "b": new_agent(BANDIT.policy, N_STATES)},
+                     {"a": np.random.default_rng(0), "b": np.random.default_rng(1)}, 1)
+    env = make_env(0)
+    frame = rollout(env, HybridPolicy(feeds, agent, rl_streak=1), "variant")
+    assert frame["rl_active"].any()

@@ -27,7 +27,7 @@ from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
 from .feeds import ACTIONS, FeedBuilder, bucket_mask, random_feed
 from .q_training import StateTracker
-from .qlearning import QLearningAgent
+from .qlearning import N_STATES_WITH_LAST_BUCKET, QLearningAgent
 
 if TYPE_CHECKING:
     from .registry import PolicySpec
@@ -79,7 +79,8 @@ class HybridPolicy:
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         acting = (tracker.streak >= self.rl_streak) & (env.day > 0)
-        return serve_buckets(self.feeds, env, np.where(acting, self.agent.greedy(tracker.states()), -1))
+        states = tracker.states(with_last_bucket=self.agent.n_states == N_STATES_WITH_LAST_BUCKET)
+        return serve_buckets(self.feeds, env, np.where(acting, self.agent.greedy(states), -1))
 
 
 class FixedBucketPolicy:

@@ -25,7 +25,7 @@ from ..causal.dataset import BEHAVIOUR_COLUMNS
 from ..sim.environment import ClosedLoopEnv, DayStep
 from ..vocabulary import TRUE_EMOTIONS, VALENCE_SCORE
 from .feeds import FeedBuilder, bucket_mask
-from .qlearning import N_STATES, QLearningAgent, encode_state
+from .qlearning import N_STATES, N_STATES_WITH_LAST_BUCKET, QLearningAgent, encode_state
 from .rewards import (
     causal_reward,
     emotion_reward,
@@ -56,21 +56,27 @@ def day_features(step: DayStep) -> np.ndarray:
 
 class StateTracker:
     """Each user's Q-learning state as of the last stepped day: its predicted label, the
-    negative-or-neutral streak (churn days neither extend nor break it) and its engagement
-    trend."""
+    negative-or-neutral streak (churn days neither extend nor break it), its engagement
+    trend, and the bucket that led the feed the user saw (-1: none, or the user churned)."""
 
     def __init__(self, n_users: int) -> None:
         self.label = np.full(n_users, "churned", dtype=object)
         self.streak = np.zeros(n_users, dtype=np.int64)
         self.trend = np.zeros(n_users)
+        self.served = np.full(n_users, -1, dtype=np.int64)
 
-    def observe(self, step: DayStep) -> None:
+    def observe(self, step: DayStep, actions: np.ndarray | None = None) -> None:
+        """Take in a stepped day; `actions` are the buckets that led its feeds (-1: none)."""
         self.label = np.asarray(step.predicted).astype(str)
         self.streak = update_streak(self.streak, self.label)
         self.trend = step.logs["engagement_trend"].cast(pl.Float64).to_numpy()
+        if actions is None:
+            actions = np.full(self.label.size, -1)
+        self.served = np.where(step.logs["churned"].to_numpy(), -1, np.asarray(actions, dtype=np.int64))
 
-    def states(self) -> np.ndarray:
-        return encode_state(self.label, self.streak, self.trend)
+    def states(self, with_last_bucket: bool = False) -> np.ndarray:
+        """The base state, or the `state_last_bucket` variant's (with the served bucket)."""
+        return encode_state(self.label, self.streak, self.trend, self.served if with_last_bucket else None)
 
 
 REWARD_TIMINGS = ("same_day", "next_day")
@@ -178,8 +184,11 @@ def train_agents(
     mean reward and its components per transition, the temperature and the share of
     states visited."""
     names = list(agents)
-    if any(agent.n_states != N_STATES for agent in agents.values()):
-        raise ValueError(f"every agent must have {N_STATES} states")
+    sizes = {agent.n_states for agent in agents.values()}
+    if len(sizes) != 1 or not sizes <= {N_STATES, N_STATES_WITH_LAST_BUCKET}:
+        raise ValueError(f"agents trained together must all have {N_STATES} states, or all "
+                         f"{N_STATES_WITH_LAST_BUCKET} (with the last served bucket)")
+    with_last = sizes == {N_STATES_WITH_LAST_BUCKET}
     history = []
     for epoch in range(epochs):
         env = make_env(epoch + 1)
@@ -189,7 +198,7 @@ def train_agents(
         tracker = StateTracker(env.n_users)
         previous = env.step(*feeds.build(env.reset(), env.recently_shown()))  # day 0: no label yet
         tracker.observe(previous)
-        states = tracker.states()
+        states = tracker.states(with_last)
         sums = {name: dict.fromkeys(("reward", "r_eng", "r_emo", "r_cause"), 0.0) for name in names}
         transitions = 0
         credit = NextDayCredit(rewards.weights.alpha, rewards.weights.beta) if rewards.timing == "next_day" else None
@@ -200,8 +209,8 @@ def train_agents(
             boost = bucket_mask(actions, feeds.video_emotion)
             step = env.step(*feeds.build(env.observation(), env.recently_shown(), boost))
             parts = rewards.components(previous, step)
-            tracker.observe(step)
-            next_states = tracker.states()
+            tracker.observe(step, actions)
+            next_states = tracker.states(with_last)
             if credit is None:
                 learnt = (states, actions, parts["reward"], next_states)
             else:

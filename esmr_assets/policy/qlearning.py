@@ -25,13 +25,16 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from ..vocabulary import TRUE_EMOTIONS, check_labels
+from ..vocabulary import EMOTIONS, TRUE_EMOTIONS, check_labels
 
 N_LABELS = len(TRUE_EMOTIONS)
 N_STREAK_BUCKETS = 4  # 0, 1, 2, 3+
 N_TREND_BUCKETS = 3  # down, flat, up
 TREND_THRESHOLD = 0.2
 N_STATES = N_LABELS * N_STREAK_BUCKETS * N_TREND_BUCKETS
+#: the last served bucket of the `state_last_bucket` variant: none (-1) or one of the 8
+N_LAST_BUCKETS = len(EMOTIONS) + 1
+N_STATES_WITH_LAST_BUCKET = N_STATES * N_LAST_BUCKETS
 TREND_BUCKETS = ("down", "flat", "up")
 #: the constructor parameters of `QLearningAgent`
 PARAMETERS = (
@@ -40,12 +43,20 @@ PARAMETERS = (
 )
 
 
-def encode_state(label, negative_streak, engagement_trend):
+def encode_state(label, negative_streak, engagement_trend, last_bucket=None):
     """State index in [0, N_STATES); scalars or broadcastable arrays.
 
     index = label_idx * 12 + min(streak, 3) * 3 + trend_bucket, trend_bucket 0/1/2 =
-    down (< -0.2) / flat ([-0.2, 0.2], NaN counts as flat) / up (> 0.2).
+    down (< -0.2) / flat ([-0.2, 0.2], NaN counts as flat) / up (> 0.2). With `last_bucket`
+    (the bucket that led yesterday's feed, -1 for none), index * 9 + last_bucket + 1, in
+    [0, N_STATES_WITH_LAST_BUCKET): the state of the `state_last_bucket` variant.
     """
+    if last_bucket is not None:
+        last = np.asarray(last_bucket, dtype=np.int64)
+        if np.any((last < -1) | (last >= len(EMOTIONS))):
+            raise ValueError(f"last_bucket must lie in -1..{len(EMOTIONS) - 1}")
+        out = np.asarray(encode_state(label, negative_streak, engagement_trend)) * N_LAST_BUCKETS + last + 1
+        return out if out.ndim else int(out)
     lab = check_labels(label)
     names = np.asarray(TRUE_EMOTIONS)
     order = np.argsort(names)
@@ -61,9 +72,14 @@ def encode_state(label, negative_streak, engagement_trend):
     return out if out.ndim else int(out)
 
 
-def decode_state(state) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(label, streak bucket 0..3, trend bucket "down"/"flat"/"up") of state indices."""
+def decode_state(state, with_last_bucket: bool = False) -> tuple[np.ndarray, ...]:
+    """(label, streak bucket 0..3, trend bucket "down"/"flat"/"up") of state indices, and
+    the last served bucket (-1: none) when they are the `state_last_bucket` variant's."""
     s = np.asarray(state, dtype=np.int64)
+    if with_last_bucket:
+        if np.any((s < 0) | (s >= N_STATES_WITH_LAST_BUCKET)):
+            raise ValueError(f"states must lie in 0..{N_STATES_WITH_LAST_BUCKET - 1}")
+        return (*decode_state(s // N_LAST_BUCKETS), s % N_LAST_BUCKETS - 1)
     if np.any((s < 0) | (s >= N_STATES)):
         raise ValueError(f"states must lie in 0..{N_STATES - 1}")
     label = np.asarray(TRUE_EMOTIONS)[s // (N_STREAK_BUCKETS * N_TREND_BUCKETS)]

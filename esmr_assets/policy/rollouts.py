@@ -88,7 +88,7 @@ def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
     while not env.done:
         feed, valid, actions = policy.act(env, tracker)
         step = env.step(feed, valid)
-        tracker.observe(step)
+        tracker.observe(step, actions)
         learned = policy.learn(step) if learns else None
         frames.append(
             step.logs.select(

@@ -23,7 +23,7 @@ from .feeds import ACTIONS, feed_builder
 from .models import AgentSet, BanditLearners
 from .policies import FixedBucketPolicy
 from .q_training import DAY_FEATURES, RewardModel, RewardWeights, train_agents
-from .qlearning import N_STATES, QLearningAgent, decode_state
+from .qlearning import N_STATES, N_STATES_WITH_LAST_BUCKET, QLearningAgent, decode_state
 from .ranker import EngagementRanker
 from .rewards import parent_weight_matrix
 from .rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
@@ -91,11 +91,16 @@ def causal_weights(user_causal_parents: pl.DataFrame, user_ids: np.ndarray, sett
 
 
 def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
-    """One row per agent, state and action: the state's parts, Q and the visit count."""
-    states = np.repeat(np.arange(N_STATES), len(ACTIONS))
-    label, streak, trend = decode_state(states)
-    frames = [
-        pl.DataFrame(
+    """One row per agent, state and action: the state's parts (with the last served bucket,
+    `last_bucket`, null unless the agent's state has it), Q and the visit count."""
+
+    def frame(name: str, agent: QLearningAgent) -> pl.DataFrame:
+        with_last = agent.n_states == N_STATES_WITH_LAST_BUCKET
+        states = np.repeat(np.arange(agent.n_states), len(ACTIONS))
+        label, streak, trend, *last = decode_state(states, with_last)
+        names = np.asarray(ACTIONS)[np.maximum(last[0], 0)].tolist() if with_last else []
+        last_bucket = [name if index >= 0 else None for name, index in zip(names, last[0])] if with_last else None
+        return pl.DataFrame(
             {
                 "agent": name,
                 "oracle": registry.is_oracle(name),
@@ -103,14 +108,15 @@ def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
                 "label": label,
                 "streak": streak.astype(np.int8),
                 "trend": trend,
-                "action": np.tile(np.asarray(ACTIONS), N_STATES),
+                "last_bucket": pl.Series(last_bucket, dtype=pl.String) if with_last else pl.repeat(None, states.size,
+                                                                                                  dtype=pl.String, eager=True),
+                "action": np.tile(np.asarray(ACTIONS), agent.n_states),
                 "q": agent.initialize().q_.ravel(),
                 "visits": agent.visits_.ravel(),
             }
         )
-        for name, agent in agents.items()
-    ]
-    return pl.concat(frames)
+
+    return pl.concat([frame(name, agent) for name, agent in agents.items()])
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ def fit_agents(
             raise ValueError(f"agents trained side by side must see the same labels: {names}")
         stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
         for name in names:
-            agents[name] = new_agent(policy, N_STATES)
+            agents[name] = new_agent(policy, N_STATES_WITH_LAST_BUCKET if policy.state_last_bucket else N_STATES)
         rngs = {spec.name: stream(seed, "policy", spec.stream_key) for spec in specs}
         return train_agents(env_of(stacked, specs[0]), feeds, rewards, {n: agents[n] for n in names}, rngs,
                             policy.epochs, on_epoch=report)
