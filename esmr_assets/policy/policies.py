@@ -30,6 +30,7 @@ from .q_training import StateTracker
 from .qlearning import N_STATES_WITH_LAST_BUCKET, QLearningAgent
 
 if TYPE_CHECKING:
+    from ..settings import PolicySettings
     from .registry import PolicySpec
     from .rollouts import Artifacts
 
@@ -94,11 +95,13 @@ class FixedBucketPolicy:
     @classmethod
     def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> FixedBucketPolicy | None:
         """The entry's bucket, or the one chosen on the training users (None when not given)."""
-        heuristic = spec.heuristic
-        bucket = heuristic.bucket or artifacts.heuristic_buckets.get(spec.name)
-        if bucket is None:
-            return None
-        return cls(artifacts.feeds, ACTIONS.index(bucket), artifacts.settings.policy.rl_streak if heuristic.hybrid else None)
+        bucket = spec.heuristic.bucket or artifacts.heuristic_buckets.get(spec.name)
+        return None if bucket is None else cls.with_bucket(artifacts.feeds, spec, bucket, artifacts.settings.policy)
+
+    @classmethod
+    def with_bucket(cls, feeds: FeedBuilder, spec: PolicySpec, bucket: str, settings: PolicySettings) -> FixedBucketPolicy:
+        """The heuristic `spec` leading with `bucket`: on the switch's days when it is a hybrid."""
+        return cls(feeds, ACTIONS.index(bucket), settings.rl_streak if spec.heuristic.hybrid else None)
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         acting = np.ones(env.n_users, dtype=bool)

@@ -98,8 +98,10 @@ def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
         with_last = agent.n_states == N_STATES_WITH_LAST_BUCKET
         states = np.repeat(np.arange(agent.n_states), len(ACTIONS))
         label, streak, trend, *last = decode_state(states, with_last)
-        names = np.asarray(ACTIONS)[np.maximum(last[0], 0)].tolist() if with_last else []
-        last_bucket = [name if index >= 0 else None for name, index in zip(names, last[0])] if with_last else None
+        last_bucket = pl.repeat(None, states.size, dtype=pl.String, eager=True)
+        if with_last:  # -1, no bucket served, stays null
+            served = pl.Series(np.asarray(ACTIONS)[np.maximum(last[0], 0)])
+            last_bucket = served.zip_with(pl.Series(last[0] >= 0), last_bucket)
         return pl.DataFrame(
             {
                 "agent": name,
@@ -108,8 +110,7 @@ def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
                 "label": label,
                 "streak": streak.astype(np.int8),
                 "trend": trend,
-                "last_bucket": pl.Series(last_bucket, dtype=pl.String) if with_last else pl.repeat(None, states.size,
-                                                                                                  dtype=pl.String, eager=True),
+                "last_bucket": last_bucket,
                 "action": np.tile(np.asarray(ACTIONS), agent.n_states),
                 "q": agent.initialize().q_.ravel(),
                 "visits": agent.visits_.ravel(),
@@ -279,11 +280,10 @@ def choose_heuristic_buckets(
     rows = []
     for name in registry.CHOSEN_HEURISTICS:
         spec = registry.spec(name)
-        rl_streak = settings.policy.rl_streak if spec.heuristic.hybrid else None
-        for k, bucket in enumerate(ACTIONS):
+        for bucket in ACTIONS:
             env = ClosedLoopEnv(videos, trained_on, settings.simulation, seed, labeller_for(spec, emotion_model),
                                 episode=1)
-            frame = rollout(env, FixedBucketPolicy(feeds, k, rl_streak), name)
+            frame = rollout(env, FixedBucketPolicy.with_bucket(feeds, spec, bucket, settings.policy), name)
             negative = frame["predicted_label"].is_in(list(NEGATIVE)).sum() / trained_on.height
             rows.append({"policy": name, "bucket": bucket, "predicted_negative_days": float(negative)})
     table = pl.DataFrame(rows, schema={"policy": pl.String, "bucket": pl.String, "predicted_negative_days": pl.Float64})
