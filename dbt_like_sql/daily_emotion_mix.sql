@@ -14,6 +14,6 @@ select
     emotion,
     count(*) / sum(count(*)) over (partition by seed, labels.policy, label_source, day) as share
 from labels
-left join policy_registry as r on r.policy = labels.policy
+left join policy_registry as r on r.policy = split_part(labels.policy, '@', 1)
 group by seed, labels.policy, label_source, day, emotion
 order by seed, labels.policy, label_source, day, emotion

@@ -24,5 +24,5 @@ cross join lateral (
         ('negative_share', e.negative_share),
         ('decoded_accuracy', e.decoded_accuracy)
 ) as m (metric, value)
-left join policy_registry as r on r.policy = e.policy
+left join policy_registry as r on r.policy = split_part(e.policy, '@', 1)  -- a training replicate (esmr@2) is its agent's entry
 order by e.seed, e.policy, e.label_source, m.metric

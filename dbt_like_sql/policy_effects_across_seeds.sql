@@ -3,7 +3,9 @@
 -- across seeds (exact t quantile for any number of seeds; null with fewer than two), how many
 -- seeds' own bootstrap intervals lie wholly above zero and wholly below, and the mean effect as
 -- a share of oracle_best_feed's mean effect (how much of the gap between the reference and
--- the best achievable it closes). `oracle` marks the diagnostic policies.
+-- the best achievable it closes). `oracle` marks the diagnostic policies. A pooled row of
+-- training replicates (esmr@all) carries the mean over seeds of the SD between its replicates'
+-- effects (`replicate_sd`: retraining's share of the spread; null on every other row).
 with per_metric as (
     select
         e.policy,
@@ -17,9 +19,10 @@ with per_metric as (
         count(*) filter (where ci95_low > 0) as seeds_above_zero,
         count(*) filter (where ci95_high < 0) as seeds_below_zero,
         avg(relative_effect) as relative_effect,
-        avg(n) as users
+        avg(n) as users,
+        avg(replicate_sd) as replicate_sd
     from policy_effects as e
-    left join policy_registry as r on r.policy = e.policy
+    left join policy_registry as r on r.policy = split_part(e.policy, '@', 1)  -- a training replicate (esmr@2) is its agent's entry
     where isfinite(effect)  -- a metric nobody has in a seed (no eligible user) is left out
     group by e.policy, label_source, metric, reference
 ),
@@ -41,6 +44,7 @@ select
     seeds_above_zero,
     seeds_below_zero,
     relative_effect,
+    replicate_sd,
     case when ceiling_effect <> 0 then effect / ceiling_effect end as share_of_ceiling
 from per_metric
 left join ceiling on ceiling.label_source = per_metric.label_source and ceiling.metric = per_metric.metric

@@ -23,6 +23,6 @@ select
     avg(negative_share) as negative_share,
     stddev_samp(negative_share) as negative_share_sd
 from per_seed
-left join policy_registry as r on r.policy = per_seed.policy
+left join policy_registry as r on r.policy = split_part(per_seed.policy, '@', 1)
 group by per_seed.policy, feedback_style
 order by per_seed.policy, feedback_style

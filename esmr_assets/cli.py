@@ -71,9 +71,9 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "paired per-user effects against the reference policy on the latent truth (95 % per-user bootstrap "
         "interval; oracle_* read the latent state: diagnostics; share = of oracle_best_feed's effect)",
         "select seed, metric, e.policy, oracle, n, round(effect, 3) as effect, round(ci95_low, 3) as ci95_low, "
-        "round(ci95_high, 3) as ci95_high, round(share_of_ceiling, 2) as share "
-        "from policy_effects as e join policy_registry as r on r.policy = e.policy where label_source = 'true' "
-        "and metric in ('negative_days', 'mean_latent_valence', 'engagement_reward') order by seed, metric, r.position",
+        "round(ci95_high, 3) as ci95_high, round(share_of_ceiling, 2) as share, round(replicate_sd, 3) as replicate_sd "
+        "from policy_effects as e join policy_registry as r on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' "
+        "and metric in ('negative_days', 'mean_latent_valence', 'engagement_reward') order by seed, metric, r.position, e.policy",
     ),
     (
         "policy comparison on the latent true emotions (paper's ESMR / LightGBM figures beside ours; "
@@ -86,8 +86,8 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(bounce_rate, 3) as bounce, paper_bounce_rate as \"(paper)     \", "
         "round(engagement_reward, 1) as r_eng, paper_engagement_reward as \"(paper)      \", "
         "round(mean_latent_valence, 3) as valence, round(recovery_time, 2) as recovery_days "
-        "from evaluation_metrics as e join policy_registry as r on r.policy = e.policy where label_source = 'true' "
-        "order by seed, r.position",
+        "from evaluation_metrics as e join policy_registry as r on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' "
+        "order by seed, r.position, e.policy",
     ),
     (
         "latent satisfaction of what each policy served, per communication style (share of impressions with "
@@ -96,8 +96,8 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(positive_share_critical, 3) as \"r=+1 critical\", round(positive_share_passive, 3) as \"r=+1 passive\", "
         "round(negative_share_expressive, 3) as \"r=-1 expressive\", round(negative_share_critical, 3) as \"r=-1 critical\", "
         "round(negative_share_passive, 3) as \"r=-1 passive\", round(decoded_accuracy, 3) as decoded_accuracy "
-        "from evaluation_metrics as e join policy_registry as r on r.policy = e.policy where label_source = 'true' "
-        "order by seed, r.position",
+        "from evaluation_metrics as e join policy_registry as r on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' "
+        "order by seed, r.position, e.policy",
     ),
 ]
 

@@ -163,7 +163,7 @@ class PolicySettings(_Frozen):
     training_users: int = Field(
         200, gt=0, description="users the agents train on, drawn from those not held out (training cost is linear in it)"
     )
-    epochs: int = Field(10, gt=0, description="Q-learning epochs (Table 3: 10)")
+    epochs: int = Field(10, gt=0, lt=1000, description="Q-learning epochs (Table 3: 10)")
     learning_rate: float = Field(0.1, gt=0, le=1, description="Q-learning step size (Table 3: 0.1)")
     state_last_bucket: bool = Field(
         False, description="the agents' state also holds the bucket that led the user's feed yesterday (9 x 72 "
@@ -176,6 +176,13 @@ class PolicySettings(_Frozen):
     learning_rate_decay: float | None = Field(
         None, gt=0.5, le=1, description="None: Table 3's fixed step; omega in (0.5, 1]: the step of a "
         "state-action pair's n-th visit is 1 / n^omega (learning_rate is then unused)"
+    )
+    agent_replicates: int = Field(
+        1, ge=1, description="agents trained per seed for each of replicated_agents, each on its own random stream "
+        "(exploration and training noise); replicate r >= 1 of esmr is evaluated as policy esmr@r"
+    )
+    replicated_agents: tuple[str, ...] = Field(
+        ("esmr",), description="the agents (policy names) trained agent_replicates times"
     )
     discount: float = Field(0.95, ge=0, lt=1, description="gamma (Table 3: 0.95)")
     eta: float = Field(1.0, ge=0, description="emotional recovery bonus of Algorithm 2 (Table 3: 1.0)")

@@ -40,6 +40,9 @@ def load_settings_json(preset: str, overrides_json: str) -> Settings:
     if reference not in registry.POLICY_NAMES:
         raise SettingsError(f"evaluation.reference_policy: unknown policy {reference!r}; "
                             f"choose one of {', '.join(registry.POLICY_NAMES)}")
+    unknown = [name for name in settings.policy.replicated_agents if name not in registry.AGENTS]
+    if unknown:
+        raise SettingsError(f"policy.replicated_agents: {unknown} are not agents; choose from {', '.join(registry.AGENTS)}")
     return settings
 
 

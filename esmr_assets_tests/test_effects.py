@@ -10,6 +10,8 @@ import pytest
 from esmr_assets.evaluation.effects import (
     USER_METRICS,
     paired_effects,
+    pool_replicates,
+    replicate_spread,
     resample_counts,
     user_metrics,
 )
@@ -127,3 +129,28 @@ def test_a_policy_measured_on_one_label_source_only_is_compared_there():
     predicted = metrics.filter(pl.col("policy") == "ref").with_columns(pl.lit("predicted").alias("label_source"))
     effects = paired_effects(pl.concat([metrics, predicted]), "ref", 200, np.random.default_rng(0))
     assert set(effects.select("policy", "label_source").unique().rows()) == {("p", "true")}
+
+
+def test_pooled_replicates_average_the_replicates_and_report_their_spread():
+    """esmr, esmr@1, esmr@2: the pooled effect is the mean of the three effects (all
+    defined), its replicate_sd their sample SD; the other rows carry no spread."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=50)
+    shifts = {"esmr": 0.1, "esmr@1": 0.5, "esmr@2": -0.3}
+    metrics = synthetic_metrics({"lightgbm": base, **{k: base + s + rng.normal(0, 0.1, 50) for k, s in shifts.items()},
+                                 "random": base + 1.0})
+    pooled = pool_replicates(metrics)
+    assert pooled.filter(pl.col("policy") == "esmr@all").height == 50
+    assert pooled["policy"].unique(maintain_order=True).to_list() == [
+        "lightgbm", "esmr", "esmr@1", "esmr@2", "esmr@all", "random"]  # pooled after its replicates
+    effects = replicate_spread(paired_effects(pooled, "lightgbm", 2000, np.random.default_rng(0)))
+    rows = effects.filter(pl.col("metric") == "negative_days")
+    each = {p: rows.filter(pl.col("policy") == p)["effect"][0] for p in shifts}
+    all_row = rows.filter(pl.col("policy") == "esmr@all")
+    assert all_row["effect"][0] == pytest.approx(np.mean(list(each.values())))
+    assert all_row["replicate_sd"][0] == pytest.approx(np.std(list(each.values()), ddof=1))
+    assert all_row["replicates"][0] == 3 and all_row["ci95_low"][0] < all_row["effect"][0] < all_row["ci95_high"][0]
+    assert rows.filter(pl.col("policy") != "esmr@all")["replicate_sd"].null_count() == 4
+    # without replicates nothing is pooled, and the effects are those of paired_effects alone
+    plain = synthetic_metrics({"lightgbm": base, "random": base + 1.0})
+    assert pool_replicates(plain).equals(plain)

@@ -337,3 +337,56 @@ def test_an_agent_with_the_last_bucket_trains_tabulates_and_acts(world, threshol
     env = make_env(0)
     frame = rollout(env, HybridPolicy(feeds, agent, rl_streak=1), "variant")
     assert frame["rl_active"].any()
+
+
+@pytest.fixture(scope="module")
+def replicated(logged_world):
+    """fit_agents and run_rollouts on the smoke world, with 1 and with 3 training replicates
+    of esmr (twice), and the ranker they share."""
+    from esmr_assets.policy.ranker import EngagementRanker
+    from esmr_assets.policy.rollouts import run_rollouts
+    from esmr_assets.policy.training import fit_agents
+    from esmr_assets_tests.conftest import ThresholdModel
+
+    threshold_model = ThresholdModel()
+    impressions, logs, predictions, videos, users = logged_world(SMOKE, SEED)
+    ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
+    no_parents = pl.DataFrame(schema={"user_id": pl.Int32, "target": pl.String, "parent": pl.String, "weight": pl.Float64})
+
+    def fit(replicates: int):
+        settings = load_settings("smoke", {"simulation": {"n_days": 10},
+                                           "policy": {"epochs": 2, "agent_replicates": replicates}})
+        return settings, fit_agents(videos, users, impressions, no_parents, ranker, threshold_model, settings, SEED)
+
+    (_, one), (settings, three), (_, again) = fit(1), fit(3), fit(3)
+    rollouts = run_rollouts(videos, users, impressions, ranker, threshold_model, three.agents, settings, SEED)
+    return one, three, again, rollouts
+
+
+def test_agent_replicates_are_reproducible_per_stream_and_differ_between_streams(replicated):
+    one, three, again, _ = replicated
+    names = list(three.agents)
+    assert names[:3] == ["esmr", "esmr@1", "esmr@2"] and set(names) == set(one.agents) | {"esmr@1", "esmr@2"}
+    for name in one.agents:  # replicates change no other agent
+        assert np.array_equal(one.agents[name].q_, three.agents[name].q_), name
+    for name in names:  # the same stream gives the same agent
+        assert np.array_equal(three.agents[name].q_, again.agents[name].q_), name
+    q = [three.agents[name].q_ for name in ("esmr", "esmr@1", "esmr@2")]
+    assert not np.array_equal(q[0], q[1]) and not np.array_equal(q[1], q[2]) and not np.array_equal(q[0], q[2])
+    assert set(three.history["agent"]) == set(names)
+    assert three.history.filter(pl.col("agent") == "oracle_esmr")["oracle"].all()
+    assert not three.history.filter(pl.col("agent").str.starts_with("esmr@"))["oracle"].any()
+
+
+def test_each_replicate_is_evaluated_under_the_same_noise(replicated):
+    _, three, _, rollouts = replicated
+    policies = rollouts["policy"].unique(maintain_order=True).to_list()
+    assert policies[policies.index("esmr"):policies.index("esmr") + 3] == ["esmr", "esmr@1", "esmr@2"]
+    day0 = rollouts.filter(pl.col("day") == 0)  # nobody is on an RL streak on day 0: identical rows
+    columns = ["user_id", "watch_minutes", "true_valence", "predicted_label"]
+    assert day0.filter(pl.col("policy") == "esmr@2").select(columns).equals(
+        day0.filter(pl.col("policy") == "esmr").select(columns))
+    for name in ("esmr@1", "esmr@2"):  # each acts with its own agent's greedy bucket
+        acted = rollouts.filter((pl.col("policy") == name) & pl.col("rl_active"))
+        assert acted.height > 0
+        assert set(acted["action"].unique()) <= {ACTIONS[a] for a in three.agents[name].greedy(np.arange(N_STATES))}

@@ -46,6 +46,7 @@ def test_a_policy_without_its_trained_model_is_left_out():
     ({"name": "oracle_peek"}, "oracle_"),  # named as an oracle without reading the latent state
     ({"reads_latent": True}, "oracle_"),  # reads it without the name
     ({"stream_key": 1}, "unique"),  # another policy's stream
+    ({"name": "random@2"}, "replicates"),  # the mark of a training replicate
 ])
 def test_the_registry_refuses_inconsistent_entries(monkeypatch, change, message):
     extra = dataclasses.replace(registry.spec("random"), name="random_2", stream_key=99)
@@ -53,3 +54,19 @@ def test_the_registry_refuses_inconsistent_entries(monkeypatch, change, message)
     monkeypatch.setattr(registry, "BY_NAME", {**registry.BY_NAME, extra.name: extra})
     with pytest.raises(ValueError, match=message):
         registry._check((*registry.POLICIES, extra))
+
+
+def test_replicates_follow_their_agent_and_resolve_to_its_entry():
+    specs = registry.with_replicates(("esmr", "oracle_esmr"), 3)
+    names = [spec.name for spec in specs]
+    assert names[names.index("esmr"):names.index("esmr") + 3] == ["esmr", "esmr@1", "esmr@2"]
+    assert names[-4:] == ["oracle_esmr", "oracle_esmr@1", "oracle_esmr@2", "oracle_best_feed"]
+    assert len(names) == len(registry.POLICIES) + 4
+    assert [spec.name for spec in registry.with_replicates(("esmr",), 1)] == list(registry.POLICY_NAMES)
+    replicate = specs[names.index("esmr@2")]
+    assert dataclasses.replace(replicate, name="esmr") == registry.spec("esmr")  # the same entry, renamed
+    assert registry.base_name("oracle_esmr@2") == "oracle_esmr" and registry.base_name("esmr@all") == "esmr"
+    assert registry.is_oracle("oracle_esmr@1") and not registry.is_oracle("esmr@1")
+    assert registry.label_sources("oracle_esmr@1") == ("true",)
+    with pytest.raises(ValueError, match="only agents"):
+        registry.with_replicates(("lightgbm",), 2)

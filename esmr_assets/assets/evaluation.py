@@ -7,7 +7,12 @@ import polars as pl
 
 from ..emotion.tabtransformer import TabTransformerClassifier
 from ..evaluation.comparison import evaluation_table, representative_user, rl_days
-from ..evaluation.effects import paired_effects, user_metrics
+from ..evaluation.effects import (
+    paired_effects,
+    pool_replicates,
+    replicate_spread,
+    user_metrics,
+)
 from ..evaluation.plots import (
     daily_emotion_mix,
     effects_forest,
@@ -116,12 +121,14 @@ def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_met
     lightgbm), label source and metric: the mean paired per-user difference over the users
     where both are defined, its 95 % per-user bootstrap interval (the seed's own stream),
     the relative change against the reference's mean, the share of oracle_best_feed's
-    effect it achieves, and n. Oracle rows are diagnostics (`oracle` column)."""
+    effect it achieves, and n. Oracle rows are diagnostics (`oracle` column). With training
+    replicates, each replicate has its rows (`esmr@1`, ...) and `esmr@all` pools them, with
+    the replicates' count and the SD of their effects (`replicates`, `replicate_sd`)."""
     settings, seed = esmr.settings().evaluation, esmr.seed(context)
-    effects = paired_effects(
-        user_metrics, settings.reference_policy, settings.bootstrap_resamples, stream(seed, "evaluation"),
-        ceiling="oracle_best_feed",
-    )
+    effects = replicate_spread(paired_effects(
+        pool_replicates(user_metrics), settings.reference_policy, settings.bootstrap_resamples,
+        stream(seed, "evaluation"), ceiling="oracle_best_feed",
+    ))
     headline = effects.filter((pl.col("label_source") == "true") & pl.col("metric").is_in(list(HEADLINE)))
     return dg.MaterializeResult(
         value=effects,

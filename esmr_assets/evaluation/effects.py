@@ -70,6 +70,51 @@ def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+def pool_replicates(metrics: pl.DataFrame) -> pl.DataFrame:
+    """`metrics` with, for each agent evaluated with training replicates (`esmr`, `esmr@1`,
+    ...), a pooled policy `esmr@all` after its last replicate: per label source and user,
+    each metric's mean over the replicates (over those where it is defined). Its paired
+    effect is the mean of the replicates' effects; its bootstrap interval resamples users
+    with the replicates fixed."""
+    base = pl.col("policy").str.split(registry.REPLICATE_MARK).list.first()
+    policies = metrics["policy"].unique(maintain_order=True).to_list()
+    replicated = {registry.base_name(p) for p in policies if p != registry.base_name(p)}
+    if not replicated:
+        return metrics
+    last = {registry.base_name(p): p for p in policies}
+    frames = []
+    for policy in policies:
+        frames.append(metrics.filter(pl.col("policy") == policy))
+        name = registry.base_name(policy)
+        if name in replicated and last[name] == policy:
+            frames.append(
+                metrics.filter(base == name)
+                .group_by("label_source", "user_id", maintain_order=True)
+                .agg(pl.col(USER_METRICS).mean())
+                .with_columns(pl.lit(f"{name}{registry.REPLICATE_MARK}{registry.POOLED}").alias("policy"),
+                              pl.lit(registry.is_oracle(name)).alias("oracle"))
+                .select(metrics.columns)
+            )
+    return pl.concat(frames)
+
+
+def replicate_spread(effects: pl.DataFrame) -> pl.DataFrame:
+    """`effects` with, on each pooled row (`esmr@all`), how many training replicates it pools
+    (`replicates`) and the standard deviation of their effects (`replicate_sd`): how much
+    retraining the agent moves the effect. Null on every other row."""
+    base = pl.col("policy").str.split(registry.REPLICATE_MARK).list.first()
+    pooled_suffix = f"{registry.REPLICATE_MARK}{registry.POOLED}"
+    spread = (
+        effects.filter(~pl.col("policy").str.ends_with(pooled_suffix))
+        .with_columns(base.alias("_base"))
+        .group_by("_base", "label_source", "metric", maintain_order=True)
+        .agg(pl.len().cast(pl.Int64).alias("replicates"), pl.col("effect").std().alias("replicate_sd"))
+        .filter(pl.col("replicates") > 1)
+        .select((pl.col("_base") + pooled_suffix).alias("policy"), "label_source", "metric", "replicates", "replicate_sd")
+    )
+    return effects.join(spread, on=["policy", "label_source", "metric"], how="left", maintain_order="left")
+
+
 def resample_counts(n_users: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """(resamples, n_users) how often each user is drawn in each bootstrap resample."""
     draws = rng.integers(0, n_users, size=(resamples, n_users))

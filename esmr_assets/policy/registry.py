@@ -12,7 +12,7 @@ Import-light on purpose (no torch, LightGBM or polars): `esmr sql` reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 
@@ -127,9 +127,38 @@ CHOSEN_HEURISTICS = tuple(spec.name for spec in POLICIES if spec.heuristic is no
 ORACLES = tuple(spec.name for spec in POLICIES if spec.reads_latent)
 
 
+#: Training replicates: replicate r >= 1 of the agent of `esmr` acts as policy `esmr@1`, ...;
+#: replicate 0 is `esmr` itself. `esmr@all` names their pooled effect.
+REPLICATE_MARK = "@"
+POOLED = "all"
+
+
+def replicate_name(name: str, replicate: int) -> str:
+    """The policy that acts with replicate `replicate` of `name`'s agent (0: `name` itself)."""
+    return name if replicate == 0 else f"{name}{REPLICATE_MARK}{replicate}"
+
+
+def base_name(policy: str) -> str:
+    """The registry entry a replicate's or a pooled row's policy name stands for."""
+    return policy.split(REPLICATE_MARK, 1)[0]
+
+
+def with_replicates(replicated: tuple[str, ...], replicates: int) -> tuple[PolicySpec, ...]:
+    """Every registered policy in table order, each agent of `replicated` followed by its
+    replicates 1 .. `replicates` - 1: the same entry under `replicate_name`."""
+    unknown = set(replicated) - set(AGENTS)
+    if unknown:
+        raise ValueError(f"only agents have training replicates: {sorted(unknown)} are not among {AGENTS}")
+    return tuple(
+        replace(p, name=replicate_name(p.name, r))
+        for p in POLICIES
+        for r in range(replicates if p.name in replicated else 1)
+    )
+
+
 def is_oracle(name: str) -> bool:
-    """Whether the policy `name` is a diagnostic that reads the latent state."""
-    return name in ORACLES
+    """Whether the policy `name` (or a replicate of it) is a diagnostic that reads the latent state."""
+    return base_name(name) in ORACLES
 
 
 def label_sources(name: str) -> tuple[str, ...]:
@@ -137,7 +166,7 @@ def label_sources(name: str) -> tuple[str, ...]:
     and the latent truth, or only the truth for a policy that acts on the truth (its
     predicted labels are the truth: comparing them with another policy's predictions would
     credit it with the emotion model's errors). Unregistered names get both."""
-    registered = BY_NAME.get(name)
+    registered = BY_NAME.get(base_name(name))
     return ("true",) if registered is not None and registered.labels == "latent" else ("predicted", "true")
 
 
@@ -153,6 +182,8 @@ def _check(policies: tuple[PolicySpec, ...]) -> None:
     keys, names = [p.stream_key for p in policies], [p.name for p in policies]
     if len(set(keys)) != len(keys) or len(set(names)) != len(names):
         raise ValueError("policy names and stream keys must be unique")
+    if any(REPLICATE_MARK in name for name in names):
+        raise ValueError(f"policy names may not contain {REPLICATE_MARK!r}: it marks training replicates")
     bandits = {p.name for p in policies if p.learner is not None}
     for p in policies:
         if (p.agent is not None) + (p.learner is not None) + (p.heuristic is not None) > 1:

@@ -130,15 +130,16 @@ def run_rollouts(
     learners: Mapping | None = None,
     heuristic_buckets: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Every registered policy whose models are given, over the evaluation users' whole
-    horizon, each from the same start with the same noise (episode 0): common random
-    numbers, so differences between the policies' rows are the policies' doing."""
+    """Every registered policy whose models are given (an agent's training replicates
+    included, as `esmr@1`, ...), over the evaluation users' whole horizon, each from the
+    same start with the same noise (episode 0): common random numbers, so differences
+    between the policies' rows are the policies' doing."""
     _, evaluation_users = policy_split(users, seed, settings.policy)
     evaluated = users_in(users, evaluation_users)
     artifacts = Artifacts(feed_builder(ranker, videos, impressions, settings), agents, learners or {}, settings, seed,
                           heuristic_buckets or {})
     frames = []
-    for spec in registry.POLICIES:
+    for spec in registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates):
         policy = build_policy(spec, artifacts)
         if policy is None:
             continue
@@ -148,5 +149,6 @@ def run_rollouts(
         log(f"{spec.name}: {evaluated.height} users x {settings.simulation.n_days} days in "
             f"{time.perf_counter() - start:.1f} s")
     rollouts = pl.concat(frames)
-    oracle = pl.col("policy").is_in(list(registry.ORACLES)).alias("oracle")  # diagnostics, marked in every table
+    oracle = pl.col("policy").is_in([n for n in rollouts["policy"].unique() if registry.is_oracle(n)])
+    oracle = oracle.alias("oracle")  # diagnostics, marked in every table
     return rollouts.select("policy", oracle, pl.exclude("policy"))

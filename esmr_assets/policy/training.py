@@ -25,6 +25,7 @@ from .policies import FixedBucketPolicy
 from .q_training import DAY_FEATURES, RewardModel, RewardWeights, train_agents
 from .qlearning import N_STATES, N_STATES_WITH_LAST_BUCKET, QLearningAgent, decode_state
 from .ranker import EngagementRanker
+from .registry import AgentSpec
 from .rewards import parent_weight_matrix
 from .rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
 from .users import policy_split, users_in
@@ -63,6 +64,19 @@ def reward_weights(agent: str, settings: PolicySettings) -> RewardWeights:
         eta=settings.eta,
         amplification=settings.causal_amplification,
     )
+
+
+#: Training replicates live in environment episodes from here on: their training noise is
+#: their own (episode 0 is evaluation, 1 .. epochs the other agents' training).
+REPLICA_EPISODES = 1_000
+
+
+def agent_stream(seed: int, name: str) -> np.random.Generator:
+    """The exploration and replay stream of the agent of policy `name`: its registry key, and
+    for a training replicate r >= 1 (`esmr@r`) the key and r."""
+    key = registry.spec(registry.base_name(name)).stream_key
+    replicate = name[len(registry.base_name(name)) + 1:]
+    return stream(seed, "policy", key) if not replicate else stream(seed, "policy", key, int(replicate))
 
 
 def new_agent(settings: PolicySettings, n_states: int) -> QLearningAgent:
@@ -154,9 +168,10 @@ def fit_agents(
     feeds = feed_builder(ranker, videos, impressions, settings)
     learners = learners or {}
 
-    def env_of(users_: pl.DataFrame, spec: registry.PolicySpec) -> Callable[[int], ClosedLoopEnv]:
+    def env_of(users_: pl.DataFrame, spec: registry.PolicySpec, replicas: bool) -> Callable[[int], ClosedLoopEnv]:
+        offset = REPLICA_EPISODES if replicas else 0  # replicates train on days no other agent sees
         return lambda episode: ClosedLoopEnv(
-            videos, users_, settings.simulation, seed, labeller_for(spec, emotion_model), episode=episode
+            videos, users_, settings.simulation, seed, labeller_for(spec, emotion_model), episode=episode + offset
         )
 
     def report(row: dict) -> None:
@@ -166,14 +181,15 @@ def fit_agents(
         )
 
     def train(names: list[str], rewards: RewardModel) -> pl.DataFrame:
-        specs = [registry.spec(name) for name in names]
+        specs = [registry.spec(registry.base_name(name)) for name in names]
         if len({spec.labels for spec in specs}) != 1:
             raise ValueError(f"agents trained side by side must see the same labels: {names}")
         stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
         for name in names:
             agents[name] = new_agent(policy, N_STATES_WITH_LAST_BUCKET if policy.state_last_bucket else N_STATES)
-        rngs = {spec.name: stream(seed, "policy", spec.stream_key) for spec in specs}
-        return train_agents(env_of(stacked, specs[0]), feeds, rewards, {n: agents[n] for n in names}, rngs,
+        rngs = {name: agent_stream(seed, name) for name in names}
+        replicas = any(name != spec.name for name, spec in zip(names, specs))
+        return train_agents(env_of(stacked, specs[0], replicas), feeds, rewards, {n: agents[n] for n in names}, rngs,
                             policy.epochs, on_epoch=report)
 
     agents: dict[str, QLearningAgent] = {}
@@ -182,19 +198,28 @@ def fit_agents(
     weights = RewardWeights.stack([reward_weights(name, policy) for name in together], base.height)
     timing = policy.reward_timing
     histories = [train(together, RewardModel(np.tile(lam, (len(together), 1)), weights, timing=timing))] if together else []
+
+    def engagement_of(spec: AgentSpec):
+        return None if spec.engagement != "decoded" else DecodedEngagement(learners[spec.decoder], feeds.video_emotion)
+
     for name in registry.AGENTS:
         spec = registry.spec(name).agent
-        if spec.side_by_side:
+        if spec.side_by_side or (spec.engagement == "decoded" and spec.decoder not in learners):
             continue
-        engagement = None
-        if spec.engagement == "decoded":
-            if spec.decoder not in learners:
-                continue
-            engagement = DecodedEngagement(learners[spec.decoder], feeds.video_emotion)
-        histories.append(train([name], RewardModel(lam, reward_weights(name, policy), engagement, timing=timing)))
-    agents = {name: agents[name] for name in registry.AGENTS if name in agents}
+        histories.append(train([name], RewardModel(lam, reward_weights(name, policy), engagement_of(spec), timing=timing)))
+    # Replicates 1 .. K-1 of an agent: one cohort of their own, so they change no other agent.
+    for name in (n for n in registry.AGENTS if n in agents and n in policy.replicated_agents):
+        names = [registry.replicate_name(name, r) for r in range(1, policy.agent_replicates)]
+        if not names:
+            continue
+        weights = RewardWeights.stack([reward_weights(name, policy)] * len(names), base.height)
+        histories.append(train(names, RewardModel(np.tile(lam, (len(names), 1)), weights,
+                                                  engagement_of(registry.spec(name).agent), timing=timing)))
+    order = [spec.name for spec in registry.with_replicates(policy.replicated_agents, policy.agent_replicates)]
+    agents = {name: agents[name] for name in order if name in agents}
     history = pl.concat(histories)
-    history = history.select("agent", pl.col("agent").is_in(list(registry.ORACLES)).alias("oracle"), pl.exclude("agent"))
+    oracle = pl.Series("oracle", [registry.is_oracle(name) for name in history["agent"]], dtype=pl.Boolean)
+    history = history.select("agent", oracle, pl.exclude("agent"))
     return AgentTraining(
         agents=AgentSet(agents),
         history=history,
