@@ -9,6 +9,8 @@ the feedback-fairness table (`reward_fairness_by_group`) between `<!-- fairness:
 
     .venv/bin/esmr sweep --seeds 0-4                     # materialize seeds + SQL models
     .venv/bin/python docs/render_results.py --data-dir data
+
+With `--overrides`, the same JSON as the sweep's, it reads that configuration's namespace.
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ from esmr_assets.evaluation.metrics import (
 )
 from esmr_assets.evaluation.plots import effects_forest
 from esmr_assets.io_manager import markdown_table_text
-from esmr_assets.settings import load_settings
-from esmr_assets.storage import storage_root
+from esmr_assets.storage import load_settings_json, storage_root
 from esmr_assets.warehouse import run_query
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -69,7 +70,7 @@ def comparison_markdown(root: Path, label_source: str) -> str:
     frame = run_query(
         root,
         f"select c.* from policy_comparison as c join policy_registry as r on r.policy = c.policy "
-        f"where label_source = '{label_source}' order by r.position, metric",
+        f"where label_source = '{label_source}' order by r.position, metric",  # an entry: replicates left out
     )
     seeds = int(frame["seeds"].max())
     rows = []
@@ -95,11 +96,13 @@ def comparison_markdown(root: Path, label_source: str) -> str:
 def effects_markdown(root: Path, label_source: str = "true") -> str:
     """policy_effects_across_seeds as one row per policy and one column per key metric:
     effect [95 % t interval across seeds] and, below, the seeds whose own interval lies above
-    / below zero; oracle policies marked."""
+    / below zero; oracle policies marked. Of an agent's training replicates, only the pool
+    (`esmr@all`) is shown beside the entry."""
     frame = run_query(
         root,
-        "select e.* from policy_effects_across_seeds as e join policy_registry as r on r.policy = e.policy "
-        f"where label_source = '{label_source}' order by r.position, metric",
+        "select e.* from policy_effects_across_seeds as e join policy_registry as r "
+        f"on r.policy = split_part(e.policy, '@', 1) where label_source = '{label_source}' "
+        "and (e.policy not like '%@%' or e.policy like '%@all') order by r.position, e.policy, metric",
     )
     seeds, reference = int(frame["seeds"].max()), frame["reference"][0]
     rows = []
@@ -151,9 +154,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--preset", default="paper")
+    parser.add_argument("--overrides", default="{}", help="JSON of the sweep's setting overrides")
     parser.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[1] / "README.md")
     args = parser.parse_args()
-    root = storage_root(args.data_dir, load_settings(args.preset))
+    root = storage_root(args.data_dir, load_settings_json(args.preset, args.overrides))
     block = "\n\n".join([
         START,
         f"On the latent true emotions (`{args.preset}` preset, evaluation users, 30 days):",
@@ -176,7 +180,8 @@ def main() -> None:
     ])
     text = _replace(text, EFFECTS_START, EFFECTS_END, effects, args.readme)
     across = run_query(root, "select e.* from policy_effects_across_seeds as e join policy_registry as r "
-                             "on r.policy = e.policy order by r.position, metric")
+                             "on r.policy = split_part(e.policy, '@', 1) where e.policy not like '%@%' "
+                             "or e.policy like '%@all' order by r.position, e.policy, metric")
     seeds = int(across["seeds"].max())
     FOREST_PNG.write_bytes(effects_forest(across, interval=f"mean of {seeds} seeds, 95 % t interval across seeds"))
     args.readme.write_text(text)

@@ -1,0 +1,225 @@
+"""Regenerate the README's fair-test tables ("Is it ESMR or the implementation?") from stored
+sweeps (never typed by hand).
+
+Each variant is one `esmr sweep` over the same seeds with its own setting overrides, all with
+training replicates of ESMR's agent (`policy.agent_replicates`). From each namespace's
+`policy_effects` (per seed, paired per-user effects against `lightgbm` on the latent truth) it
+writes, between `<!-- fair-test:start -->` and `<!-- fair-test:end -->`:
+
+- the paper-faithful configuration: every replicate of ESMR, their pool with the SD between
+  replicates, the heuristics, the ceilings;
+- per variant: the pooled ESMR's effects, the spread between replicates, and its paired
+  differences from `hybrid_fixed_happy` and from `oracle_esmr` (per seed the difference of the
+  two effects, which share users and noise; t interval across seeds);
+- the engagement-responsive scenario's policies on emotion and engagement side by side;
+
+and a plot of the variants, docs/fair_test.png. To reproduce:
+
+    for o in $(python docs/render_fair_test.py --print-overrides); do esmr sweep --seeds 0-4 --overrides "$o"; done
+    .venv/bin/python docs/render_fair_test.py --data-dir data
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+from esmr_assets.io_manager import markdown_table_text  # noqa: E402
+from esmr_assets.storage import load_settings_json, storage_root  # noqa: E402
+from esmr_assets.warehouse import run_query  # noqa: E402
+
+START, END = "<!-- fair-test:start -->", "<!-- fair-test:end -->"
+PLOT = Path(__file__).resolve().parent / "fair_test.png"
+REPLICATES = 5
+#: name -> (setting overrides besides the replicates, what the variant changes)
+VARIANTS = {
+    "paper": ({}, "the paper's reward timing and state"),
+    "next_day": ({"policy": {"reward_timing": "next_day"}}, "(b) R_emo and R_cause on the next day's change"),
+    "last_bucket": ({"policy": {"state_last_bucket": True}}, "(a) the state holds yesterday's bucket"),
+    "last_bucket+next_day": ({"policy": {"state_last_bucket": True, "reward_timing": "next_day"}}, "(a) and (b)"),
+    "session_response": ({"simulation": {"session_response": 0.5}},
+                         "the session responds to the feed (rho = 0.5); paper timing and state"),
+}
+METRICS = (("negative_days", "negative days", 2), ("mean_latent_valence", "mean latent valence", 3),
+           ("engagement_reward", "engagement reward", 2))
+HEURISTICS = ("hybrid_fixed_happy", "hybrid_best_fixed", "always_happy")
+AGENT = "esmr"
+
+
+def overrides(variant: str) -> dict:
+    extra, _ = VARIANTS[variant]
+    policy = {**extra.get("policy", {}), "agent_replicates": REPLICATES}
+    return {**extra, "policy": policy}
+
+
+def root_of(data_dir: Path, variant: str, preset: str = "paper") -> Path:
+    return storage_root(data_dir, load_settings_json(preset, json.dumps(overrides(variant))))
+
+
+def _cell(mean, low, high, digits: int) -> str:
+    if mean is None or mean != mean:
+        return "–"
+    if low is None or low != low:
+        return f"{mean:+.{digits}f}"
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def effects(root: Path) -> pl.DataFrame:
+    """policy_effects_across_seeds on the latent truth, key metrics, in registry order."""
+    names = tuple(m for m, _, _ in METRICS)
+    return run_query(
+        root,
+        "select e.* from policy_effects_across_seeds as e join policy_registry as r "
+        f"on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' and metric in {names} "
+        "order by r.position, e.policy, metric",
+    )
+
+
+def differences(root: Path, a: str, b: str) -> pl.DataFrame:
+    """Per metric: the mean over seeds of effect(a) - effect(b) (paired: the same users and
+    noise) with its 95 % t interval across seeds."""
+    names = tuple(m for m, _, _ in METRICS)
+    return run_query(
+        root,
+        f"""
+        with e as (select seed, policy, metric, effect from policy_effects
+                   where label_source = 'true' and metric in {names}),
+        d as (select x.seed, x.metric, x.effect - y.effect as diff from e as x join e as y
+              on x.seed = y.seed and x.metric = y.metric where x.policy = '{a}' and y.policy = '{b}')
+        select metric, count(*) as seeds, avg(diff) as mean,
+               avg(diff) - t_quantile(0.975, count(*) - 1) * stddev_samp(diff) / sqrt(count(*)) as low,
+               avg(diff) + t_quantile(0.975, count(*) - 1) * stddev_samp(diff) / sqrt(count(*)) as high
+        from d group by metric
+        """,
+    )
+
+
+def policy_table(frame: pl.DataFrame, policies: list[str] | None = None, spread: bool = False) -> str:
+    """One row per policy, one column per metric: effect [t interval]; with `spread`, the SD
+    between training replicates of the pooled rows."""
+    rows = []
+    for policy in frame["policy"].unique(maintain_order=True):
+        if policies is not None and policy not in policies:
+            continue
+        part = frame.filter(pl.col("policy") == policy)
+        name = f"{policy} *(oracle)*" if part["oracle"][0] else policy
+        cells = {"policy": name}
+        for metric, title, digits in METRICS:
+            r = part.filter(pl.col("metric") == metric)
+            cells[title] = _cell(*(r[c][0] for c in ("effect", "ci95_low", "ci95_high")), digits) if r.height else "–"
+            if spread:
+                sd = r["replicate_sd"][0] if r.height else None
+                cells[f"replicate SD ({title})"] = "–" if sd is None else f"{sd:.{digits}f}"
+        rows.append(cells)
+    return markdown_table_text(pl.DataFrame(rows))
+
+
+def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per variant: the pooled agent's effects with the replicate SD, and its paired
+    differences from hybrid_fixed_happy and oracle_esmr (long form, for the plot)."""
+    rows, long = [], []
+    pooled = f"{AGENT}@all"
+    for variant, (_, what) in VARIANTS.items():
+        root = root_of(data_dir, variant, preset)
+        frame = effects(root)
+        seeds = int(frame["seeds"].max())
+        cells = {"variant": variant, "what changes": what, "seeds": seeds}
+        for metric, title, digits in METRICS[:2]:
+            r = frame.filter((pl.col("policy") == pooled) & (pl.col("metric") == metric))
+            cells[f"{AGENT} (pooled) {title}"] = _cell(r["effect"][0], r["ci95_low"][0], r["ci95_high"][0], digits)
+            cells[f"replicate SD {title}"] = f"{r['replicate_sd'][0]:.{digits}f}"
+            long.append({"variant": variant, "policy": pooled, "metric": metric,
+                         **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
+        for other in ("hybrid_fixed_happy", "oracle_esmr"):
+            d = differences(root, pooled, other).filter(pl.col("metric") == "negative_days")
+            cells[f"minus {other} (negative days)"] = _cell(d["mean"][0], d["low"][0], d["high"][0], 2)
+        for policy in ("oracle_esmr", "hybrid_fixed_happy"):
+            for metric, _, _ in METRICS[:2]:
+                r = frame.filter((pl.col("policy") == policy) & (pl.col("metric") == metric))
+                long.append({"variant": variant, "policy": policy, "metric": metric,
+                             **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
+        rows.append(cells)
+    return pl.DataFrame(rows), pl.DataFrame(long)
+
+
+def variants_plot(long: pl.DataFrame) -> bytes:
+    """Per metric, each variant's effect against lightgbm of pooled ESMR, oracle_esmr and
+    hybrid_fixed_happy, with the t interval across seeds."""
+    metrics = [m for m, _, _ in METRICS[:2]]
+    titles = dict((m, t) for m, t, _ in METRICS)
+    variants = long["variant"].unique(maintain_order=True).to_list()
+    policies = long["policy"].unique(maintain_order=True).to_list()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(12, 0.9 * len(variants) + 1.8), sharey=True)
+    for ax, metric in zip(axes, metrics):
+        for k, policy in enumerate(policies):
+            part = long.filter((pl.col("metric") == metric) & (pl.col("policy") == policy))
+            y = [variants.index(v) + 0.22 * (k - 1) for v in part["variant"]]
+            mean, low, high = (part[c].to_numpy() for c in ("mean", "low", "high"))
+            ax.errorbar(mean, y, xerr=[mean - low, high - mean], fmt="o", capsize=3, label=policy,
+                        mfc="white" if policy.startswith("oracle_") else None)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set(title=f"{titles[metric]} vs lightgbm", yticks=range(len(variants)), yticklabels=variants)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle("Fair test of ESMR: effects across seeds (95 % t interval), latent truth; oracle_* read the latent state")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[1] / "README.md")
+    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--print-overrides", action="store_true", help="print each variant's sweep overrides")
+    args = parser.parse_args()
+    if args.print_overrides:
+        for variant in VARIANTS:
+            print(json.dumps(overrides(variant), separators=(",", ":")))
+        return
+    paper = effects(root_of(args.data_dir, "paper", args.preset))
+    replicates = [AGENT, *(f"{AGENT}@{r}" for r in range(1, REPLICATES)), f"{AGENT}@all"]
+    shown = [*replicates, "esmr_no_emotion", "oracle_esmr", *HEURISTICS, "cb_like", "oracle_best_feed"]
+    summary, long = variant_rows(args.data_dir, args.preset)
+    session = effects(root_of(args.data_dir, "session_response", args.preset))
+    block = "\n\n".join([
+        START,
+        f"**The paper's configuration, with {REPLICATES} training replicates of ESMR's agent** (paired per-user "
+        "effects against `lightgbm` on the latent truth, mean over seeds [95 % t interval across seeds]; "
+        f"`{AGENT}` is the default run's agent, `{AGENT}@1`..`@{REPLICATES - 1}` are retrained on their own "
+        f"streams, `{AGENT}@all` pools them, with the SD of the replicates' effects within a seed, averaged "
+        "over seeds):",
+        policy_table(paper, shown, spread=True),
+        "**Each variant, all with the same replicates** (pooled ESMR; the differences are paired: per seed the "
+        "difference of the two effects on the same users and noise, t interval across seeds):",
+        markdown_table_text(summary),
+        f"![fair test]({PLOT.relative_to(args.readme.parent)})",
+        "**Engagement that responds to the feed** (`session_response` 0.5, the paper's timing and state):",
+        policy_table(session, [f"{AGENT}@all", "esmr_no_engagement", "oracle_esmr", *HEURISTICS, "cb_like",
+                               "random", "oracle_best_feed"], spread=False),
+        END,
+    ])
+    text = args.readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{args.readme} lacks the {START} ... {END} markers")
+    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    PLOT.write_bytes(variants_plot(long))
+    args.readme.write_text(text)
+    print(f"rewrote the fair-test block of {args.readme}")
+
+
+if __name__ == "__main__":
+    main()
