@@ -46,6 +46,7 @@ VARIANTS = {
     "next_day": ({"policy": {"reward_timing": "next_day"}}, "(b) R_emo and R_cause on the next day's change"),
     "last_bucket": ({"policy": {"state_last_bucket": True}}, "(a) the state holds yesterday's bucket"),
     "last_bucket+next_day": ({"policy": {"state_last_bucket": True, "reward_timing": "next_day"}}, "(a) and (b)"),
+    "learning_rate_decay": ({"policy": {"learning_rate_decay": 0.8}}, "a per-visit step 1/n(s,a)^0.8"),
     "session_response": ({"simulation": {"session_response": 0.5}},
                          "the session responds to the feed (rho = 0.5); paper timing and state"),
 }
@@ -112,14 +113,13 @@ def policy_table(frame: pl.DataFrame, policies: list[str] | None = None, spread:
             continue
         part = frame.filter(pl.col("policy") == policy)
         name = f"{policy} *(oracle)*" if part["oracle"][0] else policy
-        cells = {"policy": name}
+        cells, spreads = {"policy": name}, {}
         for metric, title, digits in METRICS:
             r = part.filter(pl.col("metric") == metric)
             cells[title] = _cell(*(r[c][0] for c in ("effect", "ci95_low", "ci95_high")), digits) if r.height else "–"
-            if spread:
-                sd = r["replicate_sd"][0] if r.height else None
-                cells[f"replicate SD ({title})"] = "–" if sd is None else f"{sd:.{digits}f}"
-        rows.append(cells)
+            sd = r["replicate_sd"][0] if r.height else None
+            spreads[f"SD between replicates: {title}"] = "–" if sd is None else f"{sd:.{digits}f}"
+        rows.append({**cells, **spreads} if spread else cells)
     return markdown_table_text(pl.DataFrame(rows))
 
 
@@ -130,6 +130,9 @@ def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFram
     pooled = f"{AGENT}@all"
     for variant, (_, what) in VARIANTS.items():
         root = root_of(data_dir, variant, preset)
+        if not (root / "policy_effects_across_seeds").exists():
+            print(f"no sweep of {variant} under {root}: left out")
+            continue
         frame = effects(root)
         seeds = int(frame["seeds"].max())
         cells = {"variant": variant, "what changes": what, "seeds": seeds}
@@ -168,11 +171,11 @@ def variants_plot(long: pl.DataFrame) -> bytes:
                         mfc="white" if policy.startswith("oracle_") else None)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set(title=f"{titles[metric]} vs lightgbm", yticks=range(len(variants)), yticklabels=variants)
-        ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
-    axes[0].legend(loc="lower left", fontsize=8)
+    axes[0].invert_yaxis()  # the axes share y: once for both
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(policies), fontsize=9)
     fig.suptitle("Fair test of ESMR: effects across seeds (95 % t interval), latent truth; oracle_* read the latent state")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -206,7 +209,7 @@ def main() -> None:
         "**Each variant, all with the same replicates** (pooled ESMR; the differences are paired: per seed the "
         "difference of the two effects on the same users and noise, t interval across seeds):",
         markdown_table_text(summary),
-        f"![fair test]({PLOT.relative_to(args.readme.parent)})",
+        f"![fair test]({PLOT.relative_to(args.readme.resolve().parent)})",
         "**Engagement that responds to the feed** (`session_response` 0.5, the paper's timing and state):",
         policy_table(session, [f"{AGENT}@all", "esmr_no_engagement", "oracle_esmr", *HEURISTICS, "cb_like",
                                "random", "oracle_best_feed"], spread=False),

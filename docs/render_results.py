@@ -175,7 +175,7 @@ def main() -> None:
         effects_markdown(root, "true"),
         "On the emotion model's predicted labels:",
         effects_markdown(root, "predicted"),
-        f"![paired effects]({FOREST_PNG.relative_to(args.readme.parent)})",
+        f"![paired effects]({FOREST_PNG.relative_to(args.readme.resolve().parent)})",
         EFFECTS_END,
     ])
     text = _replace(text, EFFECTS_START, EFFECTS_END, effects, args.readme)
