@@ -63,6 +63,14 @@ class SimulationSettings(_Frozen):
     )
     latent_noise_scale: float = Field(0.06, ge=0, description="Laplace scale of daily valence noise")
     engagement_valence_effect: float = Field(0.03, description="c of the valence update: weight of Delta E")
+    emotion_signal: float = Field(
+        1.0, ge=0, description="how strongly the latent state shapes behaviour: scales the behaviour multipliers' "
+        "deviation from 1 (0: behaviour carries no emotion; 1: the designed table)"
+    )
+    content_effect: float = Field(
+        1.0, ge=0, description="scales the watched-content term of the valence and arousal update (0: no feed can "
+        "move emotion; 1: as designed)"
+    )
     session_response: float = Field(
         0.0, ge=0, le=1, description="how much the day's session responds to what is served (docs/simulator.md): 0 "
         "is the paper's exogenous watch budget; above 0, engaging videos extend the session and a run of skips "

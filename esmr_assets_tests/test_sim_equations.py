@@ -9,7 +9,13 @@ from scipy import stats
 
 from esmr_assets.settings import load_settings
 from esmr_assets.sim import content, day, population
-from esmr_assets.sim.affect import memberships, true_emotion, update_latent
+from esmr_assets.sim.affect import (
+    BEHAVIOUR,
+    behaviour_multipliers,
+    memberships,
+    true_emotion,
+    update_latent,
+)
 from esmr_assets.sim.rng import stream
 from esmr_assets.vocabulary import PROFILES, TRUE_EMOTIONS
 
@@ -196,3 +202,40 @@ def test_latent_update_moves_toward_content_and_baseline():
     assert v == pytest.approx([0.4 * dose * 0.5, -0.4 * dose * 0.5])
     v2, _ = update_latent(np.full(2, 0.9), np.full(2, 0.5), content_valence=np.zeros(2), **kw)
     assert v2 == pytest.approx([0.9 - 0.2 * 0.9] * 2)  # recovery toward the baseline
+
+
+def test_emotion_signal_scales_the_multipliers_deviation_from_one():
+    """sigma = 1 is the table mixed by membership, bit for bit; 0 removes emotion from
+    behaviour; 2 doubles every deviation from 1 (above the floor)."""
+    rng = np.random.default_rng(0)
+    v, a = rng.uniform(-1, 1, 200), rng.uniform(0, 1, 200)
+    m = memberships(v, a)
+    designed = behaviour_multipliers(v, a)
+    assert all(np.array_equal(designed[k], m @ table) for k, table in BEHAVIOUR.items())
+    assert all(np.array_equal(behaviour_multipliers(v, a, 1.0)[k], designed[k]) for k in BEHAVIOUR)
+    assert all(np.all(x == 1.0) for x in behaviour_multipliers(v, a, 0.0).values())
+    doubled = behaviour_multipliers(v, a, 2.0)
+    for k in BEHAVIOUR:
+        expected = 1 + 2 * (designed[k] - 1)
+        assert np.allclose(doubled[k], np.maximum(expected, 0.05)), k
+    assert min(x.min() for x in behaviour_multipliers(v, a, 4.0).values()) == 0.05  # floored, never negative
+
+
+def test_content_effect_scales_only_the_content_terms():
+    kw = dict(
+        baseline_valence=np.zeros(2), baseline_arousal=np.full(2, 0.5), recovery_rate=np.full(2, 0.2),
+        susceptibility=np.full(2, 0.4), content_arousal=np.full(2, 0.9), watch_minutes=np.full(2, 30.0),
+        engagement_trend=np.full(2, 0.5), engagement_valence_effect=0.03, valence_noise=np.zeros(2),
+        arousal_noise=np.zeros(2),
+    )
+    start = (np.full(2, 0.1), np.full(2, 0.4))
+    designed = update_latent(*start, content_valence=np.array([0.5, -0.5]), **kw)
+    assert all(np.array_equal(x, y) for x, y in zip(update_latent(*start, content_valence=np.array([0.5, -0.5]),
+                                                                   content_effect=1.0, **kw), designed))
+    none = update_latent(*start, content_valence=np.array([0.5, -0.5]), content_effect=0.0, **kw)
+    unwatched = update_latent(*start, content_valence=np.zeros(2), **{**kw, "content_arousal": np.full(2, 0.5)})
+    assert np.allclose(none[0], unwatched[0]) and np.allclose(none[1], unwatched[1])  # content moves nothing
+    assert none[0][0] == none[0][1]  # positive and negative content land in the same place
+    double = update_latent(*start, content_valence=np.array([0.5, -0.5]), content_effect=2.0, **kw)
+    assert np.allclose(double[0] - none[0], 2 * (designed[0] - none[0]))
+    assert np.allclose(double[1] - none[1], 2 * (designed[1] - none[1]))

@@ -1,5 +1,7 @@
 """Algorithm 1, the logs it produces, their checks, and the latent emotion model's effect."""
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -301,3 +303,26 @@ def test_a_responsive_session_grows_with_engaging_videos_and_ends_on_skips():
     assert high_scroll[active].mean() > low_scroll[active].mean()
     assert high_watch[active].mean() > base_watch[active].mean()  # extended beyond the drawn budget
     assert high_watch[active].max() <= 1.5 * base_watch[active].max() + 1.5  # up to the bound (+ the last video)
+
+
+@pytest.mark.parametrize("signal, carries", [(0.0, False), (1.0, True)])
+def test_emotion_signal_zero_leaves_no_emotion_in_behaviour(signal, carries):
+    """The same users, noise, feed and churn on one day, once glad and once low: with
+    emotion_signal 0 every behaviour column is identical; as designed (1) they differ."""
+    settings = MEDIUM.model_copy(update={"emotion_signal": signal})
+    videos = simulate_videos(settings.n_videos, stream(5, "videos"))
+    pool = VideoPool.from_frame(videos)
+    pop = Population.from_frame(simulate_users(settings, stream(5, "users")))
+    noise = draw_day_noise(stream(5, "user_day", 0, 0), pop, 0, settings.feed_length, settings)
+    feed = np.broadcast_to(videos["video_id"].to_numpy()[: settings.feed_length], (pop.size, settings.feed_length)).copy()
+    start = UserState.initial(pop)
+    churned = churn_today(start, pop, noise, settings)
+
+    def day(valence: float, arousal: float) -> dict:
+        state = replace(start, valence=np.full(pop.size, valence), arousal=np.full(pop.size, arousal))
+        return simulate_day(feed, np.ones_like(feed, dtype=bool), 0, pool, pop, state, noise, churned, settings).features
+
+    glad, low = day(0.8, 0.3), day(-0.8, 0.8)
+    columns = ("watch_minutes", "scroll_minutes", "likes", "shares", "comments", "n_impressions")
+    same = [np.array_equal(glad[c], low[c]) for c in columns]
+    assert not any(same) if carries else all(same)

@@ -72,10 +72,18 @@ def memberships(valence: np.ndarray, arousal: np.ndarray) -> np.ndarray:
     return m / m.sum(axis=1, keepdims=True)
 
 
-def behaviour_multipliers(valence: np.ndarray, arousal: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-user multipliers of today's behaviour, mixed by region membership."""
+MIN_MULTIPLIER = 0.05  # a scaled multiplier's floor: no behaviour vanishes or turns negative
+
+
+def behaviour_multipliers(valence: np.ndarray, arousal: np.ndarray, signal: float = 1.0) -> dict[str, np.ndarray]:
+    """Per-user multipliers of today's behaviour, mixed by region membership. `signal`
+    (`simulation.emotion_signal`) scales their deviation from 1: 0 is behaviour that carries
+    no emotion, 1 the table as it is, above 1 a louder signal (floored at MIN_MULTIPLIER)."""
     m = memberships(valence, arousal)
-    return {name: m @ table for name, table in BEHAVIOUR.items()}
+    mixed = {name: m @ table for name, table in BEHAVIOUR.items()}
+    if signal == 1.0:  # the table itself, bit for bit
+        return mixed
+    return {name: np.maximum(1.0 + signal * (value - 1.0), MIN_MULTIPLIER) for name, value in mixed.items()}
 
 
 def update_latent(
@@ -93,17 +101,21 @@ def update_latent(
     engagement_valence_effect: float,
     valence_noise: np.ndarray,
     arousal_noise: np.ndarray,
+    content_effect: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tomorrow's (v, a):
 
-    v' = v + r (b - v) + s * dose * cv + c * dE + e_v
-    a' = a + r (b_a - a) + s * dose * (ca - 0.5) + 0.02 |dE| + e_a
+    v' = v + r (b - v) + k * s * dose * cv + c * dE + e_v
+    a' = a + r (b_a - a) + k * s * dose * (ca - 0.5) + 0.02 |dE| + e_a
 
     cv, ca: intensity-weighted valence/arousal of today's watched content (0 when nothing was
     watched), dose = 1 - exp(-watch_minutes / 15), e_* Laplace noise (non-Gaussian, as
-    DirectLiNGAM assumes). Clipped to the valid ranges.
+    DirectLiNGAM assumes), k the `content_effect` (0: no feed moves emotion; 1: as designed).
+    Clipped to the valid ranges.
     """
     dose = 1.0 - np.exp(-watch_minutes / DOSE_MINUTES)
+    if content_effect != 1.0:  # k = 1 leaves the arithmetic, and so the bytes, as they were
+        dose = content_effect * dose
     watched = watch_minutes > 0
     v_next = (
         valence

@@ -227,7 +227,7 @@ def simulate_day(
     each row) for every user at once, then compute the day's features and tomorrow's state."""
     n = pop.size
     active = ~churned
-    mult = behaviour_multipliers(state.valence, state.arousal)
+    mult = behaviour_multipliers(state.valence, state.arousal, settings.emotion_signal)
 
     # Eq. 1-2: scroll time and the watch-time budget, modulated by the latent state.
     scroll = np.where(active, noise.scroll_gamma * noise.session * mult["scroll"], 0.0)
@@ -354,6 +354,7 @@ def simulate_day(
         engagement_valence_effect=settings.engagement_valence_effect,
         valence_noise=noise.valence_noise,
         arousal_noise=noise.arousal_noise,
+        content_effect=settings.content_effect,
     )
     next_state = replace(
         state,
