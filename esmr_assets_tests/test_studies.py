@@ -1,0 +1,78 @@
+"""Study specs (studies.py): the shipped studies parse, and each kind of bad spec is refused
+with a message naming the scenario and the field."""
+
+from pathlib import Path
+
+import pytest
+
+from esmr_assets.studies import StudyError, load_study, parse_study
+
+STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
+
+GOOD = """
+description = "a study"
+preset = "smoke"
+seeds = "0-1,5"
+
+[report]
+policies = ["esmr", "oracle_esmr"]
+metrics = ["negative_days"]
+
+[[scenario]]
+name = "alpha_0"
+overrides = { policy = { alpha = 0.0 } }
+
+[[scenario]]
+name = "both"
+overrides = { policy = { alpha = 2.0, beta = 0.0 } }
+"""
+
+
+def test_the_shipped_studies_parse_with_five_seeds_or_more():
+    assert {p.stem for p in STUDIES} >= {"observability", "content_effect", "sensitivity", "horizon",
+                                        "training_budget", "engagement_tradeoff"}
+    for path in STUDIES:
+        study = load_study(path)
+        assert study.preset == "paper" and len(study.seeds) >= 5, path.stem
+        assert len({s.name for s in study.scenarios}) == len(study.scenarios) >= 2
+
+
+def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
+    study = parse_study(GOOD, "toy")
+    assert study.seeds == (0, 1, 5) and study.preset == "smoke"
+    alpha, both = study.scenarios
+    assert alpha.settings.policy.alpha == 0.0 and alpha.settings.simulation.n_users == 60  # on the smoke preset
+    assert alpha.knob == ("policy.alpha", 0.0) and both.knob is None  # two settings: no single axis
+    assert both.settings.policy.beta == 0.0 and both.overrides == {"policy": {"alpha": 2.0, "beta": 0.0}}
+    assert [(s.name, seed) for s, seed in study.cells] == [("alpha_0", 0), ("alpha_0", 1), ("alpha_0", 5),
+                                                          ("both", 0), ("both", 1), ("both", 5)]
+    assert parse_study(GOOD, "toy", seeds="7").seeds == (7,)  # --seeds replaces the spec's
+
+
+@pytest.mark.parametrize("change, message", [
+    (("alpha = 0.0 }", "alpha = 0.0, alpah = 1.0 }"), r"scenario 'alpha_0'.*policy\.alpah"),  # unknown field
+    (("alpha = 2.0", 'alpha = "high"'), r"scenario 'both'.*policy\.alpha"),  # wrong type
+    (('name = "both"', 'name = "alpha_0"'), r"scenario 'alpha_0'.*duplicate"),
+    (('seeds = "0-1,5"', 'seeds = ""'), r"seeds.*empty"),
+    (('seeds = "0-1,5"', 'seeds = "5-1"'), r"seeds.*backwards"),
+    (('preset = "smoke"', 'preset = "huge"'), r"scenario 'alpha_0'.*unknown preset 'huge'"),
+    (('description = "a study"', 'descripton = "a study"'), r"unknown field.*descripton"),
+    (('name = "both"', 'name = "Both|x"'), r"partition key"),
+    (('policies = ["esmr", "oracle_esmr"]', 'policies = ["esmr_x"]'), r"report\.policies.*esmr_x"),
+    (('metrics = ["negative_days"]', 'metrics = ["happiness"]'), r"report\.metrics.*happiness"),
+    (("alpha = 0.0 }", "training_users = 50 }"), r"scenario 'alpha_0'.*training_users.*only 30"),
+])
+def test_a_bad_spec_is_refused_naming_the_scenario_and_field(change, message):
+    old, new = change
+    assert old in GOOD
+    with pytest.raises(StudyError, match=message):
+        parse_study(GOOD.replace(old, new, 1), "toy")
+
+
+def test_an_unreadable_or_invalid_file_is_named(tmp_path):
+    with pytest.raises(StudyError, match="cannot read study"):
+        load_study(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("preset = \n")
+    with pytest.raises(StudyError, match="study 'broken': not valid TOML"):
+        load_study(broken)
