@@ -43,6 +43,11 @@ class ModelCodec:
 def model_codecs() -> dict[type, ModelCodec]:
     """Every model type an asset may return, with its file and loader (imported lazily:
     torch and LightGBM load only when a model is stored or read)."""
+    from .emotion.estimators import (
+        LatentEmotion,
+        LightGBMEmotionModel,
+        LogisticEmotionModel,
+    )
     from .emotion.tabtransformer import TabTransformerClassifier
     from .policy.models import AgentSet, BanditLearners
     from .policy.ranker import EngagementRanker
@@ -51,12 +56,28 @@ def model_codecs() -> dict[type, ModelCodec]:
         TabTransformerClassifier: ModelCodec(
             "tabtransformer.pt", lambda data, ctx: TabTransformerClassifier.from_bytes(data, device=ctx.device)
         ),
+        LogisticEmotionModel: ModelCodec("logistic_emotion.json", lambda data, ctx: LogisticEmotionModel.from_bytes(data)),
+        LightGBMEmotionModel: ModelCodec("lightgbm_emotion.json", lambda data, ctx: LightGBMEmotionModel.from_bytes(data)),
+        LatentEmotion: ModelCodec("latent_emotion.json", lambda data, ctx: LatentEmotion.from_bytes(data)),
         EngagementRanker: ModelCodec("lightgbm_ranker.txt", lambda data, ctx: EngagementRanker.from_text(data.decode())),
         AgentSet: ModelCodec(AgentSet.file_name, lambda data, ctx: AgentSet.from_bytes(data)),
         BanditLearners: ModelCodec(
             BanditLearners.file_name, lambda data, ctx: BanditLearners.from_bytes(data, ctx.settings.policy, ctx.seed)
         ),
     }
+
+
+def model_families() -> dict[type, tuple[type, ...]]:
+    """Input annotations that accept any of several stored types: the one stored is read."""
+    from .emotion.estimators import (
+        EmotionModel,
+        LatentEmotion,
+        LightGBMEmotionModel,
+        LogisticEmotionModel,
+    )
+    from .emotion.tabtransformer import TabTransformerClassifier
+
+    return {EmotionModel: (TabTransformerClassifier, LogisticEmotionModel, LightGBMEmotionModel, LatentEmotion)}
 
 
 def _codec(kind: type, asset: str) -> ModelCodec:
@@ -86,10 +107,17 @@ class SeedModelIOManager(dg.IOManager):
 
     def load_input(self, context: dg.InputContext) -> Any:
         asset = context.asset_key.to_user_string()
-        codec = _codec(context.dagster_type.typing_type, asset)
-        path = self._path(context, codec.file_name)
-        if not path.is_file():
-            raise FileNotFoundError(f"asset {asset}: no stored model at {path}; materialize it first")
+        kind = context.dagster_type.typing_type
+        members = model_families().get(kind, (kind,))
+        stored = [(codec, path) for codec in (_codec(member, asset) for member in members)
+                  if (path := self._path(context, codec.file_name)).is_file()]
+        if not stored:
+            names = ", ".join(_codec(member, asset).file_name for member in members)
+            raise FileNotFoundError(f"asset {asset}: no stored model ({names}) under "
+                                    f"{self._path(context, '')}; materialize it first")
+        if len(stored) > 1:
+            raise ValueError(f"asset {asset}: several stored models {[str(p) for _, p in stored]}; keep one")
+        codec, path = stored[0]
         device = (context.definition_metadata or {}).get("device", "auto")
         load_context = LoadContext(self.esmr.settings(), parse_seed(context.asset_partition_key), device)
         return codec.load(path.read_bytes(), load_context)

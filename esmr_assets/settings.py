@@ -185,6 +185,11 @@ class PolicySettings(_Frozen):
         None, gt=0.5, le=1, description="None: Table 3's fixed step; omega in (0.5, 1]: the step of a "
         "state-action pair's n-th visit is 1 / n^omega (learning_rate is then unused)"
     )
+    emotion_source: Literal["tabtransformer", "lightgbm", "logistic_regression", "truth_trained", "oracle"] = Field(
+        "tabtransformer", description="the emotion estimate the platform uses in the loop (agent state, R_emo, the "
+        "hybrid trigger, the ranker's emotion feature): the paper's TabTransformer, a baseline trained on the same "
+        "cluster labels, the TabTransformer trained on the latent truth, or the truth itself (oracle: a diagnostic)"
+    )
     agent_replicates: int = Field(
         1, ge=1, description="agents trained per seed for each of replicated_agents, each on its own random stream "
         "(exploration and training noise); replicate r >= 1 of esmr is evaluated as policy esmr@r"

@@ -94,7 +94,7 @@ def test_a_missing_model_is_named(data_dir, failure_text):
     result = run(data_dir, toy_agents, agents_reader, select=[dg.AssetKey("agents_reader")])
     assert not result.success
     text = failure_text(result)
-    assert "asset toy_agents: no stored model at" in text and "materialize it first" in text
+    assert "asset toy_agents: no stored model (q_agents.npz) under" in text and "materialize it first" in text
 
 
 @pytest.mark.parametrize("seed", [4, 5])

@@ -30,7 +30,7 @@ overrides = { policy = { alpha = 2.0, beta = 0.0 } }
 
 def test_the_shipped_studies_parse_with_five_seeds_or_more():
     assert {p.stem for p in STUDIES} >= {"observability", "content_effect", "sensitivity", "horizon",
-                                        "training_budget", "engagement_tradeoff"}
+                                        "training_budget", "engagement_tradeoff", "emotion_models"}
     for path in STUDIES:
         study = load_study(path)
         assert study.preset == "paper" and len(study.seeds) >= 5, path.stem

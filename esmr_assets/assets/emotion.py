@@ -5,13 +5,13 @@ import dagster as dg
 import polars as pl
 
 from ..emotion.clustering import CLUSTER_FEATURES
+from ..emotion.estimators import EmotionModel
 from ..emotion.pipeline import (
     PAPER_ACCURACY,
     label_days,
     predict_days,
     train_emotion_model,
 )
-from ..emotion.tabtransformer import TabTransformerClassifier
 from ..evaluation.plots import (
     confusion_heatmap,
     daily_emotion_mix,
@@ -64,8 +64,10 @@ def emotion_labels(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day
     partitions_def=seed_partitions,
     outs={
         "emotion_model": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"pytorch"}, description=(
-            "The TabTransformer (paper §3.2.2) trained on training users' cluster labels with early stopping on "
-            "validation users, stored as tabtransformer.pt; confusion matrix and training curve in metadata."
+            "The emotion model the platform runs (policy.emotion_source): by default the TabTransformer (paper "
+            "§3.2.2) trained on training users' cluster labels with early stopping on validation users, stored as "
+            "tabtransformer.pt; else a baseline, the TabTransformer trained on the latent truth, or the truth itself "
+            "(a diagnostic). The paper TabTransformer's confusion matrix and training curve in metadata."
         )),
         "emotion_model_scores": dg.AssetOut(kinds={"parquet"}, description=(
             "Test-user scores of the TabTransformer, of two baselines (logistic regression, LightGBM) and of the "
@@ -78,15 +80,17 @@ def emotion_training(
 ):
     """Fit the emotion model on training users' cluster labels and score it, with the
     baselines, on test users against the labels and the latent truth."""
-    settings, seed = esmr.settings().emotion, esmr.seed(context)
-    result = train_emotion_model(user_day_logs, emotion_labels, settings, seed)
+    full, seed = esmr.settings(), esmr.seed(context)
+    source = full.policy.emotion_source
+    result = train_emotion_model(user_day_logs, emotion_labels, full.emotion, seed, source)
     scores = {row["model"]: row for row in result.scores.iter_rows(named=True)}
     tab = scores["tabtransformer"]
     context.log.info(f"TabTransformer test accuracy {tab['accuracy']:.3f} (paper {PAPER_ACCURACY:.3f})")
     yield dg.Output(
-        result.model,
+        result.platform,
         output_name="emotion_model",
         metadata={
+            "emotion_source": source,
             "best_epoch": result.model.best_epoch_,
             "fit_seconds": round(result.fit_seconds, 2),
             **plot_metadata(
@@ -117,7 +121,7 @@ def emotion_predictions(
     esmr: EsmrConfig,
     user_day_logs: pl.DataFrame,
     emotion_labels: pl.DataFrame,
-    emotion_model: TabTransformerClassifier,
+    emotion_model: EmotionModel,
 ):
     """Class probabilities and the predicted label for every user-day (the previous-day input
     is the cluster label of the previous day), with the user's train/val/test split."""

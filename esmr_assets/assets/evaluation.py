@@ -5,7 +5,7 @@ and the paper's metrics computed from them. Thin wrappers over
 import dagster as dg
 import polars as pl
 
-from ..emotion.tabtransformer import TabTransformerClassifier
+from ..emotion.estimators import EmotionModel
 from ..evaluation.comparison import evaluation_table, representative_user, rl_days
 from ..evaluation.effects import (
     paired_effects,
@@ -44,7 +44,7 @@ def policy_rollouts(
     users: pl.DataFrame,
     impressions: pl.LazyFrame,
     engagement_ranker: EngagementRanker,
-    emotion_model: TabTransformerClassifier,
+    emotion_model: EmotionModel,
     q_agents: AgentSet,
     bandit_learners: BanditLearners,
     heuristic_buckets: pl.DataFrame,

@@ -5,7 +5,7 @@ tables that report on them. Thin wrappers over `esmr_assets.policy.training`."""
 import dagster as dg
 import polars as pl
 
-from ..emotion.tabtransformer import TabTransformerClassifier
+from ..emotion.estimators import EmotionModel
 from ..evaluation.plots import bandit_training as bandit_training_plot
 from ..evaluation.plots import (
     feature_importance,
@@ -106,7 +106,7 @@ def bandit_training(
     users: pl.DataFrame,
     impressions: pl.LazyFrame,
     engagement_ranker: EngagementRanker,
-    emotion_model: TabTransformerClassifier,
+    emotion_model: EmotionModel,
 ):
     """IGL-P with three and with two latent states (Maghakian et al., Algorithm 1) and the
     bandits on hand-engineered rewards (a like, a comment), trained online on the Q-learning
@@ -154,7 +154,7 @@ def agent_training(
     impressions: pl.LazyFrame,
     user_causal_parents: pl.DataFrame,
     engagement_ranker: EngagementRanker,
-    emotion_model: TabTransformerClassifier,
+    emotion_model: EmotionModel,
     bandit_learners: BanditLearners,
 ):
     """Tabular Q-learning in the closed-loop environment on training users disjoint from the
@@ -205,7 +205,7 @@ def heuristic_buckets(
     users: pl.DataFrame,
     impressions: pl.LazyFrame,
     engagement_ranker: EngagementRanker,
-    emotion_model: TabTransformerClassifier,
+    emotion_model: EmotionModel,
 ) -> dg.MaterializeResult:
     """The bucket of each heuristic baseline that has none fixed (`hybrid_best_fixed`): every
     bucket under the heuristic's rule on the training users, their mean predicted negative

@@ -93,8 +93,8 @@ def score_baselines(
     test: EmotionFeatures,
     y_test: np.ndarray,
     random_state: int = 0,
-) -> dict[str, tuple[dict[str, float], np.ndarray]]:
-    """{'logistic_regression': ({accuracy, macro_f1}, test predictions), 'lightgbm': ...}."""
+) -> dict[str, tuple[dict[str, float], np.ndarray, Pipeline | lgb.LGBMClassifier]]:
+    """{'logistic_regression': ({accuracy, macro_f1}, test predictions, fitted model), 'lightgbm': ...}."""
     models: Sequence[tuple[str, Pipeline | lgb.LGBMClassifier]] = (
         ("logistic_regression", fit_logistic(train, y_train, random_state)),
         ("lightgbm", fit_lightgbm(train, y_train, val, y_val, random_state)),
@@ -102,5 +102,5 @@ def score_baselines(
     out = {}
     for name, model in models:
         predicted = predict(model, test)
-        out[name] = (classification_scores(y_test, predicted), predicted)
+        out[name] = (classification_scores(y_test, predicted), predicted, model)
     return out

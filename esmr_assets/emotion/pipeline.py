@@ -20,6 +20,13 @@ from ..sim.rng import stream
 from ..vocabulary import TRUE_EMOTIONS
 from .baselines import score_baselines
 from .clustering import EmotionClusterer
+from .estimators import (
+    EMOTION_SOURCES,
+    EmotionModel,
+    LatentEmotion,
+    LightGBMEmotionModel,
+    LogisticEmotionModel,
+)
 from .features import (
     EmotionFeatures,
     UserSplit,
@@ -74,7 +81,8 @@ def model_features(logs: pl.DataFrame, labels: pl.DataFrame) -> tuple[EmotionFea
 
 @dataclass(frozen=True)
 class ModelResult:
-    model: TabTransformerClassifier
+    model: TabTransformerClassifier  # the paper's: trained on the cluster labels
+    platform: EmotionModel  # what the platform runs in the loop (`policy.emotion_source`)
     split: UserSplit
     scores: pl.DataFrame  # one row per model: accuracy and macro-F1 vs labels, accuracy vs truth
     fit_seconds: float  # TabTransformer training time (kept out of the table: it varies run to run)
@@ -114,22 +122,28 @@ def truth_ceiling(
     y_val: np.ndarray, test: EmotionFeatures, y_test: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Test-user predictions of the TabTransformer and the two baselines trained on the
-    latent truth: what behaviour can reveal about emotion here at best."""
+    latent truth (what behaviour can reveal about emotion here at best), and the
+    TabTransformer's bytes (the `truth_trained` emotion source)."""
     on_truth = _classifier(settings, seed).fit(
         train.cont, train.cat, y_train, val.cont, val.cat, y_val, cardinalities=train.cardinalities
     )
     models = {"tabtransformer": on_truth.predict(test.cont, test.cat)}
     baselines = score_baselines(train, y_train, val, y_val, test, y_test, random_state=seed)
-    models.update({name: predicted for name, (_, predicted) in baselines.items()})
-    return models
+    models.update({name: predicted for name, (_, predicted, _) in baselines.items()})
+    return models, on_truth.to_bytes()
 
 
-def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: EmotionSettings, seed: int) -> ModelResult:
+def train_emotion_model(
+    logs: pl.DataFrame, labels: pl.DataFrame, settings: EmotionSettings, seed: int, source: str = "tabtransformer"
+) -> ModelResult:
     """Fit the TabTransformer on training users' cluster labels (early stopping on validation
     users), score it and the two baselines on test users against the cluster labels and the
     latent truth. Beside them, the observability ceiling: the same models with the same
     features and users trained on the latent truth (`*_on_truth`, diagnostics: what behaviour
-    reveals about emotion here), and the truth's majority class."""
+    reveals about emotion here), and the truth's majority class. `source` (an
+    `EMOTION_SOURCES` name) picks the model the platform runs (`ModelResult.platform`)."""
+    if source not in EMOTION_SOURCES:
+        raise ValueError(f"unknown emotion source {source!r}; choose one of {EMOTION_SOURCES}")
     features, target = model_features(logs, labels)
     y = target.cast(pl.String).to_numpy()
     truth = logs["true_emotion"].cast(pl.String).to_numpy()
@@ -150,14 +164,14 @@ def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: Emot
         fit_seconds = time.perf_counter() - start
         predicted = model.predict(test.cont, test.cat)
         baselines = score_baselines(train, y[split.train], val, y[split.val], test, y[split.test], random_state=seed)
-        truth_models = ceiling()
+        truth_models, truth_trained = ceiling()
 
     def row(name: str, trained_on: str | None, scores: dict, predictions: np.ndarray) -> dict:
         return {"model": name, "trained_on": trained_on, **scores,
                 "accuracy_vs_truth": classification_scores(truth[split.test], predictions)["accuracy"]}
 
     rows = [row("tabtransformer", "cluster_labels", classification_scores(y[split.test], predicted), predicted)]
-    rows += [row(name, "cluster_labels", scores, p) for name, (scores, p) in baselines.items()]
+    rows += [row(name, "cluster_labels", scores, p) for name, (scores, p, _) in baselines.items()]
     rows.append(row("cluster_labels", None, {"accuracy": 1.0, "macro_f1": 1.0}, y[split.test]))
     for name, p in truth_models.items():
         rows.append(row(f"{name}_on_truth", "latent_truth", classification_scores(y[split.test], p), p))
@@ -169,8 +183,17 @@ def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: Emot
         pl.lit(int(split.train.sum())).alias("train_rows"),
         pl.lit(int(split.test.sum())).alias("test_rows"),
     )
+    platform = {
+        "tabtransformer": lambda: model,
+        "logistic_regression": lambda: LogisticEmotionModel.from_pipeline(baselines["logistic_regression"][2],
+                                                                          features.cardinalities),
+        "lightgbm": lambda: LightGBMEmotionModel.from_classifier(baselines["lightgbm"][2]),
+        "truth_trained": lambda: TabTransformerClassifier.from_bytes(truth_trained, device="cpu"),
+        "oracle": LatentEmotion,
+    }[source]()
     return ModelResult(
         model=model,
+        platform=platform,
         split=split,
         scores=scores,
         fit_seconds=fit_seconds,
@@ -180,11 +203,16 @@ def train_emotion_model(logs: pl.DataFrame, labels: pl.DataFrame, settings: Emot
 
 
 def predict_days(
-    model: TabTransformerClassifier, logs: pl.DataFrame, labels: pl.DataFrame, seed: int, split: tuple[float, float, float]
+    model: EmotionModel, logs: pl.DataFrame, labels: pl.DataFrame, seed: int, split: tuple[float, float, float]
 ) -> pl.DataFrame:
-    """Class probabilities and the predicted label for every user-day, with the user's split."""
-    features, _ = model_features(logs, labels)
-    label, probabilities = predict_classes(model, features)
+    """Class probabilities and the predicted label for every user-day, with the user's split
+    (for the `oracle` source, the latent true emotion with probability 1)."""
+    if isinstance(model, LatentEmotion):
+        label = logs["true_emotion"].cast(pl.String).to_numpy()
+        probabilities = (label[:, None] == np.asarray(TRUE_EMOTIONS)[None, :]).astype(np.float64)
+    else:
+        features, _ = model_features(logs, labels)
+        label, probabilities = predict_classes(model, features)
     parts = split_users(logs["user_id"], seed, split)
     split_name = np.select(list(parts), list(SPLITS), default="")
     return logs.select("user_id", "day").with_columns(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..policy import registry
 from ..policy.rollouts import DECODED_ACCURACY, satisfaction_shares
 from ..vocabulary import FEEDBACK_STYLES
 from .metrics import (
@@ -15,6 +14,7 @@ from .metrics import (
     PAPER_BASELINE,
     PAPER_FIGURES,
     PAPER_VOLATILITY_CHANGE,
+    oracle_flags,
     policy_matrices,
     summarise,
 )
@@ -46,8 +46,9 @@ def evaluation_table(rollouts: pl.DataFrame, styles: pl.DataFrame | None = None)
     label source, and `paper_<metric>`: the paper's ESMR figure on the `esmr` rows, its
     LightGBM figure on the `lightgbm` rows, null elsewhere. With the users' communication
     `styles`, the `feedback_metrics` columns follow (the same for both label sources)."""
+    oracle = oracle_flags(rollouts)
     rows = [
-        {"policy": policy, "oracle": registry.is_oracle(policy), "label_source": source, "users": users.size,
+        {"policy": policy, "oracle": oracle[policy], "label_source": source, "users": users.size,
          **summarise(m["labels"], m["watch"], m["scroll"], m["latent"])}
         for policy, source, users, m in policy_matrices(rollouts)
     ]

@@ -26,6 +26,7 @@ from .metrics import (
     happy_at_least_once,
     mean_valence_score,
     negative_days,
+    oracle_flags,
     policy_matrices,
     recovery_times,
     volatility,
@@ -43,7 +44,7 @@ def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
     user (the population figures of `metrics.summarise` are their means, except
     full_recovery, whose rate is over the eligible users: its per-user value is null for a
     user who is not eligible)."""
-    frames = []
+    frames, oracle = [], oracle_flags(rollouts)
     for policy, source, users, m in policy_matrices(rollouts):
         labels = m["labels"]
         eligible, recovered = full_recovery(labels)
@@ -62,7 +63,7 @@ def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
         }
         frames.append(pl.DataFrame({
             "policy": policy,
-            "oracle": registry.is_oracle(policy),
+            "oracle": oracle[policy],
             "label_source": source,
             "user_id": users.astype(np.int32),
             **{name: np.asarray(values[name], dtype=np.float64) for name in USER_METRICS},
@@ -82,6 +83,7 @@ def pool_replicates(metrics: pl.DataFrame) -> pl.DataFrame:
     if not replicated:
         return metrics
     last = {registry.base_name(p): p for p in policies}
+    flags = oracle_flags(metrics)
     frames = []
     for policy in policies:
         frames.append(metrics.filter(pl.col("policy") == policy))
@@ -92,7 +94,7 @@ def pool_replicates(metrics: pl.DataFrame) -> pl.DataFrame:
                 .group_by("label_source", "user_id", maintain_order=True)
                 .agg(pl.col(USER_METRICS).mean())
                 .with_columns(pl.lit(f"{name}{registry.REPLICATE_MARK}{registry.POOLED}").alias("policy"),
-                              pl.lit(registry.is_oracle(name)).alias("oracle"))
+                              pl.lit(flags[name]).alias("oracle"))
                 .select(metrics.columns)
             )
     return pl.concat(frames)
@@ -135,6 +137,7 @@ def paired_effects(
     if reference not in policies:
         raise ValueError(f"user metrics lack the reference policy {reference!r} (have {policies})")
     users = metrics.filter(pl.col("policy") == reference)["user_id"].unique().sort()
+    oracle = oracle_flags(metrics)
     others = [p for p in policies if p != reference]
     keys, diffs, refs = [], [], []
     for source in metrics["label_source"].unique(maintain_order=True).to_list():
@@ -169,7 +172,7 @@ def paired_effects(
     frame = pl.DataFrame(
         {
             "policy": [k[0] for k in keys],
-            "oracle": [registry.is_oracle(k[0]) for k in keys],
+            "oracle": [oracle[k[0]] for k in keys],
             "label_source": [k[1] for k in keys],
             "metric": [k[2] for k in keys],
             "reference": reference,

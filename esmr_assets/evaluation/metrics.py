@@ -247,6 +247,15 @@ def policy_matrices(rollouts: pl.DataFrame) -> Iterator[tuple[str, str, np.ndarr
             yield policy, source, users, {"labels": labels, **values}
 
 
+def oracle_flags(frame: pl.DataFrame) -> dict[str, bool]:
+    """Per policy of `frame` (rollouts or per-user metrics), whether its rows are diagnostics:
+    the frame's own `oracle` column (set where the rollouts ran, which knows when even the
+    platform's emotion estimate was the latent truth), else the registry's `oracle_*`."""
+    if "oracle" in frame.columns:
+        return dict(frame.group_by("policy").agg(pl.col("oracle").any()).iter_rows())
+    return {policy: registry.is_oracle(policy) for policy in frame["policy"].unique()}
+
+
 def value_matrix(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Like `label_matrix` for a numeric column, as float (nulls become NaN)."""
     user_ids, values = _matrix(frame, column, pl.Float64, allow_null=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from ..emotion.estimators import reads_latent
 from ..emotion.labeller import DailyLabeller, LatentLabeller
 from ..settings import Settings
 from ..sim.environment import ClosedLoopEnv, Labeller
@@ -41,9 +42,10 @@ class Artifacts:
 
 
 def labeller_for(spec: registry.PolicySpec, emotion_model) -> Labeller:
-    """What `spec` sees of emotion: the emotion model's daily labels, or, for an oracle on
-    latent labels, the simulator's truth."""
-    return LatentLabeller() if spec.labels == "latent" else DailyLabeller(emotion_model)
+    """What `spec` sees of emotion: the emotion model's daily labels, or the simulator's
+    truth for an oracle on latent labels and wherever the emotion source is the truth."""
+    latent = spec.labels == "latent" or reads_latent(emotion_model)
+    return LatentLabeller() if latent else DailyLabeller(emotion_model)
 
 
 def build_policy(spec: registry.PolicySpec, artifacts: Artifacts):
@@ -149,6 +151,9 @@ def run_rollouts(
         log(f"{spec.name}: {evaluated.height} users x {settings.simulation.n_days} days in "
             f"{time.perf_counter() - start:.1f} s")
     rollouts = pl.concat(frames)
-    oracle = pl.col("policy").is_in([n for n in rollouts["policy"].unique() if registry.is_oracle(n)])
-    oracle = oracle.alias("oracle")  # diagnostics, marked in every table
+    # Diagnostics, marked in every table: the oracles, and every policy when the platform's
+    # emotion estimate is the latent truth.
+    latent = reads_latent(emotion_model)
+    oracle = pl.col("policy").is_in([n for n in rollouts["policy"].unique() if latent or registry.is_oracle(n)])
+    oracle = oracle.alias("oracle")
     return rollouts.select("policy", oracle, pl.exclude("policy"))

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from ..causal.discovery import POOLED_USER
+from ..emotion.estimators import reads_latent
 from ..settings import PolicySettings, Settings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
@@ -104,9 +105,11 @@ def causal_weights(user_causal_parents: pl.DataFrame, user_ids: np.ndarray, sett
     return parent_weight_matrix(user_causal_parents, user_ids.tolist(), DAY_FEATURES)
 
 
-def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
+def q_table_frame(agents: Mapping[str, QLearningAgent], latent: bool = False) -> pl.DataFrame:
     """One row per agent, state and action: the state's parts (with the last served bucket,
-    `last_bucket`, null unless the agent's state has it), Q and the visit count."""
+    `last_bucket`, null unless the agent's state has it), Q and the visit count. `oracle`
+    marks the agents of `oracle_*` policies, and every agent when they learnt on the latent
+    truth (`latent`: the `oracle` emotion source)."""
 
     def frame(name: str, agent: QLearningAgent) -> pl.DataFrame:
         with_last = agent.n_states == N_STATES_WITH_LAST_BUCKET
@@ -119,7 +122,7 @@ def q_table_frame(agents: Mapping[str, QLearningAgent]) -> pl.DataFrame:
         return pl.DataFrame(
             {
                 "agent": name,
-                "oracle": registry.is_oracle(name),
+                "oracle": latent or registry.is_oracle(name),
                 "state": states.astype(np.int16),
                 "label": label,
                 "streak": streak.astype(np.int8),
@@ -218,12 +221,13 @@ def fit_agents(
     order = [spec.name for spec in registry.with_replicates(policy.replicated_agents, policy.agent_replicates)]
     agents = {name: agents[name] for name in order if name in agents}
     history = pl.concat(histories)
-    oracle = pl.Series("oracle", [registry.is_oracle(name) for name in history["agent"]], dtype=pl.Boolean)
+    latent = reads_latent(emotion_model)
+    oracle = pl.Series("oracle", [latent or registry.is_oracle(name) for name in history["agent"]], dtype=pl.Boolean)
     history = history.select("agent", oracle, pl.exclude("agent"))
     return AgentTraining(
         agents=AgentSet(agents),
         history=history,
-        q_table=q_table_frame(agents),
+        q_table=q_table_frame(agents, latent),
         training_users=training_users,
         evaluation_users=evaluation_users,
         seconds=time.perf_counter() - start,
