@@ -143,8 +143,9 @@ def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFram
             long.append({"variant": variant, "policy": pooled, "metric": metric,
                          **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
         for other in ("hybrid_fixed_happy", "oracle_esmr"):
-            d = differences(root, pooled, other).filter(pl.col("metric") == "negative_days")
-            cells[f"minus {other} (negative days)"] = _cell(d["mean"][0], d["low"][0], d["high"][0], 2)
+            for metric, title, digits in METRICS[:2]:
+                d = differences(root, pooled, other).filter(pl.col("metric") == metric)
+                cells[f"minus {other}: {title}"] = _cell(d["mean"][0], d["low"][0], d["high"][0], digits)
         for policy in ("oracle_esmr", "hybrid_fixed_happy"):
             for metric, _, _ in METRICS[:2]:
                 r = frame.filter((pl.col("policy") == policy) & (pl.col("metric") == metric))
