@@ -9,13 +9,35 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from esmr_assets.settings import Settings, parse_seed
+from esmr_assets.settings import Settings, SettingsView, check_setting_paths, parse_seed
 from esmr_assets.storage import (
     ensure_writable_dir,
     load_settings_json,
     resolve_data_dir,
     storage_root,
 )
+
+#: asset metadata key of the settings an asset reads (`reads`)
+SETTINGS_READ = "esmr/settings_read"
+
+
+def reads(*paths: str) -> dict:
+    """Asset metadata declaring the settings an asset reads: whole sections ("simulation") or
+    single settings ("policy.alpha"). `EsmrConfig.settings_for` hands the asset only these;
+    together with its inputs they are everything its output depends on."""
+    return {SETTINGS_READ: list(check_setting_paths(paths))}
+
+
+def declared_reads(context: dg.AssetExecutionContext) -> tuple[str, ...]:
+    """The union of the settings declared by the assets the step materializes."""
+    paths: list[str] = []
+    for key in context.selected_asset_keys:
+        declared = context.assets_def.specs_by_key[key].metadata.get(SETTINGS_READ)
+        if declared is None:
+            raise dg.DagsterInvariantViolationError(
+                f"asset {key.to_user_string()} does not declare the settings it reads (resources.reads)")
+        paths += declared.value if isinstance(declared, dg.MetadataValue) else declared
+    return tuple(dict.fromkeys(paths))
 
 
 def run_config(preset: str = "paper", data_dir: str | Path = "", overrides_json: str = "{}") -> dict:
@@ -40,6 +62,10 @@ class EsmrConfig(dg.ConfigurableResource):
     def settings(self) -> Settings:
         """The validated settings; raises `SettingsError` naming the bad field."""
         return load_settings_json(self.preset, self.overrides_json)
+
+    def settings_for(self, context: dg.AssetExecutionContext) -> SettingsView:
+        """The settings the executing asset declared (`reads`), and nothing else."""
+        return SettingsView(self.settings(), declared_reads(context), context.op_def.name)
 
     def resolved_data_dir(self) -> Path:
         return resolve_data_dir(self.data_dir)

@@ -8,13 +8,13 @@ from ..causal.discovery import POOLED_USER, discover, target_parents
 from ..evaluation.plots import parent_dag
 from ..metadata import markdown_table, plot_metadata
 from ..partitions import seed_partitions
-from ..resources import EsmrConfig
+from ..resources import EsmrConfig, reads
 from ..sim.causal_graph import CAUSAL_FEATURES, TRUE_EDGES
 
 GROUP = "causal"
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"numpy", "parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"numpy", "parquet"}, metadata=reads("causal"))
 def causal_dags(
     context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day_logs: pl.DataFrame, emotion_predictions: pl.DataFrame
 ):
@@ -26,7 +26,7 @@ def causal_dags(
     comments, shares, skip_rate, engagement, engagement_trend, scroll_watch_ratio,
     mean_intensity, intensity_change, content_valence, content_arousal, negative_share and
     the next-day targets next_day_stressed, valence_change, next_day_happy."""
-    settings, seed = esmr.settings().causal, esmr.seed(context)
+    settings, seed = esmr.settings_for(context).causal, esmr.seed(context)
     result = discover(
         user_day_logs, emotion_predictions, settings.min_rows, settings.device, settings.pooled_max_users, seed
     )
@@ -55,11 +55,11 @@ def causal_dags(
     group_name=GROUP,
     partitions_def=seed_partitions,
     outs={
-        "causal_parents": dg.AssetOut(kinds={"parquet"}, description=(
+        "causal_parents": dg.AssetOut(kinds={"parquet"}, metadata=reads("causal.method"), description=(
             "Paper Table 2 analogue: per emotional target and parent, sign, median weight, the "
             "share of users whose DAG has the edge, its rank, and whether the true graph has it."
         )),
-        "user_causal_parents": dg.AssetOut(kinds={"parquet"}, description=(
+        "user_causal_parents": dg.AssetOut(kinds={"parquet"}, metadata=reads("causal.method"), description=(
             "Per user, target and parent, the DAG weight: the lambda_f of the RL agent's causal reward."
         )),
     },
@@ -67,7 +67,7 @@ def causal_dags(
 def causal_parents(context: dg.AssetExecutionContext, esmr: EsmrConfig, causal_dags: pl.DataFrame):
     """Parents of next-day stressed, valence change and next-day happy, from the DAGs of
     the configured method."""
-    settings = esmr.settings().causal
+    settings = esmr.settings_for(context).causal
     method = settings.method
     users = causal_dags.filter(pl.col("method") == method)["user_id"].unique()
     n_users = 1 if method == "pooled" else int((users != POOLED_USER).sum())

@@ -22,19 +22,20 @@ from ..evaluation.plots import (
 from ..metadata import markdown_table, plot_metadata, value_counts
 from ..model_io_manager import MODEL_IO
 from ..partitions import seed_partitions
-from ..resources import EsmrConfig
+from ..resources import EsmrConfig, reads
 from ..vocabulary import TRUE_EMOTIONS
 
 GROUP = "emotion"
+TRAINING_READS = reads("emotion", "policy.emotion_source")
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"sklearn", "parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"sklearn", "parquet"}, metadata=reads("emotion"))
 def emotion_labels(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day_logs: pl.DataFrame):
     """One cluster-derived label per user-day (paper §3.2.1, Table 1): K-Means (k=5) on active
     days, the cluster -> emotion mapping solved from centroid traits, then the rules
     (inactivity -> churned, sharp engagement drop -> stressed). Scored against the latent
     truth, which the paper could not do."""
-    settings, seed = esmr.settings().emotion, esmr.seed(context)
+    settings, seed = esmr.settings_for(context).emotion, esmr.seed(context)
     result = label_days(user_day_logs, settings, seed)
     agreement = result.truth_agreement
     context.log.info(f"labels vs latent truth: ARI {agreement['ari']:.3f}, accuracy {agreement['accuracy']:.3f}")
@@ -63,13 +64,13 @@ def emotion_labels(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day
     group_name=GROUP,
     partitions_def=seed_partitions,
     outs={
-        "emotion_model": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"pytorch"}, description=(
+        "emotion_model": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"pytorch"}, metadata=TRAINING_READS, description=(
             "The emotion model the platform runs (policy.emotion_source): by default the TabTransformer (paper "
             "§3.2.2) trained on training users' cluster labels with early stopping on validation users, stored as "
             "tabtransformer.pt; else a baseline, the TabTransformer trained on the latent truth, or the truth itself "
             "(a diagnostic). The paper TabTransformer's confusion matrix and training curve in metadata."
         )),
-        "emotion_model_scores": dg.AssetOut(kinds={"parquet"}, description=(
+        "emotion_model_scores": dg.AssetOut(kinds={"parquet"}, metadata=TRAINING_READS, description=(
             "Test-user scores of the TabTransformer, of two baselines (logistic regression, LightGBM) and of the "
             "cluster labels themselves: accuracy and macro-F1 against the labels, accuracy against the latent truth."
         )),
@@ -80,7 +81,7 @@ def emotion_training(
 ):
     """Fit the emotion model on training users' cluster labels and score it, with the
     baselines, on test users against the labels and the latent truth."""
-    full, seed = esmr.settings(), esmr.seed(context)
+    full, seed = esmr.settings_for(context), esmr.seed(context)
     source = full.policy.emotion_source
     result = train_emotion_model(user_day_logs, emotion_labels, full.emotion, seed, source)
     scores = {row["model"]: row for row in result.scores.iter_rows(named=True)}
@@ -115,7 +116,7 @@ def emotion_training(
     )
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"pytorch", "parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"pytorch", "parquet"}, metadata=reads("emotion.split"))
 def emotion_predictions(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,
@@ -125,7 +126,7 @@ def emotion_predictions(
 ):
     """Class probabilities and the predicted label for every user-day (the previous-day input
     is the cluster label of the previous day), with the user's train/val/test split."""
-    settings, seed = esmr.settings().emotion, esmr.seed(context)
+    settings, seed = esmr.settings_for(context).emotion, esmr.seed(context)
     predictions = predict_days(emotion_model, user_day_logs, emotion_labels, seed, settings.split)
     test = predictions.filter(pl.col("split") == "test")
     # The representative user: the test user whose predicted labels change most often.

@@ -26,7 +26,7 @@ from ..partitions import seed_partitions
 from ..policy.models import AgentSet, BanditLearners
 from ..policy.ranker import EngagementRanker
 from ..policy.rollouts import run_rollouts
-from ..resources import EsmrConfig
+from ..resources import EsmrConfig, reads
 from ..sim.rng import stream
 from ..vocabulary import FEEDBACK_STYLES
 
@@ -36,7 +36,8 @@ HEADLINE = ("negative_days", "happy_at_least_once", "final_dominant_happy", "ful
             "bounce_rate", "engagement_reward", "mean_latent_valence", "recovery_time")
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, ins={"emotion_model": ON_CPU}, kinds={"numpy", "parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, ins={"emotion_model": ON_CPU}, kinds={"numpy", "parquet"},
+          metadata=reads("simulation", "policy", "evaluation.oracle_draws"))
 def policy_rollouts(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,
@@ -54,7 +55,7 @@ def policy_rollouts(
     day with whether RL acted, the served bucket and top video, the engagement reward, the
     predicted and the latent true emotion, the latent valence and satisfaction, and the
     bandits' rounds."""
-    settings, seed = esmr.settings(), esmr.seed(context)
+    settings, seed = esmr.settings_for(context), esmr.seed(context)
     rollouts = run_rollouts(
         videos, users, impressions, engagement_ranker, emotion_model, q_agents, settings, seed,
         log=context.log.info, learners=bandit_learners,
@@ -75,7 +76,7 @@ def policy_rollouts(
     )
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"parquet"}, metadata=reads())
 def evaluation_metrics(
     context: dg.AssetExecutionContext, esmr: EsmrConfig, policy_rollouts: pl.DataFrame, users: pl.DataFrame
 ):
@@ -104,7 +105,7 @@ def evaluation_metrics(
     )
 
 
-@dg.asset(name="user_metrics", group_name=GROUP, partitions_def=seed_partitions, kinds={"parquet"})
+@dg.asset(name="user_metrics", group_name=GROUP, partitions_def=seed_partitions, kinds={"parquet"}, metadata=reads())
 def user_metrics_asset(policy_rollouts: pl.DataFrame) -> pl.DataFrame:
     """One row per policy, label source (the emotion model's predictions, the latent truth)
     and evaluation user, one column per metric defined per user: negative days, happy at
@@ -115,7 +116,8 @@ def user_metrics_asset(policy_rollouts: pl.DataFrame) -> pl.DataFrame:
     return user_metrics(policy_rollouts)
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"numpy", "parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"numpy", "parquet"},
+          metadata=reads("evaluation.reference_policy", "evaluation.bootstrap_resamples"))
 def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_metrics: pl.DataFrame):
     """For each policy other than the reference (`evaluation.reference_policy`, default
     lightgbm), label source and metric: the mean paired per-user difference over the users
@@ -124,7 +126,7 @@ def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_met
     effect it achieves, and n. Oracle rows are diagnostics (`oracle` column). With training
     replicates, each replicate has its rows (`esmr@1`, ...) and `esmr@all` pools them, with
     the replicates' count and the SD of their effects (`replicates`, `replicate_sd`)."""
-    settings, seed = esmr.settings().evaluation, esmr.seed(context)
+    settings, seed = esmr.settings_for(context).evaluation, esmr.seed(context)
     effects = replicate_spread(paired_effects(
         pool_replicates(user_metrics), settings.reference_policy, settings.bootstrap_resamples,
         stream(seed, "evaluation"), ceiling="oracle_best_feed",

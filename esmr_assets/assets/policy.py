@@ -24,9 +24,15 @@ from ..policy.training import (
     fit_bandits,
     fit_ranker,
 )
-from ..resources import EsmrConfig
+from ..resources import EsmrConfig, reads
 
 GROUP = "policy"
+#: who trains and who is evaluated (`users.policy_split`)
+SPLIT_READS = ("policy.evaluation_share", "policy.max_evaluation_users", "policy.training_users")
+RANKER_READS = reads("policy.ranker_learning_rate", "policy.ranker_num_leaves", "policy.ranker_max_trees", "policy.ranker_early_stopping_rounds", "policy.ranker_max_users")
+BANDIT_READS = reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.bandit_epsilon", "policy.igl_alpha",
+                     "policy.igl_learning_rate", "policy.igl_epochs")
+AGENT_READS = reads("simulation", "policy", "causal.method")
 PAPER_AUC = 0.81  # §3.3.1: early stopping "stops on 0.81"
 
 
@@ -34,10 +40,10 @@ PAPER_AUC = 0.81  # §3.3.1: early stopping "stops on 0.81"
     group_name=GROUP,
     partitions_def=seed_partitions,
     outs={
-        "engagement_ranker": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"lightgbm"}, description=(
+        "engagement_ranker": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"lightgbm"}, metadata=RANKER_READS, description=(
             "LightGBM P(watched) (paper §3.3.1), stored as LightGBM text; test AUC and trees in metadata."
         )),
-        "ranker_feature_importance": dg.AssetOut(kinds={"parquet"}, description=(
+        "ranker_feature_importance": dg.AssetOut(kinds={"parquet"}, metadata=RANKER_READS, description=(
             "The engagement ranker's features by gain, with each feature's share of the total and its rank."
         )),
     },
@@ -54,7 +60,7 @@ def ranker_training(
     """LightGBM P(watched) on the logged impressions joined with the user's previous-day
     behaviour, previous-day predicted emotion, profile and the video's attributes; split by
     user, early-stopped on validation AUC."""
-    settings, seed = esmr.settings(), esmr.seed(context)
+    settings, seed = esmr.settings_for(context), esmr.seed(context)
     ranker = fit_ranker(impressions, user_day_logs, emotion_predictions, videos, users, settings, seed)
     total = sum(ranker.feature_importance_.values()) or 1.0
     importance = (
@@ -90,11 +96,11 @@ def ranker_training(
     partitions_def=seed_partitions,
     ins={"emotion_model": ON_CPU},
     outs={
-        "bandit_learners": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"torch"}, description=(
+        "bandit_learners": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"torch"}, metadata=BANDIT_READS, description=(
             "The feedback-learning bandits' learners (IGL-P with three and two latent states, the like and comment "
             "bandits), with IGL-P's inverse-kinematics reward decoder; per-epoch training figures in metadata."
         )),
-        "bandit_coefficients": dg.AssetOut(kinds={"parquet"}, description=(
+        "bandit_coefficients": dg.AssetOut(kinds={"parquet"}, metadata=BANDIT_READS, description=(
             "Each bandit's learned policy: its reward estimate's coefficient per action (bucket) and context feature."
         )),
     },
@@ -112,7 +118,7 @@ def bandit_training(
     bandits on hand-engineered rewards (a like, a comment), trained online on the Q-learning
     agents' training users from the feedback signals of what they serve; the latent
     satisfaction is never shown to them."""
-    settings, seed = esmr.settings(), esmr.seed(context)
+    settings, seed = esmr.settings_for(context), esmr.seed(context)
     trained = fit_bandits(videos, users, impressions, engagement_ranker, emotion_model, settings, seed,
                           log=context.log.info)
     yield dg.Output(
@@ -132,15 +138,15 @@ def bandit_training(
     partitions_def=seed_partitions,
     ins={"emotion_model": ON_CPU},
     outs={
-        "q_agents": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"numpy"}, description=(
+        "q_agents": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"numpy"}, metadata=AGENT_READS, description=(
             "The Q-learning agents of the hybrid policies (ESMR, its ablations esmr_no_emotion and "
             "esmr_no_engagement, and esmr_igl), stored as arrays: Q-table, visit counts, temperature."
         )),
-        "q_table": dg.AssetOut(kinds={"numpy", "parquet"}, description=(
+        "q_table": dg.AssetOut(kinds={"numpy", "parquet"}, metadata=AGENT_READS, description=(
             "Q-values of the agents: one row per agent, state (predicted label x negative-or-neutral streak x "
             "engagement trend) and action (video-emotion bucket), with the visit count."
         )),
-        "q_learning_curve": dg.AssetOut(kinds={"parquet"}, description=(
+        "q_learning_curve": dg.AssetOut(kinds={"parquet"}, metadata=AGENT_READS, description=(
             "Per agent and epoch: mean reward per transition and its Eq. 8 components, the "
             "Boltzmann temperature and the share of states visited."
         )),
@@ -161,7 +167,7 @@ def agent_training(
     evaluation users (paper §3.3.2, Algorithm 2, Table 3). Every day each agent picks a
     video-emotion bucket per user, the bucket leads a feed ranked by LightGBM, and the
     reward is R_eng + alpha R_emo + beta R_cause with each user's causal parents."""
-    settings, seed = esmr.settings(), esmr.seed(context)
+    settings, seed = esmr.settings_for(context), esmr.seed(context)
     result = fit_agents(
         videos, users, impressions, user_causal_parents, engagement_ranker, emotion_model, settings, seed,
         log=context.log.info, learners=bandit_learners,
@@ -197,7 +203,8 @@ def agent_training(
     )
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, ins={"emotion_model": ON_CPU}, kinds={"parquet"})
+@dg.asset(group_name=GROUP, partitions_def=seed_partitions, ins={"emotion_model": ON_CPU}, kinds={"parquet"},
+          metadata=reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.rl_streak"))
 def heuristic_buckets(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,
@@ -211,7 +218,7 @@ def heuristic_buckets(
     bucket under the heuristic's rule on the training users, their mean predicted negative
     days, and the chosen bucket, the fewest. Training users and predicted labels only, so
     the baseline stays deployable and never sees the evaluation users."""
-    settings, seed = esmr.settings(), esmr.seed(context)
+    settings, seed = esmr.settings_for(context), esmr.seed(context)
     table = choose_heuristic_buckets(videos, users, impressions, engagement_ranker, emotion_model, settings, seed)
     chosen = table.filter(pl.col("chosen"))
     return dg.MaterializeResult(

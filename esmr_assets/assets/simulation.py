@@ -12,7 +12,7 @@ import polars as pl
 from ..evaluation.plots import daily_emotion_mix, engagement_by_emotion
 from ..metadata import plot_metadata, value_counts
 from ..partitions import seed_partitions
-from ..resources import EsmrConfig
+from ..resources import EsmrConfig, reads
 from ..sim.content import simulate_videos
 from ..sim.logs import simulate_logs
 from ..sim.population import simulate_users
@@ -54,11 +54,12 @@ def _check_results(asset: str, outcomes: Iterable[CheckOutcome]) -> list[dg.Asse
     partitions_def=seed_partitions,
     check_specs=_check_specs("videos"),
     kinds={"polars", "parquet"},
+    metadata=reads("simulation.n_videos"),
 )
 def videos(context: dg.AssetExecutionContext, esmr: EsmrConfig):
     """The content pool: category, theme, duration, emotion, intensity, circumplex valence and
     arousal, and the composite engagement score (paper §3.1.1)."""
-    settings, seed = esmr.settings().simulation, esmr.seed(context)
+    settings, seed = esmr.settings_for(context).simulation, esmr.seed(context)
     frame = simulate_videos(settings.n_videos, stream(seed, "videos"))
     return dg.MaterializeResult(
         value=frame,
@@ -76,11 +77,12 @@ def videos(context: dg.AssetExecutionContext, esmr: EsmrConfig):
     partitions_def=seed_partitions,
     check_specs=_check_specs("users"),
     kinds={"polars", "parquet"},
+    metadata=reads("simulation"),
 )
 def users(context: dg.AssetExecutionContext, esmr: EsmrConfig):
     """User profiles with their session, interaction, churn and Dirichlet preference
     parameters, latent affect traits and IGL-P feedback style (paper §3.1.2)."""
-    settings, seed = esmr.settings().simulation, esmr.seed(context)
+    settings, seed = esmr.settings_for(context).simulation, esmr.seed(context)
     frame = simulate_users(settings, stream(seed, "users"))
     return dg.MaterializeResult(
         value=frame,
@@ -96,11 +98,11 @@ def users(context: dg.AssetExecutionContext, esmr: EsmrConfig):
     group_name=GROUP,
     partitions_def=seed_partitions,
     outs={
-        "user_day_logs": dg.AssetOut(kinds={"polars", "parquet"}, description=(
+        "user_day_logs": dg.AssetOut(kinds={"polars", "parquet"}, metadata=reads("simulation"), description=(
             "One row per user-day under the logging policy (Algorithm 1): behaviour, engineered "
             "features, and the latent true emotion (evaluation only, never a model input)."
         )),
-        "impressions": dg.AssetOut(kinds={"polars", "parquet"}, description=(
+        "impressions": dg.AssetOut(kinds={"polars", "parquet"}, metadata=reads("simulation"), description=(
             "One row per video a user reached in the logging policy's feed: position, watched "
             "or skipped, seconds spent."
         )),
@@ -111,7 +113,7 @@ def user_day_logs_and_impressions(
     context: dg.AssetExecutionContext, esmr: EsmrConfig, videos: pl.DataFrame, users: pl.DataFrame
 ):
     """Both tables come from one simulation, so they are produced together."""
-    settings, seed = esmr.settings().simulation, esmr.seed(context)
+    settings, seed = esmr.settings_for(context).simulation, esmr.seed(context)
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 10 == 0:
