@@ -1,9 +1,9 @@
 -- Every metric of evaluation_metrics in long form: one row per seed, policy, label source and metric;
--- `oracle` marks the diagnostic policies that read the latent state (policy_registry).
+-- `oracle` marks the diagnostic policies that read the latent state (the rollouts' mark).
 select
     e.seed,
     e.policy,
-    coalesce(r.reads_latent, false) as oracle,
+    e.oracle,
     e.label_source,
     m.metric,
     m.value
@@ -24,5 +24,4 @@ cross join lateral (
         ('negative_share', e.negative_share),
         ('decoded_accuracy', e.decoded_accuracy)
 ) as m (metric, value)
-left join policy_registry as r on r.policy = split_part(e.policy, '@', 1)  -- a training replicate (esmr@2) is its agent's entry
 order by e.seed, e.policy, e.label_source, m.metric

@@ -12,7 +12,7 @@ with per_metric as (
         label_source,
         metric,
         reference,
-        coalesce(bool_or(r.reads_latent), false) as oracle,
+        bool_or(e.oracle) as oracle,
         count(effect) as seeds,
         avg(effect) as effect,
         stddev_samp(effect) as sd,
@@ -22,7 +22,6 @@ with per_metric as (
         avg(n) as users,
         avg(replicate_sd) as replicate_sd
     from policy_effects as e
-    left join policy_registry as r on r.policy = split_part(e.policy, '@', 1)  -- a training replicate (esmr@2) is its agent's entry
     where isfinite(effect)  -- a metric nobody has in a seed (no eligible user) is left out
     group by e.policy, label_source, metric, reference
 ),

@@ -3,7 +3,7 @@
 -- r = +1 and r = -1, averaged across seeds, with the spread between seeds. `oracle` marks the
 -- diagnostic policies that read the latent state.
 with per_seed as (
-    select e.seed, e.policy, g.feedback_style, g.positive_share, g.negative_share
+    select e.seed, e.policy, e.oracle, g.feedback_style, g.positive_share, g.negative_share
     from evaluation_metrics as e
     cross join lateral (
         values
@@ -15,7 +15,7 @@ with per_seed as (
 )
 select
     per_seed.policy,
-    coalesce(bool_or(r.reads_latent), false) as oracle,
+    bool_or(per_seed.oracle) as oracle,
     feedback_style,
     count(*) as seeds,
     avg(positive_share) as positive_share,
@@ -23,6 +23,5 @@ select
     avg(negative_share) as negative_share,
     stddev_samp(negative_share) as negative_share_sd
 from per_seed
-left join policy_registry as r on r.policy = split_part(per_seed.policy, '@', 1)
 group by per_seed.policy, feedback_style
 order by per_seed.policy, feedback_style

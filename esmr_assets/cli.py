@@ -73,7 +73,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "select seed, metric, e.policy, oracle, n, round(effect, 3) as effect, round(ci95_low, 3) as ci95_low, "
         "round(ci95_high, 3) as ci95_high, round(share_of_ceiling, 2) as share, round(replicate_sd, 3) as replicate_sd "
         "from policy_effects as e join policy_registry as r on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' "
-        "and metric in ('negative_days', 'mean_latent_valence', 'engagement_reward') order by seed, metric, r.position, e.policy",
+        "and metric in ('negative_days', 'mean_latent_valence', 'engagement_reward') order by seed, metric, r.position, length(e.policy), e.policy",
     ),
     (
         "policy comparison on the latent true emotions (paper's ESMR / LightGBM figures beside ours; "
@@ -87,7 +87,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(engagement_reward, 1) as r_eng, paper_engagement_reward as \"(paper)      \", "
         "round(mean_latent_valence, 3) as valence, round(recovery_time, 2) as recovery_days "
         "from evaluation_metrics as e join policy_registry as r on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' "
-        "order by seed, r.position, e.policy",
+        "order by seed, r.position, length(e.policy), e.policy",
     ),
     (
         "latent satisfaction of what each policy served, per communication style (share of impressions with "
@@ -97,7 +97,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "round(negative_share_expressive, 3) as \"r=-1 expressive\", round(negative_share_critical, 3) as \"r=-1 critical\", "
         "round(negative_share_passive, 3) as \"r=-1 passive\", round(decoded_accuracy, 3) as decoded_accuracy "
         "from evaluation_metrics as e join policy_registry as r on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' "
-        "order by seed, r.position, e.policy",
+        "order by seed, r.position, length(e.policy), e.policy",
     ),
 ]
 

@@ -65,11 +65,11 @@ class SimulationSettings(_Frozen):
     engagement_valence_effect: float = Field(0.03, description="c of the valence update: weight of Delta E")
     emotion_signal: float = Field(
         1.0, ge=0, description="how strongly the latent state shapes behaviour: scales the behaviour multipliers' "
-        "deviation from 1 (0: behaviour carries no emotion; 1: the designed table)"
+        "deviation from 1 (0: every multiplier 1, though churn still depends on valence; 1: the designed table)"
     )
     content_effect: float = Field(
-        1.0, ge=0, description="scales the watched-content term of the valence and arousal update (0: no feed can "
-        "move emotion; 1: as designed)"
+        1.0, ge=0, description="scales the watched-content term of the valence and arousal update (0: content has "
+        "no direct pull on emotion, the feed only reaches it through the engagement trend; 1: as designed)"
     )
     session_response: float = Field(
         0.0, ge=0, le=1, description="how much the day's session responds to what is served (docs/simulator.md): 0 "
@@ -192,7 +192,8 @@ class PolicySettings(_Frozen):
     )
     agent_replicates: int = Field(
         1, ge=1, description="agents trained per seed for each of replicated_agents, each on its own random stream "
-        "(exploration and training noise); replicate r >= 1 of esmr is evaluated as policy esmr@r"
+        "(exploration and training noise); replicate r >= 1 of esmr is evaluated as policy esmr@r. Replicates "
+        "1..K-1 train together in one cohort, so esmr@r is reproducible for a given K (its noise rows depend on K)"
     )
     replicated_agents: tuple[str, ...] = Field(
         ("esmr",), description="the agents (policy names) trained agent_replicates times"
@@ -245,14 +246,27 @@ class Settings(_Frozen):
 
     @property
     def namespace(self) -> str:
-        """Storage folder: the preset name, plus a hash of any overrides so that
-        differently configured runs of one preset never overwrite each other."""
-        base = PRESETS[self.preset].model_dump()
-        mine = self.model_dump()
-        if mine == base:
+        """Storage folder: the preset name, plus a hash of the settings that differ from the
+        preset, so that differently configured runs of one preset never overwrite each other,
+        and a setting added later with a default leaves every existing folder's name alone."""
+        differences = _differences(self.model_dump(), PRESETS[self.preset].model_dump())
+        if not differences:
             return self.preset
-        digest = hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:8]
+        digest = hashlib.sha256(json.dumps(differences, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.preset}-{digest}"
+
+
+def _differences(mine: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The leaves of `mine` whose value differs from `base`'s, nested as in `mine`."""
+    out = {}
+    for key, value in mine.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            nested = _differences(value, base[key])
+            if nested:
+                out[key] = nested
+        elif key not in base or base[key] != value:
+            out[key] = value
+    return out
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

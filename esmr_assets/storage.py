@@ -43,6 +43,9 @@ def load_settings_json(preset: str, overrides_json: str) -> Settings:
     unknown = [name for name in settings.policy.replicated_agents if name not in registry.AGENTS]
     if unknown:
         raise SettingsError(f"policy.replicated_agents: {unknown} are not agents; choose from {', '.join(registry.AGENTS)}")
+    if settings.policy.agent_replicates > 1 and reference in settings.policy.replicated_agents:
+        raise SettingsError(f"evaluation.reference_policy: {reference!r} has training replicates; compare against "
+                            "a policy without them (its pool would contain the reference itself)")
     return settings
 
 

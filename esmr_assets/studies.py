@@ -182,7 +182,12 @@ def _report(report: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         raise StudyError(f"{where}: report: unknown field(s) {sorted(extra)}; it has {sorted(_REPORT_KEYS)}")
     policies = tuple(report.get("policies", ("esmr",)))
     metrics = tuple(report.get("metrics", DEFAULT_METRICS))
-    unknown_policies = [p for p in policies if registry.base_name(p) not in registry.POLICY_NAMES]
+    def known(policy: str) -> bool:
+        name, _, replicate = policy.partition(registry.REPLICATE_MARK)
+        pooled_or_replicate = replicate == registry.POOLED or (replicate.isdigit() and int(replicate) > 0)
+        return name in registry.POLICY_NAMES and (not replicate or (name in registry.AGENTS and pooled_or_replicate))
+
+    unknown_policies = [p for p in policies if not known(p)]
     if unknown_policies:
         raise StudyError(f"{where}: report.policies: unknown {unknown_policies}; choose from {registry.POLICY_NAMES}")
     unknown_metrics = [m for m in metrics if m not in METRICS]

@@ -104,7 +104,9 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
     for name, (asset_dir, partitioned) in _table_dirs(Path(root)).items():
         if partitioned:
             pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))
-            source = f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{'seed': BIGINT}})"
+            # union_by_name: seeds written before a table gained a column read it as null
+            source = (f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{'seed': BIGINT}}, "
+                      "union_by_name = true)")
         else:
             source = f"read_parquet({_quote_literal(str(asset_dir / PART_FILE))})"
         con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")

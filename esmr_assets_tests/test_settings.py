@@ -1,6 +1,7 @@
 """Run configuration: namespaces, data dir resolution, and invalid input failing before
 anything is written (through the CLI and through the resource)."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -40,6 +41,20 @@ def test_override_namespace_is_stable():
     assert no_op.settings().namespace == "paper"  # overriding with the preset's value changes nothing
 
 
+def test_the_namespace_hashes_only_what_differs_from_the_preset():
+    """A setting added later with a default must not rename the folders of earlier runs."""
+    from esmr_assets import settings as module
+
+    overridden = module.load_settings("paper", {"policy": {"alpha": 0.5}})
+    before = overridden.namespace
+    grown = module.PRESETS["paper"].model_dump()
+    grown["policy"]["alpha"] = 0.5
+    assert module._differences(grown, module.PRESETS["paper"].model_dump()) == {"policy": {"alpha": 0.5}}
+    expected = hashlib.sha256(json.dumps({"policy": {"alpha": 0.5}}, sort_keys=True).encode()).hexdigest()[:8]
+    assert before == f"paper-{expected}"
+    assert module.load_settings("paper", {"policy": {"alpha": 0.5, "beta": 0.5}}).namespace == before  # beta at default
+
+
 def test_data_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert EsmrConfig().resolved_data_dir() == tmp_path / "data"
@@ -76,6 +91,8 @@ INVALID_RUNS = [
                  id="no-agent-replicate"),
     pytest.param(["--overrides", '{"policy": {"replicated_agents": ["lightgbm"]}}'], "policy.replicated_agents",
                  id="replicating-a-policy-without-an-agent"),
+    pytest.param(["--overrides", '{"policy": {"agent_replicates": 2}, "evaluation": {"reference_policy": "esmr"}}'],
+                 "evaluation.reference_policy", id="a-replicated-reference"),
     pytest.param(["--overrides", '{"emotion": {"split": [0.5, 0.5, 0.5]}}'], "split must be three positive shares",
                  id="bad-split"),
     pytest.param(["--overrides", '{"emotion": {"d_model": 15, "n_heads": 2}}'], "must be divisible by n_heads",

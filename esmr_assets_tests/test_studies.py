@@ -59,6 +59,7 @@ def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
     (('description = "a study"', 'descripton = "a study"'), r"unknown field.*descripton"),
     (('name = "both"', 'name = "Both|x"'), r"partition key"),
     (('policies = ["esmr", "oracle_esmr"]', 'policies = ["esmr_x"]'), r"report\.policies.*esmr_x"),
+    (('policies = ["esmr", "oracle_esmr"]', 'policies = ["lightgbm@all"]'), r"report\.policies.*lightgbm@all"),
     (('metrics = ["negative_days"]', 'metrics = ["happiness"]'), r"report\.metrics.*happiness"),
     (("alpha = 0.0 }", "training_users = 50 }"), r"scenario 'alpha_0'.*training_users.*only 30"),
 ])

@@ -31,6 +31,16 @@ def test_views_per_asset_with_bigint_seed(seeded):
     assert frame.to_dict(as_series=False) == {"seed": [0, 2, 5], "t": ["BIGINT"] * 3, "n": [3, 5, 8]}
 
 
+def test_a_seed_written_before_a_column_existed_reads_it_as_null(seeded):
+    """A table gains a column (a new release): the seeds stored before still read, the new
+    column null there, instead of the view failing to bind."""
+    root = seeded / "paper"
+    part = root / "numbers" / "seed=5" / "part-0.parquet"
+    pl.read_parquet(part).with_columns(pl.lit(1.5).alias("added")).write_parquet(part)
+    frame = run_query(root, "select seed, count(added) as filled, count(*) as n from numbers group by seed order by seed")
+    assert frame.to_dict(as_series=False) == {"seed": [0, 2, 5], "filled": [0, 0, 8], "n": [3, 5, 8]}
+
+
 def test_esmr_sql_prints_counts_per_seed(seeded, capsys):
     query = "select seed, count(*) as n from numbers group by seed order by seed"
 

@@ -120,7 +120,7 @@ def _beside(function: Callable, *args) -> Iterator[Callable[[], Any]]:
 def truth_ceiling(
     settings: EmotionSettings, seed: int, train: EmotionFeatures, y_train: np.ndarray, val: EmotionFeatures,
     y_val: np.ndarray, test: EmotionFeatures, y_test: np.ndarray,
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], bytes]:
     """Test-user predictions of the TabTransformer and the two baselines trained on the
     latent truth (what behaviour can reveal about emotion here at best), and the
     TabTransformer's bytes (the `truth_trained` emotion source)."""

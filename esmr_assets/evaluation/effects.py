@@ -75,8 +75,9 @@ def pool_replicates(metrics: pl.DataFrame) -> pl.DataFrame:
     """`metrics` with, for each agent evaluated with training replicates (`esmr`, `esmr@1`,
     ...), a pooled policy `esmr@all` after its last replicate: per label source and user,
     each metric's mean over the replicates (over those where it is defined). Its paired
-    effect is the mean of the replicates' effects; its bootstrap interval resamples users
-    with the replicates fixed."""
+    effect is the mean of the replicates' effects where every replicate defines the metric
+    for the same users (not exactly so for full recovery and recovery time, whose users the
+    policies shape); its bootstrap interval resamples users with the replicates fixed."""
     base = pl.col("policy").str.split(registry.REPLICATE_MARK).list.first()
     policies = metrics["policy"].unique(maintain_order=True).to_list()
     replicated = {registry.base_name(p) for p in policies if p != registry.base_name(p)}

@@ -161,8 +161,11 @@ def fit_agents(
 ) -> AgentTraining:
     """Train the agents of the registry's hybrid policies on the training users, in registry
     order: the `side_by_side` ones together, one copy of the training users per agent (user
-    ids offset per copy), then each other agent on its own copy. An agent whose R_eng is a
-    bandit's decoded reward trains only when that bandit's learner is given."""
+    ids offset per copy), then each other agent on its own copy, then the training replicates
+    1 .. K-1 of each of `policy.replicated_agents` together in a cohort of their own, on
+    environment episodes no other agent sees. An agent whose R_eng is a bandit's decoded
+    reward trains only when that bandit's learner is given. Agents come in
+    `registry.with_replicates` order; the learning curve in training order."""
     policy = settings.policy
     training_users, evaluation_users = policy_split(users, seed, policy)
     base = users_in(users, training_users)
