@@ -5,6 +5,7 @@ run instead of silently letting two scenarios share an output they should not.""
 import re
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from esmr_assets.partitions import seed_partitions
@@ -60,3 +61,52 @@ def test_a_run_reading_an_undeclared_setting_fails_naming_it(tmp_path, asset, me
                                 run_config=run_config("smoke", tmp_path))
     assert not result.success
     assert re.search(message, failure_text(result))
+
+
+def _declared(asset: str) -> list[str]:
+    from esmr_assets.definitions import defs
+
+    spec = next(a.specs_by_key[k] for a in defs.resolve_asset_graph().assets_defs for k in a.keys
+                if k.to_user_string() == asset)
+    value = spec.metadata[SETTINGS_READ]
+    return value.value if isinstance(value, dg.MetadataValue) else value
+
+
+def test_the_policy_stage_reads_only_what_it_declares_under_every_variant(logged_world, threshold_model):
+    """The policy stage's domain functions, handed only their assets' declared settings, with
+    the non-default paths switched on (replicates, the last-bucket state, next-day credit, a
+    decaying step, a responsive session, a sampled ranker, the pooled DAG): none reads more."""
+    from esmr_assets.policy.rollouts import run_rollouts
+    from esmr_assets.policy.training import (
+        choose_heuristic_buckets,
+        fit_agents,
+        fit_bandits,
+        fit_ranker,
+    )
+    from esmr_assets.sim.content import simulate_videos
+    from esmr_assets.sim.rng import stream
+    from esmr_assets.sim.validation import check_videos
+
+    settings = load_settings("smoke", {
+        "simulation": {"n_days": 5, "session_response": 0.5},
+        "policy": {"epochs": 1, "igl_epochs": 1, "agent_replicates": 2, "state_last_bucket": True,
+                   "reward_timing": "next_day", "learning_rate_decay": 0.8, "ranker_max_users": 40},
+        "causal": {"method": "pooled"},
+    })
+
+    def view(asset: str) -> SettingsView:
+        return SettingsView(settings, _declared(asset), asset)
+
+    impressions, logs, predictions, videos, users = logged_world(settings.simulation, 6)
+    check_videos(simulate_videos(view("videos").simulation.n_videos, stream(6, "videos")), view("videos").simulation)
+    ranker = fit_ranker(impressions, logs, predictions, videos, users, view("engagement_ranker"), 6)
+    bandits = fit_bandits(videos, users, impressions, ranker, threshold_model, view("bandit_learners"), 6)
+    no_parents = pl.DataFrame(schema={"user_id": pl.Int32, "target": pl.String, "parent": pl.String, "weight": pl.Float64})
+    agents = fit_agents(videos, users, impressions, no_parents, ranker, threshold_model, view("q_agents"), 6,
+                        learners=bandits.learners)
+    assert "esmr@1" in agents.agents
+    buckets = choose_heuristic_buckets(videos, users, impressions, ranker, threshold_model, view("heuristic_buckets"), 6)
+    chosen = dict(buckets.filter(pl.col("chosen")).select("policy", "bucket").iter_rows())
+    rollouts = run_rollouts(videos, users, impressions, ranker, threshold_model, agents.agents, view("policy_rollouts"),
+                            6, learners=bandits.learners, heuristic_buckets=chosen)
+    assert {"esmr@1", "hybrid_best_fixed", "igl_p3"} <= set(rollouts["policy"])
