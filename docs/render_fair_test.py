@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
 from esmr_assets.io_manager import markdown_table_text  # noqa: E402
+from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
 from esmr_assets.storage import load_settings_json, storage_root  # noqa: E402
 from esmr_assets.warehouse import run_query  # noqa: E402
 
@@ -142,6 +143,13 @@ def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFram
             cells[f"replicate SD {title}"] = f"{r['replicate_sd'][0]:.{digits}f}"
             long.append({"variant": variant, "policy": pooled, "metric": metric,
                          **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
+        buckets = run_query(root, f"""
+            select avg(case when action in {NEGATIVE_EMOTIONS} then 1.0 else 0.0 end) as negative,
+                   avg(case when action = 'happy' then 1.0 else 0.0 end) as happy
+            from policy_rollouts
+            where (policy = '{AGENT}' or policy like '{AGENT}@%') and rl_active and not churned""")
+        cells["negative buckets on RL days"] = f"{buckets['negative'][0]:.0%}"
+        cells["happy on RL days"] = f"{buckets['happy'][0]:.0%}"
         for other in ("hybrid_fixed_happy", "oracle_esmr"):
             for metric, title, digits in METRICS[:2]:
                 d = differences(root, pooled, other).filter(pl.col("metric") == metric)
