@@ -30,7 +30,7 @@ from typing import Any
 
 from .evaluation.metrics import METRICS
 from .policy import registry
-from .settings import Settings, SettingsError
+from .settings import PRESETS, Settings, SettingsError
 from .storage import load_settings_json
 from .sweeps import parse_seed_ranges
 
@@ -123,8 +123,8 @@ def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
         if required not in spec:
             raise StudyError(f"{where}: missing field {required!r}")
     preset, seed_text = spec["preset"], seeds if seeds is not None else spec["seeds"]
-    if not isinstance(preset, str):
-        raise StudyError(f"{where}: preset must be a preset name, got {preset!r}")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise StudyError(f"{where}: preset: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     if not isinstance(seed_text, str):
         raise StudyError(f"{where}: seeds must be a range string such as \"0-4\", got {seed_text!r}")
     try:

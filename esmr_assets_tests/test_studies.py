@@ -55,7 +55,7 @@ def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
     (('name = "both"', 'name = "alpha_0"'), r"scenario 'alpha_0'.*duplicate"),
     (('seeds = "0-1,5"', 'seeds = ""'), r"seeds.*empty"),
     (('seeds = "0-1,5"', 'seeds = "5-1"'), r"seeds.*backwards"),
-    (('preset = "smoke"', 'preset = "huge"'), r"scenario 'alpha_0'.*unknown preset 'huge'"),
+    (('preset = "smoke"', 'preset = "huge"'), r"study 'toy': preset: unknown preset 'huge'"),
     (('description = "a study"', 'descripton = "a study"'), r"unknown field.*descripton"),
     (('name = "both"', 'name = "Both|x"'), r"partition key"),
     (('policies = ["esmr", "oracle_esmr"]', 'policies = ["esmr_x"]'), r"report\.policies.*esmr_x"),
