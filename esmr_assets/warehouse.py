@@ -102,14 +102,19 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
     """
     con = _base_connection()
     for name, (asset_dir, partitioned) in _table_dirs(Path(root)).items():
-        if partitioned:
-            pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))
-            # union_by_name: seeds written before a table gained a column read it as null
-            source = (f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{'seed': BIGINT}}, "
-                      "union_by_name = true)")
-        else:
+        if not partitioned:
             source = f"read_parquet({_quote_literal(str(asset_dir / PART_FILE))})"
-        con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")
+            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")
+            continue
+        pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))
+        hive = f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{'seed': BIGINT}}"
+        try:
+            # union_by_name: seeds written before a table gained a column read it as null. It
+            # reads every file's schema now, so an unreadable file falls back to the plain view,
+            # whose queries name that file, while the other tables stay queryable.
+            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive}, union_by_name = true)")
+        except duckdb.Error:
+            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive})")
     return con
 
 
