@@ -67,14 +67,27 @@ def _cli_run(data_dir: Path, *seeds: int) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_same_seed_gives_byte_identical_files_across_processes(tmp_path):
-    first, second = tmp_path / "a", tmp_path / "b"
-    _cli_run(first, 3, 4)
-    _cli_run(second, 3)
-    outputs = sorted(p.relative_to(second) for p in (second / "smoke").rglob("seed=3/*") if p.is_file())
+def test_same_seed_gives_byte_identical_files_across_processes(smoke_graph, tmp_path):
+    """The session's whole smoke graph, run in this process by `esmr_job`, and `esmr run` of
+    the same seed in another process (one Dagster run per seed): every file is the same."""
+    import polars as pl
+
+    from esmr_assets.sim.content import simulate_videos
+    from esmr_assets.sim.logs import simulate_logs
+    from esmr_assets.sim.population import simulate_users
+    from esmr_assets.sim.rng import stream
+    from esmr_assets_tests.conftest import SMOKE_GRAPH_SEED
+
+    first, _ = smoke_graph
+    second = tmp_path / "b" / "smoke"
+    _cli_run(second.parent, int(SMOKE_GRAPH_SEED))
+    outputs = sorted(p.relative_to(second) for p in second.rglob(f"seed={SMOKE_GRAPH_SEED}/*") if p.is_file())
     assert {p.name for p in outputs} >= {"part-0.parquet", "true_emotion_mix.png", "engagement_by_emotion.png",
                                          "tabtransformer.pt", "lightgbm_ranker.txt", "bandit_learners.pt", "q_agents.npz"}
     for rel in outputs:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
-    logs = "smoke/user_day_logs/seed={}/part-0.parquet"
-    assert (first / logs.format(3)).read_bytes() != (first / logs.format(4)).read_bytes()
+    stored = pl.read_parquet(first / "user_day_logs" / f"seed={SMOKE_GRAPH_SEED}" / "part-0.parquet")
+    other_seed = int(SMOKE_GRAPH_SEED) + 1  # another seed gives other data
+    users = simulate_users(SMOKE, stream(other_seed, "users"))
+    logs, _ = simulate_logs(simulate_videos(SMOKE.n_videos, stream(other_seed, "videos")), users, SMOKE, other_seed)
+    assert logs.height == stored.height and not logs.equals(stored)
