@@ -215,3 +215,18 @@ def feed_world(logged_world) -> Callable[..., tuple]:
         return videos, users, feeds
 
     return make
+
+
+def stored_and_recomputed_labels(model, root: Path, seed: str) -> tuple[np.ndarray, np.ndarray]:
+    """A seed's stored `emotion_predictions` labels, and `model`'s labels recomputed from the
+    stored logs and cluster labels (previous-day input: the cluster label), user-day aligned."""
+    from esmr_assets.emotion.features import build_features, previous_labels
+    from esmr_assets.emotion.labeller import predict_classes
+
+    logs, labels, predictions = (pl.read_parquet(root / name / f"seed={seed}" / "part-0.parquet")
+                                 for name in ("user_day_logs", "emotion_labels", "emotion_predictions"))
+    aligned = logs.select("user_id", "day").join(labels, on=["user_id", "day"], maintain_order="left")["label"]
+    again, _ = predict_classes(model, build_features(logs.drop("true_emotion", "true_valence", "true_arousal"),
+                                                    previous_labels(logs, aligned)))
+    stored = logs.select("user_id", "day").join(predictions, on=["user_id", "day"], maintain_order="left")["label"]
+    return stored.cast(pl.String).to_numpy(), again

@@ -5,10 +5,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.emotion.features import build_features, previous_labels
-from esmr_assets.emotion.labeller import predict_classes
 from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
 from esmr_assets.vocabulary import TRUE_EMOTIONS
+from esmr_assets_tests.conftest import stored_and_recomputed_labels
 
 pytestmark = pytest.mark.slow
 
@@ -46,18 +45,15 @@ def test_model_table_compares_the_transformer_with_baselines(smoke_run):
 
 def test_predictions_are_distributions_and_match_the_stored_model(smoke_run):
     root, table = smoke_run
-    logs, labels, predictions = table("user_day_logs"), table("emotion_labels"), table("emotion_predictions")
+    predictions = table("emotion_predictions")
     proba = predictions.select(f"p_{e}" for e in TRUE_EMOTIONS).to_numpy()
     assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert set(predictions["split"].cast(pl.String)) == {"train", "val", "test"}
     # every user's days sit in one split only
     assert predictions.group_by("user_id").agg(pl.col("split").n_unique())["split"].max() == 1
     model = TabTransformerClassifier.load(root / "emotion_model" / "seed=2" / "tabtransformer.pt")
-    aligned = logs.select("user_id", "day").join(labels, on=["user_id", "day"], maintain_order="left")["label"]
-    again, _ = predict_classes(model, build_features(logs.drop("true_emotion", "true_valence", "true_arousal"),
-                                                    previous_labels(logs, aligned)))
-    stored = logs.select("user_id", "day").join(predictions, on=["user_id", "day"], maintain_order="left")["label"]
-    assert (again == stored.cast(pl.String).to_numpy()).all()
+    stored, again = stored_and_recomputed_labels(model, root, "2")
+    assert (again == stored).all()
     assert (root / "emotion_predictions" / "seed=2" / "trajectory.png").stat().st_size > 0
 
 

@@ -17,6 +17,7 @@ from esmr_assets.emotion.estimators import (
 )
 from esmr_assets.emotion.features import EmotionFeatures
 from esmr_assets.settings import load_settings
+from esmr_assets_tests.conftest import stored_and_recomputed_labels
 
 
 def synthetic_features(n: int, seed: int) -> tuple[EmotionFeatures, np.ndarray]:
@@ -90,8 +91,6 @@ def test_a_baseline_source_flows_through_the_graph(tmp_path):
     """emotion_source = logistic_regression: the stage stores the baseline (and no
     TabTransformer), and the predictions are the stored baseline's."""
     from esmr_assets.definitions import defs
-    from esmr_assets.emotion.features import build_features, previous_labels
-    from esmr_assets.emotion.labeller import predict_classes
     from esmr_assets.partitions import seed_partitions
     from esmr_assets.resources import run_config
 
@@ -108,14 +107,8 @@ def test_a_baseline_source_flows_through_the_graph(tmp_path):
     folder = root / "emotion_model" / "seed=3"
     assert (folder / "logistic_emotion.json").is_file() and not (folder / "tabtransformer.pt").exists()
     model = LogisticEmotionModel.from_bytes((folder / "logistic_emotion.json").read_bytes())
-    logs = pl.read_parquet(root / "user_day_logs" / "seed=3" / "part-0.parquet")
-    labels = pl.read_parquet(root / "emotion_labels" / "seed=3" / "part-0.parquet")
-    predictions = pl.read_parquet(root / "emotion_predictions" / "seed=3" / "part-0.parquet")
-    aligned = logs.select("user_id", "day").join(labels, on=["user_id", "day"], maintain_order="left")["label"]
-    again, _ = predict_classes(model, build_features(logs.drop("true_emotion", "true_valence", "true_arousal"),
-                                                    previous_labels(logs, aligned)))
-    stored = logs.select("user_id", "day").join(predictions, on=["user_id", "day"], maintain_order="left")["label"]
-    assert (again == stored.cast(pl.String).to_numpy()).all()
+    stored, again = stored_and_recomputed_labels(model, root, "3")
+    assert (again == stored).all()
 
 
 def test_with_the_truth_as_source_every_policy_sees_it_and_is_marked(logged_world):

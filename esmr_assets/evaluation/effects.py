@@ -37,6 +37,8 @@ from .metrics import (
 #: the eligible; eligibility and bouncing: 0 or 1 per user)
 USER_METRICS = METRICS
 CONFIDENCE = 0.95
+#: the registry entry of a `policy` column that may hold replicates (`esmr@2`) and pools (`esmr@all`)
+_BASE_POLICY = pl.col("policy").str.split(registry.REPLICATE_MARK).list.first()
 
 
 def user_metrics(rollouts: pl.DataFrame) -> pl.DataFrame:
@@ -78,7 +80,7 @@ def pool_replicates(metrics: pl.DataFrame) -> pl.DataFrame:
     effect is the mean of the replicates' effects where every replicate defines the metric
     for the same users (not exactly so for full recovery and recovery time, whose users the
     policies shape); its bootstrap interval resamples users with the replicates fixed."""
-    base = pl.col("policy").str.split(registry.REPLICATE_MARK).list.first()
+    base = _BASE_POLICY
     policies = metrics["policy"].unique(maintain_order=True).to_list()
     replicated = {registry.base_name(p) for p in policies if p != registry.base_name(p)}
     if not replicated:
@@ -105,7 +107,7 @@ def replicate_spread(effects: pl.DataFrame) -> pl.DataFrame:
     """`effects` with, on each pooled row (`esmr@all`), how many training replicates it pools
     (`replicates`) and the standard deviation of their effects (`replicate_sd`): how much
     retraining the agent moves the effect. Null on every other row."""
-    base = pl.col("policy").str.split(registry.REPLICATE_MARK).list.first()
+    base = _BASE_POLICY
     pooled_suffix = f"{registry.REPLICATE_MARK}{registry.POOLED}"
     spread = (
         effects.filter(~pl.col("policy").str.ends_with(pooled_suffix))
