@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 DAGSTER_HOME_DIR := $(CURDIR)/data/.dagster
 
-.PHONY: setup run test ui
+.PHONY: setup run test ui studies
 
 setup: $(STAMP)
 
@@ -20,6 +20,16 @@ run: setup
 
 test: setup
 	$(VENV)/bin/pytest -q
+
+# Every shipped study at `paper`, one after another (hours on 2 cores; resumable: rerun to
+# continue). SEEDS=0-2 runs a first pass on fewer seeds; STUDY_DATA picks the data dir.
+STUDIES ?= observability content_effect sensitivity engagement_tradeoff emotion_models training_budget horizon
+STUDY_DATA ?= data
+studies: setup
+	for study in $(STUDIES); do \
+		$(VENV)/bin/esmr study run studies/$$study.toml --data-dir $(STUDY_DATA) $(if $(SEEDS),--seeds $(SEEDS)) || exit 1; \
+	done
+	$(VENV)/bin/python docs/render_studies.py --data-dir $(STUDY_DATA)
 
 # `dagster dev` is deprecated in Dagster 1.13 in favour of `dg dev`, which needs
 # dagster-dg-cli (not a dependency). So run what `dagster dev` runs: the webserver on

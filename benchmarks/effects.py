@@ -54,10 +54,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     settings = load_settings("paper")
-    root = storage_root(args.data_dir.absolute(), settings)
+    root = storage_root(args.data_dir.absolute(), settings.preset)
 
     def part(asset: str, name: str = "part-0.parquet") -> Path:
-        path = root / asset / f"seed={args.seed}" / name
+        path = root / asset / f"scenario=baseline/seed={args.seed}" / name
         if not path.is_file():
             raise SystemExit(f"{path} is missing: materialize seed {args.seed} at paper first (esmr run)")
         return path

@@ -65,7 +65,7 @@ def closed_loop(data_dir: Path, seed: int) -> str | None:
     from esmr_assets.sim.environment import ClosedLoopEnv
 
     root = data_dir / "paper"
-    part = f"seed={seed}"
+    part = f"scenario=baseline/seed={seed}"
     needed = [root / "engagement_ranker" / part / "lightgbm_ranker.txt", root / "emotion_model" / part / "tabtransformer.pt"]
     if not all(path.exists() for path in needed):
         return None

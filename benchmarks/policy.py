@@ -47,10 +47,10 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = load_settings("paper")
-    root = args.data_dir / settings.namespace
+    root = args.data_dir / settings.preset
 
     def table(asset: str) -> pl.DataFrame:
-        return pl.read_parquet(root / asset / f"seed={args.seed}" / "part-0.parquet")
+        return pl.read_parquet(root / asset / f"scenario=baseline/seed={args.seed}" / "part-0.parquet")
 
     videos, users, logs, impressions = table("videos"), table("users"), table("user_day_logs"), table("impressions")
     predictions = table("emotion_predictions")
@@ -69,7 +69,7 @@ def main() -> None:
     for name, fitted, seconds in rows:
         print(f"   {name:<12} test AUC {fitted.auc_:.4f}  trees {fitted.best_iteration_:>4}  fit {seconds:6.1f} s")
 
-    model = TabTransformerClassifier.load(root / "emotion_model" / f"seed={args.seed}" / "tabtransformer.pt",
+    model = TabTransformerClassifier.load(root / "emotion_model" / f"scenario=baseline/seed={args.seed}" / "tabtransformer.pt",
                                           device="cpu")
     days = load_settings("paper", {"simulation": {"n_days": args.days}})
     print(f"\n2. closed loop, {users.height:,} users x {args.days} days under the LightGBM policy")

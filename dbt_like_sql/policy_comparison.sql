@@ -1,8 +1,9 @@
--- Mean of each metric per policy and label source across all materialized seeds, with a
+-- Mean of each metric per scenario, policy and label source across its materialized seeds, with a
 -- 95 % t interval (mean +- t(0.975, n - 1) * sd / sqrt(n), the exact t quantile for any
 -- number of seeds; null with fewer than two seeds). `oracle` marks the diagnostic policies.
 with per_metric as (
     select
+        scenario,
         policy,
         bool_or(oracle) as oracle,
         label_source,
@@ -12,9 +13,10 @@ with per_metric as (
         stddev_samp(value) as sd
     from policy_comparison_by_seed
     where isfinite(value)  -- NaN (undefined for this seed, e.g. nobody eligible) and null are left out
-    group by policy, label_source, metric
+    group by scenario, policy, label_source, metric
 )
 select
+    scenario,
     policy,
     oracle,
     label_source,
@@ -25,4 +27,4 @@ select
     mean - t_quantile(0.975, seeds - 1) * sd / sqrt(seeds) as ci95_low,
     mean + t_quantile(0.975, seeds - 1) * sd / sqrt(seeds) as ci95_high
 from per_metric
-order by policy, label_source, metric
+order by scenario, policy, label_source, metric

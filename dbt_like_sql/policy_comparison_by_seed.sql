@@ -1,6 +1,7 @@
--- Every metric of evaluation_metrics in long form: one row per seed, policy, label source and metric;
+-- Every metric of evaluation_metrics in long form: one row per cell (scenario, seed), policy, label source and metric;
 -- `oracle` marks the diagnostic policies that read the latent state (the rollouts' mark).
 select
+    e.scenario,
     e.seed,
     e.policy,
     e.oracle,
@@ -24,4 +25,4 @@ cross join lateral (
         ('negative_share', e.negative_share),
         ('decoded_accuracy', e.decoded_accuracy)
 ) as m (metric, value)
-order by e.seed, e.policy, e.label_source, m.metric
+order by e.scenario, e.seed, e.policy, e.label_source, m.metric

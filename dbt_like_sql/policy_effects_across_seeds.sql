@@ -1,5 +1,5 @@
--- Paired per-user effects against the reference policy across all materialized seeds: per
--- policy, label source and metric, the mean of the per-seed effects with a 95 % t interval
+-- Paired per-user effects against the reference policy across the materialized seeds of each
+-- scenario: per policy, label source and metric, the mean of the per-seed effects with a 95 % t interval
 -- across seeds (exact t quantile for any number of seeds; null with fewer than two), how many
 -- seeds' own bootstrap intervals lie wholly above zero and wholly below, and the mean effect as
 -- a share of oracle_best_feed's mean effect (how much of the gap between the reference and
@@ -8,6 +8,7 @@
 -- effects (`replicate_sd`: retraining's share of the spread; null on every other row).
 with per_metric as (
     select
+        e.scenario,
         e.policy,
         label_source,
         metric,
@@ -23,12 +24,13 @@ with per_metric as (
         avg(replicate_sd) as replicate_sd
     from policy_effects as e
     where isfinite(effect)  -- a metric nobody has in a seed (no eligible user) is left out
-    group by e.policy, label_source, metric, reference
+    group by e.scenario, e.policy, label_source, metric, reference
 ),
 ceiling as (
-    select label_source, metric, effect as ceiling_effect from per_metric where policy = 'oracle_best_feed'
+    select scenario, label_source, metric, effect as ceiling_effect from per_metric where policy = 'oracle_best_feed'
 )
 select
+    per_metric.scenario,
     policy,
     oracle,
     per_metric.label_source,
@@ -46,5 +48,5 @@ select
     replicate_sd,
     case when ceiling_effect <> 0 then effect / ceiling_effect end as share_of_ceiling
 from per_metric
-left join ceiling on ceiling.label_source = per_metric.label_source and ceiling.metric = per_metric.metric
-order by policy, per_metric.label_source, per_metric.metric
+left join ceiling on ceiling.scenario = per_metric.scenario and ceiling.label_source = per_metric.label_source and ceiling.metric = per_metric.metric
+order by per_metric.scenario, policy, per_metric.label_source, per_metric.metric

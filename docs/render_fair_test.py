@@ -2,7 +2,7 @@
 sweeps (never typed by hand).
 
 Each variant is one `esmr sweep` over the same seeds with its own setting overrides, all with
-training replicates of ESMR's agent (`policy.agent_replicates`). From each namespace's
+training replicates of ESMR's agent (`policy.agent_replicates`). From each variant's scenario's
 `policy_effects` (per seed, paired per-user effects against `lightgbm` on the latent truth) it
 writes, between `<!-- fair-test:start -->` and `<!-- fair-test:end -->`:
 
@@ -33,10 +33,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
+from esmr_assets.cells import overrides_scenario_name  # noqa: E402
 from esmr_assets.io_manager import markdown_table_text  # noqa: E402
 from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
-from esmr_assets.storage import load_settings_json, storage_root  # noqa: E402
-from esmr_assets.warehouse import run_query  # noqa: E402
+from esmr_assets.storage import storage_root  # noqa: E402
+from esmr_assets.warehouse import Query, scenario_query  # noqa: E402
 
 START, END = "<!-- fair-test:start -->", "<!-- fair-test:end -->"
 PLOT = Path(__file__).resolve().parent / "fair_test.png"
@@ -63,8 +64,9 @@ def overrides(variant: str) -> dict:
     return {**extra, "policy": policy}
 
 
-def root_of(data_dir: Path, variant: str, preset: str = "paper") -> Path:
-    return storage_root(data_dir, load_settings_json(preset, json.dumps(overrides(variant))))
+def query_of(data_dir: Path, variant: str, preset: str = "paper") -> Query:
+    """SQL over the variant's scenario (the one `esmr sweep --overrides` registered for it)."""
+    return scenario_query(storage_root(data_dir, preset), overrides_scenario_name(preset, json.dumps(overrides(variant))))
 
 
 def _cell(mean, low, high, digits: int) -> str:
@@ -75,24 +77,20 @@ def _cell(mean, low, high, digits: int) -> str:
     return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
-def effects(root: Path) -> pl.DataFrame:
+def effects(query: Query) -> pl.DataFrame:
     """policy_effects_across_seeds on the latent truth, key metrics, in registry order."""
     names = tuple(m for m, _, _ in METRICS)
-    return run_query(
-        root,
-        "select e.* from policy_effects_across_seeds as e join policy_registry as r "
+    return query("select e.* from policy_effects_across_seeds as e join policy_registry as r "
         f"on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' and metric in {names} "
         "order by r.position, e.policy, metric",
     )
 
 
-def differences(root: Path, a: str, b: str) -> pl.DataFrame:
+def differences(query: Query, a: str, b: str) -> pl.DataFrame:
     """Per metric: the mean over seeds of effect(a) - effect(b) (paired: the same users and
     noise) with its 95 % t interval across seeds."""
     names = tuple(m for m, _, _ in METRICS)
-    return run_query(
-        root,
-        f"""
+    return query(f"""
         with e as (select seed, policy, metric, effect from policy_effects
                    where label_source = 'true' and metric in {names}),
         d as (select x.seed, x.metric, x.effect - y.effect as diff from e as x join e as y
@@ -130,11 +128,11 @@ def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFram
     rows, long = [], []
     pooled = f"{AGENT}@all"
     for variant, (_, what) in VARIANTS.items():
-        root = root_of(data_dir, variant, preset)
-        if not (root / "policy_effects_across_seeds").exists():
-            print(f"no sweep of {variant} under {root}: left out")
+        query = query_of(data_dir, variant, preset)
+        if query("select count(*) as n from policy_effects_across_seeds")["n"][0] == 0:
+            print(f"no sweep of {variant} under {data_dir}: left out")
             continue
-        frame = effects(root)
+        frame = effects(query)
         seeds = int(frame["seeds"].max())
         cells = {"variant": variant, "what changes": what, "seeds": seeds}
         for metric, title, digits in METRICS[:2]:
@@ -143,7 +141,7 @@ def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFram
             cells[f"replicate SD {title}"] = f"{r['replicate_sd'][0]:.{digits}f}"
             long.append({"variant": variant, "policy": pooled, "metric": metric,
                          **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
-        buckets = run_query(root, f"""
+        buckets = query(f"""
             select avg(case when action in {NEGATIVE_EMOTIONS} then 1.0 else 0.0 end) as negative,
                    avg(case when action = 'happy' then 1.0 else 0.0 end) as happy
             from policy_rollouts
@@ -152,7 +150,7 @@ def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFram
         cells["happy on RL days"] = f"{buckets['happy'][0]:.0%}"
         for other in ("hybrid_fixed_happy", "oracle_esmr"):
             for metric, title, digits in METRICS[:2]:
-                d = differences(root, pooled, other).filter(pl.col("metric") == metric)
+                d = differences(query, pooled, other).filter(pl.col("metric") == metric)
                 cells[f"minus {other}: {title}"] = _cell(d["mean"][0], d["low"][0], d["high"][0], digits)
         for policy in ("oracle_esmr", "hybrid_fixed_happy"):
             for metric, _, _ in METRICS[:2]:
@@ -202,11 +200,11 @@ def main() -> None:
         for variant in VARIANTS:
             print(json.dumps(overrides(variant), separators=(",", ":")))
         return
-    paper = effects(root_of(args.data_dir, "paper", args.preset))
+    paper = effects(query_of(args.data_dir, "paper", args.preset))
     replicates = [AGENT, *(f"{AGENT}@{r}" for r in range(1, REPLICATES)), f"{AGENT}@all"]
     shown = [*replicates, "esmr_no_emotion", "oracle_esmr", *HEURISTICS, "cb_like", "oracle_best_feed"]
     summary, long = variant_rows(args.data_dir, args.preset)
-    session = effects(root_of(args.data_dir, "session_response", args.preset))
+    session = effects(query_of(args.data_dir, "session_response", args.preset))
     block = "\n\n".join([
         START,
         f"**The paper's configuration, with {REPLICATES} training replicates of ESMR's agent** (paired per-user "

@@ -10,7 +10,7 @@ the feedback-fairness table (`reward_fairness_by_group`) between `<!-- fairness:
     .venv/bin/esmr sweep --seeds 0-4                     # materialize seeds + SQL models
     .venv/bin/python docs/render_results.py --data-dir data
 
-With `--overrides`, the same JSON as the sweep's, it reads that configuration's namespace.
+With `--overrides`, the same JSON as the sweep's, it reads that configuration's scenario.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from esmr_assets.cells import overrides_scenario_name
 from esmr_assets.evaluation.metrics import (
     PAPER_BASELINE,
     PAPER_FIGURES,
@@ -28,8 +29,8 @@ from esmr_assets.evaluation.metrics import (
 )
 from esmr_assets.evaluation.plots import effects_forest
 from esmr_assets.io_manager import markdown_table_text
-from esmr_assets.storage import load_settings_json, storage_root
-from esmr_assets.warehouse import run_query
+from esmr_assets.storage import storage_root
+from esmr_assets.warehouse import Query, scenario_query
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 FAIRNESS_START, FAIRNESS_END = "<!-- fairness:start -->", "<!-- fairness:end -->"
@@ -66,10 +67,8 @@ def _cell(mean: float | None, low: float | None, high: float | None, digits: int
     return text if low is None else f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def comparison_markdown(root: Path, label_source: str) -> str:
-    frame = run_query(
-        root,
-        f"select c.* from policy_comparison as c join policy_registry as r on r.policy = c.policy "
+def comparison_markdown(query: Query, label_source: str) -> str:
+    frame = query(f"select c.* from policy_comparison as c join policy_registry as r on r.policy = c.policy "
         f"where label_source = '{label_source}' order by r.position, metric",  # an entry: replicates left out
     )
     seeds = int(frame["seeds"].max())
@@ -93,14 +92,12 @@ def comparison_markdown(root: Path, label_source: str) -> str:
     return f"Mean over {seeds} seeds [95 % t interval]:\n\n" + markdown_table_text(pl.DataFrame(rows))
 
 
-def effects_markdown(root: Path, label_source: str = "true") -> str:
+def effects_markdown(query: Query, label_source: str = "true") -> str:
     """policy_effects_across_seeds as one row per policy and one column per key metric:
     effect [95 % t interval across seeds] and, below, the seeds whose own interval lies above
     / below zero; oracle policies marked. Of an agent's training replicates, only the pool
     (`esmr@all`) is shown beside the entry."""
-    frame = run_query(
-        root,
-        "select e.* from policy_effects_across_seeds as e join policy_registry as r "
+    frame = query("select e.* from policy_effects_across_seeds as e join policy_registry as r "
         f"on r.policy = split_part(e.policy, '@', 1) where label_source = '{label_source}' "
         "and (e.policy not like '%@%' or e.policy like '%@all') order by r.position, e.policy, metric",
     )
@@ -126,9 +123,9 @@ def effects_markdown(root: Path, label_source: str = "true") -> str:
             + markdown_table_text(pl.DataFrame(rows)))
 
 
-def fairness_markdown(root: Path) -> str:
+def fairness_markdown(query: Query) -> str:
     """reward_fairness_by_group as one row per policy: r = +1 and r = -1 shares per style."""
-    frame = run_query(root, "select f.* from reward_fairness_by_group as f join policy_registry as r on r.policy = f.policy "
+    frame = query("select f.* from reward_fairness_by_group as f join policy_registry as r on r.policy = f.policy "
                       "order by r.position, feedback_style")
     seeds = int(frame["seeds"].max())
     rows = []
@@ -157,29 +154,29 @@ def main() -> None:
     parser.add_argument("--overrides", default="{}", help="JSON of the sweep's setting overrides")
     parser.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[1] / "README.md")
     args = parser.parse_args()
-    root = storage_root(args.data_dir, load_settings_json(args.preset, args.overrides))
+    query = scenario_query(storage_root(args.data_dir, args.preset), overrides_scenario_name(args.preset, args.overrides))
     block = "\n\n".join([
         START,
         f"On the latent true emotions (`{args.preset}` preset, evaluation users, 30 days):",
-        comparison_markdown(root, "true"),
+        comparison_markdown(query, "true"),
         "On the emotion model's predicted labels (what the platform sees, and what the paper reports):",
-        comparison_markdown(root, "predicted"),
+        comparison_markdown(query, "predicted"),
         END,
     ])
     text = _replace(args.readme.read_text(), START, END, block, args.readme)
-    fairness = "\n\n".join([FAIRNESS_START, fairness_markdown(root), FAIRNESS_END])
+    fairness = "\n\n".join([FAIRNESS_START, fairness_markdown(query), FAIRNESS_END])
     text = _replace(text, FAIRNESS_START, FAIRNESS_END, fairness, args.readme)
     effects = "\n\n".join([
         EFFECTS_START,
         f"On the latent true emotions (`{args.preset}` preset, evaluation users, 30 days):",
-        effects_markdown(root, "true"),
+        effects_markdown(query, "true"),
         "On the emotion model's predicted labels:",
-        effects_markdown(root, "predicted"),
+        effects_markdown(query, "predicted"),
         f"![paired effects]({FOREST_PNG.relative_to(args.readme.resolve().parent)})",
         EFFECTS_END,
     ])
     text = _replace(text, EFFECTS_START, EFFECTS_END, effects, args.readme)
-    across = run_query(root, "select e.* from policy_effects_across_seeds as e join policy_registry as r "
+    across = query("select e.* from policy_effects_across_seeds as e join policy_registry as r "
                              "on r.policy = split_part(e.policy, '@', 1) where e.policy not like '%@%' "
                              "or e.policy like '%@all' order by r.position, e.policy, metric")
     seeds = int(across["seeds"].max())

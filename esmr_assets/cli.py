@@ -1,4 +1,4 @@
-"""`esmr`: materialize seeds and inspect their tables from a terminal.
+"""`esmr`: materialize seeds and studies, and inspect their tables, from a terminal.
 
 `esmr run` drives the same Definitions and Dagster instance as the UI, so its runs show up
 there; `esmr sql` only needs DuckDB and starts without importing dagster.
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from esmr_assets.cells import Cell, overrides_scenario_name, register_scenario
 from esmr_assets.settings import PRESETS, Settings, SettingsError, parse_seed
 from esmr_assets.storage import (
     ensure_writable_dir,
@@ -41,36 +42,36 @@ if TYPE_CHECKING:
 SUMMARY_QUERIES: list[tuple[str, str]] = [
     (
         "user-days per seed",
-        "select seed, count(*) as user_days from user_day_logs group by seed order by seed",
+        "select scenario, seed, count(*) as user_days from user_day_logs group by scenario, seed order by seed",
     ),
     (
         "emotion models on test users (accuracy and macro-F1 vs cluster labels; paper: TabTransformer 0.983); "
         "*_on_truth: trained on the latent truth, what behaviour reveals about emotion (a diagnostic)",
-        "select seed, model, trained_on, round(accuracy, 3) as accuracy, round(macro_f1, 3) as macro_f1, "
+        "select scenario, seed, model, trained_on, round(accuracy, 3) as accuracy, round(macro_f1, 3) as macro_f1, "
         "round(accuracy_vs_truth, 3) as accuracy_vs_latent_truth, paper_accuracy "
         "from emotion_model_scores order by seed, accuracy desc",
     ),
     (
         "causal parents of the emotional targets (top 3 by share of users; paper Table 2)",
-        "select seed, target, rank, parent, sign, round(median_weight, 3) as median_weight, "
+        "select scenario, seed, target, rank, parent, sign, round(median_weight, 3) as median_weight, "
         "round(user_share, 3) as user_share, in_true_graph from causal_parents where rank <= 3 "
         "order by seed, target, rank",
     ),
     (
         "engagement ranker (test AUC in the engagement_ranker metadata; paper 0.81): top features by gain",
-        "select seed, rank, feature, round(gain_share, 3) as gain_share from ranker_feature_importance where rank <= 5 "
+        "select scenario, seed, rank, feature, round(gain_share, 3) as gain_share from ranker_feature_importance where rank <= 5 "
         "order by seed, rank",
     ),
     (
         "Q-learning: last epoch per agent (mean reward per user-day and its Eq. 8 parts)",
-        "select seed, agent, oracle, epoch, round(mean_reward, 3) as reward, round(mean_r_eng, 3) as r_eng, "
+        "select scenario, seed, agent, oracle, epoch, round(mean_reward, 3) as reward, round(mean_r_eng, 3) as r_eng, "
         "round(mean_r_emo, 3) as r_emo, round(mean_r_cause, 3) as r_cause, round(states_visited, 3) as states_visited "
         "from q_learning_curve where epoch = (select max(epoch) from q_learning_curve) order by seed, agent",
     ),
     (
         "paired per-user effects against the reference policy on the latent truth (95 % per-user bootstrap "
         "interval; oracle_* read the latent state: diagnostics; share = of oracle_best_feed's effect)",
-        "select seed, metric, e.policy, oracle, n, round(effect, 3) as effect, round(ci95_low, 3) as ci95_low, "
+        "select scenario, seed, metric, e.policy, oracle, n, round(effect, 3) as effect, round(ci95_low, 3) as ci95_low, "
         "round(ci95_high, 3) as ci95_high, round(share_of_ceiling, 2) as share, round(replicate_sd, 3) as replicate_sd "
         "from policy_effects as e join policy_registry as r on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' "
         "and metric in ('negative_days', 'mean_latent_valence', 'engagement_reward') order by seed, metric, r.position, length(e.policy), e.policy",
@@ -78,7 +79,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
     (
         "policy comparison on the latent true emotions (paper's ESMR / LightGBM figures beside ours; "
         "change = relative to lightgbm)",
-        "select seed, e.policy, e.oracle, round(negative_days, 2) as neg_days, paper_negative_days as \"(paper)\", "
+        "select scenario, seed, e.policy, e.oracle, round(negative_days, 2) as neg_days, paper_negative_days as \"(paper)\", "
         "round(happy_at_least_once, 3) as happy_once, paper_happy_at_least_once as \"(paper) \", "
         "round(final_dominant_happy, 3) as final_happy, paper_final_dominant_happy as \"(paper)  \", "
         "round(full_recovery, 3) as recovery, paper_full_recovery as \"(paper)   \", "
@@ -92,7 +93,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
     (
         "latent satisfaction of what each policy served, per communication style (share of impressions with "
         "r = +1 / r = -1; IGL-P's Fig. 4 view) and the decoded rewards' sign accuracy",
-        "select seed, e.policy, e.oracle, round(positive_share_expressive, 3) as \"r=+1 expressive\", "
+        "select scenario, seed, e.policy, e.oracle, round(positive_share_expressive, 3) as \"r=+1 expressive\", "
         "round(positive_share_critical, 3) as \"r=+1 critical\", round(positive_share_passive, 3) as \"r=+1 passive\", "
         "round(negative_share_expressive, 3) as \"r=-1 expressive\", round(negative_share_critical, 3) as \"r=-1 critical\", "
         "round(negative_share_passive, 3) as \"r=-1 passive\", round(decoded_accuracy, 3) as decoded_accuracy "
@@ -164,40 +165,52 @@ def load_definitions() -> dg.Definitions:
     return defs
 
 
-RUN_TOTAL = "total (the seed's run)"
+def _print_timings(labels: list[str], cells: list[Cell], outcome: dict[Cell, dict[str, float | str]]) -> None:
+    """Each step's seconds per cell, or whether it was reused from another cell (linked) or
+    already there; the runs' own overhead (Dagster's start, checks and event writes outside
+    the steps, and the linking); each cell from start to end; the slowest step marked."""
+    from esmr_assets.runner import CELL_TOTAL
 
+    def seconds(label: str, cell: Cell) -> float:
+        value = outcome[cell].get(label, 0.0)
+        return value if isinstance(value, float) else 0.0
 
-def _print_timings(labels: list[str], seeds: list[int], seconds: dict[tuple[str, int], float]) -> None:
-    """Each step's seconds per seed, the run's own overhead (Dagster's start, checks and
-    event writes outside the steps), and each seed's run from start to end."""
-    totals = {label: sum(seconds[label, seed] for seed in seeds) for label in labels}
+    def shown(value: float | str) -> str:
+        return f"{value:.2f}s" if isinstance(value, float) else str(value)
+
+    totals = {label: sum(seconds(label, cell) for cell in cells) for label in labels}
     slowest = max(totals, key=totals.__getitem__, default=None)
-    header = [f"seed {seed}" for seed in seeds] + (["total"] if len(seeds) > 1 else [])
+    many = len(cells) > 1
+    one_scenario = len({cell.scenario for cell in cells}) == 1
+    header = [f"seed {c.seed}" if one_scenario else f"{c.scenario}/seed {c.seed}" for c in cells] + (["total"] * many)
 
-    def row(values: list[float]) -> list[str]:
-        return [f"{value:.2f}s" for value in values] + ([f"{sum(values):.2f}s"] if len(seeds) > 1 else [])
+    def row(values: list[float | str]) -> list[str]:
+        numbers = [v for v in values if isinstance(v, float)]
+        return [shown(v) for v in values] + ([f"{sum(numbers):.2f}s"] if many else [])
 
-    body = [[label, *row([seconds[label, seed] for seed in seeds])] for label in labels]
-    overhead = [seconds[RUN_TOTAL, seed] - sum(seconds[label, seed] for label in labels) for seed in seeds]
+    body = [[label, *row([outcome[cell].get(label, "-") for cell in cells])] for label in labels]
+    overhead = [seconds(CELL_TOTAL, cell) - sum(seconds(label, cell) for label in labels) for cell in cells]
     body.append(["run overhead", *row(overhead)])
-    body.append(["total", *row([seconds[RUN_TOTAL, seed] for seed in seeds])])
+    body.append(["total", *row([seconds(CELL_TOTAL, cell) for cell in cells])])
     table = [["asset", *header], *body]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     print("wall time per asset")
-    for cells in table:
-        line = "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-        print(line + ("  <- slowest" if cells[0] == slowest else ""))
+    for cells_of_row in table:
+        line = "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells_of_row, widths)))
+        print(line + ("  <- slowest" if cells_of_row[0] == slowest and totals[slowest] > 0 else ""))
+    if any(v in ("reused", "current") for cell in cells for v in outcome[cell].values()):
+        print("(reused: linked from a cell whose output is the same; current: the cell had it already)")
 
 
-def _print_summary(root: Path, asset_tables: list[str], seeds: list[int]) -> None:
+def _print_summary(root: Path, asset_tables: list[str], scenario: str, seeds: list[int]) -> None:
     available = set(list_tables(root))
     tables = [name for name in asset_tables if name in available]
+    where = f"scenario = '{scenario}'"  # a validated scenario name: no quotes in it
     if tables:
         rows = []
         for name in tables:
-            counts = dict(
-                run_query(root, f"select seed, count(*) from {quote_identifier(name)} group by seed").iter_rows()
-            )
+            counts = dict(run_query(
+                root, f"select seed, count(*) from {quote_identifier(name)} where {where} group by seed").iter_rows())
             rows.append({"table": name, **{f"seed {seed}": counts.get(seed, 0) for seed in seeds}})
         print("\nrows per table")
         print(format_table(pl.DataFrame(rows), max_rows=len(rows)))
@@ -206,70 +219,79 @@ def _print_summary(root: Path, asset_tables: list[str], seeds: list[int]) -> Non
         if referenced_tables(sql) <= available:
             print(f"\n{title}")
             # Only the seeds of this run, in the query's own order.
-            print(format_table(run_query(root, f"select * from ({sql}) where seed in ({ran})"), max_rows=100))
+            print(format_table(run_query(root, f"select * from ({sql}) where {where} and seed in ({ran})"),
+                               max_rows=100))
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    try:
-        seeds, settings, data_dir = _validate_run(args)
-    except UsageError as err:
-        return _fail(str(err), EXIT_USAGE)
-
+def _run_cells(
+    cells: list[tuple[Cell, Settings]], preset: str, data_dir: Path, label: str, saved: dict | None = None
+) -> tuple[int, list, dict[Cell, dict[str, float | str]], dict[str, float]]:
+    """Bring `cells` up to date (reusing what other cells computed), then refresh the
+    cross-cell SQL models; a progress bar on stderr. Returns (exit code, the partitioned
+    steps, per cell each step's seconds or "reused"/"current", the SQL models' seconds)."""
     from tqdm import tqdm
 
     from esmr_assets.resources import run_config
     from esmr_assets.runner import (
         StepFailed,
+        materialize_cells,
         open_instance,
         plan_steps,
-        register_seeds,
-        run_seed,
         run_step,
     )
 
     defs = load_definitions()
     planned = plan_steps(defs)
     steps = [step for step in planned if step.partitioned]
-    cross_seed = [step for step in planned if not step.partitioned]
-    overrides = json.dumps(json.loads(args.overrides or "{}"), sort_keys=True)
-    config = run_config(args.preset, data_dir, overrides)
+    cross_cell = [step for step in planned if not step.partitioned and not step.by_study]
     # Dagster keeps a run's outputs in memory until the run ends: a population simulated in
     # chunks (`large`) runs one step per run, so that memory stays that of its largest step.
-    chunked = settings.simulation.n_users > settings.simulation.user_chunk_size
-    runs = [[step] for step in steps] if chunked else [steps]
-    seconds: dict[tuple[str, int], float] = {}
+    chunked = any(s.simulation.n_users > s.simulation.user_chunk_size for _, s in cells)
+    outcome: dict[Cell, dict[str, float | str]] = {}
     model_seconds: dict[str, float] = {}
     with (
         open_instance(_dagster_home(data_dir)) as instance,
-        tqdm(total=len(seeds) * len(steps) + len(cross_seed), unit="asset", file=sys.stderr) as bar,
+        tqdm(total=len(cells) * len(steps) + len(cross_cell), unit="asset", file=sys.stderr) as bar,
     ):
-        register_seeds(instance, seeds)
+        def progress(cell: Cell, step, what: str) -> None:
+            if what == "start":
+                bar.set_description(f"{label}{cell.scenario} seed {cell.seed}: {step.label}")
+            else:
+                bar.update()
+
         try:
-            for seed in seeds:
-                started = time.perf_counter()
-
-                def progress(step, done: bool, seed: int = seed) -> None:
-                    bar.update() if done else bar.set_description(f"seed {seed}: {step.label}")
-
-                for run in runs:
-                    per_step = run_seed(defs, run, seed, config, instance, progress)
-                    seconds.update({(label, seed): elapsed for label, elapsed in per_step.items()})
-                seconds[RUN_TOTAL, seed] = time.perf_counter() - started
-            for step in cross_seed:
-                bar.set_description(f"all seeds: {step.label}")
-                model_seconds[step.label] = run_step(defs, step, None, config, instance)
+            outcome = materialize_cells(defs, steps, cells, storage_root(data_dir, preset),
+                                        run_config(preset, data_dir), instance, progress, one_step_per_run=chunked,
+                                        saved=saved)
+            for step in cross_cell:
+                bar.set_description(f"all cells: {step.label}")
+                model_seconds[step.label] = run_step(defs, step, None, run_config(preset, data_dir), instance)
                 bar.update()
         except StepFailed as err:
             bar.close()
             print(err.trace, file=sys.stderr, end="")
-            return _fail(str(err), EXIT_FAILED)
-    root = storage_root(data_dir, settings)
-    print(f"materialized seeds {', '.join(map(str, seeds))} of {settings.namespace} into {root}")
-    _print_timings([step.label for step in steps], seeds, seconds)
-    if model_seconds:
-        print("SQL models over all seeds: " + ", ".join(f"{k} {v:.2f}s" for k, v in model_seconds.items()))
+            return _fail(str(err), EXIT_FAILED), steps, outcome, model_seconds
+    return 0, steps, outcome, model_seconds
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        _print_summary(root, [table_name(key.path) for step in steps for key in step.asset_keys], seeds)
+        seeds, settings, data_dir = _validate_run(args)
+        scenario = overrides_scenario_name(args.preset, args.overrides)
+        register_scenario(storage_root(data_dir, args.preset), scenario, args.overrides)
+    except (UsageError, SettingsError) as err:
+        return _fail(str(err), EXIT_USAGE)
+    cells = [(Cell(scenario, seed), settings) for seed in seeds]
+    code, steps, outcome, model_seconds = _run_cells(cells, args.preset, data_dir, "")
+    if code:
+        return code
+    root = storage_root(data_dir, args.preset)
+    print(f"materialized seeds {', '.join(map(str, seeds))} of scenario {scenario} into {root}")
+    _print_timings([step.label for step in steps], [cell for cell, _ in cells], outcome)
+    if model_seconds:
+        print("SQL models over all cells: " + ", ".join(f"{k} {v:.2f}s" for k, v in model_seconds.items()))
+    try:
+        _print_summary(root, [table_name(key.path) for step in steps for key in step.asset_keys], scenario, seeds)
     except WarehouseError as err:
         return _fail(f"summary query failed: {err}", EXIT_FAILED)
     return 0
@@ -286,13 +308,122 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return _cmd_run(args)
 
 
+def _load_study(args: argparse.Namespace):
+    """The validated study and its data dir; nothing is written before this succeeds."""
+    from esmr_assets.studies import load_study
+
+    try:
+        study = load_study(args.study, args.seeds)
+        data_dir = resolve_data_dir(args.data_dir)
+        ensure_writable_dir(data_dir)
+        ensure_writable_dir(_dagster_home(data_dir))
+    except SettingsError as err:
+        raise UsageError(str(err)) from None
+    return study, data_dir
+
+
+def _cmd_study_run(args: argparse.Namespace) -> int:
+    """Every cell of a study (scenario x seed), reusing what scenarios share, then the SQL
+    models and the study report; resumable: cells already current are left alone."""
+    try:
+        study, data_dir = _load_study(args)
+    except UsageError as err:
+        return _fail(str(err), EXIT_USAGE)
+    from esmr_assets.studies import register_study
+
+    root = storage_root(data_dir, study.preset)
+    register_study(root, study)
+    cells = [(Cell(study.cell_scenario(scenario), seed), scenario.settings) for scenario, seed in study.cells]
+    started = time.perf_counter()
+    saved: dict = {}
+    code, steps, outcome, model_seconds = _run_cells(cells, study.preset, data_dir, f"{study.name}: ", saved)
+    if code:
+        return code
+    report_seconds = _run_study_report(study.name, study.preset, data_dir)
+    wall = time.perf_counter() - started
+    print(f"study {study.name}: {len(study.scenarios)} scenarios x {len(study.seeds)} seeds under {root}")
+    _print_stage_times([step.label for step in steps], outcome, saved)
+    saved_total = sum(saved.values())
+    print(f"wall time {wall:.1f}s (SQL models {sum(model_seconds.values()):.1f}s, report {report_seconds:.1f}s); "
+          f"reuse saved about {saved_total:.1f}s ({saved_total / max(wall + saved_total, 1e-9):.0%} of the "
+          "time computing everything would have taken)")
+    _write_study_timing(root, study.name, wall, saved_total, outcome)
+    from esmr_assets.study_report import study_effects
+
+    print(format_table(study_effects(root, study), max_rows=1000))
+    return 0
+
+
+def _run_study_report(name: str, preset: str, data_dir: Path) -> float:
+    from esmr_assets.resources import run_config
+    from esmr_assets.runner import open_instance, plan_steps, run_step
+
+    defs = load_definitions()
+    step = next(step for step in plan_steps(defs) if step.by_study)
+    with open_instance(_dagster_home(data_dir)) as instance:
+        instance.add_dynamic_partitions("study", [name])
+        return run_step(defs, step, name, run_config(preset, data_dir), instance)
+
+
+def _write_study_timing(root: Path, name: str, wall: float, saved: float, outcome) -> None:
+    from esmr_assets.storage import atomic_write_bytes
+
+    computed = sum(1 for steps in outcome.values() for v in steps.values() if isinstance(v, float))
+    reused = sum(1 for steps in outcome.values() for v in steps.values() if v == "reused")
+    record = {"study": name, "wall_seconds": round(wall, 1), "reuse_saved_seconds": round(saved, 1),
+              "steps_computed": computed, "steps_reused": reused}
+    atomic_write_bytes(root / "studies" / f"{name}.timing.json", json.dumps(record, indent=1).encode())
+
+
+def _print_stage_times(labels: list[str], outcome, saved: dict) -> None:
+    """Per stage: cells computed, their total seconds, cells reused and the seconds that saved."""
+    rows = []
+    for label in labels:
+        values = [steps.get(label) for steps in outcome.values()]
+        computed = [v for v in values if isinstance(v, float)]
+        rows.append({"stage": label, "computed": len(computed), "seconds": round(sum(computed), 1),
+                     "reused": sum(v == "reused" for v in values), "current": sum(v == "current" for v in values),
+                     "saved_seconds": round(sum(v for (c, lab), v in saved.items() if lab == label), 1)})
+    print(format_table(pl.DataFrame(rows), max_rows=len(rows)))
+
+
+def _cmd_study_status(args: argparse.Namespace) -> int:
+    """The grid: scenario x seed, each cell done, partial, missing, failed or running."""
+    try:
+        study, data_dir = _load_study(args)
+    except UsageError as err:
+        return _fail(str(err), EXIT_USAGE)
+    from esmr_assets.runner import cell_status, open_instance
+
+    root = storage_root(data_dir, study.preset)
+    defs = load_definitions()
+    from esmr_assets.runner import plan_steps
+
+    steps = [step for step in plan_steps(defs) if step.partitioned]
+    rows = []
+    with open_instance(_dagster_home(data_dir)) as instance:
+        for scenario in study.scenarios:
+            row = {"scenario": scenario.name}
+            for seed in study.seeds:
+                row[f"seed {seed}"] = cell_status(root, steps, Cell(study.cell_scenario(scenario), seed),
+                                                  scenario.settings, instance)
+            rows.append(row)
+    grid = pl.DataFrame(rows)
+    print(f"study {study.name} ({study.preset}) under {root}")
+    print(format_table(grid, max_rows=len(rows)))
+    counts = pl.concat([grid[c] for c in grid.columns[1:]]).value_counts().sort("count", descending=True)
+    print(", ".join(f"{n} {status}" for status, n in counts.iter_rows()))
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace) -> int:
     if args.max_rows < 0:
         return _fail("--max-rows must not be negative", EXIT_USAGE)
+    if args.preset not in PRESETS:
+        return _fail(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}", EXIT_USAGE)
     try:
-        settings, data_dir = _settings_and_data_dir(args)
-        frame = run_query(storage_root(data_dir, settings), args.query)
-    except (UsageError, WarehouseError) as err:
+        frame = run_query(storage_root(resolve_data_dir(args.data_dir), args.preset), args.query, args.scenario)
+    except WarehouseError as err:
         return _fail(str(err), EXIT_FAILED)
     print(format_table(frame, args.max_rows))
     return 0
@@ -302,10 +433,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esmr", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def common(sub: argparse.ArgumentParser) -> None:
+    def common(sub: argparse.ArgumentParser, overrides: bool = True) -> None:
         sub.add_argument("--preset", default="paper", help=f"settings preset: {', '.join(PRESETS)} (default paper)")
         sub.add_argument("--data-dir", default="", help="warehouse folder (default $ESMR_DATA_DIR, else ./data)")
-        sub.add_argument("--overrides", default="{}", help='JSON of nested setting overrides, e.g. \'{"simulation": {"n_users": 50}}\'')
+        if overrides:
+            sub.add_argument("--overrides", default="{}", help='JSON of nested setting overrides, e.g. '
+                             '\'{"simulation": {"n_users": 50}}\': a scenario named after them (default: baseline)')
 
     run = commands.add_parser("run", help="materialize every asset for the given seeds")
     run.add_argument("--seed", action="append", required=True, help="simulation seed; repeat for several")
@@ -317,10 +450,23 @@ def _parser() -> argparse.ArgumentParser:
     common(sweep)
     sweep.set_defaults(handler=_cmd_sweep)
 
+    study = commands.add_parser("study", help="studies: scenario x seed grids declared in studies/<name>.toml")
+    study_commands = study.add_subparsers(dest="study_command", required=True)
+    for name, handler, text in (
+        ("run", _cmd_study_run, "materialize every missing or stale cell, then the study's report (resumable)"),
+        ("status", _cmd_study_status, "show the grid: scenario x seed, done / partial / missing / failed"),
+    ):
+        sub = study_commands.add_parser(name, help=text)
+        sub.add_argument("study", help="the study file, e.g. studies/observability.toml")
+        sub.add_argument("--seeds", default=None, help="seeds as ranges, replacing the spec's (e.g. 0-9)")
+        sub.add_argument("--data-dir", default="", help="warehouse folder (default $ESMR_DATA_DIR, else ./data)")
+        sub.set_defaults(handler=handler)
+
     sql = commands.add_parser("sql", help="run a read-only SQL query over the stored tables")
     sql.add_argument("query", help="one SELECT / WITH / DESCRIBE / SHOW / EXPLAIN / SUMMARIZE / VALUES statement")
     sql.add_argument("--max-rows", type=int, default=100, help="rows to print (default 100)")
-    common(sql)
+    sql.add_argument("--scenario", default=None, help="show only this scenario's rows (e.g. baseline)")
+    common(sql, overrides=False)
     sql.set_defaults(handler=_cmd_sql)
     return parser
 

@@ -4,11 +4,15 @@
 or data dir chosen at launch (UI launchpad, `esmr run`) reaches both.
 """
 
+import functools
+
 import dagster as dg
 
 from esmr_assets.assets import causal, emotion, evaluation, policy, simulation
 from esmr_assets.assets.sql_models import GROUP as SQL_GROUP
 from esmr_assets.assets.sql_models import sql_models
+from esmr_assets.assets.studies import GROUP as STUDY_GROUP
+from esmr_assets.assets.studies import study_report
 from esmr_assets.automation import (
     build_sql_models_sensor,
     build_sweep_schedule,
@@ -19,7 +23,7 @@ from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.model_io_manager import MODEL_IO, ModelIOManager
 from esmr_assets.resources import EsmrConfig
 
-all_assets = [*dg.load_assets_from_modules([simulation, emotion, causal, policy, evaluation]), *sql_models]
+all_assets = [*dg.load_assets_from_modules([simulation, emotion, causal, policy, evaluation]), *sql_models, study_report]
 
 
 def group_job(group: str, description: str):
@@ -36,30 +40,42 @@ policy_job = group_job(
     "policy", "Phase III for one seed: the LightGBM engagement ranker, the bandits' learners and the Q-learning agents."
 )
 evaluation_job = group_job("evaluation", "Evaluation for one seed: every policy's 30-day rollouts and the paper's metrics.")
-sql_job = group_job(SQL_GROUP, "The dbt-like SQL models over every materialized seed (not partitioned).")
+sql_job = group_job(SQL_GROUP, "The dbt-like SQL models over every materialized cell (not partitioned).")
+study_report_job = group_job(STUDY_GROUP, "A study's report (partitioned by study): effects per scenario with intervals.")
 
-SEED_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.groups(SQL_GROUP)  # everything partitioned by seed
+CELL_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.groups(SQL_GROUP, STUDY_GROUP)  # everything partitioned by cell
 esmr_job = dg.define_asset_job(
     name="esmr_job",
-    selection=SEED_ASSETS,
-    description="The whole graph for one seed.",
+    selection=CELL_ASSETS,
+    description="The whole graph for one cell (scenario, seed).",
 )
 esmr_dask_job = dg.define_asset_job(
     name="esmr_dask_job",
-    selection=SEED_ASSETS,
+    selection=CELL_ASSETS,
     executor_def=seed_dask_executor,
-    description="The whole graph for one seed with every step on a Dask cluster: a local one by default, "
+    description="The whole graph for one cell with every step on a Dask cluster: a local one by default, "
     "or an existing scheduler (`execution.config.cluster.existing.address`) to go beyond one machine.",
 )
 
-seed_sweep_schedule = build_sweep_schedule(esmr_job, *sweep_settings())
-sql_models_sensor = build_sql_models_sensor(esmr_job, sql_job)
+
+
+@functools.cache
+def cell_steps():
+    """The graph's partitioned steps in dependency order (what a cell is made of)."""
+    from esmr_assets.runner import plan_steps
+
+    return [step for step in plan_steps(defs) if step.partitioned]
+
+
+seed_sweep_schedule = build_sweep_schedule(cell_steps, esmr_job, *sweep_settings())
+sql_models_sensor = build_sql_models_sensor(cell_steps, esmr_job, sql_job)
 
 esmr = EsmrConfig.configure_at_launch()
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, esmr_dask_job, sql_job],
+    jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, esmr_dask_job, sql_job,
+          study_report_job],
     schedules=[seed_sweep_schedule],
     sensors=[sql_models_sensor],
     resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr), MODEL_IO: ModelIOManager(esmr=esmr)},

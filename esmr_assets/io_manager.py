@@ -1,7 +1,7 @@
-"""Parquet storage of seed partitions, laid out for DuckDB's hive partitioning.
+"""Parquet storage of cell partitions, laid out for DuckDB's hive partitioning.
 
-`<data_dir>/<namespace>/<asset key path>/seed=<k>/part-0.parquet`. Written atomically and
-byte-for-byte deterministically, so a re-run of a seed either leaves identical files or the
+`<data_dir>/<preset>/<asset key path>/scenario=<name>/seed=<k>/part-0.parquet`. Written atomically and
+byte-for-byte deterministically, so a re-run of a cell either leaves identical files or the
 previous good ones. Local filesystems only: atomicity relies on fsync + rename.
 (dagster-polars does not support polars 2, hence our own.)
 """
@@ -13,8 +13,9 @@ import dagster as dg
 import polars as pl
 from upath import UPath
 
+from esmr_assets.cells import KEY_SEPARATOR, parse_cell
 from esmr_assets.resources import EsmrConfig
-from esmr_assets.settings import SettingsError, parse_seed
+from esmr_assets.settings import SettingsError
 from esmr_assets.storage import (
     PART_FILE,
     atomic_write_bytes,
@@ -58,7 +59,7 @@ def markdown_table_text(frame: pl.DataFrame) -> str:
 
 
 class SeedParquetIOManager(dg.UPathIOManager):
-    """Stores each seed partition of an asset as one zstd Parquet file."""
+    """Stores each cell partition of an asset as one zstd Parquet file."""
 
     extension = ".parquet"
 
@@ -66,11 +67,12 @@ class SeedParquetIOManager(dg.UPathIOManager):
         self, context: dg.InputContext | dg.OutputContext, path: UPath, partition: str
     ) -> UPath:
         try:
-            seed = parse_seed(partition)
+            # UPathIOManager hands a multi-partition key over as "<scenario>/<seed>"
+            cell = parse_cell(partition.replace("/", KEY_SEPARATOR, 1))
         except SettingsError as err:
             raise SettingsError(f"asset {_asset_name(context)}: invalid partition key: {err}") from None
         # `path` is <root>/<asset key path>; UPathIOManager appends the extension.
-        return partition_dir(path.parent, path.name, seed) / PART_FILE.removesuffix(self.extension)
+        return partition_dir(path.parent, path.name, cell) / PART_FILE.removesuffix(self.extension)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         # Checked before UPathIOManager creates any folder for the partition.
@@ -81,7 +83,7 @@ class SeedParquetIOManager(dg.UPathIOManager):
             )
         if not context.has_asset_partitions:
             raise dg.DagsterInvariantViolationError(
-                f"asset {_asset_name(context)} is not partitioned; ParquetIOManager stores seed partitions only"
+                f"asset {_asset_name(context)} is not partitioned; ParquetIOManager stores cell partitions only"
             )
         super().handle_output(context, obj)
 

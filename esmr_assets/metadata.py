@@ -19,7 +19,7 @@ def plot_metadata(
     output `output` in a multi-asset) and embed it in the metadata."""
     key = context.asset_key if output is None else context.asset_key_for_output(output)
     asset_dir = esmr.storage_root().joinpath(*key.path[:-1])
-    path = partition_dir(asset_dir, key.path[-1], esmr.seed(context)) / f"{name}.png"
+    path = partition_dir(asset_dir, key.path[-1], esmr.cell(context)) / f"{name}.png"
     atomic_write_bytes(path, png)
     encoded = base64.b64encode(png).decode()
     return {

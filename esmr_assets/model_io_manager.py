@@ -1,7 +1,7 @@
 """Trained models as asset values: stored beside their partition's tables, handed to the
 assets that use them as inputs (so lineage shows model -> consumer edges).
 
-`<root>/<asset>/seed=<k>/<file>`, one file per model, written atomically; the bytes are the
+`<root>/<asset>/scenario=<name>/seed=<k>/<file>`, one file per model, written atomically; the bytes are the
 model's own deterministic serialisation (LightGBM text, a torch state dict loaded with
 `weights_only=True`, Q-tables as .npy arrays). A consumer annotates its input with the
 model's class, which picks the file and the loader; `AssetIn(metadata={"device": "cpu"})`
@@ -16,8 +16,9 @@ from typing import Any
 
 import dagster as dg
 
+from .cells import parse_cell
 from .resources import EsmrConfig
-from .settings import Settings, parse_seed
+from .settings import Settings
 from .storage import atomic_write_bytes, partition_dir
 
 #: the resource key of this IO manager: the `io_manager_key` of every model output
@@ -94,13 +95,13 @@ class SeedModelIOManager(dg.IOManager):
 
     def _path(self, context: dg.InputContext | dg.OutputContext, file_name: str) -> Path:
         asset = context.asset_key
-        seed = parse_seed(context.asset_partition_key)
-        return partition_dir(self.esmr.storage_root().joinpath(*asset.path[:-1]), asset.path[-1], seed) / file_name
+        cell = parse_cell(context.asset_partition_key)
+        return partition_dir(self.esmr.storage_root().joinpath(*asset.path[:-1]), asset.path[-1], cell) / file_name
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         asset = context.asset_key.to_user_string()
         if not context.has_asset_partitions:
-            raise dg.DagsterInvariantViolationError(f"asset {asset} is not partitioned; models are stored per seed")
+            raise dg.DagsterInvariantViolationError(f"asset {asset} is not partitioned; models are stored per cell")
         path = self._path(context, _codec(type(obj), asset).file_name)
         atomic_write_bytes(path, obj.to_bytes())
         context.add_output_metadata({"model_path": dg.MetadataValue.path(str(path))})
@@ -119,7 +120,8 @@ class SeedModelIOManager(dg.IOManager):
             raise ValueError(f"asset {asset}: several stored models {[str(p) for _, p in stored]}; keep one")
         codec, path = stored[0]
         device = (context.definition_metadata or {}).get("device", "auto")
-        load_context = LoadContext(self.esmr.settings(), parse_seed(context.asset_partition_key), device)
+        cell = parse_cell(context.asset_partition_key)
+        load_context = LoadContext(self.esmr.scenario_settings(cell.scenario), cell.seed, device)
         return codec.load(path.read_bytes(), load_context)
 
 

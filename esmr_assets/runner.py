@@ -1,11 +1,15 @@
-"""Materialize a Definitions graph seed by seed: one run per seed, its ops in dependency order.
+"""Materialize a Definitions graph cell by cell: one run per cell, its ops in dependency order.
 
-A run costs about half a second of Dagster overhead, so a seed's whole graph is one run of
-the in-process executor (`run_seed`; the caller may split the steps into several runs, since
+A run costs about half a second of Dagster overhead, so a cell's whole graph is one run of
+the in-process executor (`run_cell`; the caller may split the steps into several runs, since
 a run keeps its outputs in memory until it ends); a logger that sees each step's start and
 success keeps progress and wall time visible per asset (a multi_asset's outputs together),
 and a failure names its asset. Runs go through the implicit asset job on the given instance, so the Dagster UI shows
-them like runs it launched itself. The cross-seed SQL models are one run each (`run_step`).
+them like runs it launched itself. The cross-cell SQL models are one run each (`run_step`).
+
+`plan_cell` decides per step whether a cell already holds it, can adopt another cell's
+identical output (`reuse`), or must compute it; `materialize_cells` does the adopting (as
+runless materializations in the instance), runs only what is left, and shares what it computed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from typing import Any
 
 import dagster as dg
 
-from esmr_assets.partitions import seed_partitions
+from esmr_assets import reuse
+from esmr_assets.cells import Cell
+from esmr_assets.partitions import cell_key, register_cells
+from esmr_assets.resources import SETTINGS_READ
+from esmr_assets.settings import Settings
 from esmr_assets.storage import atomic_write_bytes
 
 # Keep the terminal for the progress bar: Dagster's own events go to the run's event log.
@@ -36,8 +44,11 @@ class Step:
     """One op of the graph: a plain asset, or all outputs of a multi_asset."""
 
     asset_keys: tuple[dg.AssetKey, ...]
-    partitioned: bool = True  # by seed; cross-seed SQL models are not
+    partitioned: bool = True  # by cell; cross-cell SQL models are not
     op_name: str = ""  # the op's name: the step key of its runs
+    reads: tuple[str, ...] = ()  # the settings its assets declare (`resources.reads`)
+    upstream: tuple[str, ...] = ()  # op names of the partitioned steps it reads from
+    by_study: bool = False  # a study report: one partition per study
 
     @property
     def label(self) -> str:
@@ -73,8 +84,21 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
         ready = sorted(sorter.get_ready())
         order.extend(ready)
         sorter.done(*ready)
+    def by_cell(assets_def: dg.AssetsDefinition) -> bool:
+        return isinstance(assets_def.partitions_def, dg.MultiPartitionsDefinition)
+
+    def reads(assets_def: dg.AssetsDefinition) -> tuple[str, ...]:
+        declared = [assets_def.specs_by_key[key].metadata.get(SETTINGS_READ) for key in assets_def.keys]
+        values = [d.value if isinstance(d, dg.MetadataValue) else d for d in declared if d is not None]
+        return tuple(dict.fromkeys(path for paths in values for path in paths))
+
+    def upstream(n: int) -> tuple[str, ...]:
+        found = {producer[key] for key in ops[n].dependency_keys if key in producer} - {n}
+        return tuple(sorted(ops[m].node_def.name for m in found if by_cell(ops[m])))
+
     return [
-        Step(tuple(sorted(ops[n].keys, key=rank.__getitem__)), ops[n].partitions_def is not None, ops[n].node_def.name)
+        Step(tuple(sorted(ops[n].keys, key=rank.__getitem__)), by_cell(ops[n]), ops[n].node_def.name,
+             reads(ops[n]), upstream(n), by_study=isinstance(ops[n].partitions_def, dg.DynamicPartitionsDefinition))
         for n in order
     ]
 
@@ -96,11 +120,6 @@ def open_instance(home: Path) -> dg.DagsterInstance:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def register_seeds(instance: dg.DagsterInstance, seeds: Sequence[int]) -> None:
-    """Add the seeds as partitions (idempotent), so runs and the UI can address them."""
-    instance.add_dynamic_partitions(seed_partitions.name, [str(seed) for seed in seeds])
-
-
 def _innermost_error(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
     """Message and stack of the user's exception behind the first failure, not of
     Dagster's wrapper around it."""
@@ -116,26 +135,26 @@ def _innermost_error(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
 def run_step(
     defs: dg.Definitions,
     step: Step,
-    seed: int | None,
+    cell: Cell | str | None,
     run_config: Mapping[str, Any],
     instance: dg.DagsterInstance,
 ) -> float:
-    """Materialize one step for one seed (None for an unpartitioned step) in its own run;
-    return its wall time in seconds.
+    """Materialize one step for one cell (a study name for a study report, None for an
+    unpartitioned step) in its own run; return its wall time in seconds.
 
-    Raises `StepFailed` naming the asset and the seed, with the user's traceback attached.
+    Raises `StepFailed` naming the asset and the cell, with the user's traceback attached.
     """
     started = time.perf_counter()
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         run_config={**run_config, "loggers": QUIET_LOGGERS},
         instance=instance,
-        partition_key=None if seed is None else str(seed),
+        partition_key=cell_key(cell) if isinstance(cell, Cell) else cell,
         asset_selection=list(step.asset_keys),
         raise_on_error=False,
     )
     if not result.success:
         cause, trace = _innermost_error(result)
-        where = "across seeds" if seed is None else f"for seed {seed}"
+        where = "across cells" if cell is None else f"for {cell}" if isinstance(cell, Cell) else f"for study {cell}"
         raise StepFailed(f"asset {step.label} failed {where} (run {result.run_id}): {cause}", trace)
     return time.perf_counter() - started
 
@@ -154,19 +173,19 @@ class _StepEvents(logging.Handler):
             self.on_step(event.event_type_value, event.step_key, seconds)
 
 
-def run_seed(
+def run_cell(
     defs: dg.Definitions,
     steps: Sequence[Step],
-    seed: int,
+    cell: Cell,
     run_config: Mapping[str, Any],
     instance: dg.DagsterInstance,
-    on_step: Callable[[Step, bool], None] = lambda step, done: None,
+    on_step: Callable[[Step, bool, float], None] = lambda step, done, seconds: None,
 ) -> dict[str, float]:
-    """Materialize the partitioned `steps` for `seed` in one in-process run; return each
-    step's wall time in seconds by label. `on_step(step, done)` is called as each step
-    starts (done=False) and succeeds (done=True).
+    """Materialize the partitioned `steps` for `cell` in one in-process run; return each
+    step's wall time in seconds by label. `on_step(step, done, seconds)` is called as each step
+    starts (done=False) and succeeds (done=True, with its wall time).
 
-    Raises `StepFailed` naming the first failed asset and the seed, with the user's traceback."""
+    Raises `StepFailed` naming the first failed asset and the cell, with the user's traceback."""
     by_op = {step.op_name: step for step in steps}
     seconds: dict[str, float] = {}
 
@@ -176,7 +195,7 @@ def run_seed(
             return
         if kind == "STEP_SUCCESS":
             seconds[step.label] = duration
-        on_step(step, kind == "STEP_SUCCESS")
+        on_step(step, kind == "STEP_SUCCESS", duration)
 
     @dg.logger(description="reports step starts and successes to `esmr run`")
     def step_events(_init_context: dg.InitLoggerContext) -> logging.Logger:
@@ -189,7 +208,7 @@ def run_seed(
     result = job.execute_in_process(
         run_config={**run_config, "loggers": {**QUIET_LOGGERS, "esmr_step_events": {}}},
         instance=instance,
-        partition_key=str(seed),
+        partition_key=cell_key(cell),
         asset_selection=[key for step in steps for key in step.asset_keys],
         raise_on_error=False,
     )
@@ -197,5 +216,142 @@ def run_seed(
         cause, trace = _innermost_error(result)
         failed = [by_op[e.step_key].label for e in result.all_events if e.is_step_failure and e.step_key in by_op]
         where = f"asset {failed[0]} failed" if failed else "the run failed before any asset"
-        raise StepFailed(f"{where} for seed {seed} (run {result.run_id}): {cause}", trace)
+        raise StepFailed(f"{where} for {cell} (run {result.run_id}): {cause}", trace)
     return seconds
+
+
+#: the key of a cell's whole wall time (planning, linking and its runs) in `materialize_cells`' result
+CELL_TOTAL = "total (the cell)"
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """What one cell needs: each step's content key, and which steps are already there
+    (`current`), can be linked from another cell (`reusable`) or must run (`to_compute`)."""
+
+    cell: Cell
+    keys: dict[str, str]
+    current: tuple[Step, ...]
+    reusable: tuple[Step, ...]
+    to_compute: tuple[Step, ...]
+
+
+def step_keys(steps: Sequence[Step], settings: Settings, seed: int) -> dict[str, str]:
+    """Each partitioned step's content key in a cell with these settings and seed."""
+    keys: dict[str, str] = {}
+    for step in steps:
+        upstream = {name: keys[name] for name in step.upstream}
+        keys[step.op_name] = reuse.step_key(step.op_name, reuse.declared_values(settings, step.reads), seed, upstream)
+    return keys
+
+
+def plan_cell(root: Path, steps: Sequence[Step], cell: Cell, settings: Settings) -> CellPlan:
+    keys = step_keys(steps, settings, cell.seed)
+    current, reusable, to_compute = [], [], []
+    for step in steps:
+        key, paths = keys[step.op_name], [asset.path for asset in step.asset_keys]
+        if all(reuse.is_current(root, path, cell, key) for path in paths):
+            current.append(step)
+        elif all(reuse.is_shared(root, path, key) for path in paths):
+            reusable.append(step)
+        else:
+            to_compute.append(step)
+    return CellPlan(cell, keys, tuple(current), tuple(reusable), tuple(to_compute))
+
+
+def adopt_step(root: Path, plan: CellPlan, step: Step, instance: dg.DagsterInstance) -> None:
+    """Link a reusable step's shared output into the cell, and record each of its assets as
+    materialized for the cell (a runless materialization naming the shared key)."""
+    key = plan.keys[step.op_name]
+    for asset in step.asset_keys:
+        files = reuse.adopt(root, asset.path, plan.cell, key)
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=asset, partition=cell_key(plan.cell),
+            description="reused: an identical output (same settings read, seed and upstream keys) existed",
+            metadata={"reused_key": key, "files": dg.MetadataValue.json([str(f) for f in files])},
+        ))
+
+
+def materialize_cells(
+    defs: dg.Definitions,
+    steps: Sequence[Step],
+    cells: Sequence[tuple[Cell, Settings]],
+    root: Path,
+    run_config: Mapping[str, Any],
+    instance: dg.DagsterInstance,
+    on_step: Callable[[Cell, Step, str], None] = lambda cell, step, what: None,
+    one_step_per_run: bool = False,
+    saved: dict[tuple[Cell, str], float] | None = None,
+) -> dict[Cell, dict[str, float | str]]:
+    """Bring every cell up to date: adopt what another cell computed, run the rest (one run
+    per cell, or per step), share what was computed. `on_step(cell, step, what)` reports
+    "start", "done", "reused" and "current". Returns per cell each step's seconds, or
+    "reused" / "current", and under `CELL_TOTAL` the cell's wall time. `saved` receives, per reused (cell, step), the seconds the step
+    took where it was computed: what reuse saved."""
+    saved = {} if saved is None else saved
+    register_cells(instance, [cell for cell, _ in cells])
+    outcome: dict[Cell, dict[str, float | str]] = {}
+    for cell, settings in cells:
+        started = time.perf_counter()
+        plan = plan_cell(root, steps, cell, settings)
+        per_step: dict[str, float | str] = {}
+        for step in plan.current:
+            per_step[step.label] = "current"
+            on_step(cell, step, "current")
+        for step in plan.reusable:
+            adopt_step(root, plan, step, instance)
+            per_step[step.label] = "reused"
+            saved[cell, step.label] = reuse.shared_seconds(root, step.asset_keys[0].path, plan.keys[step.op_name])
+            on_step(cell, step, "reused")
+        for step in plan.to_compute:
+            reuse.forget(root, [asset.path for asset in step.asset_keys], cell)
+
+        def progress(step: Step, done: bool, seconds: float, plan: CellPlan = plan) -> None:
+            if done:
+                for asset in step.asset_keys:
+                    reuse.publish(root, asset.path, plan.cell, plan.keys[step.op_name], seconds)
+            on_step(plan.cell, step, "done" if done else "start")
+
+        runs = [[step] for step in plan.to_compute] if one_step_per_run else [list(plan.to_compute)]
+        for run in runs:
+            if run:
+                per_step.update(run_cell(defs, run, cell, run_config, instance, progress))
+        per_step[CELL_TOTAL] = time.perf_counter() - started
+        outcome[cell] = per_step
+    return outcome
+
+
+def share_run_outputs(run: dg.DagsterRun, steps: Sequence[Step], esmr_config: Mapping[str, Any]) -> list[str]:
+    """After a successful cell run launched outside `materialize_cells` (the UI, a schedule),
+    share each step it materialized whole, so later cells can reuse it. Returns the shared op names."""
+    from esmr_assets.cells import parse_cell, scenario_settings
+    from esmr_assets.storage import resolve_data_dir, storage_root
+
+    partition = run.tags.get("dagster/partition")
+    if partition is None:
+        return []
+    cell = parse_cell(partition)
+    root = storage_root(resolve_data_dir(esmr_config.get("data_dir", "")), esmr_config.get("preset", "paper"))
+    keys = step_keys(steps, scenario_settings(root, cell.scenario), cell.seed)
+    selected = None if run.asset_selection is None else set(run.asset_selection)
+    shared = []
+    for step in steps:
+        if selected is None or set(step.asset_keys) <= selected:
+            for asset in step.asset_keys:
+                reuse.publish(root, asset.path, cell, keys[step.op_name])
+            shared.append(step.op_name)
+    return shared
+
+
+def cell_status(root: Path, steps: Sequence[Step], cell: Cell, settings: Settings, instance: dg.DagsterInstance) -> str:
+    """done (every step current), running or failed (the cell's latest run), partial (some
+    steps current) or missing."""
+    plan = plan_cell(root, steps, cell, settings)
+    if not plan.to_compute and not plan.reusable:
+        return "done"
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": cell.key}), limit=1)
+    if runs and runs[0].status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.QUEUED):
+        return "running"
+    if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
+        return "failed"
+    return "partial" if plan.current else "missing"

@@ -65,7 +65,8 @@ class SimulationSettings(_Frozen):
     engagement_valence_effect: float = Field(0.03, description="c of the valence update: weight of Delta E")
     emotion_signal: float = Field(
         1.0, ge=0, description="how strongly the latent state shapes behaviour: scales the behaviour multipliers' "
-        "deviation from 1 (0: every multiplier 1, though churn still depends on valence; 1: the designed table)"
+        "deviation from 1 and the churn push of negative valence (0: behaviour carries no emotion, though what is "
+        "watched and the engagement trend still move it; 1: as designed)"
     )
     content_effect: float = Field(
         1.0, ge=0, description="scales the watched-content term of the valence and arousal update (0: content has "
@@ -245,15 +246,16 @@ class Settings(_Frozen):
     evaluation: EvaluationSettings = EvaluationSettings()
 
     @property
-    def namespace(self) -> str:
-        """Storage folder: the preset name, plus a hash of the settings that differ from the
-        preset, so that differently configured runs of one preset never overwrite each other,
-        and a setting added later with a default leaves every existing folder's name alone."""
+    def overrides_scenario(self) -> str:
+        """The scenario `esmr run --overrides` runs these settings as: `baseline` when they are
+        the preset's, else a hash of the settings that differ from it, so the same effective
+        settings always land in the same cells, and a setting added later with a default
+        leaves every existing scenario's name alone."""
         differences = _differences(self.model_dump(), PRESETS[self.preset].model_dump())
         if not differences:
-            return self.preset
+            return "baseline"
         digest = hashlib.sha256(json.dumps(differences, sort_keys=True).encode()).hexdigest()[:8]
-        return f"{self.preset}-{digest}"
+        return f"overrides-{digest}"
 
 
 def _differences(mine: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
@@ -269,11 +271,11 @@ def _differences(mine: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -300,7 +302,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 PRESETS: dict[str, Settings] = {
-    name: Settings.model_validate(_deep_merge({"preset": name}, extra))
+    name: Settings.model_validate(deep_merge({"preset": name}, extra))
     for name, extra in _PRESET_OVERRIDES.items()
 }
 
@@ -321,7 +323,7 @@ def load_settings(preset: str = "paper", overrides: dict[str, Any] | None = None
         raise SettingsError(f"overrides must be a mapping, got {type(overrides).__name__}")
     if overrides and "preset" in overrides:
         raise SettingsError("overrides may not change 'preset'; pass the preset name instead")
-    merged = _deep_merge(PRESETS[preset].model_dump(), overrides or {})
+    merged = deep_merge(PRESETS[preset].model_dump(), overrides or {})
     try:
         return Settings.model_validate(merged)
     except ValidationError as err:

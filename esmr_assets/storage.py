@@ -49,9 +49,9 @@ def load_settings_json(preset: str, overrides_json: str) -> Settings:
     return settings
 
 
-def storage_root(data_dir: Path, settings: Settings) -> Path:
-    """`<data_dir>/<namespace>`: one folder per distinct configuration."""
-    return data_dir / settings.namespace
+def storage_root(data_dir: Path, preset: str) -> Path:
+    """`<data_dir>/<preset>`: every scenario and seed of one preset, as cells below each asset."""
+    return Path(data_dir) / preset
 
 
 def ensure_writable_dir(path: Path) -> None:
@@ -67,9 +67,10 @@ def ensure_writable_dir(path: Path) -> None:
         raise SettingsError(f"data dir {path} is not writable: {reason}") from None
 
 
-def partition_dir(root: Path, asset: str, seed: int) -> Path:
-    """Hive-style folder of one asset partition: `<root>/<asset>/seed=<seed>`."""
-    return root / asset / f"seed={seed}"
+def partition_dir(root: Path, asset: str, cell) -> Path:
+    """Hive-style folder of one asset partition (a `cells.Cell`):
+    `<root>/<asset>/scenario=<name>/seed=<k>`."""
+    return Path(root) / asset / f"scenario={cell.scenario}" / f"seed={cell.seed}"
 
 
 def _temp_path_for(path: Path) -> Path:

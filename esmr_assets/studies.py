@@ -5,6 +5,7 @@ spec names its scenario and the field.
     description = "How well must emotion be observable for ESMR to help?"
     preset = "paper"
     seeds = "0-4"                                # the ranges `esmr sweep` accepts
+    overrides = { policy = { epochs = 10 } }     # optional: shared by every scenario
 
     [report]                                     # what the study table and plot show
     policies = ["esmr", "oracle_esmr"]           # effects against evaluation.reference_policy
@@ -30,13 +31,13 @@ from typing import Any
 
 from .evaluation.metrics import METRICS
 from .policy import registry
-from .settings import PRESETS, Settings, SettingsError
-from .storage import load_settings_json
+from .settings import PRESETS, Settings, SettingsError, deep_merge
+from .storage import atomic_write_bytes, load_settings_json
 from .sweeps import parse_seed_ranges
 
-#: a scenario name is a partition key and a path component: no separators, no "=", "|" or "/"
-SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_TOP_LEVEL = {"description", "preset", "seeds", "report", "scenario"}
+#: a study's and its scenarios' names: "<study>.<scenario>" is a partition key (`cells.SCENARIO_NAME`)
+SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,47}$")
+_TOP_LEVEL = {"description", "preset", "seeds", "overrides", "report", "scenario"}
 _SCENARIO_KEYS = {"name", "overrides", "description"}
 _REPORT_KEYS = {"policies", "metrics"}
 DEFAULT_METRICS = ("negative_days", "mean_latent_valence", "engagement_reward")
@@ -53,6 +54,8 @@ class Scenario:
     overrides_json: str
     settings: Settings
     description: str = ""
+    #: what this scenario itself varies, without the study's shared `overrides`
+    varied_json: str = "{}"
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -60,8 +63,8 @@ class Scenario:
 
     @property
     def knob(self) -> tuple[str, Any] | None:
-        """(dotted setting, value) when the scenario overrides exactly one setting, else None."""
-        leaves = list(_leaves(self.overrides))
+        """(dotted setting, value) when the scenario varies exactly one setting, else None."""
+        leaves = list(_leaves(json.loads(self.varied_json)))
         return leaves[0] if len(leaves) == 1 else None
 
 
@@ -74,12 +77,17 @@ class Study:
     scenarios: tuple[Scenario, ...]
     policies: tuple[str, ...]
     metrics: tuple[str, ...]
+    text: str = ""  # the spec as written, registered beside the data it describes
 
     def scenario(self, name: str) -> Scenario:
         for scenario in self.scenarios:
             if scenario.name == name:
                 return scenario
         raise StudyError(f"study {self.name!r} has no scenario {name!r}; it has {[s.name for s in self.scenarios]}")
+
+    def cell_scenario(self, scenario: Scenario) -> str:
+        """The scenario's partition key: "<study>.<scenario>", so studies never share a name."""
+        return f"{self.name}.{scenario.name}"
 
     @property
     def cells(self) -> list[tuple[Scenario, int]]:
@@ -131,6 +139,13 @@ def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
         parsed_seeds = tuple(parse_seed_ranges(seed_text))
     except SettingsError as err:
         raise StudyError(f"{where}: seeds: {err}") from None
+    shared = spec.get("overrides", {})
+    if not isinstance(shared, dict):
+        raise StudyError(f"{where}: overrides must be a table of settings shared by every scenario, got {shared!r}")
+    try:
+        load_settings_json(preset, json.dumps(shared))
+    except SettingsError as err:
+        raise StudyError(f"{where}: overrides: {err}") from None
     entries = spec["scenario"]
     if not isinstance(entries, list) or not entries:
         raise StudyError(f"{where}: at least one [[scenario]] is needed")
@@ -152,15 +167,42 @@ def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
         overrides = entry.get("overrides", {})
         if not isinstance(overrides, dict):
             raise StudyError(f"{label}: overrides must be a table of settings, got {overrides!r}")
+        varied_json = json.dumps(overrides, sort_keys=True)
+        overrides = deep_merge(shared, overrides)
         overrides_json = json.dumps(overrides, sort_keys=True)
         try:
             settings = load_settings_json(preset, overrides_json)
         except SettingsError as err:
             raise StudyError(f"{label}: {err}") from None
         _check_training_users(settings, overrides, label)
-        scenarios.append(Scenario(scenario_name, overrides_json, settings, str(entry.get("description", ""))))
+        scenarios.append(Scenario(scenario_name, overrides_json, settings, str(entry.get("description", "")),
+                                  varied_json))
     policies, metrics = _report(spec.get("report", {}), where)
-    return Study(name, str(spec.get("description", "")), preset, parsed_seeds, tuple(scenarios), policies, metrics)
+    return Study(name, str(spec.get("description", "")), preset, parsed_seeds, tuple(scenarios), policies, metrics, text)
+
+
+STUDY_DIR = "studies"
+
+
+def register_study(root: Path, study: Study) -> None:
+    """Record the study and its scenarios under the preset root `root`
+    (`<root>/studies/<name>.toml`, `<root>/scenarios/<study>.<scenario>.json`), so its cells and
+    its report can be materialized from the UI with nothing but partition keys."""
+    from .cells import register_scenario
+
+    for scenario in study.scenarios:
+        register_scenario(root, study.cell_scenario(scenario), scenario.overrides_json)
+    path = Path(root) / STUDY_DIR / f"{study.name}.toml"
+    if not path.is_file() or path.read_text() != study.text:
+        atomic_write_bytes(path, study.text.encode())
+
+
+def registered_study(root: Path, name: str) -> Study:
+    """A study registered under `root` by `register_study`."""
+    path = Path(root) / STUDY_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise StudyError(f"study {name!r} is not registered under {root}; run `esmr study run studies/{name}.toml`")
+    return load_study(path)
 
 
 def _check_training_users(settings: Settings, overrides: dict, label: str) -> None:

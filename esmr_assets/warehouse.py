@@ -1,7 +1,7 @@
 """Read-only SQL over the Parquet partitions, through an in-memory DuckDB.
 
-Each asset folder becomes a view over all of its seeds, with a `seed` column from the hive
-layout, and `policy_registry` holds the registered policies (`policy.registry.POLICIES`): their
+Each asset folder becomes a view over all of its cells, with `scenario` and `seed` columns
+from the hive layout (`scenario=<name>/seed=<k>/part-0.parquet`), and `policy_registry` holds the registered policies (`policy.registry.POLICIES`): their
 order, whether they learn online and whether they read the latent state (`oracle_*`), for
 queries to join. `t_quantile(p, df)` is Student's t quantile (scipy), so that intervals across
 seeds are exact for any number of seeds. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
@@ -11,7 +11,7 @@ a lock, and `run_query` refuses statements that could write.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -32,17 +32,28 @@ def table_name(asset_key_path: Sequence[str]) -> str:
     return "__".join(asset_key_path)
 
 
-def _table_dirs(root: Path) -> dict[str, tuple[Path, bool]]:
-    """View name -> (asset folder, partitioned by seed), for folders holding at least one
-    finished partition, or the one file of a cross-seed SQL model."""
+#: folders under a preset root that are not tables: the reuse store and the scenario registry
+NOT_TABLES = {"_shared", "scenarios"}
+
+
+def _table_dirs(root: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
+    """View name -> (asset folder, its hive partition columns), for folders holding at least
+    one finished partition: `scenario=*/seed=*/part-0.parquet` for the cell assets,
+    `study=*/part-0.parquet` for study reports, one `part-0.parquet` for a cross-cell SQL model."""
     if not root.is_dir():
         return {}
-    found: dict[str, tuple[Path, bool]] = {}
-    for part in root.glob(f"**/seed=*/{PART_FILE}"):
-        asset_dir = part.parent.parent
-        found.setdefault(table_name(asset_dir.relative_to(root).parts), (asset_dir, True))
-    for part in root.glob(f"*/{PART_FILE}"):
-        found.setdefault(table_name(part.parent.relative_to(root).parts), (part.parent, False))
+    found: dict[str, tuple[Path, tuple[str, ...]]] = {}
+    for part in root.rglob(PART_FILE):
+        relative = part.relative_to(root).parts[:-1]
+        if not relative or relative[0] in NOT_TABLES or any(p.startswith(".") for p in relative):
+            continue
+        depth = 0  # the trailing `<column>=<value>` folders
+        while depth < len(relative) and "=" in relative[len(relative) - 1 - depth]:
+            depth += 1
+        asset_parts, hive_parts = relative[: len(relative) - depth], relative[len(relative) - depth:]
+        if asset_parts:
+            columns = tuple(part.partition("=")[0] for part in hive_parts)
+            found.setdefault(table_name(asset_parts), (root.joinpath(*asset_parts), columns))
     return dict(sorted(found.items()))
 
 
@@ -94,27 +105,37 @@ def _base_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def connect(root: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per asset under `root`.
+def connect(root: Path, scenario: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view per asset under `root`; with `scenario`, every view
+    holding a `scenario` column shows only that scenario's rows.
 
-    Only exact `seed=*/part-0.parquet` files (and `part-0.parquet` of cross-seed SQL models)
-    are read, so in-flight temp files are invisible.
+    Only exact `scenario=*/seed=*/part-0.parquet` files (and `part-0.parquet` of cross-cell
+    SQL models) are read, so in-flight temp files are invisible.
     """
     con = _base_connection()
-    for name, (asset_dir, partitioned) in _table_dirs(Path(root)).items():
-        if not partitioned:
+    only = "" if scenario is None else f" WHERE scenario = {_quote_literal(scenario)}"
+    for name, (asset_dir, columns) in _table_dirs(Path(root)).items():
+        if not columns:
             source = f"read_parquet({_quote_literal(str(asset_dir / PART_FILE))})"
-            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")
+            try:
+                con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}{only}")
+            except duckdb.BinderException:  # a model without a scenario column
+                con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")
             continue
-        pattern = _quote_literal(str(asset_dir / "seed=*" / PART_FILE))
-        hive = f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{'seed': BIGINT}}"
+        if "scenario" not in columns:
+            only_here = ""
+        else:
+            only_here = only
+        pattern = _quote_literal(str(asset_dir.joinpath(*(f"{c}=*" for c in columns), PART_FILE)))
+        types = ", ".join(f"'{c}': {'BIGINT' if c == 'seed' else 'VARCHAR'}" for c in columns)
+        hive = f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{{types}}}"
         try:
             # union_by_name: seeds written before a table gained a column read it as null. It
             # reads every file's schema now, so an unreadable file falls back to the plain view,
             # whose queries name that file, while the other tables stay queryable.
-            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive}, union_by_name = true)")
+            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive}, union_by_name = true){only_here}")
         except duckdb.Error:
-            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive})")
+            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive}){only_here}")
     return con
 
 
@@ -165,11 +186,12 @@ def check_read_only(sql: str) -> None:
         )
 
 
-def run_query(root: Path, sql: str) -> pl.DataFrame:
-    """Run one read statement over the warehouse at `root` and return its result."""
+def run_query(root: Path, sql: str, scenario: str | None = None) -> pl.DataFrame:
+    """Run one read statement over the warehouse at `root` (one scenario's rows only, when
+    given) and return its result."""
     check_read_only(sql)
     try:
-        con = connect(root)  # binding a view reads a file's schema, so this may fail too
+        con = connect(root, scenario)  # binding a view reads a file's schema, so this may fail too
         try:
             return con.sql(sql).pl()
         finally:
@@ -179,3 +201,12 @@ def run_query(root: Path, sql: str) -> pl.DataFrame:
         raise WarehouseError(f"{err} (tables under {root}: {tables})") from None
     except duckdb.Error as err:
         raise WarehouseError(str(err)) from None
+
+
+#: SQL over one warehouse, as `scenario_query` gives it: a read statement in, its result out
+Query = Callable[[str], pl.DataFrame]
+
+
+def scenario_query(root: Path, scenario: str | None) -> Query:
+    """`run_query` bound to a warehouse and one scenario's rows (every scenario for None)."""
+    return lambda sql: run_query(root, sql, scenario)

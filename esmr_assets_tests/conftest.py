@@ -9,12 +9,28 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.cells import Cell, overrides_scenario_name, register_scenario
 from esmr_assets.io_manager import ParquetIOManager
-from esmr_assets.partitions import seed_partitions
+from esmr_assets.partitions import cell_partitions, register_cells
 from esmr_assets.resources import EsmrConfig, run_config
+from esmr_assets.storage import storage_root
 
 
-@dg.asset(partitions_def=seed_partitions, group_name="simulation")
+def add_cell(instance: dg.DagsterInstance, seed: int | str, scenario: str = "baseline") -> str:
+    """Register the cell's partitions; return its partition key ("<scenario>|<seed>")."""
+    cell = Cell(scenario, int(seed))
+    register_cells(instance, [cell])
+    return cell.key
+
+
+def scenario_cell(instance: dg.DagsterInstance, data_dir: Path, preset: str, overrides_json: str, seed) -> str:
+    """Register the scenario `esmr run --overrides` would, and its cell; return the cell's key."""
+    name = overrides_scenario_name(preset, overrides_json)
+    register_scenario(storage_root(data_dir, preset), name, overrides_json)
+    return add_cell(instance, seed, name)
+
+
+@dg.asset(partitions_def=cell_partitions, group_name="simulation")
 def numbers(context: dg.AssetExecutionContext, esmr: EsmrConfig) -> pl.DataFrame:
     """seed + 3 rows, so row counts tell seeds apart."""
     size = esmr.seed(context) + 3
@@ -22,7 +38,7 @@ def numbers(context: dg.AssetExecutionContext, esmr: EsmrConfig) -> pl.DataFrame
 
 
 @dg.multi_asset(
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     group_name="simulation",
     outs={"evens": dg.AssetOut(), "odds": dg.AssetOut()},
 )
@@ -30,30 +46,30 @@ def parity(numbers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return numbers.filter(pl.col("n") % 2 == 0), numbers.filter(pl.col("n") % 2 == 1)
 
 
-@dg.asset(partitions_def=seed_partitions, group_name="simulation")
+@dg.asset(partitions_def=cell_partitions, group_name="simulation")
 def doubled(numbers: pl.DataFrame) -> pl.DataFrame:
     return numbers.with_columns(pl.col("n") * 2)
 
 
-@dg.asset(partitions_def=seed_partitions, group_name="simulation")
+@dg.asset(partitions_def=cell_partitions, group_name="simulation")
 def lazy_total(numbers: pl.LazyFrame) -> pl.DataFrame:
     """Reads `numbers` as a lazy scan, as the large tables are read."""
     assert isinstance(numbers, pl.LazyFrame)
     return numbers.select(pl.col("n").sum().alias("total"), pl.len().alias("rows")).collect()
 
 
-@dg.asset(partitions_def=seed_partitions)
+@dg.asset(partitions_def=cell_partitions)
 def constant() -> pl.DataFrame:
     """Ignores its partition key, so only the IO manager can reject a bad one."""
     return pl.DataFrame({"x": [1, 2]})
 
 
-@dg.asset(partitions_def=seed_partitions)
+@dg.asset(partitions_def=cell_partitions)
 def not_a_frame() -> dict:
     return {"x": [1, 2]}
 
 
-@dg.asset(partitions_def=seed_partitions)
+@dg.asset(partitions_def=cell_partitions)
 def broken(evens: pl.DataFrame) -> pl.DataFrame:
     raise ValueError("boom: the toy asset failed")
 
@@ -108,14 +124,16 @@ def failure_text() -> Callable[[dg.ExecuteInProcessResult], str]:
     return _failure_text
 
 
-def _run_config(data_dir: Path, preset: str = "paper", overrides_json: str = "{}") -> dict:
-    return run_config(preset, data_dir, overrides_json)
+def _run_config(data_dir: Path, preset: str = "paper") -> dict:
+    return run_config(preset, data_dir)
 
 
 @pytest.fixture
 def materialize(instance: dg.DagsterInstance, data_dir: Path) -> Callable[..., dg.ExecuteInProcessResult]:
     """materialize(names, seed, select=None, preset=..., overrides_json=..., data_dir=...):
-    one run of the toy assets `names` for one seed, not raising on failure."""
+    one run of the toy assets `names` for one cell (the scenario of the overrides, `baseline`
+    without), not raising on failure. A seed that is not a plain seed is passed on as the
+    partition key of the baseline scenario, for the IO manager to refuse."""
 
     def run(
         names: tuple[str, ...],
@@ -124,12 +142,20 @@ def materialize(instance: dg.DagsterInstance, data_dir: Path) -> Callable[..., d
         preset: str = "paper",
         overrides_json: str = "{}",
         data_dir: Path = data_dir,
+        register: bool = True,
     ) -> dg.ExecuteInProcessResult:
-        instance.add_dynamic_partitions(seed_partitions.name, [str(seed)])
+        if not (str(seed).isdigit() and str(seed) == str(int(seed))):
+            instance.add_dynamic_partitions("scenario", ["baseline"])
+            instance.add_dynamic_partitions("seed", [str(seed)])
+            key = f"baseline|{seed}"
+        elif register:
+            key = scenario_cell(instance, data_dir, preset, overrides_json, seed)
+        else:  # the scenario is registered already
+            key = add_cell(instance, seed, overrides_scenario_name(preset, overrides_json))
         return _build_defs(*names).resolve_implicit_global_asset_job_def().execute_in_process(
-            run_config=_run_config(data_dir, preset, overrides_json),
+            run_config=_run_config(data_dir, preset),
             instance=instance,
-            partition_key=str(seed),
+            partition_key=key,
             asset_selection=[dg.AssetKey(name) for name in select] if select else None,
             raise_on_error=False,
         )
@@ -191,10 +217,9 @@ def smoke_graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.Exec
 
     data_dir = tmp_path_factory.mktemp("smoke_graph")
     with dg.instance_for_test() as test_instance:
-        test_instance.add_dynamic_partitions(seed_partitions.name, [SMOKE_GRAPH_SEED])
         result = defs.resolve_job_def("esmr_job").execute_in_process(
             instance=test_instance,
-            partition_key=SMOKE_GRAPH_SEED,
+            partition_key=add_cell(test_instance, SMOKE_GRAPH_SEED),
             run_config=_run_config(data_dir, "smoke"),
         )
     assert result.success
@@ -217,13 +242,13 @@ def feed_world(logged_world) -> Callable[..., tuple]:
     return make
 
 
-def stored_and_recomputed_labels(model, root: Path, seed: str) -> tuple[np.ndarray, np.ndarray]:
+def stored_and_recomputed_labels(model, root: Path, seed: str, scenario: str = "baseline") -> tuple[np.ndarray, np.ndarray]:
     """A seed's stored `emotion_predictions` labels, and `model`'s labels recomputed from the
     stored logs and cluster labels (previous-day input: the cluster label), user-day aligned."""
     from esmr_assets.emotion.features import build_features, previous_labels
     from esmr_assets.emotion.labeller import predict_classes
 
-    logs, labels, predictions = (pl.read_parquet(root / name / f"seed={seed}" / "part-0.parquet")
+    logs, labels, predictions = (pl.read_parquet(root / name / f"scenario={scenario}" / f"seed={seed}" / "part-0.parquet")
                                  for name in ("user_day_logs", "emotion_labels", "emotion_predictions"))
     aligned = logs.select("user_id", "day").join(labels, on=["user_id", "day"], maintain_order="left")["label"]
     again, _ = predict_classes(model, build_features(logs.drop("true_emotion", "true_valence", "true_arousal"),

@@ -110,16 +110,16 @@ def test_target_parents_summarises_shares_signs_and_truth():
 @pytest.mark.slow
 def test_causal_group_materializes_at_smoke(smoke_graph):
     root, result = smoke_graph
-    edges = pl.read_parquet(root / "causal_dags/seed=2/part-0.parquet")
+    edges = pl.read_parquet(root / "causal_dags/scenario=baseline/seed=2/part-0.parquet")
     assert set(edges["method"].cast(pl.String)) == {"per_user", "pooled", "per_user_pooled_order"}
     assert set(edges.filter(pl.col("method") == "pooled")["user_id"]) == {-1}
     assert set(edges["cause"]) | set(edges["effect"]) <= set(CAUSAL_FEATURES)
     assert (edges["cause"] != edges["effect"]).all() and edges["weight"].is_finite().all()
-    parents = pl.read_parquet(root / "causal_parents/seed=2/part-0.parquet")
-    user_parents = pl.read_parquet(root / "user_causal_parents/seed=2/part-0.parquet")
+    parents = pl.read_parquet(root / "causal_parents/scenario=baseline/seed=2/part-0.parquet")
+    user_parents = pl.read_parquet(root / "user_causal_parents/scenario=baseline/seed=2/part-0.parquet")
     assert set(parents["target"]) <= set(TARGETS) and parents["user_share"].is_between(0, 1).all()
     per_user_targets = edges.filter((pl.col("method") == "per_user") & pl.col("effect").is_in(TARGETS))
     assert user_parents.height == per_user_targets.height
-    assert (root / "causal_parents/seed=2/parents_dag.png").stat().st_size > 0
+    assert (root / "causal_parents/scenario=baseline/seed=2/parents_dag.png").stat().st_size > 0
     materialized = result.asset_materializations_for_node("causal_dags")[0].metadata
     assert materialized["users_fitted"].value > 0

@@ -9,8 +9,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from esmr_assets.definitions import SEED_ASSETS, defs
+from esmr_assets.definitions import CELL_ASSETS, defs
 from esmr_assets.resources import run_config
+from esmr_assets_tests.conftest import add_cell
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -22,7 +23,7 @@ def test_whole_graph_on_a_local_dask_cluster_matches_the_in_process_run(smoke_gr
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(home)) as instance:  # Dask needs a persistent instance
-        instance.add_dynamic_partitions("seed", ["2"])
+        key = add_cell(instance, 2)
     config = {
         **run_config("smoke", data),
         "execution": {"config": {"cluster": {"local": {"n_workers": 2, "threads_per_worker": 1}}}},
@@ -30,13 +31,13 @@ def test_whole_graph_on_a_local_dask_cluster_matches_the_in_process_run(smoke_gr
     (tmp_path / "config.json").write_text(json.dumps(config))
     done = subprocess.run(
         [BIN / "dagster", "job", "execute", "-m", "esmr_assets.definitions", "-j", "esmr_dask_job",
-         "-c", tmp_path / "config.json", "--tags", json.dumps({"dagster/partition": "2"})],
+         "-c", tmp_path / "config.json", "--tags", json.dumps({"dagster/partition": key})],
         capture_output=True, text=True, timeout=600, env={"DAGSTER_HOME": str(home), "PATH": str(BIN)},
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "RUN_SUCCESS" in done.stdout + done.stderr
-    ours = sorted(p.relative_to(data / "smoke") for p in (data / "smoke").rglob("seed=2/*") if p.is_file())
-    seed_tables = SEED_ASSETS.resolve(defs.resolve_asset_graph())
+    ours = sorted(p.relative_to(data / "smoke") for p in (data / "smoke").rglob("scenario=baseline/seed=2/*") if p.is_file())
+    seed_tables = CELL_ASSETS.resolve(defs.resolve_asset_graph())
     assert {p.parts[0] for p in ours} == {key.to_user_string() for key in seed_tables}  # every asset of the graph
     models = {"tabtransformer.pt", "lightgbm_ranker.txt", "bandit_learners.pt", "q_agents.npz"}
     assert models <= {p.name for p in ours}

@@ -17,7 +17,7 @@ def smoke_run(smoke_graph):
     root, _ = smoke_graph
 
     def table(name: str) -> pl.DataFrame:
-        return pl.read_parquet(root / name / "seed=2" / "part-0.parquet")
+        return pl.read_parquet(root / name / "scenario=baseline/seed=2" / "part-0.parquet")
 
     return root, table
 
@@ -40,7 +40,7 @@ def test_model_table_compares_the_transformer_with_baselines(smoke_run):
     assert scores["accuracy"].is_between(0, 1).all() and scores["accuracy_vs_truth"].is_between(0, 1).all()
     assert (scores["paper_accuracy"] == 0.983).all()
     for name in ("tabtransformer.pt", "confusion_matrix.png", "training_curve.png"):
-        assert (root / "emotion_model" / "seed=2" / name).stat().st_size > 0
+        assert (root / "emotion_model" / "scenario=baseline/seed=2" / name).stat().st_size > 0
 
 
 def test_predictions_are_distributions_and_match_the_stored_model(smoke_run):
@@ -51,10 +51,10 @@ def test_predictions_are_distributions_and_match_the_stored_model(smoke_run):
     assert set(predictions["split"].cast(pl.String)) == {"train", "val", "test"}
     # every user's days sit in one split only
     assert predictions.group_by("user_id").agg(pl.col("split").n_unique())["split"].max() == 1
-    model = TabTransformerClassifier.load(root / "emotion_model" / "seed=2" / "tabtransformer.pt")
+    model = TabTransformerClassifier.load(root / "emotion_model" / "scenario=baseline/seed=2" / "tabtransformer.pt")
     stored, again = stored_and_recomputed_labels(model, root, "2")
     assert (again == stored).all()
-    assert (root / "emotion_predictions" / "seed=2" / "trajectory.png").stat().st_size > 0
+    assert (root / "emotion_predictions" / "scenario=baseline/seed=2" / "trajectory.png").stat().st_size > 0
 
 
 def test_the_ceiling_trains_in_a_second_process_unless_this_one_is_daemonic(monkeypatch):

@@ -17,7 +17,7 @@ from esmr_assets.emotion.estimators import (
 )
 from esmr_assets.emotion.features import EmotionFeatures
 from esmr_assets.settings import load_settings
-from esmr_assets_tests.conftest import stored_and_recomputed_labels
+from esmr_assets_tests.conftest import scenario_cell, stored_and_recomputed_labels
 
 
 def synthetic_features(n: int, seed: int) -> tuple[EmotionFeatures, np.ndarray]:
@@ -69,8 +69,8 @@ def test_truth_trained_is_the_ceilings_model(smoke_graph):
     from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
 
     root, _ = smoke_graph
-    logs = pl.read_parquet(root / "user_day_logs" / "seed=2" / "part-0.parquet")
-    labels = pl.read_parquet(root / "emotion_labels" / "seed=2" / "part-0.parquet")
+    logs = pl.read_parquet(root / "user_day_logs" / "scenario=baseline/seed=2" / "part-0.parquet")
+    labels = pl.read_parquet(root / "emotion_labels" / "scenario=baseline/seed=2" / "part-0.parquet")
     settings = load_settings("smoke").emotion
     result = train_emotion_model(logs, labels, settings, 2, "truth_trained")
     assert isinstance(result.platform, TabTransformerClassifier) and result.platform is not result.model
@@ -82,7 +82,7 @@ def test_truth_trained_is_the_ceilings_model(smoke_graph):
     accuracy = float((result.platform.predict(test.cont, test.cat) == truth).mean())
     row = result.scores.filter(pl.col("model") == "tabtransformer_on_truth")
     assert accuracy == pytest.approx(row["accuracy_vs_truth"][0])
-    stored = TabTransformerClassifier.load(root / "emotion_model" / "seed=2" / "tabtransformer.pt")
+    stored = TabTransformerClassifier.load(root / "emotion_model" / "scenario=baseline/seed=2" / "tabtransformer.pt")
     assert stored.to_bytes() == result.model.to_bytes()  # the paper's model, stored by the default run
 
 
@@ -91,23 +91,22 @@ def test_a_baseline_source_flows_through_the_graph(tmp_path):
     """emotion_source = logistic_regression: the stage stores the baseline (and no
     TabTransformer), and the predictions are the stored baseline's."""
     from esmr_assets.definitions import defs
-    from esmr_assets.partitions import seed_partitions
     from esmr_assets.resources import run_config
 
     overrides = '{"policy": {"emotion_source": "logistic_regression"}}'
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(seed_partitions.name, ["3"])
+        key = scenario_cell(instance, tmp_path, "smoke", overrides, 3)
         result = defs.resolve_job_def("simulation_job").execute_in_process(
-            instance=instance, partition_key="3", run_config=run_config("smoke", tmp_path, overrides))
+            instance=instance, partition_key=key, run_config=run_config("smoke", tmp_path))
         assert result.success
         result = defs.resolve_job_def("emotion_job").execute_in_process(
-            instance=instance, partition_key="3", run_config=run_config("smoke", tmp_path, overrides))
+            instance=instance, partition_key=key, run_config=run_config("smoke", tmp_path))
         assert result.success
-    (root,) = tmp_path.glob("smoke-*")
-    folder = root / "emotion_model" / "seed=3"
+    root, scenario = tmp_path / "smoke", key.split("|")[0]
+    folder = root / "emotion_model" / f"scenario={scenario}" / "seed=3"
     assert (folder / "logistic_emotion.json").is_file() and not (folder / "tabtransformer.pt").exists()
     model = LogisticEmotionModel.from_bytes((folder / "logistic_emotion.json").read_bytes())
-    stored, again = stored_and_recomputed_labels(model, root, "3")
+    stored, again = stored_and_recomputed_labels(model, root, "3", scenario)
     assert (again == stored).all()
 
 

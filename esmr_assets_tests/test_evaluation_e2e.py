@@ -18,6 +18,7 @@ from esmr_assets.resources import run_config
 from esmr_assets.settings import load_settings
 from esmr_assets.vocabulary import FEEDBACK_STYLES
 from esmr_assets.warehouse import run_query
+from esmr_assets_tests.conftest import add_cell
 
 pytestmark = pytest.mark.slow
 SMOKE = load_settings("smoke")
@@ -35,9 +36,9 @@ def two_seeds(smoke_graph, tmp_path_factory):
     shutil.copytree(root, data_dir / "smoke")
     config = run_config("smoke", data_dir)
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("seed", list(SEEDS))
+        keys = {seed: add_cell(instance, seed) for seed in SEEDS}
         seed_run = defs.resolve_job_def("esmr_job").execute_in_process(
-            run_config=config, instance=instance, partition_key=SEEDS[1], raise_on_error=False
+            run_config=config, instance=instance, partition_key=keys[SEEDS[1]], raise_on_error=False
         )
         assert seed_run.success
         sql_run = defs.resolve_job_def("sql_job").execute_in_process(run_config=config, instance=instance,
@@ -46,7 +47,7 @@ def two_seeds(smoke_graph, tmp_path_factory):
 
 
 def table(root, name: str, seed: str = SEEDS[0]) -> pl.DataFrame:
-    return pl.read_parquet(root / name / f"seed={seed}" / "part-0.parquet")
+    return pl.read_parquet(root / name / f"scenario=baseline/seed={seed}" / "part-0.parquet")
 
 
 def test_rollouts_cover_every_policy_user_and_day(smoke_graph):
@@ -63,7 +64,7 @@ def test_rollouts_cover_every_policy_user_and_day(smoke_graph):
     # common random numbers: every policy starts from the same day-0 truth
     day0 = rollouts.filter(pl.col("day") == 0).group_by("user_id").agg(pl.col("true_valence").n_unique())
     assert (day0["true_valence"] == 1).all()
-    assert (root / "policy_rollouts" / "seed=2" / "trajectories.png").stat().st_size > 0
+    assert (root / "policy_rollouts" / "scenario=baseline/seed=2" / "trajectories.png").stat().st_size > 0
 
 
 def test_metrics_hold_every_policy_and_label_source(smoke_graph):
@@ -75,7 +76,7 @@ def test_metrics_hold_every_policy_and_label_source(smoke_graph):
     baseline = metrics.filter(pl.col("policy") == "lightgbm")
     assert (baseline["change_negative_days"].fill_null(0.0) == 0).all()
     assert metrics["happy_at_least_once"].is_between(0, 1).all() and (metrics["negative_days"] >= 0).all()
-    assert (root / "evaluation_metrics" / "seed=2" / "policy_comparison.png").stat().st_size > 0
+    assert (root / "evaluation_metrics" / "scenario=baseline/seed=2" / "policy_comparison.png").stat().st_size > 0
 
 
 def test_feedback_metrics_per_style_match_the_rollouts(smoke_graph):
@@ -94,7 +95,7 @@ def test_feedback_metrics_per_style_match_the_rollouts(smoke_graph):
         assert (row["decoded_accuracy"] is not None) == learner
         if learner:
             assert row["decoded_accuracy"] == pytest.approx(frame["decoded_agree"].sum() / frame["rounds"].sum())
-    assert (root / "evaluation_metrics" / "seed=2" / "reward_fairness.png").stat().st_size > 0
+    assert (root / "evaluation_metrics" / "scenario=baseline/seed=2" / "reward_fairness.png").stat().st_size > 0
 
 
 def test_effects_match_a_duckdb_recomputation_from_the_rollouts(smoke_graph):
@@ -125,7 +126,7 @@ def test_effects_match_a_duckdb_recomputation_from_the_rollouts(smoke_graph):
     assert effects.filter(pl.col("oracle"))["policy"].unique().sort().to_list() == ["oracle_best_feed", "oracle_esmr"]
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "policy_effects"]
     assert "effects_forest" in event.materialization.metadata
-    assert (root / "policy_effects" / "seed=2" / "effects_forest.png").stat().st_size > 0
+    assert (root / "policy_effects" / "scenario=baseline/seed=2" / "effects_forest.png").stat().st_size > 0
 
 
 def test_user_metrics_average_to_the_evaluation_table(smoke_graph):

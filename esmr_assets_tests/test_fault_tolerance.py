@@ -19,12 +19,13 @@ WRITER = textwrap.dedent(
     import dagster as dg
     import polars as pl
     from esmr_assets.io_manager import ParquetIOManager
-    from esmr_assets.partitions import seed_partitions
+    from esmr_assets.cells import Cell
+    from esmr_assets.partitions import cell_partitions, register_cells
     from esmr_assets.resources import EsmrConfig, run_config
 
     data_dir, value = sys.argv[1], int(sys.argv[2])
 
-    @dg.asset(partitions_def=seed_partitions)
+    @dg.asset(partitions_def=cell_partitions)
     def numbers() -> pl.DataFrame:
         return pl.DataFrame({"x": list(range(200_000))}).with_columns(v=pl.lit(value))
 
@@ -42,9 +43,9 @@ WRITER = textwrap.dedent(
     defs = dg.Definitions(assets=[numbers], resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr)})
     config = run_config("smoke", data_dir)
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("seed", ["0"])
+        register_cells(instance, [Cell("baseline", 0)])
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            run_config=config, instance=instance, partition_key="0")
+            run_config=config, instance=instance, partition_key="baseline|0")
     print("SUCCESS" if result.success else "FAILED", flush=True)
     """
 )
@@ -59,7 +60,7 @@ def run_writer(data_dir, value) -> str:
 
 def test_sigkill_mid_write_keeps_the_previous_partition(tmp_path):
     root = tmp_path / "smoke"
-    part = root / "numbers" / "seed=0" / "part-0.parquet"
+    part = root / "numbers" / "scenario=baseline/seed=0" / "part-0.parquet"
     assert "SUCCESS" in run_writer(tmp_path, 1)
     good = part.read_bytes()
 
@@ -102,17 +103,20 @@ SIMULATE = textwrap.dedent(
     """
     import sys
     from pathlib import Path
+    from esmr_assets.cells import Cell
     from esmr_assets.definitions import defs
+    from esmr_assets.partitions import register_cells
     from esmr_assets.resources import run_config
     from esmr_assets.runner import open_instance
 
     data_dir, home, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
     config = run_config("smoke", data_dir)
     with open_instance(Path(home)) as instance:  # as `esmr run` opens it
-        instance.add_dynamic_partitions("seed", seeds)
+        register_cells(instance, [Cell("baseline", int(seed)) for seed in seeds])
+        keys = {seed: f"baseline|{seed}" for seed in seeds}
         for seed in seeds:
             result = defs.resolve_job_def("simulation_job").execute_in_process(
-                run_config=config, instance=instance, partition_key=seed)
+                run_config=config, instance=instance, partition_key=keys[seed])
             if not result.success:
                 sys.exit(1)
     """
@@ -137,7 +141,7 @@ def _simulate(data_dir, seeds, concurrently: bool) -> None:
 def test_concurrent_seeds_give_the_bytes_of_sequential_runs(tmp_path):
     _simulate(tmp_path / "together", SEEDS, concurrently=True)
     _simulate(tmp_path / "one_by_one", SEEDS, concurrently=False)
-    files = sorted(p.relative_to(tmp_path / "one_by_one") for p in (tmp_path / "one_by_one" / "smoke").rglob("seed=*/*"))
+    files = sorted(p.relative_to(tmp_path / "one_by_one") for p in (tmp_path / "one_by_one" / "smoke").rglob("scenario=baseline/seed=*/*"))
     assert len(files) >= 4 * 5  # videos, users, user_day_logs, impressions (+ plots) per seed
     for rel in files:
         assert (tmp_path / "together" / rel).read_bytes() == (tmp_path / "one_by_one" / rel).read_bytes(), rel

@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from esmr_assets.cells import Cell
 from esmr_assets.io_manager import (
     ParquetIOManager,
     atomic_write_bytes,
@@ -14,6 +15,7 @@ from esmr_assets.io_manager import (
 )
 from esmr_assets.resources import EsmrConfig
 from esmr_assets.warehouse import run_query
+from esmr_assets_tests.conftest import add_cell
 
 TOY = ("numbers", "parity", "doubled")
 
@@ -27,26 +29,26 @@ def test_round_trip_and_exact_layout(materialize, data_dir):
 
     assert result.success
     assert files_under(data_dir) == [
-        "paper/doubled/seed=3/part-0.parquet",
-        "paper/evens/seed=3/part-0.parquet",
-        "paper/numbers/seed=3/part-0.parquet",
-        "paper/odds/seed=3/part-0.parquet",
+        "paper/doubled/scenario=baseline/seed=3/part-0.parquet",
+        "paper/evens/scenario=baseline/seed=3/part-0.parquet",
+        "paper/numbers/scenario=baseline/seed=3/part-0.parquet",
+        "paper/odds/scenario=baseline/seed=3/part-0.parquet",
     ]
-    stored = pl.read_parquet(data_dir / "paper/numbers/seed=3/part-0.parquet")
+    stored = pl.read_parquet(data_dir / "paper/numbers/scenario=baseline/seed=3/part-0.parquet")
     assert stored.to_dict(as_series=False) == {
         "n": [0, 1, 2, 3, 4, 5],
         "label": [f"row {i}" for i in range(6)],
     }
     # doubled and parity read numbers back through the IO manager.
-    assert pl.read_parquet(data_dir / "paper/doubled/seed=3/part-0.parquet")["n"].to_list() == [0, 2, 4, 6, 8, 10]
-    assert pl.read_parquet(data_dir / "paper/odds/seed=3/part-0.parquet")["n"].to_list() == [1, 3, 5]
+    assert pl.read_parquet(data_dir / "paper/doubled/scenario=baseline/seed=3/part-0.parquet")["n"].to_list() == [0, 2, 4, 6, 8, 10]
+    assert pl.read_parquet(data_dir / "paper/odds/scenario=baseline/seed=3/part-0.parquet")["n"].to_list() == [1, 3, 5]
 
 
 def test_partition_dir_is_the_io_manager_layout(materialize, data_dir):
     materialize(("numbers",), 12)
 
-    folder = partition_dir(data_dir / "paper", "numbers", 12)
-    assert folder == data_dir / "paper" / "numbers" / "seed=12"
+    folder = partition_dir(data_dir / "paper", "numbers", Cell("baseline", 12))
+    assert folder == data_dir / "paper" / "numbers" / "scenario=baseline/seed=12"
     assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
 
 
@@ -62,12 +64,12 @@ def test_output_metadata(materialize):
     assert preview[0] == "| n | label |"
     assert preview[2] == "| 0 | row 0 |"
     assert len(preview) == 2 + 5  # header, rule, first five of seven rows
-    assert metadata["path"].value.endswith("paper/numbers/seed=4/part-0.parquet")
+    assert metadata["path"].value.endswith("paper/numbers/scenario=baseline/seed=4/part-0.parquet")
 
 
 def test_same_frame_gives_identical_bytes(materialize, data_dir, tmp_path):
     materialize(("numbers",), 2)
-    path = data_dir / "paper/numbers/seed=2/part-0.parquet"
+    path = data_dir / "paper/numbers/scenario=baseline/seed=2/part-0.parquet"
     first, first_inode = path.read_bytes(), path.stat().st_ino
 
     materialize(("numbers",), 2)
@@ -76,14 +78,14 @@ def test_same_frame_gives_identical_bytes(materialize, data_dir, tmp_path):
 
     assert path.stat().st_ino != first_inode  # really rewritten, not skipped
     assert path.read_bytes() == first
-    assert (elsewhere / "paper/numbers/seed=2/part-0.parquet").read_bytes() == first
-    assert pl.read_parquet_metadata(path) == pl.read_parquet_metadata(elsewhere / "paper/numbers/seed=2/part-0.parquet")
+    assert (elsewhere / "paper/numbers/scenario=baseline/seed=2/part-0.parquet").read_bytes() == first
+    assert pl.read_parquet_metadata(path) == pl.read_parquet_metadata(elsewhere / "paper/numbers/scenario=baseline/seed=2/part-0.parquet")
 
 
 def test_failed_write_leaves_previous_file_and_no_temp(materialize, data_dir, monkeypatch, failure_text):
     assert materialize(("numbers",), 1).success
     root = data_dir / "paper"
-    path = root / "numbers/seed=1/part-0.parquet"
+    path = root / "numbers/scenario=baseline/seed=1/part-0.parquet"
     good = path.read_bytes()
     seen_during_write = {}
     real_write = pl.DataFrame.write_parquet
@@ -112,7 +114,7 @@ def test_failed_write_leaves_previous_file_and_no_temp(materialize, data_dir, mo
 
 
 def test_atomic_write_helpers(tmp_path):
-    target = tmp_path / "models" / "seed=0" / "ranker.txt"
+    target = tmp_path / "models" / "scenario=baseline/seed=0" / "ranker.txt"
     atomic_write_bytes(target, b"tree 1")
     assert target.read_bytes() == b"tree 1"
 
@@ -139,7 +141,7 @@ def test_atomic_write_helpers(tmp_path):
 )
 def test_unreadable_partition_names_file_and_asset(materialize, data_dir, failure_text, damage):
     assert materialize(("numbers", "doubled"), 0).success
-    path = data_dir / "paper/numbers/seed=0/part-0.parquet"
+    path = data_dir / "paper/numbers/scenario=baseline/seed=0/part-0.parquet"
     path.write_bytes(damage(path.read_bytes()))
 
     result = materialize(("numbers", "doubled"), 0, select=["doubled"])
@@ -151,9 +153,9 @@ def test_unreadable_partition_names_file_and_asset(materialize, data_dir, failur
 
 def test_lazy_input_scans_the_stored_partition(materialize, data_dir, failure_text):
     assert materialize(("numbers", "lazy_total"), 4).success
-    assert pl.read_parquet(data_dir / "paper/lazy_total/seed=4/part-0.parquet").row(0) == (sum(range(7)), 7)
+    assert pl.read_parquet(data_dir / "paper/lazy_total/scenario=baseline/seed=4/part-0.parquet").row(0) == (sum(range(7)), 7)
     # A truncated file fails when loaded, naming it, even though the scan itself is lazy.
-    path = data_dir / "paper/numbers/seed=4/part-0.parquet"
+    path = data_dir / "paper/numbers/scenario=baseline/seed=4/part-0.parquet"
     path.write_bytes(path.read_bytes()[:-20])
     result = materialize(("numbers", "lazy_total"), 4, select=["lazy_total"])
     assert not result.success and f"asset numbers: cannot read {path}" in failure_text(result)
@@ -163,7 +165,7 @@ def test_missing_partition_names_file_and_asset(materialize, data_dir, failure_t
     result = materialize(("numbers", "doubled"), 5, select=["doubled"])
 
     assert not result.success
-    expected = data_dir / "paper/numbers/seed=5/part-0.parquet"
+    expected = data_dir / "paper/numbers/scenario=baseline/seed=5/part-0.parquet"
     assert f"asset numbers: no stored partition at {expected}" in failure_text(result)
     assert not (data_dir / "paper/doubled").exists()
 
@@ -189,21 +191,21 @@ def test_non_dataframe_output_rejected(materialize, data_dir, failure_text):
 
 def test_io_manager_uses_launch_config(toy_defs, instance, data_dir):
     """configure_at_launch: the nested IO manager follows the preset given at launch."""
-    instance.add_dynamic_partitions("seed", ["0"])
+    key = add_cell(instance, 0)
     job = toy_defs("numbers").resolve_implicit_global_asset_job_def()
     config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(data_dir)}}}}
 
-    assert job.execute_in_process(run_config=config, instance=instance, partition_key="0").success
-    assert files_under(data_dir) == ["smoke/numbers/seed=0/part-0.parquet"]
+    assert job.execute_in_process(run_config=config, instance=instance, partition_key=key).success
+    assert files_under(data_dir) == ["smoke/numbers/scenario=baseline/seed=0/part-0.parquet"]
 
 
 def test_defaults_without_run_config(toy_defs, instance, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    instance.add_dynamic_partitions("seed", ["0"])
+    key = add_cell(instance, 0)
     job = toy_defs("numbers").resolve_implicit_global_asset_job_def()
 
-    assert job.execute_in_process(instance=instance, partition_key="0").success
-    assert (tmp_path / "data/paper/numbers/seed=0/part-0.parquet").is_file()
+    assert job.execute_in_process(instance=instance, partition_key=key).success
+    assert (tmp_path / "data/paper/numbers/scenario=baseline/seed=0/part-0.parquet").is_file()
 
 
 def test_unpartitioned_output_rejected(instance, data_dir, failure_text):

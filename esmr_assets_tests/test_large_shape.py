@@ -14,6 +14,7 @@ from esmr_assets.policy.registry import POLICY_NAMES as POLICIES
 from esmr_assets.resources import run_config
 from esmr_assets.settings import PRESETS, load_settings
 from esmr_assets.sim.rng import stream
+from esmr_assets_tests.conftest import scenario_cell
 
 pytestmark = pytest.mark.slow
 SEED = "5"
@@ -44,17 +45,17 @@ def graph(tmp_path_factory):
 
     data_dir = tmp_path_factory.mktemp("large_shape")
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("seed", [SEED])
+        key = scenario_cell(instance, data_dir, "smoke", json.dumps(OVERRIDES), SEED)
         result = defs.resolve_job_def("esmr_job").execute_in_process(
-            run_config=run_config("smoke", data_dir, json.dumps(OVERRIDES, sort_keys=True)),
-            instance=instance, partition_key=SEED, raise_on_error=False,
+            run_config=run_config("smoke", data_dir), instance=instance, partition_key=key, raise_on_error=False,
         )
     assert result.success
-    return data_dir / SETTINGS.namespace, result
+    return data_dir / "smoke", result
 
 
 def table(root, name: str) -> pl.DataFrame:
-    return pl.read_parquet(root / name / f"seed={SEED}" / "part-0.parquet")
+    (part,) = (root / name).glob(f"scenario=*/seed={SEED}/part-0.parquet")  # the overrides' scenario
+    return pl.read_parquet(part)
 
 
 def test_chunked_simulation_is_ordered_and_passes_its_checks(graph):

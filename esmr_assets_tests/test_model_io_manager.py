@@ -11,27 +11,28 @@ import pytest
 from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
 from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.model_io_manager import MODEL_IO, ON_CPU, ModelIOManager
-from esmr_assets.partitions import seed_partitions
+from esmr_assets.partitions import cell_partitions
 from esmr_assets.policy.models import AgentSet
 from esmr_assets.policy.qlearning import QLearningAgent
 from esmr_assets.resources import EsmrConfig, run_config
+from esmr_assets_tests.conftest import add_cell
 
 SEEN: dict[str, object] = {}
 
 
-@dg.asset(partitions_def=seed_partitions, io_manager_key=MODEL_IO)
+@dg.asset(partitions_def=cell_partitions, io_manager_key=MODEL_IO)
 def toy_agents(context: dg.AssetExecutionContext, esmr: EsmrConfig) -> AgentSet:
     agent = QLearningAgent(3, 2, random_state=esmr.seed(context)).initialize()
     agent.q_[:] = np.arange(6.0).reshape(3, 2) + esmr.seed(context)
     return AgentSet({"a": agent})
 
 
-@dg.asset(partitions_def=seed_partitions)
+@dg.asset(partitions_def=cell_partitions)
 def agents_reader(toy_agents: AgentSet) -> None:
     SEEN["agents"] = toy_agents
 
 
-@dg.asset(partitions_def=seed_partitions, io_manager_key=MODEL_IO)
+@dg.asset(partitions_def=cell_partitions, io_manager_key=MODEL_IO)
 def toy_model() -> TabTransformerClassifier:
     rng = np.random.default_rng(0)
     cont, cat = rng.random((64, 2)).astype(np.float32), rng.integers(0, 3, (64, 1))
@@ -40,17 +41,17 @@ def toy_model() -> TabTransformerClassifier:
     return model.fit(cont, cat, y, cont, cat, y, cardinalities=(3,))
 
 
-@dg.asset(partitions_def=seed_partitions)
+@dg.asset(partitions_def=cell_partitions)
 def model_reader(toy_model: TabTransformerClassifier) -> None:
     SEEN["auto"] = toy_model
 
 
-@dg.asset(partitions_def=seed_partitions, ins={"toy_model": ON_CPU})
+@dg.asset(partitions_def=cell_partitions, ins={"toy_model": ON_CPU})
 def model_reader_on_cpu(toy_model: TabTransformerClassifier) -> None:
     SEEN["cpu"] = toy_model
 
 
-@dg.asset(partitions_def=seed_partitions, io_manager_key=MODEL_IO)
+@dg.asset(partitions_def=cell_partitions, io_manager_key=MODEL_IO)
 def not_a_model() -> dict:
     return {"q": [1, 2]}
 
@@ -60,16 +61,16 @@ def run(data_dir: Path, *assets, seed: int = 4, select=None) -> dg.ExecuteInProc
     defs = dg.Definitions(assets=list(assets), resources={
         "esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr), MODEL_IO: ModelIOManager(esmr=esmr)})
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions(seed_partitions.name, [str(seed)])
+        key = add_cell(instance, seed)
         return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            run_config=run_config("smoke", data_dir), instance=instance, partition_key=str(seed),
+            run_config=run_config("smoke", data_dir), instance=instance, partition_key=key,
             asset_selection=select, raise_on_error=False,
         )
 
 
 def test_a_model_is_stored_beside_its_partition_and_read_back_as_its_class(data_dir):
     assert run(data_dir, toy_agents, agents_reader).success
-    path = data_dir / "smoke" / "toy_agents" / "seed=4" / AgentSet.file_name
+    path = data_dir / "smoke" / "toy_agents" / "scenario=baseline/seed=4" / AgentSet.file_name
     restored = SEEN["agents"]
     assert isinstance(restored, AgentSet) and np.array_equal(restored["a"].q_, np.arange(6.0).reshape(3, 2) + 4)
     first = path.read_bytes()
@@ -80,7 +81,7 @@ def test_a_model_is_stored_beside_its_partition_and_read_back_as_its_class(data_
 def test_the_input_chooses_the_device(data_dir):
     assert run(data_dir, toy_model, model_reader, model_reader_on_cpu).success
     assert SEEN["cpu"].device == "cpu" and SEEN["auto"].device == "auto"
-    assert (data_dir / "smoke" / "toy_model" / "seed=4" / "tabtransformer.pt").is_file()
+    assert (data_dir / "smoke" / "toy_model" / "scenario=baseline/seed=4" / "tabtransformer.pt").is_file()
 
 
 def test_a_value_that_is_no_model_fails_naming_the_asset_before_writing(data_dir, failure_text):
@@ -100,4 +101,4 @@ def test_a_missing_model_is_named(data_dir, failure_text):
 @pytest.mark.parametrize("seed", [4, 5])
 def test_partitions_do_not_share_files(data_dir, seed):
     assert run(data_dir, toy_agents, seed=seed).success
-    assert (data_dir / "smoke" / "toy_agents" / f"seed={seed}" / AgentSet.file_name).is_file()
+    assert (data_dir / "smoke" / "toy_agents" / f"scenario=baseline/seed={seed}" / AgentSet.file_name).is_file()

@@ -25,7 +25,7 @@ def smoke_run(smoke_graph):
     root, result = smoke_graph
 
     def table(name: str) -> pl.DataFrame:
-        return pl.read_parquet(root / name / f"seed={SEED}" / "part-0.parquet")
+        return pl.read_parquet(root / name / f"scenario=baseline/seed={SEED}" / "part-0.parquet")
 
     return root, result, table
 
@@ -44,10 +44,10 @@ def test_ranker_is_stored_scored_and_explained(smoke_run):
     assert importance["gain_share"].sum() == pytest.approx(1.0)
     meta = metadata(result, "engagement_ranker")
     assert 0.5 < meta["test_auc"].value <= 1.0 and meta["paper_auc"].value == 0.81
-    ranker = EngagementRanker.from_text((root / "engagement_ranker" / f"seed={SEED}" / "lightgbm_ranker.txt").read_text())
+    ranker = EngagementRanker.from_text((root / "engagement_ranker" / f"scenario=baseline/seed={SEED}" / "lightgbm_ranker.txt").read_text())
     assert ranker.best_iteration_ == meta["trees"].value
     assert meta["model_path"].value.endswith("lightgbm_ranker.txt")
-    assert (root / "engagement_ranker" / f"seed={SEED}" / "feature_importance.png").stat().st_size > 0
+    assert (root / "engagement_ranker" / f"scenario=baseline/seed={SEED}" / "feature_importance.png").stat().st_size > 0
 
 
 def test_q_tables_cover_every_agent_state_and_action(smoke_run):
@@ -65,10 +65,10 @@ def test_q_tables_cover_every_agent_state_and_action(smoke_run):
     assert (visits == days * training.size).all()
     visited = q.group_by("agent", "state").agg(pl.col("visits").sum()).filter(pl.col("visits") > 0)
     assert (q.filter(pl.col("visits") == 0)["q"] == 0).all() and (q.filter(pl.col("visits") > 0)["q"] != 0).any()
-    agents = AgentSet.from_bytes((root / "q_agents" / f"seed={SEED}" / "q_agents.npz").read_bytes())
+    agents = AgentSet.from_bytes((root / "q_agents" / f"scenario=baseline/seed={SEED}" / "q_agents.npz").read_bytes())
     assert list(agents) == list(AGENTS) and q_table_frame(agents).equals(q)  # the table reports the stored agents
     assert 0 < visited.height < len(AGENTS) * N_STATES
-    assert (root / "q_table" / f"seed={SEED}" / "esmr_greedy_actions.png").stat().st_size > 0
+    assert (root / "q_table" / f"scenario=baseline/seed={SEED}" / "esmr_greedy_actions.png").stat().st_size > 0
 
 
 def test_learning_curve_has_every_epoch_and_the_reward_parts(smoke_run):
@@ -82,7 +82,7 @@ def test_learning_curve_has_every_epoch_and_the_reward_parts(smoke_run):
         assert row["mean_reward"] == pytest.approx(expected)  # Eq. 8, per agent's weights
     temperatures = curve.filter(pl.col("agent") == "esmr")["temperature"].to_numpy()
     assert np.allclose(temperatures[1:] / temperatures[:-1], SMOKE.policy.temperature_decay)
-    assert (root / "q_learning_curve" / f"seed={SEED}" / "mean_reward_per_epoch.png").stat().st_size > 0
+    assert (root / "q_learning_curve" / f"scenario=baseline/seed={SEED}" / "mean_reward_per_epoch.png").stat().st_size > 0
 
 
 def test_bandit_learners_store_every_bandit_and_feed_esmr_igl(smoke_run):
@@ -91,7 +91,7 @@ def test_bandit_learners_store_every_bandit_and_feed_esmr_igl(smoke_run):
     assert policies["policy"].unique(maintain_order=True).to_list() == list(BANDITS)
     assert policies.height == len(BANDITS) * len(ACTIONS) * N_CONTEXT and policies["coef"].is_finite().all()
     learners = BanditLearners.from_bytes(
-        (root / "bandit_learners" / f"seed={SEED}" / "bandit_learners.pt").read_bytes(), SMOKE.policy, SEED
+        (root / "bandit_learners" / f"scenario=baseline/seed={SEED}" / "bandit_learners.pt").read_bytes(), SMOKE.policy, SEED
     )
     assert bandit_table(learners).equals(policies)
     meta = metadata(result, "bandit_learners")

@@ -1,58 +1,59 @@
-"""Run configuration: namespaces, data dir resolution, and invalid input failing before
+"""Run configuration: scenarios, data dir resolution, and invalid input failing before
 anything is written (through the CLI and through the resource)."""
 
 import hashlib
 import json
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from esmr_assets.cells import (
+    Cell,
+    overrides_scenario_name,
+    parse_cell,
+    register_scenario,
+)
 from esmr_assets.cli import main
 from esmr_assets.resources import EsmrConfig
 from esmr_assets.settings import SettingsError
 
 
-def test_preset_namespaces_never_collide(materialize, data_dir):
+def test_presets_and_scenarios_never_collide(materialize, data_dir):
     override = json.dumps({"simulation": {"n_users": 7}})
-    configs = {
-        "paper": EsmrConfig(preset="paper", data_dir=str(data_dir)),
-        "smoke": EsmrConfig(preset="smoke", data_dir=str(data_dir)),
-        "paper+override": EsmrConfig(preset="paper", data_dir=str(data_dir), overrides_json=override),
-    }
-    roots = {name: config.storage_root() for name, config in configs.items()}
+    scenario = overrides_scenario_name("paper", override)
+    for preset, overrides in (("paper", "{}"), ("smoke", "{}"), ("paper", override)):
+        assert materialize(("numbers",), 0, preset=preset, overrides_json=overrides).success
 
-    assert roots["paper"] == data_dir / "paper"
-    assert roots["smoke"] == data_dir / "smoke"
-    assert roots["paper+override"].parent == data_dir
-    assert roots["paper+override"].name.startswith("paper-")
-    assert len(set(roots.values())) == 3
-
-    for name, config in configs.items():
-        assert materialize(("numbers",), 0, preset=config.preset, overrides_json=config.overrides_json).success
-    assert sorted(p.parent.parent.parent for p in data_dir.rglob("part-0.parquet")) == sorted(roots.values())
+    cells = sorted(str(p.parent.relative_to(data_dir)) for p in data_dir.rglob("part-0.parquet"))
+    assert cells == sorted(["paper/numbers/scenario=baseline/seed=0", "smoke/numbers/scenario=baseline/seed=0",
+                            f"paper/numbers/scenario={scenario}/seed=0"])
+    assert scenario.startswith("overrides-")
+    assert json.loads((data_dir / "paper/scenarios" / f"{scenario}.json").read_text()) == {
+        "overrides": {"simulation": {"n_users": 7}}}
 
 
-def test_override_namespace_is_stable():
-    a = EsmrConfig(overrides_json='{"simulation": {"n_users": 7, "n_videos": 9}}')
-    b = EsmrConfig(overrides_json='{"simulation": {"n_videos": 9, "n_users": 7}}')
-    no_op = EsmrConfig(overrides_json='{"simulation": {"n_users": 1000}}')
+def test_the_scenario_of_overrides_is_stable():
+    a = overrides_scenario_name("paper", '{"simulation": {"n_users": 7, "n_videos": 9}}')
+    b = overrides_scenario_name("paper", '{"simulation": {"n_videos": 9, "n_users": 7}}')
 
-    assert a.settings().namespace == b.settings().namespace
-    assert no_op.settings().namespace == "paper"  # overriding with the preset's value changes nothing
+    assert a == b != "baseline"
+    # overriding with the preset's value changes nothing
+    assert overrides_scenario_name("paper", '{"simulation": {"n_users": 1000}}') == "baseline"
 
 
-def test_the_namespace_hashes_only_what_differs_from_the_preset():
-    """A setting added later with a default must not rename the folders of earlier runs."""
+def test_the_scenario_name_hashes_only_what_differs_from_the_preset():
+    """A setting added later with a default must not rename the scenarios of earlier runs."""
     from esmr_assets import settings as module
 
     overridden = module.load_settings("paper", {"policy": {"alpha": 0.5}})
-    before = overridden.namespace
+    before = overridden.overrides_scenario
     grown = module.PRESETS["paper"].model_dump()
     grown["policy"]["alpha"] = 0.5
     assert module._differences(grown, module.PRESETS["paper"].model_dump()) == {"policy": {"alpha": 0.5}}
     expected = hashlib.sha256(json.dumps({"policy": {"alpha": 0.5}}, sort_keys=True).encode()).hexdigest()[:8]
-    assert before == f"paper-{expected}"
-    assert module.load_settings("paper", {"policy": {"alpha": 0.5, "beta": 0.5}}).namespace == before  # beta at default
+    assert before == f"overrides-{expected}"
+    assert module.load_settings("paper", {"policy": {"alpha": 0.5, "beta": 0.5}}).overrides_scenario == before
 
 
 def test_data_dir_resolution(tmp_path, monkeypatch):
@@ -145,12 +146,29 @@ def test_unwritable_data_dir_fails_before_writing(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
 
 
-def test_resource_rejects_bad_settings_before_any_asset_runs(materialize, data_dir, failure_text):
-    result = materialize(("numbers",), 0, overrides_json='{"simulation": {"n_users": 0}}')
+def test_a_scenario_with_bad_settings_fails_before_any_output(materialize, data_dir, failure_text):
+    """A scenario file edited by hand into nonsense: the run fails naming the field, and
+    nothing is written for the cell."""
+    overrides = '{"simulation": {"n_users": 7}}'
+    scenario = overrides_scenario_name("paper", overrides)
+    register_scenario(data_dir / "paper", scenario, overrides)
+    (data_dir / "paper/scenarios" / f"{scenario}.json").write_text('{"overrides": {"simulation": {"n_users": 0}}}')
+
+    result = materialize(("numbers",), 0, overrides_json=overrides, register=False)
 
     assert not result.success
     assert "simulation.n_users: Input should be greater than 0" in failure_text(result)
     assert not result.get_step_success_events()
+    assert not list(data_dir.rglob("*.parquet"))
+
+
+def test_registering_bad_overrides_writes_nothing(data_dir):
+    with pytest.raises(SettingsError, match="simulation.n_users"):
+        register_scenario(data_dir / "paper", "bad", '{"simulation": {"n_users": 0}}')
+    with pytest.raises(SettingsError, match="'baseline' means the preset"):
+        register_scenario(data_dir / "paper", "baseline", '{"simulation": {"n_users": 7}}')
+    with pytest.raises(SettingsError, match="scenario name"):
+        register_scenario(data_dir / "paper", "Bad/Name", "{}")
     assert not data_dir.exists()
 
 
@@ -167,19 +185,28 @@ def test_resource_rejects_unwritable_data_dir(materialize, tmp_path, failure_tex
 
 def test_settings_error_for_bad_overrides_json():
     with pytest.raises(SettingsError, match="not valid JSON"):
-        EsmrConfig(overrides_json="[1,").settings()
+        overrides_scenario_name("paper", "[1,")
     with pytest.raises(SettingsError, match="overrides must be a mapping"):
-        EsmrConfig(overrides_json="[1]").settings()
+        overrides_scenario_name("paper", "[1]")
 
 
-def test_seed_from_partition_key():
-    class Context:
-        partition_key = "42"
+def test_cell_from_partition_key():
+    class Context(dg.AssetExecutionContext):
+        def __init__(self, key: str) -> None:
+            self.key = key
 
-    assert EsmrConfig().seed(Context()) == 42  # type: ignore[arg-type]
-    Context.partition_key = "4x"
+        @property
+        def partition_key(self) -> str:
+            return self.key
+
+    assert EsmrConfig().cell(Context("baseline|42")) == Cell("baseline", 42)
+    assert parse_cell("sensitivity.alpha_0|3") == Cell("sensitivity.alpha_0", 3)
+    with pytest.raises(SettingsError, match="not registered"):
+        EsmrConfig().seed(Context("sensitivity.alpha_0|3"))
     with pytest.raises(SettingsError, match="'4x'"):
-        EsmrConfig().seed(Context())  # type: ignore[arg-type]
+        EsmrConfig().seed(Context("baseline|4x"))
+    with pytest.raises(SettingsError, match="is not a cell"):
+        EsmrConfig().seed(Context("42"))
 
 
 def test_valid_run_validation_creates_only_data_dir(data_dir: Path, monkeypatch, capsys, toy_defs):

@@ -8,9 +8,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from esmr_assets.partitions import seed_partitions
+from esmr_assets.partitions import cell_partitions
 from esmr_assets.resources import SETTINGS_READ, EsmrConfig, reads, run_config
 from esmr_assets.settings import SettingsView, UndeclaredSettingError, load_settings
+from esmr_assets_tests.conftest import add_cell
 
 
 def test_every_partitioned_asset_of_the_graph_declares_its_settings():
@@ -39,12 +40,12 @@ def test_a_view_hands_out_what_was_declared_and_refuses_the_rest():
         reads("policies")
 
 
-@dg.asset(partitions_def=seed_partitions, metadata=reads("simulation.n_users"))
+@dg.asset(partitions_def=cell_partitions, metadata=reads("simulation.n_users"))
 def sneaky(context: dg.AssetExecutionContext, esmr: EsmrConfig) -> None:
     esmr.settings_for(context).policy.alpha  # not declared
 
 
-@dg.asset(partitions_def=seed_partitions)
+@dg.asset(partitions_def=cell_partitions)
 def silent(context: dg.AssetExecutionContext, esmr: EsmrConfig) -> None:
     esmr.settings_for(context)  # declares nothing at all
 
@@ -55,8 +56,8 @@ def silent(context: dg.AssetExecutionContext, esmr: EsmrConfig) -> None:
 ])
 def test_a_run_reading_an_undeclared_setting_fails_naming_it(tmp_path, asset, message, failure_text):
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(seed_partitions.name, ["0"])
-        result = dg.materialize([asset], instance=instance, partition_key="0", raise_on_error=False,
+        key = add_cell(instance, 0)
+        result = dg.materialize([asset], instance=instance, partition_key=key, raise_on_error=False,
                                 resources={"esmr": EsmrConfig.configure_at_launch()},
                                 run_config=run_config("smoke", tmp_path))
     assert not result.success

@@ -77,3 +77,34 @@ def test_an_unreadable_or_invalid_file_is_named(tmp_path):
     broken.write_text("preset = \n")
     with pytest.raises(StudyError, match="study 'broken': not valid TOML"):
         load_study(broken)
+
+
+@pytest.mark.parametrize("change", [
+    ("alpha = 0.0 }", "alpha = 0.0, alpah = 1.0 }"),  # unknown field
+    ("alpha = 2.0", 'alpha = "high"'),  # wrong type
+    ('name = "both"', 'name = "alpha_0"'),  # duplicate scenario
+    ('seeds = "0-1,5"', 'seeds = ""'),  # empty seed range
+    ('preset = "smoke"', 'preset = "huge"'),  # unknown preset
+])
+def test_esmr_study_refuses_a_bad_spec_before_writing_anything(tmp_path, capsys, change):
+    from esmr_assets.cli import main
+
+    spec = tmp_path / "toy.toml"
+    spec.write_text(GOOD.replace(*change, 1))
+    data_dir = tmp_path / "data"
+    for command in ("run", "status"):
+        assert main(["study", command, str(spec), "--data-dir", str(data_dir)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("esmr: error: study 'toy'") and err.count("\n") == 1
+    assert not data_dir.exists()
+
+
+def test_shared_overrides_apply_to_every_scenario_and_are_not_its_knob():
+    study = parse_study(GOOD.replace("[report]", "overrides = { policy = { epochs = 2 } }\n\n[report]"), "toy")
+    alpha, both = study.scenarios
+    assert alpha.settings.policy.epochs == both.settings.policy.epochs == 2
+    assert alpha.overrides == {"policy": {"alpha": 0.0, "epochs": 2}}
+    assert alpha.knob == ("policy.alpha", 0.0)
+    with pytest.raises(StudyError, match=r"study 'toy': overrides: .*policy\.epochs"):
+        parse_study(GOOD.replace("[report]", "overrides = { policy = { epochs = 0 } }\n\n[report]"), "toy")
+    assert study.cell_scenario(alpha) == "toy.alpha_0"

@@ -9,7 +9,7 @@ import pytest
 
 from esmr_assets.automation import build_sweep_schedule, sweep_settings
 from esmr_assets.cli import main
-from esmr_assets.definitions import defs, sql_models_sensor
+from esmr_assets.definitions import cell_steps, defs, sql_models_sensor
 from esmr_assets.resources import run_config
 from esmr_assets.settings import SettingsError
 from esmr_assets.sweeps import next_unused_seeds, parse_seed_ranges
@@ -35,25 +35,81 @@ def test_sweep_cli_rejects_bad_ranges_before_writing(tmp_path, capsys):
     assert "runs backwards" in capsys.readouterr().err and not (tmp_path / "d").exists()
 
 
-def test_schedule_registers_the_next_seeds_and_requests_one_run_each():
-    schedule = build_sweep_schedule(defs.resolve_job_def("esmr_job"), "0 3 * * *", 2, "smoke")
+def test_schedule_registers_the_next_seeds_and_requests_one_run_each(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESMR_DATA_DIR", str(tmp_path))
+    schedule = build_sweep_schedule(cell_steps, defs.resolve_job_def("esmr_job"), "0 3 * * *", 2, "smoke")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     with dg.instance_for_test() as instance:  # a schedule context needs an instance with a ref
         instance.add_dynamic_partitions("seed", ["1"])
         first = schedule(dg.build_schedule_context(instance=instance))
-        assert [r.partition_key for r in first] == ["0", "2"]
+        assert [r.partition_key for r in first] == ["baseline|0", "baseline|2"]
         assert sorted(instance.get_dynamic_partitions("seed")) == ["0", "1", "2"]
+        assert instance.get_dynamic_partitions("scenario") == ["baseline"]
         assert first[0].run_config["resources"]["esmr"]["config"]["preset"] == "smoke"
+        everything = {key for step in cell_steps() for key in step.asset_keys}
+        assert set(first[0].asset_selection) == everything  # nothing to reuse yet
         second = schedule(dg.build_schedule_context(instance=instance))
-        assert [r.partition_key for r in second] == ["3", "4"]
+        assert [r.partition_key for r in second] == ["baseline|3", "baseline|4"]
 
 
-def test_sweep_settings_come_from_the_environment(monkeypatch):
-    assert sweep_settings() == ("0 3 * * *", 3, "paper")
+def test_a_study_schedule_runs_its_grid_and_reuses_what_a_scenario_does_not_change(tmp_path, monkeypatch):
+    """Two scenarios that differ only in policy.alpha: once one cell's upstream steps are
+    shared, the tick links them into the other scenario's cell (runless materializations) and
+    asks only for the agents and what follows them."""
+    from esmr_assets import reuse
+    from esmr_assets.cells import Cell
+    from esmr_assets.runner import plan_cell
+    from esmr_assets.studies import load_study
+
+    monkeypatch.setenv("ESMR_DATA_DIR", str(tmp_path))
+    spec = tmp_path / "alphas.toml"
+    spec.write_text('preset = "smoke"\nseeds = "0"\n[[scenario]]\nname = "a1"\n'
+                    '[[scenario]]\nname = "a0"\noverrides = { policy = { alpha = 0.0 } }\n')
+    study, root = load_study(spec), tmp_path / "smoke"
+    first = Cell("alphas.a1", 0)
+    plan = plan_cell(root, cell_steps(), first, study.scenarios[0].settings)
+    upstream = [step for step in cell_steps() if step.op_name not in AGENT_AND_AFTER]
+    for step in upstream:  # as if the first scenario's cell had computed its upstream steps
+        for asset in step.asset_keys:
+            folder = root.joinpath(*asset.path) / "scenario=alphas.a1" / "seed=0"
+            folder.mkdir(parents=True)
+            (folder / "part-0.parquet").write_bytes(asset.to_user_string().encode())
+            reuse.publish(root, asset.path, first, plan.keys[step.op_name])
+
+    schedule = build_sweep_schedule(cell_steps, defs.resolve_job_def("esmr_job"), "0 3 * * *", 1, "smoke", str(spec))
+    with dg.instance_for_test() as instance:
+        requests = schedule(dg.build_schedule_context(instance=instance))
+        assert sorted(instance.get_dynamic_partitions("scenario")) == ["alphas.a0", "alphas.a1"]
+        by_cell = {r.partition_key: r for r in requests}
+        selected = {key.to_user_string() for key in by_cell["alphas.a0|0"].asset_selection}
+        assert selected == {key.to_user_string() for step in cell_steps() if step.op_name in AGENT_AND_AFTER
+                            for key in step.asset_keys}
+        linked = root / "users" / "scenario=alphas.a0" / "seed=0" / "part-0.parquet"
+        assert linked.read_bytes() == b"users"
+        assert linked.stat().st_ino == (root / "users" / "scenario=alphas.a1" / "seed=0" / "part-0.parquet").stat().st_ino
+        events = instance.fetch_materializations(dg.AssetKey("users"), limit=10).records
+        assert [e.partition_key for e in events] == ["alphas.a0|0"]  # recorded, without a run
+        assert events[0].run_id == ""
+    assert (root / "scenarios" / "alphas.a0.json").is_file()
+
+
+AGENT_AND_AFTER = {"agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics", "policy_effects"}
+
+
+def test_sweep_settings_come_from_the_environment(monkeypatch, tmp_path):
+    assert sweep_settings() == ("0 3 * * *", 3, "paper", "")
     monkeypatch.setenv("ESMR_SWEEP_CRON", "*/5 * * * *")
     monkeypatch.setenv("ESMR_SWEEP_SEEDS", "7")
     monkeypatch.setenv("ESMR_SWEEP_PRESET", "smoke")
-    assert sweep_settings() == ("*/5 * * * *", 7, "smoke")
+    assert sweep_settings() == ("*/5 * * * *", 7, "smoke", "")
+    spec = tmp_path / "one.toml"
+    spec.write_text('preset = "paper"\nseeds = "0"\n[[scenario]]\nname = "a"\n')
+    monkeypatch.setenv("ESMR_SWEEP_STUDY", str(spec))
+    assert sweep_settings() == ("*/5 * * * *", 7, "paper", str(spec))  # the study's preset wins
+    spec.write_text('preset = "paper"\nseeds = "0"\n[[scenario]]\nname = "a"\nbogus = 1\n')
+    with pytest.raises(SettingsError, match="bogus"):
+        sweep_settings()
+    monkeypatch.delenv("ESMR_SWEEP_STUDY")
     monkeypatch.setenv("ESMR_SWEEP_SEEDS", "0")
     with pytest.raises(SettingsError, match="ESMR_SWEEP_SEEDS"):
         sweep_settings()

@@ -24,12 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 ASSET_NODES = """
-{ assetNodes { assetKey { path } groupName isPartitioned partitionDefinition { type name } dependencyKeys { path } } }
+{ assetNodes { assetKey { path } groupName isPartitioned dependencyKeys { path }
+  partitionDefinition { type name dimensionTypes { name type dynamicPartitionsDefinitionName } } } }
 """
 REPOSITORY = {"repositoryLocationName": "esmr_assets", "repositoryName": "__repository__"}
-ADD_SEED = """
-mutation($repo: RepositorySelector!, $seed: String!) {
-  addDynamicPartition(repositorySelector: $repo, partitionsDefName: "seed", partitionKey: $seed) { __typename }
+ADD_PARTITION = """
+mutation($repo: RepositorySelector!, $name: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $repo, partitionsDefName: $name, partitionKey: $key) { __typename }
 }
 """
 LAUNCH = """
@@ -124,17 +125,22 @@ def test_ui_serves_on_localhost_only(ui):
     assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only, nothing on 0.0.0.0 or ::
 
 
-def test_every_asset_is_present_and_partitioned_by_seed(ui):
+def test_every_asset_is_present_and_partitioned_by_cell(ui):
     graphql, _, _ = ui
     nodes = graphql(ASSET_NODES)["assetNodes"]
     served = {"/".join(n["assetKey"]["path"]): n for n in nodes}
     expected = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert set(served) == expected
     for name, node in served.items():
-        if node["groupName"] == "sql":  # cross-seed models
+        definition = node["partitionDefinition"]
+        if node["groupName"] == "sql":  # cross-cell models
             assert not node["isPartitioned"], name
-        else:
-            assert node["isPartitioned"] and node["partitionDefinition"] == {"type": "DYNAMIC", "name": "seed"}, name
+        elif node["groupName"] == "studies":  # one report per study
+            assert definition["type"] == "DYNAMIC" and definition["name"] == "study", name
+        else:  # the grid the UI shows: scenario x seed, both dynamic
+            assert node["isPartitioned"] and definition["type"] == "MULTIPARTITIONED", name
+            assert [(d["name"], d["type"], d["dynamicPartitionsDefinitionName"]) for d in definition["dimensionTypes"]] \
+                == [("scenario", "DYNAMIC", "scenario"), ("seed", "DYNAMIC", "seed")], name
 
 
 def test_lineage_shows_the_models_feeding_their_consumers(ui):
@@ -147,12 +153,15 @@ def test_lineage_shows_the_models_feeding_their_consumers(ui):
     assert {"engagement_ranker", "emotion_model", "bandit_learners"} <= upstream["q_agents"]
 
 
-def test_a_smoke_seed_launched_over_graphql_succeeds(ui):
+def test_a_smoke_cell_launched_over_graphql_succeeds(ui):
     graphql, _, data = ui
-    assert graphql(ADD_SEED, repo=REPOSITORY, seed="7")["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess"
+    for name, key in (("scenario", "baseline"), ("seed", "7")):
+        added = graphql(ADD_PARTITION, repo=REPOSITORY, name=name, key=key)["addDynamicPartition"]
+        assert added["__typename"] == "AddDynamicPartitionSuccess"
     config = run_config("smoke", data)
+    tags = {"dagster/partition": "baseline|7", "dagster/partition/scenario": "baseline", "dagster/partition/seed": "7"}
     params = {"selector": {**REPOSITORY, "jobName": "simulation_job"}, "runConfigData": config,
-              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "7"}]}}
+              "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}}
     launched = graphql(LAUNCH, params=params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
@@ -163,7 +172,7 @@ def test_a_smoke_seed_launched_over_graphql_succeeds(ui):
             break
         time.sleep(2)
     assert status == "SUCCESS"
-    logs = pl.read_parquet(data / "smoke" / "user_day_logs" / "seed=7" / "part-0.parquet")
+    logs = pl.read_parquet(data / "smoke" / "user_day_logs" / "scenario=baseline/seed=7" / "part-0.parquet")
     assert logs.height == 60 * 30
 
 

@@ -35,7 +35,7 @@ def test_a_seed_written_before_a_column_existed_reads_it_as_null(seeded):
     """A table gains a column (a new release): the seeds stored before still read, the new
     column null there, instead of the view failing to bind."""
     root = seeded / "paper"
-    part = root / "numbers" / "seed=5" / "part-0.parquet"
+    part = root / "numbers" / "scenario=baseline/seed=5" / "part-0.parquet"
     pl.read_parquet(part).with_columns(pl.lit(1.5).alias("added")).write_parquet(part)
     frame = run_query(root, "select seed, count(added) as filled, count(*) as n from numbers group by seed order by seed")
     assert frame.to_dict(as_series=False) == {"seed": [0, 2, 5], "filled": [0, 0, 8], "n": [3, 5, 8]}
@@ -67,9 +67,9 @@ def test_esmr_sql_reads_the_namespace_of_the_preset(materialize, data_dir, capsy
 def test_temp_files_are_never_visible(seeded):
     root = seeded / "paper"
     stray = pl.DataFrame({"n": list(range(50)), "label": ["x"] * 50})
-    stray.write_parquet(root / "numbers/seed=0/.part-0.parquet.123.abcd.tmp")
-    (root / "half_written/seed=0").mkdir(parents=True)
-    stray.write_parquet(root / "half_written/seed=0/.part-0.parquet.123.abcd.tmp")
+    stray.write_parquet(root / "numbers/scenario=baseline/seed=0/.part-0.parquet.123.abcd.tmp")
+    (root / "half_written/scenario=baseline/seed=0").mkdir(parents=True)
+    stray.write_parquet(root / "half_written/scenario=baseline/seed=0/.part-0.parquet.123.abcd.tmp")
 
     assert "half_written" not in list_tables(root)
     assert run_query(root, "select count(*) as n from numbers where seed = 0")["n"].item() == 3
@@ -164,7 +164,7 @@ def test_plan_steps_groups_multi_assets_in_dependency_order(toy_defs):
     steps = plan_steps(toy_defs("doubled", "parity", "numbers"))
 
     assert [step.label for step in steps] == ["numbers", "doubled", "evens, odds"]
-    assert steps[2] == Step((dg.AssetKey("evens"), dg.AssetKey("odds")), op_name="parity")
+    assert steps[2] == Step((dg.AssetKey("evens"), dg.AssetKey("odds")), op_name="parity", upstream=("numbers",))
 
 
 def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, capsys, toy_defs):
@@ -173,7 +173,7 @@ def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, caps
         cli,
         "SUMMARY_QUERIES",
         [
-            ("largest n", "select seed, max(n) as largest from numbers group by seed order by seed"),
+            ("largest n", "select scenario, seed, max(n) as largest from numbers group by all order by seed"),
             ("needs a missing table", "select count(*) from user_day_logs"),
         ],
     )
@@ -208,8 +208,16 @@ def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, caps
     with dg.DagsterInstance.from_config(str(data_dir / ".dagster")) as instance:
         runs = instance.get_runs()
         assert len(runs) == 2  # one run per seed
-        assert sorted(run.tags["dagster/partition"] for run in runs) == ["0", "2"]
+        assert sorted(run.tags["dagster/partition"] for run in runs) == ["baseline|0", "baseline|2"]
         assert instance.get_dynamic_partitions("seed") == ["0", "2"]
+        assert instance.get_dynamic_partitions("scenario") == ["baseline"]
+
+    # A second run finds every cell current: no new run, and the table says so.
+    assert main(["run", "--seed", "0", "--data-dir", str(data_dir)]) == 0
+    assert [line.split() for line in capsys.readouterr().out.splitlines()[3:5]] == [
+        ["numbers", "current"], ["evens,", "odds", "current"]]
+    with dg.DagsterInstance.from_config(str(data_dir / ".dagster")) as instance:
+        assert len(instance.get_runs()) == 2
 
 
 def test_a_chunked_population_runs_one_step_per_run(data_dir, monkeypatch, capsys, toy_defs):
@@ -257,14 +265,14 @@ def test_esmr_run_fails_fast_naming_the_asset(data_dir, monkeypatch, capsys, toy
 
     err = capsys.readouterr().err
     assert code == 1
-    assert err.splitlines()[-1].startswith("esmr: error: asset broken failed for seed 0")
+    assert err.splitlines()[-1].startswith("esmr: error: asset broken failed for scenario baseline, seed 0")
     assert err.splitlines()[-1].endswith("ValueError: boom: the toy asset failed")
     assert 'raise ValueError("boom: the toy asset failed")' in err  # the user's traceback
-    assert not (data_dir / "paper/numbers/seed=1").exists()  # later seeds never started
+    assert not (data_dir / "paper/numbers/scenario=baseline/seed=1").exists()  # later seeds never started
 
 
 def test_corrupt_partition_is_reported_by_name(seeded, capsys):
-    bad = seeded / "paper/doubled/seed=2/part-0.parquet"
+    bad = seeded / "paper/doubled/scenario=baseline/seed=2/part-0.parquet"
     bad.write_bytes(b"PAR1 damaged")
 
     assert main(["sql", "select count(*) from doubled", "--data-dir", str(seeded)]) == 1

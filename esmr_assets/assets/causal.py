@@ -7,14 +7,14 @@ import polars as pl
 from ..causal.discovery import POOLED_USER, discover, target_parents
 from ..evaluation.plots import parent_dag
 from ..metadata import markdown_table, plot_metadata
-from ..partitions import seed_partitions
+from ..partitions import cell_partitions
 from ..resources import EsmrConfig, reads
 from ..sim.causal_graph import CAUSAL_FEATURES, TRUE_EDGES
 
 GROUP = "causal"
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"numpy", "parquet"}, metadata=reads("causal"))
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"numpy", "parquet"}, metadata=reads("causal"))
 def causal_dags(
     context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day_logs: pl.DataFrame, emotion_predictions: pl.DataFrame
 ):
@@ -53,7 +53,7 @@ def causal_dags(
 
 @dg.multi_asset(
     group_name=GROUP,
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     outs={
         "causal_parents": dg.AssetOut(kinds={"parquet"}, metadata=reads("causal.method"), description=(
             "Paper Table 2 analogue: per emotional target and parent, sign, median weight, the "

@@ -21,7 +21,7 @@ from ..evaluation.plots import (
 )
 from ..metadata import markdown_table, plot_metadata, value_counts
 from ..model_io_manager import MODEL_IO
-from ..partitions import seed_partitions
+from ..partitions import cell_partitions
 from ..resources import EsmrConfig, reads
 from ..vocabulary import TRUE_EMOTIONS
 
@@ -29,7 +29,7 @@ GROUP = "emotion"
 TRAINING_READS = reads("emotion", "policy.emotion_source")
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"sklearn", "parquet"}, metadata=reads("emotion"))
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"sklearn", "parquet"}, metadata=reads("emotion"))
 def emotion_labels(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day_logs: pl.DataFrame):
     """One cluster-derived label per user-day (paper §3.2.1, Table 1): K-Means (k=5) on active
     days, the cluster -> emotion mapping solved from centroid traits, then the rules
@@ -62,7 +62,7 @@ def emotion_labels(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_day
 
 @dg.multi_asset(
     group_name=GROUP,
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     outs={
         "emotion_model": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"pytorch"}, metadata=TRAINING_READS, description=(
             "The emotion model the platform runs (policy.emotion_source): by default the TabTransformer (paper "
@@ -116,7 +116,7 @@ def emotion_training(
     )
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"pytorch", "parquet"}, metadata=reads("emotion.split"))
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"pytorch", "parquet"}, metadata=reads("emotion.split"))
 def emotion_predictions(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,

@@ -22,7 +22,7 @@ from ..evaluation.plots import (
 )
 from ..metadata import markdown_table, plot_metadata
 from ..model_io_manager import ON_CPU
-from ..partitions import seed_partitions
+from ..partitions import cell_partitions
 from ..policy.models import AgentSet, BanditLearners
 from ..policy.ranker import EngagementRanker
 from ..policy.rollouts import run_rollouts
@@ -36,7 +36,7 @@ HEADLINE = ("negative_days", "happy_at_least_once", "final_dominant_happy", "ful
             "bounce_rate", "engagement_reward", "mean_latent_valence", "recovery_time")
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, ins={"emotion_model": ON_CPU}, kinds={"numpy", "parquet"},
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, ins={"emotion_model": ON_CPU}, kinds={"numpy", "parquet"},
           metadata=reads("simulation", "policy", "evaluation.oracle_draws"))
 def policy_rollouts(
     context: dg.AssetExecutionContext,
@@ -76,7 +76,7 @@ def policy_rollouts(
     )
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"parquet"}, metadata=reads())
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"parquet"}, metadata=reads())
 def evaluation_metrics(
     context: dg.AssetExecutionContext, esmr: EsmrConfig, policy_rollouts: pl.DataFrame, users: pl.DataFrame
 ):
@@ -105,7 +105,7 @@ def evaluation_metrics(
     )
 
 
-@dg.asset(name="user_metrics", group_name=GROUP, partitions_def=seed_partitions, kinds={"parquet"}, metadata=reads())
+@dg.asset(name="user_metrics", group_name=GROUP, partitions_def=cell_partitions, kinds={"parquet"}, metadata=reads())
 def user_metrics_asset(policy_rollouts: pl.DataFrame) -> pl.DataFrame:
     """One row per policy, label source (the emotion model's predictions, the latent truth)
     and evaluation user, one column per metric defined per user: negative days, happy at
@@ -116,7 +116,7 @@ def user_metrics_asset(policy_rollouts: pl.DataFrame) -> pl.DataFrame:
     return user_metrics(policy_rollouts)
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, kinds={"numpy", "parquet"},
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"numpy", "parquet"},
           metadata=reads("evaluation.reference_policy", "evaluation.bootstrap_resamples"))
 def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_metrics: pl.DataFrame):
     """For each policy other than the reference (`evaluation.reference_policy`, default

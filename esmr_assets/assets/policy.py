@@ -14,7 +14,7 @@ from ..evaluation.plots import (
 )
 from ..metadata import markdown_table, plot_metadata
 from ..model_io_manager import MODEL_IO, ON_CPU
-from ..partitions import seed_partitions
+from ..partitions import cell_partitions
 from ..policy.models import BanditLearners
 from ..policy.ranker import EngagementRanker
 from ..policy.training import (
@@ -38,7 +38,7 @@ PAPER_AUC = 0.81  # §3.3.1: early stopping "stops on 0.81"
 
 @dg.multi_asset(
     group_name=GROUP,
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     outs={
         "engagement_ranker": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"lightgbm"}, metadata=RANKER_READS, description=(
             "LightGBM P(watched) (paper §3.3.1), stored as LightGBM text; test AUC and trees in metadata."
@@ -93,7 +93,7 @@ def ranker_training(
 
 @dg.multi_asset(
     group_name=GROUP,
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     ins={"emotion_model": ON_CPU},
     outs={
         "bandit_learners": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"torch"}, metadata=BANDIT_READS, description=(
@@ -135,7 +135,7 @@ def bandit_training(
 
 @dg.multi_asset(
     group_name=GROUP,
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     ins={"emotion_model": ON_CPU},
     outs={
         "q_agents": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"numpy"}, metadata=AGENT_READS, description=(
@@ -203,7 +203,7 @@ def agent_training(
     )
 
 
-@dg.asset(group_name=GROUP, partitions_def=seed_partitions, ins={"emotion_model": ON_CPU}, kinds={"parquet"},
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, ins={"emotion_model": ON_CPU}, kinds={"parquet"},
           metadata=reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.rl_streak"))
 def heuristic_buckets(
     context: dg.AssetExecutionContext,

@@ -11,7 +11,7 @@ import polars as pl
 
 from ..evaluation.plots import daily_emotion_mix, engagement_by_emotion
 from ..metadata import plot_metadata, value_counts
-from ..partitions import seed_partitions
+from ..partitions import cell_partitions
 from ..resources import EsmrConfig, reads
 from ..sim.content import simulate_videos
 from ..sim.logs import simulate_logs
@@ -51,7 +51,7 @@ def _check_results(asset: str, outcomes: Iterable[CheckOutcome]) -> list[dg.Asse
 
 @dg.asset(
     group_name=GROUP,
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     check_specs=_check_specs("videos"),
     kinds={"polars", "parquet"},
     metadata=reads("simulation.n_videos"),
@@ -74,7 +74,7 @@ def videos(context: dg.AssetExecutionContext, esmr: EsmrConfig):
 
 @dg.asset(
     group_name=GROUP,
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     check_specs=_check_specs("users"),
     kinds={"polars", "parquet"},
     metadata=reads("simulation"),
@@ -96,7 +96,7 @@ def users(context: dg.AssetExecutionContext, esmr: EsmrConfig):
 
 @dg.multi_asset(
     group_name=GROUP,
-    partitions_def=seed_partitions,
+    partitions_def=cell_partitions,
     outs={
         "user_day_logs": dg.AssetOut(kinds={"polars", "parquet"}, metadata=reads("simulation"), description=(
             "One row per user-day under the logging policy (Algorithm 1): behaviour, engineered "

@@ -87,11 +87,13 @@ def smoothed_trend(previous: np.ndarray, engagement: np.ndarray, threshold: floa
 def churn_probability(
     propensity: np.ndarray, trend: np.ndarray, valence: np.ndarray, settings: SimulationSettings
 ) -> np.ndarray:
-    """Eq. 6: phi = sigmoid(p_u + alpha dE), plus a push from negative latent valence.
+    """Eq. 6: phi = sigmoid(p_u + alpha dE), plus a push from negative latent valence (scaled by
+    `emotion_signal`: churning is behaviour too).
 
     p_u is a logit here: the paper's p_u in [0, 1] inside a sigmoid would make every user
     churn at least half the days."""
-    logit = propensity + settings.churn_trend_weight * trend + settings.churn_valence_weight * np.minimum(valence, 0.0)
+    valence_weight = settings.churn_valence_weight * settings.emotion_signal
+    logit = propensity + settings.churn_trend_weight * trend + valence_weight * np.minimum(valence, 0.0)
     return 1.0 / (1.0 + np.exp(-logit))
 
 

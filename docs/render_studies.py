@@ -1,0 +1,108 @@
+"""Render the studies' results into the README from their `study_report` tables (never typed
+by hand): for each study in studies/ that has a report in the data dir, a table of the paired
+effects against the reference per scenario (95 % t intervals across seeds) between
+`<!-- study:<name>:start -->` and `<!-- study:<name>:end -->`, and its plot copied to
+docs/studies/<name>.png. The observability study adds the emotion models' accuracy against
+the latent truth per scenario.
+
+    .venv/bin/esmr study run studies/observability.toml --data-dir <dir>
+    .venv/bin/python docs/render_studies.py --data-dir <dir>
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+from pathlib import Path
+
+import polars as pl
+
+from esmr_assets.io_manager import markdown_table_text
+from esmr_assets.studies import load_study
+from esmr_assets.warehouse import run_query
+
+REPO = Path(__file__).resolve().parents[1]
+PLOTS = REPO / "docs" / "studies"
+DIGITS = {"negative_days": 2, "engagement_reward": 1, "mean_latent_valence": 3}
+
+
+def _cell(row: dict, digits: int) -> str:
+    if row["effect"] is None:
+        return "–"
+    low, high = row["ci95_low"], row["ci95_high"]
+    interval = "" if low is None else f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+    return f"{row['effect']:+.{digits}f}{interval}"
+
+
+def effects_table(report: pl.DataFrame, study) -> str:
+    """Rows: scenarios in the spec's order; columns: policy x metric effects with intervals
+    (oracle_* marked), the seeds, and for ESMR its share of oracle_best_feed's effect."""
+    rows = []
+    for scenario in study.scenarios:
+        mine = report.filter(pl.col("scenario") == scenario.name)
+        if mine.is_empty():
+            continue
+        cells = {"scenario": scenario.name, "seeds": str(int(mine["seeds"].max()))}
+        for metric in study.metrics:
+            for policy in study.policies:
+                hit = mine.filter((pl.col("policy") == policy) & (pl.col("metric") == metric)).to_dicts()
+                mark = " (oracle)" if hit and hit[0]["oracle"] else ""
+                cells[f"{policy}{mark}: {metric}"] = _cell(hit[0], DIGITS.get(metric, 3)) if hit else "–"
+            share = mine.filter((pl.col("policy") == study.policies[0]) & (pl.col("metric") == metric))
+            if "oracle_best_feed" in study.policies and share.height and share["share_of_ceiling"][0] is not None:
+                cells[f"{study.policies[0]} share of oracle_best_feed: {metric}"] = f"{share['share_of_ceiling'][0]:.2f}"
+        rows.append(cells)
+    return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
+
+
+def accuracy_table(root: Path, study) -> str:
+    """Emotion models' accuracy against the latent truth per scenario (mean over seeds)."""
+    keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+    frame = run_query(root, f"""
+        select scenario, model, count(*) as seeds, avg(accuracy_vs_truth) as accuracy_vs_truth
+        from emotion_model_scores where scenario in ({keys}) group by all""")
+    if frame.is_empty():
+        return "(no scenario materialized yet)"
+    wide = frame.pivot("model", index="scenario", values="accuracy_vs_truth")
+    order = {study.cell_scenario(s): n for n, s in enumerate(study.scenarios)}
+    wide = wide.with_columns(pl.col("scenario").replace_strict(order).alias("_o")).sort("_o").drop("_o")
+    wide = wide.with_columns(pl.col("scenario").str.split(".").list.slice(1).list.join("."))
+    keep = ["scenario", "tabtransformer", "lightgbm", "logistic_regression", "cluster_labels",
+            "tabtransformer_on_truth", "lightgbm_on_truth", "majority_class_of_truth"]
+    return markdown_table_text(wide.select([c for c in keep if c in wide.columns]).with_columns(
+        pl.exclude("scenario").round(3)))
+
+
+def render(data_dir: Path, readme: Path) -> list[str]:
+    text, done = readme.read_text(), []
+    for path in sorted((REPO / "studies").glob("*.toml")):
+        study = load_study(path)
+        root = data_dir / study.preset
+        start, end = f"<!-- study:{study.name}:start -->", f"<!-- study:{study.name}:end -->"
+        if start not in text or not (root / "study_report" / f"study={study.name}").is_dir():
+            continue
+        report = run_query(root, f"select * from study_report where study = '{study.name}'")
+        parts = [start, effects_table(report, study)]
+        if study.name == "observability":
+            parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
+                      accuracy_table(root, study)]
+        PLOTS.mkdir(exist_ok=True)
+        shutil.copyfile(root / "study_report" / f"study={study.name}" / "effects.png", PLOTS / f"{study.name}.png")
+        parts += [f"![{study.name}](docs/studies/{study.name}.png)", end]
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n\n".join(parts), text, flags=re.S)
+        done.append(study.name)
+    readme.write_text(text)
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    args = parser.parse_args()
+    print("rendered:", ", ".join(render(args.data_dir, args.readme)) or "nothing")
+
+
+if __name__ == "__main__":
+    main()

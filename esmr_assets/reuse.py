@@ -1,0 +1,147 @@
+"""Reuse of what a scenario does not change: content keys, a shared store, and adoption.
+
+A step's key is a hash of what its output depends on: the step, the settings its assets
+declare they read (`resources.reads`), the seed, and the keys of the steps it reads from.
+Two cells whose keys agree would compute identical bytes, so the second links the first's
+files instead of recomputing them:
+
+    <root>/<asset>/scenario=<s>/seed=<k>/...      the cell's files, and `.key` (its step key)
+    <root>/_shared/<asset>/<key>/...              hard links to the files of the first cell
+                                                  that computed that key
+
+`.key` is written last, so a cell holds a key only when every file of it is complete; a
+shared folder appears whole by one rename. Files are hard links (same inode), so a cell
+rewritten later by another scenario definition replaces its own directory entry and leaves the
+shared copy alone. Keys cover settings and data, not code: after changing what an asset
+computes, delete `_shared` and the `.key` files (or the data dir) to recompute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from .cells import Cell
+from .settings import Settings
+from .storage import atomic_write_bytes, partition_dir
+
+KEY_FILE = ".key"
+SECONDS_FILE = ".seconds"  # in a shared folder: how long computing it took
+SHARED_DIR = "_shared"
+#: bump when stored outputs change meaning without any setting changing, to retire every key
+KEY_VERSION = 1
+
+
+def declared_values(settings: Settings, paths: Sequence[str]) -> dict:
+    """The values of the declared settings ("section" or "section.field"), as JSON-able data."""
+    dumped = settings.model_dump(mode="json")
+    values: dict = {}
+    for path in sorted(set(paths)):
+        section, _, field = path.partition(".")
+        values[path] = dumped[section][field] if field else dumped[section]
+    return values
+
+
+def step_key(op_name: str, values: Mapping, seed: int, upstream: Mapping[str, str]) -> str:
+    """The content key of one step in one cell."""
+    payload = {"version": KEY_VERSION, "op": op_name, "settings": values, "seed": seed,
+               "upstream": dict(sorted(upstream.items()))}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _cell_dir(root: Path, asset_path: Sequence[str], cell: Cell) -> Path:
+    return partition_dir(Path(root).joinpath(*asset_path[:-1]), asset_path[-1], cell)
+
+
+def _shared_dir(root: Path, asset_path: Sequence[str], key: str) -> Path:
+    return Path(root, SHARED_DIR, *asset_path, key)
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """The files of a partition: everything but hidden files (the key, in-flight temps)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def stored_key(root: Path, asset_path: Sequence[str], cell: Cell) -> str | None:
+    path = _cell_dir(root, asset_path, cell) / KEY_FILE
+    return path.read_text().strip() if path.is_file() else None
+
+
+def is_current(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> bool:
+    """The cell holds this asset's output for `key`, complete."""
+    return stored_key(root, asset_path, cell) == key and bool(_data_files(_cell_dir(root, asset_path, cell)))
+
+
+def is_shared(root: Path, asset_path: Sequence[str], key: str) -> bool:
+    return _shared_dir(root, asset_path, key).is_dir()
+
+
+def _link(source: Path, target: Path) -> None:
+    """Atomically make `target` the same file as `source` (a hard link; a copy across devices)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def adopt(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> list[Path]:
+    """Give `cell` the shared output of `key`: link its files in (dropping files the shared
+    output does not have), then record the key. Returns the cell's files."""
+    source, target = _shared_dir(root, asset_path, key), _cell_dir(root, asset_path, cell)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / KEY_FILE).unlink(missing_ok=True)  # the cell is not `key` until every file is in
+    files = _data_files(source)
+    for path in files:
+        _link(path, target / path.name)
+    for extra in set(p.name for p in _data_files(target)) - {p.name for p in files}:
+        (target / extra).unlink()
+    atomic_write_bytes(target / KEY_FILE, key.encode())
+    return [target / p.name for p in files]
+
+
+def publish(root: Path, asset_path: Sequence[str], cell: Cell, key: str, seconds: float | None = None) -> None:
+    """Record that `cell` computed `key` (in `seconds`): share its files (if nobody has yet),
+    then write its key."""
+    source = _cell_dir(root, asset_path, cell)
+    shared = _shared_dir(root, asset_path, key)
+    if not shared.is_dir():
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        tmp = shared.with_name(f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        tmp.mkdir()
+        try:
+            for path in _data_files(source):
+                _link(path, tmp / path.name)
+            if seconds is not None:
+                (tmp / SECONDS_FILE).write_text(f"{seconds:.3f}")
+            os.rename(tmp, shared)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not shared.is_dir():  # not another writer having won the race
+                raise
+    atomic_write_bytes(source / KEY_FILE, key.encode())
+
+
+def shared_seconds(root: Path, asset_path: Sequence[str], key: str) -> float:
+    """How long the shared output took to compute (0 when not recorded)."""
+    path = _shared_dir(root, asset_path, key) / SECONDS_FILE
+    return float(path.read_text()) if path.is_file() else 0.0
+
+
+def forget(root: Path, asset_paths: Iterable[Sequence[str]], cell: Cell) -> None:
+    """Drop the cell's keys of these assets (before recomputing them), so a crash mid-way
+    never leaves an old key beside new files."""
+    for asset_path in asset_paths:
+        (_cell_dir(root, asset_path, cell) / KEY_FILE).unlink(missing_ok=True)

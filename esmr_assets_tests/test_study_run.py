@@ -1,0 +1,153 @@
+"""A 2-scenario x 2-seed smoke study end to end through `esmr study run`, killed with SIGKILL
+mid-way and resumed: the grid completes, nothing finished before the kill is redone, the
+bytes equal an uninterrupted in-process run's, the scenario that differs only in
+`policy.alpha` reuses the simulation, emotion and causal stages (from the instance's
+records), SQL shows both scenarios, and the study report has effects and its plot."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from esmr_assets.warehouse import run_query
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+SPEC = """
+description = "alpha 0 against the paper's alpha, at smoke scale"
+preset = "smoke"
+seeds = "2-3"
+
+[report]
+policies = ["esmr", "oracle_esmr", "oracle_best_feed"]
+metrics = ["negative_days", "mean_latent_valence"]
+
+[[scenario]]
+name = "base"
+
+[[scenario]]
+name = "alpha_0"
+overrides = { policy = { alpha = 0.0 } }
+"""
+#: the steps a change of policy.alpha reaches: the agents and everything after them
+AGENT_AND_AFTER = {"agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics", "policy_effects"}
+
+
+def esmr(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "esmr"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+
+
+def cell_files(root: Path, scenario: str, seed: int) -> dict[Path, os.stat_result]:
+    """The cell's files (not its hidden key file) with their stat."""
+    return {p.relative_to(root): p.stat() for p in root.glob(f"*/scenario={scenario}/seed={seed}/*")
+            if p.is_file() and not p.name.startswith(".")}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The study run in a subprocess, killed once its first cell is done and its second
+    under way, then resumed to the end: (spec, data dir, files of the first cell before the
+    kill, the resumed run's stdout)."""
+    tmp = tmp_path_factory.mktemp("study")
+    spec, data = tmp / "tiny.toml", tmp / "data"
+    spec.write_text(SPEC)
+    first = esmr("study", "run", str(spec), "--data-dir", str(data))
+    root = data / "smoke"
+    done_marker = root / "policy_effects" / "scenario=tiny.base" / "seed=2" / ".key"
+    started_marker = root / "users" / "scenario=tiny.base" / "seed=3" / ".key"
+    deadline = time.monotonic() + 400
+    while not (done_marker.exists() and started_marker.exists()) and first.poll() is None:
+        assert time.monotonic() < deadline, "the first cell took too long"
+        time.sleep(0.2)
+    time.sleep(2.0)  # inside the second cell's steps
+    assert first.poll() is None, "the study finished before it could be killed"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate()
+    before = cell_files(root, "tiny.base", 2)
+    resumed = esmr("study", "run", str(spec), "--data-dir", str(data))
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    return spec, data, before, out
+
+
+def test_the_grid_completes_after_the_kill(study):
+    spec, data, _, _ = study
+    status = esmr("study", "status", str(spec), "--data-dir", str(data))
+    out, err = status.communicate(timeout=120)
+    assert status.returncode == 0, err
+    assert out.splitlines()[-1] == "4 done"
+    grid = [line.split() for line in out.splitlines()[1:] if line.startswith(("base", "alpha_0"))]
+    assert grid == [["base", "done", "done"], ["alpha_0", "done", "done"]]
+
+
+def test_nothing_finished_before_the_kill_is_redone(study):
+    _, data, before, out = study
+    after = cell_files(data / "smoke", "tiny.base", 2)
+    assert set(before) == set(after) and len(before) > 20
+    assert all((before[p].st_ino, before[p].st_mtime_ns) == (after[p].st_ino, after[p].st_mtime_ns) for p in before)
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("policy_effects ")]
+    computed, current = int(row[1]), int(row[4])
+    assert current >= 1 and computed + current == 4  # the resumed run found the first cell done
+
+
+def test_each_cell_has_the_bytes_of_an_uninterrupted_run_in_another_process(study, smoke_graph):
+    """The killed and resumed subprocess' baseline-equivalent cell against the in-process
+    smoke graph of the same seed: tables, models and plots byte for byte."""
+    _, data, _, _ = study
+    reference, _ = smoke_graph
+    ours = sorted(cell_files(data / "smoke", "tiny.base", 2))
+    theirs = sorted(cell_files(reference, "baseline", 2))
+    assert [p.parts[0] for p in ours] == [p.parts[0] for p in theirs] and len(ours) > 20
+    for mine, other in zip(ours, theirs):
+        assert (data / "smoke" / mine).read_bytes() == (reference / other).read_bytes(), mine
+
+
+def test_a_scenario_that_changes_only_alpha_reuses_every_upstream_stage(study):
+    _, data, _, _ = study
+    root = data / "smoke"
+    with dg.DagsterInstance.from_config(str(data / ".dagster")) as instance:
+        for seed in (2, 3):
+            key = f"tiny.alpha_0|{seed}"
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": key}, statuses=[dg.DagsterRunStatus.SUCCESS]))
+            assert runs, key
+            executed = {stat.step_key for run in runs for stat in instance.get_run_step_stats(run.run_id)}
+            assert executed == AGENT_AND_AFTER, key  # no simulation, emotion, causal, ranker or bandit step
+            users = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("users"), asset_partitions=[key]), limit=5).records
+            assert users and all(record.run_id == "" for record in users)  # recorded without a run
+            assert users[0].asset_materialization.metadata["reused_key"].value
+    for asset in ("users", "user_day_logs", "emotion_model", "emotion_predictions", "causal_dags", "engagement_ranker"):
+        (shared,) = [p for p in (root / asset / "scenario=tiny.base" / "seed=2").iterdir()
+                     if p.suffix in (".parquet", ".pt", ".txt")]
+        linked = root / asset / "scenario=tiny.alpha_0" / "seed=2" / shared.name
+        assert linked.stat().st_ino == shared.stat().st_ino, asset  # the same upstream bytes, not a copy
+    agents = [root / "q_agents" / f"scenario={s}" / "seed=2" / "q_agents.npz" for s in ("tiny.base", "tiny.alpha_0")]
+    assert agents[0].read_bytes() != agents[1].read_bytes()  # what alpha reaches was recomputed
+
+
+def test_sql_and_the_study_report_show_both_scenarios(study):
+    _, data, _, _ = study
+    root = data / "smoke"
+    scenarios = run_query(root, "select distinct scenario from policy_effects order by scenario")["scenario"].to_list()
+    assert scenarios == ["tiny.alpha_0", "tiny.base"]
+    across = run_query(root, "select scenario, seeds from policy_effects_across_seeds where policy = 'esmr' "
+                             "and metric = 'negative_days' and label_source = 'true' order by scenario")
+    assert across.rows() == [("tiny.alpha_0", 2), ("tiny.base", 2)]
+    report = run_query(root, "select * from study_report")
+    assert report["study"].unique().to_list() == ["tiny"]
+    assert report.select("scenario", "policy").unique().height == 2 * 3
+    assert report.filter(pl.col("policy") == "oracle_best_feed")["oracle"].all()
+    assert report["effect"].is_finite().all() and report["ci95_low"].is_not_null().all()
+    assert report.filter(pl.col("scenario") == "alpha_0")["value"].unique().to_list() == ["0.0"]
+    assert (root / "study_report" / "study=tiny" / "effects.png").stat().st_size > 5000
+    with dg.DagsterInstance.from_config(str(data / ".dagster")) as instance:
+        (record,) = instance.fetch_materializations(dg.AssetKey("study_report"), limit=1).records
+        metadata = record.asset_materialization.metadata
+        assert record.partition_key == "tiny" and "effects_plot" in metadata and metadata["scenarios_with_effects"].value == 2
