@@ -21,7 +21,7 @@ from .storage import atomic_write_bytes, load_settings_json
 
 BASELINE = "baseline"
 #: a scenario name is a partition key and a path component: no separators, "=", "|" or "/"
-SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,95}$")
+SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 #: Dagster joins a multi-partition key's dimensions, sorted by name, with this
 KEY_SEPARATOR = "|"
 SCENARIO_DIR = "scenarios"

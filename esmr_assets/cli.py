@@ -66,7 +66,8 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
         "Q-learning: last epoch per agent (mean reward per user-day and its Eq. 8 parts)",
         "select scenario, seed, agent, oracle, epoch, round(mean_reward, 3) as reward, round(mean_r_eng, 3) as r_eng, "
         "round(mean_r_emo, 3) as r_emo, round(mean_r_cause, 3) as r_cause, round(states_visited, 3) as states_visited "
-        "from q_learning_curve where epoch = (select max(epoch) from q_learning_curve) order by seed, agent",
+        "from q_learning_curve as c where epoch = (select max(epoch) from q_learning_curve as m "
+        "where m.scenario = c.scenario and m.seed = c.seed) order by seed, agent",
     ),
     (
         "paired per-user effects against the reference policy on the latent truth (95 % per-user bootstrap "
@@ -332,7 +333,10 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
     from esmr_assets.studies import register_study
 
     root = storage_root(data_dir, study.preset)
-    register_study(root, study)
+    try:
+        register_study(root, study)
+    except SettingsError as err:
+        return _fail(str(err), EXIT_USAGE)
     cells = [(Cell(study.cell_scenario(scenario), seed), scenario.settings) for scenario, seed in study.cells]
     started = time.perf_counter()
     saved: dict = {}

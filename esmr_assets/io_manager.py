@@ -15,6 +15,7 @@ from upath import UPath
 
 from esmr_assets.cells import KEY_SEPARATOR, parse_cell
 from esmr_assets.resources import EsmrConfig
+from esmr_assets.reuse import invalidate
 from esmr_assets.settings import SettingsError
 from esmr_assets.storage import (
     PART_FILE,
@@ -88,6 +89,7 @@ class SeedParquetIOManager(dg.UPathIOManager):
         super().handle_output(context, obj)
 
     def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
+        invalidate(Path(path).parent)
         atomic_write_parquet(Path(path), obj)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:

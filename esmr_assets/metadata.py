@@ -9,6 +9,7 @@ import polars.selectors as cs
 
 from .io_manager import markdown_table_text
 from .resources import EsmrConfig
+from .reuse import invalidate
 from .storage import atomic_write_bytes, partition_dir
 
 
@@ -20,6 +21,7 @@ def plot_metadata(
     key = context.asset_key if output is None else context.asset_key_for_output(output)
     asset_dir = esmr.storage_root().joinpath(*key.path[:-1])
     path = partition_dir(asset_dir, key.path[-1], esmr.cell(context)) / f"{name}.png"
+    invalidate(path.parent)
     atomic_write_bytes(path, png)
     encoded = base64.b64encode(png).decode()
     return {

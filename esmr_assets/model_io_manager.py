@@ -18,6 +18,7 @@ import dagster as dg
 
 from .cells import parse_cell
 from .resources import EsmrConfig
+from .reuse import invalidate
 from .settings import Settings
 from .storage import atomic_write_bytes, partition_dir
 
@@ -103,6 +104,7 @@ class SeedModelIOManager(dg.IOManager):
         if not context.has_asset_partitions:
             raise dg.DagsterInvariantViolationError(f"asset {asset} is not partitioned; models are stored per cell")
         path = self._path(context, _codec(type(obj), asset).file_name)
+        invalidate(path.parent)
         atomic_write_bytes(path, obj.to_bytes())
         context.add_output_metadata({"model_path": dg.MetadataValue.path(str(path))})
 

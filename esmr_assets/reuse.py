@@ -97,19 +97,28 @@ def _link(source: Path, target: Path) -> None:
         raise
 
 
-def adopt(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> list[Path]:
-    """Give `cell` the shared output of `key`: link its files in (dropping files the shared
-    output does not have), then record the key. Returns the cell's files."""
+def link_shared(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> list[Path]:
+    """Give `cell` the files of the shared output of `key` (dropping files it does not have);
+    `write_key` records it afterwards. Returns the cell's files."""
     source, target = _shared_dir(root, asset_path, key), _cell_dir(root, asset_path, cell)
     target.mkdir(parents=True, exist_ok=True)
-    (target / KEY_FILE).unlink(missing_ok=True)  # the cell is not `key` until every file is in
+    invalidate(target)  # the cell is not `key` until every file is in
     files = _data_files(source)
     for path in files:
         _link(path, target / path.name)
     for extra in set(p.name for p in _data_files(target)) - {p.name for p in files}:
         (target / extra).unlink()
-    atomic_write_bytes(target / KEY_FILE, key.encode())
     return [target / p.name for p in files]
+
+
+def write_key(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> None:
+    atomic_write_bytes(_cell_dir(root, asset_path, cell) / KEY_FILE, key.encode())
+
+
+def invalidate(cell_dir: Path) -> None:
+    """The cell's files are about to change: it holds no key until it is recorded again.
+    Every writer of a cell's files calls this first (the IO managers, the plots)."""
+    (Path(cell_dir) / KEY_FILE).unlink(missing_ok=True)
 
 
 def publish(root: Path, asset_path: Sequence[str], cell: Cell, key: str, seconds: float | None = None) -> None:
@@ -141,7 +150,11 @@ def shared_seconds(root: Path, asset_path: Sequence[str], key: str) -> float:
 
 
 def forget(root: Path, asset_paths: Iterable[Sequence[str]], cell: Cell) -> None:
-    """Drop the cell's keys of these assets (before recomputing them), so a crash mid-way
-    never leaves an old key beside new files."""
+    """Before recomputing these assets in the cell: drop their keys and their files (stale:
+    another definition's, or an interrupted write's), so that what is shared afterwards is
+    exactly what this computation wrote."""
     for asset_path in asset_paths:
-        (_cell_dir(root, asset_path, cell) / KEY_FILE).unlink(missing_ok=True)
+        folder = _cell_dir(root, asset_path, cell)
+        invalidate(folder)
+        for path in _data_files(folder):
+            path.unlink()

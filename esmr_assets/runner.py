@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 
 from esmr_assets import reuse
-from esmr_assets.cells import Cell
+from esmr_assets.cells import Cell, scenario_overrides
 from esmr_assets.partitions import cell_key, register_cells
 from esmr_assets.resources import SETTINGS_READ
 from esmr_assets.settings import Settings
@@ -61,6 +61,11 @@ class StepFailed(RuntimeError):
     def __init__(self, message: str, trace: str = "") -> None:
         super().__init__(message)
         self.trace = trace
+
+
+class ScenarioRedefined(StepFailed):
+    """A scenario's registration changed while one of its cells ran: what the run computed
+    cannot be matched to the keys it was planned under, so it is not shared."""
 
 
 def plan_steps(defs: dg.Definitions) -> list[Step]:
@@ -264,12 +269,13 @@ def adopt_step(root: Path, plan: CellPlan, step: Step, instance: dg.DagsterInsta
     materialized for the cell (a runless materialization naming the shared key)."""
     key = plan.keys[step.op_name]
     for asset in step.asset_keys:
-        files = reuse.adopt(root, asset.path, plan.cell, key)
+        files = reuse.link_shared(root, asset.path, plan.cell, key)
         instance.report_runless_asset_event(dg.AssetMaterialization(
             asset_key=asset, partition=cell_key(plan.cell),
             description="reused: an identical output (same settings read, seed and upstream keys) existed",
             metadata={"reused_key": key, "files": dg.MetadataValue.json([str(f) for f in files])},
         ))
+        reuse.write_key(root, asset.path, plan.cell, key)  # last: a killed adoption is redone, event and all
 
 
 def materialize_cells(
@@ -293,6 +299,7 @@ def materialize_cells(
     outcome: dict[Cell, dict[str, float | str]] = {}
     for cell, settings in cells:
         started = time.perf_counter()
+        definition = scenario_overrides(root, cell.scenario)
         plan = plan_cell(root, steps, cell, settings)
         per_step: dict[str, float | str] = {}
         for step in plan.current:
@@ -306,16 +313,23 @@ def materialize_cells(
         for step in plan.to_compute:
             reuse.forget(root, [asset.path for asset in step.asset_keys], cell)
 
-        def progress(step: Step, done: bool, seconds: float, plan: CellPlan = plan) -> None:
+        def progress(step: Step, done: bool, seconds: float, plan: CellPlan = plan, definition: str = definition) -> None:
             if done:
+                if scenario_overrides(root, plan.cell.scenario) != definition:
+                    redefined.append(step.label)  # raised after the run: a logger cannot stop it
+                    return
                 for asset in step.asset_keys:
                     reuse.publish(root, asset.path, plan.cell, plan.keys[step.op_name], seconds)
             on_step(plan.cell, step, "done" if done else "start")
 
         runs = [[step] for step in plan.to_compute] if one_step_per_run else [list(plan.to_compute)]
+        redefined: list[str] = []
         for run in runs:
             if run:
                 per_step.update(run_cell(defs, run, cell, run_config, instance, progress))
+            if redefined:
+                raise ScenarioRedefined(f"scenario {cell.scenario} was redefined while {cell} ran ({redefined[0]}); "
+                                        "its outputs are not shared: run it again")
         per_step[CELL_TOTAL] = time.perf_counter() - started
         outcome[cell] = per_step
     return outcome
@@ -334,9 +348,15 @@ def share_run_outputs(run: dg.DagsterRun, steps: Sequence[Step], esmr_config: Ma
     root = storage_root(resolve_data_dir(esmr_config.get("data_dir", "")), esmr_config.get("preset", "paper"))
     keys = step_keys(steps, scenario_settings(root, cell.scenario), cell.seed)
     selected = None if run.asset_selection is None else set(run.asset_selection)
-    shared = []
+    shared: list[str] = []
     for step in steps:
-        if selected is None or set(step.asset_keys) <= selected:
+        chosen = selected is None or set(step.asset_keys) <= selected
+        # Only on inputs known to be this definition's: every upstream step current in the cell.
+        inputs_current = all(
+            reuse.is_current(root, asset.path, cell, keys[up.op_name])
+            for up in steps if up.op_name in step.upstream for asset in up.asset_keys
+        )
+        if chosen and inputs_current:
             for asset in step.asset_keys:
                 reuse.publish(root, asset.path, cell, keys[step.op_name])
             shared.append(step.op_name)

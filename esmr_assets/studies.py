@@ -35,8 +35,10 @@ from .settings import PRESETS, Settings, SettingsError, deep_merge
 from .storage import atomic_write_bytes, load_settings_json
 from .sweeps import parse_seed_ranges
 
-#: a study's and its scenarios' names: "<study>.<scenario>" is a partition key (`cells.SCENARIO_NAME`)
-SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,47}$")
+#: a scenario's name; "<study>.<scenario>" is its partition key (`cells.SCENARIO_NAME`)
+SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+#: a study's name (its file's stem): no dot, so "<study>.<scenario>" names one study's scenario only
+STUDY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _TOP_LEVEL = {"description", "preset", "seeds", "overrides", "report", "scenario"}
 _SCENARIO_KEYS = {"name", "overrides", "description"}
 _REPORT_KEYS = {"policies", "metrics"}
@@ -118,8 +120,8 @@ def load_study(path: str | Path, seeds: str | None = None) -> Study:
 def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
     """A study from its TOML text, every scenario's settings validated."""
     where = f"study {name!r}"
-    if not SCENARIO_NAME.match(name):
-        raise StudyError(f"{where}: a study name is lower-case letters, digits, '_', '.' and '-'")
+    if not STUDY_NAME.match(name):
+        raise StudyError(f"{where}: a study name (its file's stem) is up to 32 lower-case letters, digits, '_' and '-'")
     try:
         spec = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

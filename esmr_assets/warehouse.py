@@ -34,6 +34,8 @@ def table_name(asset_key_path: Sequence[str]) -> str:
 
 #: folders under a preset root that are not tables: the reuse store and the scenario registry
 NOT_TABLES = {"_shared", "scenarios"}
+#: the hive columns a table's files lie under: cells, study reports, none (cross-cell models)
+LAYOUTS = {("scenario", "seed"), ("study",), ()}
 
 
 def _table_dirs(root: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
@@ -51,8 +53,8 @@ def _table_dirs(root: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
         while depth < len(relative) and "=" in relative[len(relative) - 1 - depth]:
             depth += 1
         asset_parts, hive_parts = relative[: len(relative) - depth], relative[len(relative) - depth:]
-        if asset_parts:
-            columns = tuple(part.partition("=")[0] for part in hive_parts)
+        columns = tuple(part.partition("=")[0] for part in hive_parts)
+        if asset_parts and columns in LAYOUTS:  # e.g. not `<asset>/seed=<k>/`, the layout before cells
             found.setdefault(table_name(asset_parts), (root.joinpath(*asset_parts), columns))
     return dict(sorted(found.items()))
 

@@ -108,3 +108,12 @@ def test_shared_overrides_apply_to_every_scenario_and_are_not_its_knob():
     with pytest.raises(StudyError, match=r"study 'toy': overrides: .*policy\.epochs"):
         parse_study(GOOD.replace("[report]", "overrides = { policy = { epochs = 0 } }\n\n[report]"), "toy")
     assert study.cell_scenario(alpha) == "toy.alpha_0"
+
+
+def test_a_study_name_is_one_dotless_token():
+    """"<study>.<scenario>" must name one study's scenario: study "a.b" with scenario "c" and
+    study "a" with scenario "b.c" would otherwise share a partition key."""
+    with pytest.raises(StudyError, match="study name"):
+        parse_study(GOOD, "a.b")
+    with pytest.raises(StudyError, match="study name"):
+        parse_study(GOOD, "x" * 33)

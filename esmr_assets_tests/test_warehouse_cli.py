@@ -301,3 +301,16 @@ def test_esmr_sql_starts_without_torch_or_lightgbm():
             "print(sorted(m for m in ('torch', 'lightgbm', 'dagster') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_layout_before_cells_is_ignored_not_mixed_in(materialize, data_dir):
+    """`<asset>/seed=<k>/` folders of releases before scenarios were a partition dimension
+    neither become the view nor break it."""
+    import polars as pl
+
+    assert materialize(("numbers",), 1).success
+    old = data_dir / "paper" / "numbers" / "seed=0"
+    old.mkdir(parents=True)
+    pl.DataFrame({"n": [99]}).write_parquet(old / "part-0.parquet")
+    frame = run_query(data_dir / "paper", "select scenario, seed, max(n) as n from numbers group by all")
+    assert frame.rows() == [("baseline", 1, 3)]

@@ -1,0 +1,111 @@
+"""Reuse on the toy graph (no settings declared, so two scenarios agree on every key): the
+second scenario links the first's outputs and records them without a run; a write through
+the IO manager drops a cell's key; recomputing clears stale files; a run launched outside
+the planner is shared only on inputs known to be current; the real graph's keys follow the
+settings each asset declares."""
+
+import dagster as dg
+import pytest
+
+from esmr_assets import reuse
+from esmr_assets.cells import Cell, register_scenario
+from esmr_assets.partitions import register_cells
+from esmr_assets.resources import run_config
+from esmr_assets.runner import (
+    materialize_cells,
+    plan_cell,
+    plan_steps,
+    share_run_outputs,
+    step_keys,
+)
+from esmr_assets.settings import load_settings
+
+TOY = ("numbers", "parity", "doubled")
+
+
+@pytest.fixture
+def toy(toy_defs, data_dir, instance):
+    """(defs, steps, root, run): run(cells) brings `cells` up to date with materialize_cells."""
+    defs = toy_defs(*TOY)
+    steps = [step for step in plan_steps(defs) if step.partitioned]
+    root = data_dir / "paper"
+    settings = register_scenario(root, "other", '{"policy": {"alpha": 0.5}}')
+
+    def run(*cells: Cell):
+        return materialize_cells(defs, steps, [(cell, settings) for cell in cells], root, run_config("paper", data_dir),
+                                 instance)
+
+    return defs, steps, root, run
+
+
+def test_a_second_scenario_links_what_the_first_computed(toy, instance):
+    _, steps, root, run = toy
+    first, second = Cell("baseline", 1), Cell("other", 1)
+    computed = run(first)[first]
+    assert all(isinstance(computed[step.label], float) for step in steps)
+
+    reused = run(second)[second]
+    assert all(reused[step.label] == "reused" for step in steps)
+    for name in ("numbers", "evens", "odds", "doubled"):
+        mine = root / name / "scenario=other" / "seed=1" / "part-0.parquet"
+        assert mine.stat().st_ino == (root / name / "scenario=baseline" / "seed=1" / "part-0.parquet").stat().st_ino
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=["other|1"]), limit=5).records
+        assert len(records) == 1 and records[0].run_id == ""  # recorded, without a run
+    assert len(instance.get_runs()) == 1  # the first cell's only
+    assert all(v == "current" for k, v in run(first, second)[second].items() if k in {s.label for s in steps})
+
+
+def test_a_write_through_the_io_manager_drops_the_key_and_recomputing_clears_stale_files(toy, materialize):
+    _, steps, root, run = toy
+    cell = Cell("baseline", 2)
+    run(cell)
+    folder = root / "numbers" / "scenario=baseline" / "seed=2"
+    assert (folder / reuse.KEY_FILE).is_file()
+    assert materialize(("numbers",), 2).success  # a run launched outside the planner
+    assert not (folder / reuse.KEY_FILE).exists()
+    (folder / "stale.txt").write_text("another definition's")
+    plan = plan_cell(root, steps, cell, load_settings("paper"))
+    assert [step.op_name for step in plan.reusable] == ["numbers"]  # parity, doubled: their keys still hold
+    run(cell)  # linked back from the shared output, which has no stale file
+    assert sorted(p.name for p in folder.iterdir()) == [reuse.KEY_FILE, "part-0.parquet"]
+
+    key = step_keys(steps, load_settings("paper"), 2)["numbers"]
+    for path in (root / "_shared" / "numbers" / key).iterdir():
+        path.unlink()
+    (root / "_shared" / "numbers" / key).rmdir()
+    (folder / reuse.KEY_FILE).unlink()
+    (folder / "stale.txt").write_text("another definition's")
+    assert [step.op_name for step in plan_cell(root, steps, cell, load_settings("paper")).to_compute] == ["numbers"]
+    run(cell)  # recomputed: the stale file is cleared first, so it is not shared either
+    assert sorted(p.name for p in folder.iterdir()) == [reuse.KEY_FILE, "part-0.parquet"]
+    assert sorted(p.name for p in (root / "_shared" / "numbers" / key).iterdir()) == [reuse.SECONDS_FILE,
+                                                                                      "part-0.parquet"]
+
+
+def test_a_run_outside_the_planner_is_shared_only_on_current_inputs(toy, materialize, data_dir, instance):
+    _, steps, root, _ = toy
+    cell = Cell("baseline", 3)
+    register_cells(instance, [cell])
+    config = run_config("paper", data_dir)["resources"]["esmr"]["config"]
+    only_doubled = dg.DagsterRun(job_name="__ASSET_JOB", run_id="r1", tags={"dagster/partition": cell.key},
+                                 asset_selection=frozenset({dg.AssetKey("doubled")}))
+    assert materialize(TOY, 3).success
+    assert share_run_outputs(only_doubled, steps, config) == []  # numbers has no key: doubled's input is unknown
+
+    everything = dg.DagsterRun(job_name="__ASSET_JOB", run_id="r2", tags={"dagster/partition": cell.key})
+    assert share_run_outputs(everything, steps, config) == ["numbers", "parity", "doubled"]
+    assert plan_cell(root, steps, cell, load_settings("paper")).to_compute == ()
+
+
+def test_keys_follow_the_settings_each_asset_declares():
+    from esmr_assets.definitions import cell_steps
+
+    base = step_keys(cell_steps(), load_settings("paper"), 0)
+    alpha = step_keys(cell_steps(), load_settings("paper", {"policy": {"alpha": 0.5}}), 0)
+    signal = step_keys(cell_steps(), load_settings("paper", {"simulation": {"emotion_signal": 0.5}}), 0)
+    other_seed = step_keys(cell_steps(), load_settings("paper"), 1)
+    changed = {op for op in base if base[op] != alpha[op]}
+    assert changed == {"agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics", "policy_effects"}
+    assert {op for op in base if base[op] == signal[op]} == {"videos"}  # the content pool reads n_videos only
+    assert all(base[op] != other_seed[op] for op in base)
