@@ -449,7 +449,7 @@ def _parser() -> argparse.ArgumentParser:
     common(run)
     run.set_defaults(handler=_cmd_run)
 
-    sweep = commands.add_parser("sweep", help="materialize a range of seeds, then the cross-seed SQL models")
+    sweep = commands.add_parser("sweep", help="materialize a range of seeds, then the cross-cell SQL models")
     sweep.add_argument("--seeds", required=True, help="seeds as ranges and items, e.g. 0-9 or 0-2,7")
     common(sweep)
     sweep.set_defaults(handler=_cmd_sweep)

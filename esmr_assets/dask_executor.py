@@ -1,4 +1,4 @@
-"""Dask executor for seed-partitioned runs.
+"""Dask executor for partitioned (cell) runs.
 
 dagster-dask 0.29.27's executor hands each step's arguments to `Client.submit` as they are,
 and Dask walks tuples in task arguments looking for futures. Since Dagster 1.11 a

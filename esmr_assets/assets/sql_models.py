@@ -1,10 +1,10 @@
 """dbt-like SQL models: one asset per `dbt_like_sql/<name>.sql`, group `sql`.
 
 Each model is one read-only SELECT run by an in-memory DuckDB over the warehouse (every
-asset a view over all its seeds, see `warehouse.py`). Its upstream assets are the tables
+asset a view over all its cells, see `warehouse.py`). Its upstream assets are the tables
 and models the SQL names, so adding a model is adding a file. Results span all
-materialized seeds, so the models are not partitioned: each writes
-`<namespace>/<name>/part-0.parquet` atomically, and `esmr sql` sees it as a view.
+materialized cells, so the models are not partitioned: each writes
+`<preset>/<name>/part-0.parquet` atomically (grouped by scenario), and `esmr sql` sees it as a view.
 """
 
 from pathlib import Path
