@@ -50,28 +50,53 @@ def study_effects(root: Path, study: Study) -> pl.DataFrame:
     )
 
 
+def _axes_groups(study: Study) -> list[tuple[str | None, list]]:
+    """Scenarios grouped by the setting they vary (in spec order): one row of panels per
+    knob; scenarios varying several settings (or none) share a categorical row."""
+    groups: dict[str | None, list] = {}
+    for scenario in study.scenarios:
+        knob = scenario.knob
+        numeric = knob is not None and isinstance(knob[1], (int, float)) and not isinstance(knob[1], bool)
+        groups.setdefault(knob[0] if numeric else None, []).append(scenario)
+    return list(groups.items())
+
+
 def effects_plot(effects: pl.DataFrame, study: Study) -> bytes:
-    """One panel per metric: each scenario's effect per policy with its interval across
-    seeds, scenarios in the spec's order (the knob's order when a study varies one knob)."""
-    metrics = [m for m in study.metrics if m in set(effects["metric"])] or list(study.metrics)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.2), squeeze=False)
-    names = [s.name for s in study.scenarios]
-    x = np.arange(len(names))
-    width = 0.8 / max(1, len(study.policies))
-    for ax, metric in zip(axes[0], metrics):
-        for n, policy in enumerate(study.policies):
-            rows = effects.filter((pl.col("metric") == metric) & (pl.col("policy") == policy))
-            position = {name: k for k, name in enumerate(names)}
-            xs = np.array([position[s] for s in rows["scenario"]], dtype=float) + (n - (len(study.policies) - 1) / 2) * width
-            mid = rows["effect"].to_numpy()
-            low = np.nan_to_num(mid - rows["ci95_low"].fill_null(np.nan).to_numpy())
-            high = np.nan_to_num(rows["ci95_high"].fill_null(np.nan).to_numpy() - mid)
-            oracle = bool(rows["oracle"].any()) if rows.height else False
-            ax.errorbar(xs, mid, yerr=[low, high], fmt="o", capsize=3, label=f"{policy} (oracle)" if oracle else policy)
-        ax.axhline(0.0, color="#888888", linewidth=0.8)
-        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{metric}: effect vs reference", fontsize=10)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"study {study.name}: paired effects, 95 % t intervals across seeds", fontsize=11)
+    """Effect against the knob: one row of panels per varied setting (its values on the x
+    axis), one panel per metric, each reported policy's mean effect across seeds with its 95 %
+    t interval; scenarios that vary several settings at once are placed by name."""
+    metrics = list(study.metrics)
+    groups = _axes_groups(study)
+    fig, axes = plt.subplots(len(groups), len(metrics), figsize=(4.6 * len(metrics), 3.6 * len(groups)),
+                             squeeze=False)
+    for row, (knob, scenarios) in zip(axes, groups):
+        names = [s.name for s in scenarios]
+        xs_of = ({s.name: float(s.knob[1]) for s in scenarios} if knob is not None
+                 else {name: float(k) for k, name in enumerate(names)})
+        span = (max(xs_of.values()) - min(xs_of.values())) or 1.0
+        width = 0.6 * span / max(1, len(names)) / max(1, len(study.policies))
+        for ax, metric in zip(row, metrics):
+            for n, policy in enumerate(study.policies):
+                rows = effects.filter((pl.col("metric") == metric) & (pl.col("policy") == policy)
+                                      & pl.col("scenario").is_in(names))
+                if rows.is_empty():
+                    continue
+                rows = rows.sort(pl.col("scenario").replace_strict(xs_of, return_dtype=pl.Float64))  # lines left to right
+                offset = (n - (len(study.policies) - 1) / 2) * width
+                xs = np.array([xs_of[s] for s in rows["scenario"]]) + offset
+                mid = rows["effect"].to_numpy()
+                low = np.nan_to_num(mid - rows["ci95_low"].fill_null(np.nan).to_numpy())
+                high = np.nan_to_num(rows["ci95_high"].fill_null(np.nan).to_numpy() - mid)
+                label = f"{policy} (oracle)" if bool(rows["oracle"].any()) else policy
+                ax.errorbar(xs, mid, yerr=[low, high], fmt="o-" if knob else "o", capsize=3, label=label)
+            ax.axhline(0.0, color="#888888", linewidth=0.8)
+            if knob is None:
+                ax.set_xticks(list(xs_of.values()), names, rotation=45, ha="right", fontsize=8)
+            else:
+                ax.set_xlabel(knob, fontsize=9)
+            ax.set_title(f"{metric}", fontsize=10)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"study {study.name}: paired effects against the reference, 95 % t intervals across seeds",
+                 fontsize=11)
     fig.tight_layout()
     return to_png(fig)
