@@ -74,8 +74,27 @@ def accuracy_table(root: Path, study) -> str:
         pl.exclude("scenario").round(3)))
 
 
+def timings_table(data_dir: Path) -> str:
+    """Each study's last `esmr study run`: wall time, what reuse saved, steps computed and linked."""
+    import json
+
+    rows = []
+    for path in sorted(data_dir.glob("*/studies/*.timing.json")):
+        t = json.loads(path.read_text())
+        whole = t["wall_seconds"] + t["reuse_saved_seconds"]
+        rows.append({"study": t["study"], "seeds": t.get("seeds", ""), "wall time": f"{t['wall_seconds'] / 60:.0f} min",
+                     "reuse saved": f"{t['reuse_saved_seconds'] / 60:.0f} min",
+                     "share saved": f"{t['reuse_saved_seconds'] / max(whole, 1e-9):.0%}",
+                     # records without "seeds" counted each cell's total as a step too
+                     "steps computed": t["steps_computed"] if "seeds" in t else "–", "steps linked": t["steps_reused"]})
+    return markdown_table_text(pl.DataFrame(rows)) if rows else "(no study has run yet)"
+
+
 def render(data_dir: Path, readme: Path) -> list[str]:
     text, done = readme.read_text(), []
+    start, end = "<!-- study-timings:start -->", "<!-- study-timings:end -->"
+    block = "\n\n".join([start, timings_table(data_dir), end])
+    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     for path in sorted((REPO / "studies").glob("*.toml")):
         study = load_study(path)
         root = data_dir / study.preset

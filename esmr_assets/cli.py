@@ -351,7 +351,7 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
     print(f"wall time {wall:.1f}s (SQL models {sum(model_seconds.values()):.1f}s, report {report_seconds:.1f}s); "
           f"reuse saved about {saved_total:.1f}s ({saved_total / max(wall + saved_total, 1e-9):.0%} of the "
           "time computing everything would have taken)")
-    _write_study_timing(root, study.name, wall, saved_total, outcome)
+    _write_study_timing(root, study, wall, saved_total, outcome)
     from esmr_assets.study_report import study_effects
 
     print(format_table(study_effects(root, study), max_rows=1000))
@@ -369,14 +369,16 @@ def _run_study_report(name: str, preset: str, data_dir: Path) -> float:
         return run_step(defs, step, name, run_config(preset, data_dir), instance)
 
 
-def _write_study_timing(root: Path, name: str, wall: float, saved: float, outcome) -> None:
+def _write_study_timing(root: Path, study, wall: float, saved: float, outcome) -> None:
+    """The run's wall time, what reuse saved, steps computed and linked (not the cells' totals)."""
+    from esmr_assets.runner import CELL_TOTAL
     from esmr_assets.storage import atomic_write_bytes
 
-    computed = sum(1 for steps in outcome.values() for v in steps.values() if isinstance(v, float))
-    reused = sum(1 for steps in outcome.values() for v in steps.values() if v == "reused")
-    record = {"study": name, "wall_seconds": round(wall, 1), "reuse_saved_seconds": round(saved, 1),
-              "steps_computed": computed, "steps_reused": reused}
-    atomic_write_bytes(root / "studies" / f"{name}.timing.json", json.dumps(record, indent=1).encode())
+    values = [v for steps in outcome.values() for label, v in steps.items() if label != CELL_TOTAL]
+    record = {"study": study.name, "seeds": ",".join(map(str, study.seeds)), "wall_seconds": round(wall, 1),
+              "reuse_saved_seconds": round(saved, 1), "steps_computed": sum(isinstance(v, float) for v in values),
+              "steps_reused": sum(v == "reused" for v in values)}
+    atomic_write_bytes(root / "studies" / f"{study.name}.timing.json", json.dumps(record, indent=1).encode())
 
 
 def _print_stage_times(labels: list[str], outcome, saved: dict) -> None:
