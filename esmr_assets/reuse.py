@@ -12,8 +12,8 @@ files instead of recomputing them:
 `.key` is written last, so a cell holds a key only when every file of it is complete; a
 shared folder appears whole by one rename. Files are hard links (same inode), so a cell
 rewritten later by another scenario definition replaces its own directory entry and leaves the
-shared copy alone. Keys cover settings and data, not code: after changing what an asset
-computes, delete `_shared` and the `.key` files (or the data dir) to recompute.
+shared copy alone. Keys cover settings, data and each asset's Dagster `code_version` (set
+it, or bump it, when what the asset computes changes), not the code itself.
 """
 
 from __future__ import annotations
@@ -47,10 +47,15 @@ def declared_values(settings: Settings, paths: Sequence[str]) -> dict:
     return values
 
 
-def step_key(op_name: str, values: Mapping, seed: int, upstream: Mapping[str, str]) -> str:
-    """The content key of one step in one cell."""
+def step_key(op_name: str, values: Mapping, seed: int, upstream: Mapping[str, str],
+             code_version: str | None = None) -> str:
+    """The content key of one step in one cell; an asset's Dagster `code_version`, when set,
+    is part of it (bump it when what the asset computes changes: it and every step after
+    it get new keys)."""
     payload = {"version": KEY_VERSION, "op": op_name, "settings": values, "seed": seed,
                "upstream": dict(sorted(upstream.items()))}
+    if code_version is not None:  # absent otherwise, so unversioned assets keep their keys
+        payload["code_version"] = code_version
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 

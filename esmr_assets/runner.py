@@ -49,6 +49,7 @@ class Step:
     reads: tuple[str, ...] = ()  # the settings its assets declare (`resources.reads`)
     upstream: tuple[str, ...] = ()  # op names of the partitioned steps it reads from
     by_study: bool = False  # a study report: one partition per study
+    code_version: str | None = None  # its assets' Dagster `code_version`s: part of its reuse key
 
     @property
     def label(self) -> str:
@@ -89,6 +90,10 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
         ready = sorted(sorter.get_ready())
         order.extend(ready)
         sorter.done(*ready)
+    def code_version(assets_def: dg.AssetsDefinition) -> str | None:
+        versions = sorted({v for v in assets_def.code_versions_by_key.values() if v is not None})
+        return ",".join(versions) or None
+
     def by_cell(assets_def: dg.AssetsDefinition) -> bool:
         return isinstance(assets_def.partitions_def, dg.MultiPartitionsDefinition)
 
@@ -103,7 +108,8 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
 
     return [
         Step(tuple(sorted(ops[n].keys, key=rank.__getitem__)), by_cell(ops[n]), ops[n].node_def.name,
-             reads(ops[n]), upstream(n), by_study=isinstance(ops[n].partitions_def, dg.DynamicPartitionsDefinition))
+             reads(ops[n]), upstream(n), by_study=isinstance(ops[n].partitions_def, dg.DynamicPartitionsDefinition),
+             code_version=code_version(ops[n]))
         for n in order
     ]
 
@@ -246,7 +252,8 @@ def step_keys(steps: Sequence[Step], settings: Settings, seed: int) -> dict[str,
     keys: dict[str, str] = {}
     for step in steps:
         upstream = {name: keys[name] for name in step.upstream}
-        keys[step.op_name] = reuse.step_key(step.op_name, reuse.declared_values(settings, step.reads), seed, upstream)
+        keys[step.op_name] = reuse.step_key(step.op_name, reuse.declared_values(settings, step.reads), seed, upstream,
+                                            step.code_version)
     return keys
 
 

@@ -109,3 +109,23 @@ def test_keys_follow_the_settings_each_asset_declares():
     assert changed == {"agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics", "policy_effects"}
     assert {op for op in base if base[op] == signal[op]} == {"videos"}  # the content pool reads n_videos only
     assert all(base[op] != other_seed[op] for op in base)
+
+
+def test_a_code_version_is_part_of_the_key_of_its_step_and_every_later_one(toy_defs):
+    """Bumping an asset's Dagster code_version retires its shared outputs and its dependents'."""
+    import polars as pl
+
+    from esmr_assets.partitions import cell_partitions
+
+    @dg.asset(partitions_def=cell_partitions, code_version="2")
+    def numbers() -> pl.DataFrame:
+        return pl.DataFrame({"n": [1]})
+
+    plain = [s for s in plan_steps(toy_defs(*TOY)) if s.partitioned]
+    versioned_defs = dg.Definitions(assets=[numbers, *[a for a in toy_defs("parity", "doubled").assets]],
+                                    resources=toy_defs(*TOY).resources)
+    versioned = [s for s in plan_steps(versioned_defs) if s.partitioned]
+    assert [s.code_version for s in versioned] == ["2", None, None]
+    before, after = step_keys(plain, load_settings("paper"), 0), step_keys(versioned, load_settings("paper"), 0)
+    assert all(before[op] != after[op] for op in before)  # numbers, and parity and doubled after it
+    assert step_keys(plain, load_settings("paper"), 0) == before  # unversioned: unchanged
