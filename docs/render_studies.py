@@ -35,9 +35,10 @@ def _cell(row: dict, digits: int) -> str:
     return f"{row['effect']:+.{digits}f}{interval}"
 
 
-def effects_table(report: pl.DataFrame, study) -> str:
+def effects_table(report: pl.DataFrame, study, spread: bool = False) -> str:
     """Rows: scenarios in the spec's order; columns: policy x metric effects with intervals
-    (oracle_* marked), the seeds, and for ESMR its share of oracle_best_feed's effect."""
+    (oracle_* marked), the seeds, for the first policy its share of oracle_best_feed's effect
+    and, with `spread`, the SD of its per-seed effects."""
     rows = []
     for scenario in study.scenarios:
         mine = report.filter(pl.col("scenario") == scenario.name)
@@ -49,7 +50,10 @@ def effects_table(report: pl.DataFrame, study) -> str:
                 hit = mine.filter((pl.col("policy") == policy) & (pl.col("metric") == metric)).to_dicts()
                 mark = " (oracle)" if hit and hit[0]["oracle"] else ""
                 cells[f"{policy}{mark}: {metric}"] = _cell(hit[0], DIGITS.get(metric, 3)) if hit else "–"
-            share = mine.filter((pl.col("policy") == study.policies[0]) & (pl.col("metric") == metric))
+            first = mine.filter((pl.col("policy") == study.policies[0]) & (pl.col("metric") == metric))
+            if spread and first.height and first["sd"][0] is not None:
+                cells[f"{study.policies[0]} SD across seeds: {metric}"] = f"{first['sd'][0]:.{DIGITS.get(metric, 3)}f}"
+            share = first
             if "oracle_best_feed" in study.policies and share.height and share["share_of_ceiling"][0] is not None:
                 cells[f"{study.policies[0]} share of oracle_best_feed: {metric}"] = f"{share['share_of_ceiling'][0]:.2f}"
         rows.append(cells)
@@ -102,7 +106,7 @@ def render(data_dir: Path, readme: Path) -> list[str]:
         if start not in text or not (root / "study_report" / f"study={study.name}").is_dir():
             continue
         report = run_query(root, f"select * from study_report where study = '{study.name}'")
-        parts = [start, effects_table(report, study)]
+        parts = [start, effects_table(report, study, spread=study.name == "training_budget")]
         if study.name == "observability":
             parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
                       accuracy_table(root, study)]
