@@ -18,6 +18,7 @@ it, or bump it, when what the asset computes changes), not the code itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -38,13 +39,26 @@ KEY_VERSION = 1
 
 
 def declared_values(settings: Settings, paths: Sequence[str]) -> dict:
-    """The values of the declared settings ("section" or "section.field"), as JSON-able data."""
-    dumped = settings.model_dump(mode="json")
+    """The values of the declared settings ("section" or "section.field") that differ from
+    the settings' own defaults, as JSON-able data. Leaving the defaults out loses nothing (the
+    key still tells every effective value apart) and keeps keys when a setting is added with a
+    default that changes nothing, as the scenario names do. Changing a default is a change of
+    code: bump KEY_VERSION."""
+    dumped, defaults = settings.model_dump(mode="json"), _defaults()
     values: dict = {}
     for path in sorted(set(paths)):
         section, _, field = path.partition(".")
-        values[path] = dumped[section][field] if field else dumped[section]
+        if field:
+            if dumped[section][field] != defaults[section][field]:
+                values[path] = dumped[section][field]
+        else:
+            values[path] = {k: v for k, v in dumped[section].items() if v != defaults[section][k]}
     return values
+
+
+@functools.cache
+def _defaults() -> dict:
+    return Settings.model_validate({"preset": "paper"}).model_dump(mode="json")
 
 
 def step_key(op_name: str, values: Mapping, seed: int, upstream: Mapping[str, str],

@@ -129,3 +129,14 @@ def test_a_code_version_is_part_of_the_key_of_its_step_and_every_later_one(toy_d
     before, after = step_keys(plain, load_settings("paper"), 0), step_keys(versioned, load_settings("paper"), 0)
     assert all(before[op] != after[op] for op in before)  # numbers, and parity and doubled after it
     assert step_keys(plain, load_settings("paper"), 0) == before  # unversioned: unchanged
+
+
+def test_keys_hold_only_what_differs_from_the_defaults():
+    """So a setting added later with a default that changes nothing keeps every key."""
+    paper, smoke = load_settings("paper"), load_settings("smoke")
+    assert reuse.declared_values(paper, ["simulation", "policy.alpha"]) == {"simulation": {}}
+    assert reuse.declared_values(smoke, ["simulation", "policy.epochs"]) == {
+        "simulation": {"n_videos": 160, "n_users": 60, "feed_length": 120}, "policy.epochs": 3}
+    alpha = load_settings("paper", {"policy": {"alpha": 0.5}})
+    assert reuse.declared_values(alpha, ["policy.alpha"]) == {"policy.alpha": 0.5}
+    assert reuse.declared_values(load_settings("paper", {"policy": {"alpha": 1.0}}), ["policy"]) == {"policy": {}}
