@@ -24,7 +24,7 @@ from esmr_assets.warehouse import run_query
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTS = REPO / "docs" / "studies"
-DIGITS = {"negative_days": 2, "engagement_reward": 1, "mean_latent_valence": 3}
+DIGITS = {"negative_days": 2, "engagement_reward": 2, "mean_latent_valence": 3}
 
 
 def _cell(row: dict, digits: int) -> str:
@@ -36,28 +36,28 @@ def _cell(row: dict, digits: int) -> str:
 
 
 def effects_table(report: pl.DataFrame, study, spread: bool = False) -> str:
-    """Rows: scenarios in the spec's order; columns: policy x metric effects with intervals
-    (oracle_* marked), the seeds, for the first policy its share of oracle_best_feed's effect
-    and, with `spread`, the SD of its per-seed effects."""
+    """One row per scenario (spec order) and reported policy (oracle_* marked): each metric's
+    effect with its interval across seeds, the policy's share of oracle_best_feed's effect on
+    latent valence and, with `spread`, the SD of its per-seed effects."""
     rows = []
     for scenario in study.scenarios:
         mine = report.filter(pl.col("scenario") == scenario.name)
-        if mine.is_empty():
-            continue
-        cells = {"scenario": scenario.name, "seeds": str(int(mine["seeds"].max()))}
-        for metric in study.metrics:
-            for policy in study.policies:
-                hit = mine.filter((pl.col("policy") == policy) & (pl.col("metric") == metric)).to_dicts()
-                mark = " (oracle)" if hit and hit[0]["oracle"] else ""
-                cells[f"{policy}{mark}: {metric}"] = _cell(hit[0], DIGITS.get(metric, 3)) if hit else "–"
-            first = mine.filter((pl.col("policy") == study.policies[0]) & (pl.col("metric") == metric))
-            if spread and first.height and first["sd"][0] is not None:
-                cells[f"{study.policies[0]} SD across seeds: {metric}"] = f"{first['sd'][0]:.{DIGITS.get(metric, 3)}f}"
-            share = first
-            if "oracle_best_feed" in study.policies and share.height and share["share_of_ceiling"][0] is not None:
-                cells[f"{study.policies[0]} share of oracle_best_feed: {metric}"] = f"{share['share_of_ceiling'][0]:.2f}"
-        rows.append(cells)
-    return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
+        for policy in study.policies:
+            hits = {r["metric"]: r for r in mine.filter(pl.col("policy") == policy).to_dicts()}
+            if not hits:
+                continue
+            oracle = next(iter(hits.values()))["oracle"]
+            cells = {"scenario": scenario.name, "policy": f"{policy} (oracle)" if oracle else policy,
+                     "seeds": str(max(int(r["seeds"]) for r in hits.values()))}
+            for metric in study.metrics:
+                cells[metric] = _cell(hits[metric], DIGITS.get(metric, 3)) if metric in hits else "–"
+                if spread and metric in hits and hits[metric]["sd"] is not None:
+                    cells[f"{metric} SD across seeds"] = f"{hits[metric]['sd']:.{DIGITS.get(metric, 3)}f}"
+            share = hits.get("mean_latent_valence", {}).get("share_of_ceiling")
+            if "oracle_best_feed" in study.policies and policy != "oracle_best_feed":
+                cells["share of oracle_best_feed (valence)"] = "–" if share is None else f"{share:.2f}"
+            rows.append(cells)
+    return markdown_table_text(pl.DataFrame(rows).fill_null("–")) if rows else "(no scenario materialized yet)"
 
 
 def accuracy_table(root: Path, study) -> str:
