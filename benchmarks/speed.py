@@ -91,7 +91,8 @@ def closed_loop(work: Path, days: int = 30) -> dict:
     root = work / "data" / "paper"
 
     def path(asset: str, file: str = "part-0.parquet") -> Path:
-        return root / asset / "scenario=baseline/seed=0" / file
+        cell = root / asset / "scenario=baseline" / "seed=0" / file
+        return cell if cell.exists() else root / asset / "seed=0" / file  # a reference commit before cells
 
     videos, users = pl.read_parquet(path("videos")), pl.read_parquet(path("users"))
     ranker = EngagementRanker.from_text(path("engagement_ranker", "lightgbm_ranker.txt").read_text())
