@@ -31,18 +31,21 @@ IMPORT_ROW = "(import only)"
 def child(preset: str, data_dir: Path, seed: int, index: int) -> None:
     """Run step `index` of the plan for `seed` (-1: only import); print its label, wall time
     and this process's peak RSS as JSON."""
+    from esmr_assets.cells import Cell
     from esmr_assets.definitions import defs
+    from esmr_assets.partitions import register_cells
     from esmr_assets.resources import run_config
-    from esmr_assets.runner import open_instance, plan_steps, register_seeds, run_step
+    from esmr_assets.runner import open_instance, plan_steps, run_step
 
     label, seconds = IMPORT_ROW, 0.0
     if index >= 0:
         step = plan_steps(defs)[index]
         label = step.label
         with open_instance(data_dir / ".dagster") as instance:
-            register_seeds(instance, [seed])
+            cell = Cell("baseline", seed)
+            register_cells(instance, [cell])
             config = run_config(preset, data_dir)
-            seconds = run_step(defs, step, seed if step.partitioned else None, config, instance)
+            seconds = run_step(defs, step, cell if step.partitioned else None, config, instance)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"label": label, "seconds": seconds, "peak_rss_mb": peak_mb}))
 
@@ -60,7 +63,8 @@ def run_preset(preset: str, seed: int, data_dir: Path) -> list[dict]:
     from esmr_assets.runner import plan_steps
 
     rows = []
-    for index in range(-1, len(plan_steps(defs))):
+    steps = plan_steps(defs)
+    for index in [-1, *(n for n, step in enumerate(steps) if not step.by_study)]:  # a study report is no seed's
         row = measure(preset, data_dir, seed, index)
         rows.append(row)
         print(f"  {preset}: {row['label']}: {row['seconds']:.1f} s, peak RSS {row['peak_rss_mb']:,.0f} MB",

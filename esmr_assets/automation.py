@@ -7,7 +7,7 @@
   runs). Dynamic partitions cannot come from a schedule's result, so the schedule adds them
   through the instance first.
 - `sql_models_sensor` runs after every successful `esmr_job` run: it shares what the run
-  computed with later cells (`runner.share_run_outputs`) and refreshes the cross-cell SQL
+  computed with later cells (`planner.share_run_outputs`) and refreshes the cross-cell SQL
   models (`sql_job`) with that run's preset and data dir.
 
 Settings come from the environment of the code location: ESMR_SWEEP_CRON (cron, default
@@ -67,7 +67,7 @@ def build_sweep_schedule(defs_steps, job, cron: str, seeds_per_tick: int, preset
         f"every new cell at the {preset!r} preset, reusing what other cells computed.",
     )
     def seed_sweep_schedule(context: dg.ScheduleEvaluationContext):
-        from .runner import adopt_step, plan_cell
+        from .planner import adopt_step, plan_cell
 
         root = storage_root(resolve_data_dir(), preset)
         scenarios = _scenarios(study, root)
@@ -103,7 +103,7 @@ def build_sql_models_sensor(defs_steps, seed_job, sql_job) -> dg.RunStatusSensor
         "refresh the cross-cell SQL models.",
     )
     def sql_models_sensor(context: dg.RunStatusSensorContext):
-        from .runner import share_run_outputs
+        from .planner import share_run_outputs
 
         esmr = context.dagster_run.run_config.get("resources", {}).get("esmr", {})
         share_run_outputs(context.dagster_run, defs_steps(), esmr.get("config", {}))

@@ -170,7 +170,7 @@ def _print_timings(labels: list[str], cells: list[Cell], outcome: dict[Cell, dic
     """Each step's seconds per cell, or whether it was reused from another cell (linked) or
     already there; the runs' own overhead (Dagster's start, checks and event writes outside
     the steps, and the linking); each cell from start to end; the slowest step marked."""
-    from esmr_assets.runner import CELL_TOTAL
+    from esmr_assets.planner import CELL_TOTAL
 
     def seconds(label: str, cell: Cell) -> float:
         value = outcome[cell].get(label, 0.0)
@@ -232,14 +232,9 @@ def _run_cells(
     steps, per cell each step's seconds or "reused"/"current", the SQL models' seconds)."""
     from tqdm import tqdm
 
+    from esmr_assets.planner import materialize_cells
     from esmr_assets.resources import run_config
-    from esmr_assets.runner import (
-        StepFailed,
-        materialize_cells,
-        open_instance,
-        plan_steps,
-        run_step,
-    )
+    from esmr_assets.runner import StepFailed, open_instance, plan_steps, run_step
 
     defs = load_definitions()
     planned = plan_steps(defs)
@@ -371,7 +366,7 @@ def _run_study_report(name: str, preset: str, data_dir: Path) -> float:
 
 def _write_study_timing(root: Path, study, wall: float, saved: float, outcome) -> None:
     """The run's wall time, what reuse saved, steps computed and linked (not the cells' totals)."""
-    from esmr_assets.runner import CELL_TOTAL
+    from esmr_assets.planner import CELL_TOTAL
     from esmr_assets.storage import atomic_write_bytes
 
     values = [v for steps in outcome.values() for label, v in steps.items() if label != CELL_TOTAL]
@@ -399,7 +394,8 @@ def _cmd_study_status(args: argparse.Namespace) -> int:
         study, data_dir = _load_study(args)
     except UsageError as err:
         return _fail(str(err), EXIT_USAGE)
-    from esmr_assets.runner import cell_status, open_instance
+    from esmr_assets.planner import cell_status
+    from esmr_assets.runner import open_instance
 
     root = storage_root(data_dir, study.preset)
     defs = load_definitions()

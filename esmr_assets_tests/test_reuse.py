@@ -10,14 +10,14 @@ import pytest
 from esmr_assets import reuse
 from esmr_assets.cells import Cell, register_scenario
 from esmr_assets.partitions import register_cells
-from esmr_assets.resources import run_config
-from esmr_assets.runner import (
+from esmr_assets.planner import (
     materialize_cells,
     plan_cell,
-    plan_steps,
     share_run_outputs,
     step_keys,
 )
+from esmr_assets.resources import run_config
+from esmr_assets.runner import plan_steps
 from esmr_assets.settings import load_settings
 
 TOY = ("numbers", "parity", "doubled")

@@ -58,7 +58,7 @@ def test_a_study_schedule_runs_its_grid_and_reuses_what_a_scenario_does_not_chan
     asks only for the agents and what follows them."""
     from esmr_assets import reuse
     from esmr_assets.cells import Cell
-    from esmr_assets.runner import plan_cell
+    from esmr_assets.planner import plan_cell
     from esmr_assets.studies import load_study
 
     monkeypatch.setenv("ESMR_DATA_DIR", str(tmp_path))

@@ -1,0 +1,183 @@
+"""Which steps a cell needs, and bringing cells up to date with the least work.
+
+`plan_cell` decides per step whether a cell already holds it (`current`), can adopt another
+cell's identical output (`reusable`, see `reuse.py`) or must compute it; `materialize_cells`
+does the adopting (as runless materializations in the instance), runs only what is left
+(`runner.run_cell`) and shares what it computed; `share_run_outputs` does the sharing for runs
+launched elsewhere (the UI, a schedule); `cell_status` is one square of a study's grid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from esmr_assets import reuse
+from esmr_assets.cells import Cell, scenario_overrides
+from esmr_assets.partitions import cell_key, register_cells
+from esmr_assets.runner import Step, StepFailed, run_cell
+from esmr_assets.settings import Settings
+
+
+class ScenarioRedefined(StepFailed):
+    """A scenario's registration changed while one of its cells ran: what the run computed
+    cannot be matched to the keys it was planned under, so it is not shared."""
+
+
+
+#: the key of a cell's whole wall time (planning, linking and its runs) in `materialize_cells`' result
+CELL_TOTAL = "total (the cell)"
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """What one cell needs: each step's content key, and which steps are already there
+    (`current`), can be linked from another cell (`reusable`) or must run (`to_compute`)."""
+
+    cell: Cell
+    keys: dict[str, str]
+    current: tuple[Step, ...]
+    reusable: tuple[Step, ...]
+    to_compute: tuple[Step, ...]
+
+
+def step_keys(steps: Sequence[Step], settings: Settings, seed: int) -> dict[str, str]:
+    """Each partitioned step's content key in a cell with these settings and seed."""
+    keys: dict[str, str] = {}
+    for step in steps:
+        upstream = {name: keys[name] for name in step.upstream}
+        keys[step.op_name] = reuse.step_key(step.op_name, reuse.declared_values(settings, step.reads), seed, upstream,
+                                            step.code_version)
+    return keys
+
+
+def plan_cell(root: Path, steps: Sequence[Step], cell: Cell, settings: Settings) -> CellPlan:
+    keys = step_keys(steps, settings, cell.seed)
+    current, reusable, to_compute = [], [], []
+    for step in steps:
+        key, paths = keys[step.op_name], [asset.path for asset in step.asset_keys]
+        if all(reuse.is_current(root, path, cell, key) for path in paths):
+            current.append(step)
+        elif all(reuse.is_shared(root, path, key) for path in paths):
+            reusable.append(step)
+        else:
+            to_compute.append(step)
+    return CellPlan(cell, keys, tuple(current), tuple(reusable), tuple(to_compute))
+
+
+def adopt_step(root: Path, plan: CellPlan, step: Step, instance: dg.DagsterInstance) -> None:
+    """Link a reusable step's shared output into the cell, and record each of its assets as
+    materialized for the cell (a runless materialization naming the shared key)."""
+    key = plan.keys[step.op_name]
+    for asset in step.asset_keys:
+        files = reuse.link_shared(root, asset.path, plan.cell, key)
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=asset, partition=cell_key(plan.cell),
+            description="reused: an identical output (same settings read, seed and upstream keys) existed",
+            metadata={"reused_key": key, "files": dg.MetadataValue.json([str(f) for f in files])},
+        ))
+        reuse.write_key(root, asset.path, plan.cell, key)  # last: a killed adoption is redone, event and all
+
+
+def materialize_cells(
+    defs: dg.Definitions,
+    steps: Sequence[Step],
+    cells: Sequence[tuple[Cell, Settings]],
+    root: Path,
+    run_config: Mapping[str, Any],
+    instance: dg.DagsterInstance,
+    on_step: Callable[[Cell, Step, str], None] = lambda cell, step, what: None,
+    one_step_per_run: bool = False,
+    saved: dict[tuple[Cell, str], float] | None = None,
+) -> dict[Cell, dict[str, float | str]]:
+    """Bring every cell up to date: adopt what another cell computed, run the rest (one run
+    per cell, or per step), share what was computed. `on_step(cell, step, what)` reports
+    "start", "done", "reused" and "current". Returns per cell each step's seconds, or
+    "reused" / "current", and under `CELL_TOTAL` the cell's wall time. `saved` receives, per reused (cell, step), the seconds the step
+    took where it was computed: what reuse saved."""
+    saved = {} if saved is None else saved
+    register_cells(instance, [cell for cell, _ in cells])
+    outcome: dict[Cell, dict[str, float | str]] = {}
+    for cell, settings in cells:
+        started = time.perf_counter()
+        definition = scenario_overrides(root, cell.scenario)
+        plan = plan_cell(root, steps, cell, settings)
+        per_step: dict[str, float | str] = {}
+        for step in plan.current:
+            per_step[step.label] = "current"
+            on_step(cell, step, "current")
+        for step in plan.reusable:
+            adopt_step(root, plan, step, instance)
+            per_step[step.label] = "reused"
+            saved[cell, step.label] = reuse.shared_seconds(root, step.asset_keys[0].path, plan.keys[step.op_name])
+            on_step(cell, step, "reused")
+        for step in plan.to_compute:
+            reuse.forget(root, [asset.path for asset in step.asset_keys], cell)
+
+        def progress(step: Step, done: bool, seconds: float, plan: CellPlan = plan, definition: str = definition) -> None:
+            if done:
+                if scenario_overrides(root, plan.cell.scenario) != definition:
+                    redefined.append(step.label)  # raised after the run: a logger cannot stop it
+                    return
+                for asset in step.asset_keys:
+                    reuse.publish(root, asset.path, plan.cell, plan.keys[step.op_name], seconds)
+            on_step(plan.cell, step, "done" if done else "start")
+
+        runs = [[step] for step in plan.to_compute] if one_step_per_run else [list(plan.to_compute)]
+        redefined: list[str] = []
+        for run in runs:
+            if run:
+                per_step.update(run_cell(defs, run, cell, run_config, instance, progress))
+            if redefined:
+                raise ScenarioRedefined(f"scenario {cell.scenario} was redefined while {cell} ran ({redefined[0]}); "
+                                        "its outputs are not shared: run it again")
+        per_step[CELL_TOTAL] = time.perf_counter() - started
+        outcome[cell] = per_step
+    return outcome
+
+
+def share_run_outputs(run: dg.DagsterRun, steps: Sequence[Step], esmr_config: Mapping[str, Any]) -> list[str]:
+    """After a successful cell run launched outside `materialize_cells` (the UI, a schedule),
+    share each step it materialized whole, so later cells can reuse it. Returns the shared op names."""
+    from esmr_assets.cells import parse_cell, scenario_settings
+    from esmr_assets.storage import resolve_data_dir, storage_root
+
+    partition = run.tags.get("dagster/partition")
+    if partition is None:
+        return []
+    cell = parse_cell(partition)
+    root = storage_root(resolve_data_dir(esmr_config.get("data_dir", "")), esmr_config.get("preset", "paper"))
+    keys = step_keys(steps, scenario_settings(root, cell.scenario), cell.seed)
+    selected = None if run.asset_selection is None else set(run.asset_selection)
+    shared: list[str] = []
+    for step in steps:
+        chosen = selected is None or set(step.asset_keys) <= selected
+        # Only on inputs known to be this definition's: every upstream step current in the cell.
+        inputs_current = all(
+            reuse.is_current(root, asset.path, cell, keys[up.op_name])
+            for up in steps if up.op_name in step.upstream for asset in up.asset_keys
+        )
+        if chosen and inputs_current:
+            for asset in step.asset_keys:
+                reuse.publish(root, asset.path, cell, keys[step.op_name])
+            shared.append(step.op_name)
+    return shared
+
+
+def cell_status(root: Path, steps: Sequence[Step], cell: Cell, settings: Settings, instance: dg.DagsterInstance) -> str:
+    """done (every step current), running or failed (the cell's latest run), partial (some
+    steps current) or missing."""
+    plan = plan_cell(root, steps, cell, settings)
+    if not plan.to_compute and not plan.reusable:
+        return "done"
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": cell.key}), limit=1)
+    if runs and runs[0].status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.QUEUED):
+        return "running"
+    if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
+        return "failed"
+    return "partial" if plan.current else "missing"
