@@ -98,8 +98,9 @@ def materialize_cells(
     """Bring every cell up to date: adopt what another cell computed, run the rest (one run
     per cell, or per step), share what was computed. `on_step(cell, step, what)` reports
     "start", "done", "reused" and "current". Returns per cell each step's seconds, or
-    "reused" / "current", and under `CELL_TOTAL` the cell's wall time. `saved` receives, per reused (cell, step), the seconds the step
-    took where it was computed: what reuse saved."""
+    "reused" / "current", and under `CELL_TOTAL` the cell's wall time. `saved` receives, per
+    reused (cell, step), the seconds the step took where it was computed: what reuse saved.
+    A step to compute loses its files first: without a current key they are unverified."""
     saved = {} if saved is None else saved
     register_cells(instance, [cell for cell, _ in cells])
     outcome: dict[Cell, dict[str, float | str]] = {}
