@@ -49,14 +49,15 @@ def step_seconds(stdout: str) -> dict[str, float]:
     return seconds
 
 
-def study_timings(data_dir: Path) -> None:
+def print_study_timings(data_dir: Path) -> None:
+    from esmr_assets.study_report import study_timings
+
     print("\nrecorded study runs (esmr study run): wall time and what reuse saved")
     print(f"{'study':<22}{'wall':>10}{'saved':>10}{'share':>8}{'computed':>10}{'reused':>8}")
-    for path in sorted(data_dir.glob("*/studies/*.timing.json")):
-        t = json.loads(path.read_text())
-        share = t["reuse_saved_seconds"] / max(t["wall_seconds"] + t["reuse_saved_seconds"], 1e-9)
-        print(f"{t['study']:<22}{t['wall_seconds']:>9.0f}s{t['reuse_saved_seconds']:>9.0f}s{share:>8.0%}"
-              f"{t['steps_computed']:>10}{t['steps_reused']:>8}")
+    for t in study_timings(data_dir).iter_rows(named=True):
+        computed = "–" if t["steps_computed"] is None else t["steps_computed"]
+        print(f"{t['study']:<22}{t['wall_seconds']:>9.0f}s{t['reuse_saved_seconds']:>9.0f}s{t['share_saved']:>8.0%}"
+              f"{computed:>10}{t['steps_reused']:>8}")
 
 
 def main() -> None:
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--studies", type=Path, default=None, help="a data dir whose study timings to print")
     args = parser.parse_args()
     if args.studies is not None:
-        study_timings(args.studies)
+        print_study_timings(args.studies)
         return
     with tempfile.TemporaryDirectory(prefix="esmr-reuse-") as tmp:
         work = Path(tmp)

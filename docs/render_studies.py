@@ -20,6 +20,7 @@ import polars as pl
 
 from esmr_assets.io_manager import markdown_table_text
 from esmr_assets.studies import load_study
+from esmr_assets.study_report import study_timings
 from esmr_assets.warehouse import run_query
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,18 +81,17 @@ def accuracy_table(root: Path, study) -> str:
 
 def timings_table(data_dir: Path) -> str:
     """Each study's last `esmr study run`: wall time, what reuse saved, steps computed and linked."""
-    import json
-
-    rows = []
-    for path in sorted(data_dir.glob("*/studies/*.timing.json")):
-        t = json.loads(path.read_text())
-        whole = t["wall_seconds"] + t["reuse_saved_seconds"]
-        rows.append({"study": t["study"], "seeds": t.get("seeds", ""), "wall time": f"{t['wall_seconds'] / 60:.0f} min",
-                     "reuse saved": f"{t['reuse_saved_seconds'] / 60:.0f} min",
-                     "share saved": f"{t['reuse_saved_seconds'] / max(whole, 1e-9):.0%}",
-                     # records without "seeds" counted each cell's total as a step too
-                     "steps computed": t["steps_computed"] if "seeds" in t else "–", "steps linked": t["steps_reused"]})
-    return markdown_table_text(pl.DataFrame(rows)) if rows else "(no study has run yet)"
+    timings = study_timings(data_dir)
+    if timings.is_empty():
+        return "(no study has run yet)"
+    return markdown_table_text(timings.select(
+        "study", pl.col("seeds").fill_null(""),
+        (pl.col("wall_seconds") / 60).round(0).cast(pl.Int64).cast(pl.String).add(" min").alias("wall time"),
+        (pl.col("reuse_saved_seconds") / 60).round(0).cast(pl.Int64).cast(pl.String).add(" min").alias("reuse saved"),
+        (pl.col("share_saved") * 100).round(0).cast(pl.Int64).cast(pl.String).add(" %").alias("share saved"),
+        pl.col("steps_computed").cast(pl.String).fill_null("–").alias("steps computed"),
+        pl.col("steps_reused").alias("steps linked"),
+    ))
 
 
 def render(data_dir: Path, readme: Path) -> list[str]:

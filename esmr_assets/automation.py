@@ -24,7 +24,7 @@ from .partitions import cell_key, seed_partitions
 from .resources import run_config
 from .settings import PRESETS, SettingsError
 from .storage import resolve_data_dir, storage_root
-from .studies import load_study
+from .studies import load_study, register_study
 from .sweeps import next_unused_seeds
 
 
@@ -48,8 +48,8 @@ def _scenarios(study_path: str, root) -> list[tuple[str, object]]:
     if not study_path:
         return [(BASELINE, register_scenario(root, BASELINE))]
     study = load_study(study_path)
-    return [(name, register_scenario(root, name, scenario.overrides_json))
-            for scenario in study.scenarios for name in [study.cell_scenario(scenario)]]
+    register_study(root, study)
+    return [(study.cell_scenario(scenario), scenario.settings) for scenario in study.scenarios]
 
 
 def build_sweep_schedule(defs_steps, job, cron: str, seeds_per_tick: int, preset: str, study: str = ""):

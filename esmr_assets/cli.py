@@ -7,7 +7,6 @@ there; `esmr sql` only needs DuckDB and starts without importing dagster.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -346,8 +345,12 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
     print(f"wall time {wall:.1f}s (SQL models {sum(model_seconds.values()):.1f}s, report {report_seconds:.1f}s); "
           f"reuse saved about {saved_total:.1f}s ({saved_total / max(wall + saved_total, 1e-9):.0%} of the "
           "time computing everything would have taken)")
-    _write_study_timing(root, study, wall, saved_total, outcome)
-    from esmr_assets.study_report import study_effects
+    from esmr_assets.planner import CELL_TOTAL
+    from esmr_assets.study_report import study_effects, write_study_timing
+
+    values = [v for steps in outcome.values() for label, v in steps.items() if label != CELL_TOTAL]
+    write_study_timing(root, study, wall, saved_total, sum(isinstance(v, float) for v in values),
+                       sum(v == "reused" for v in values))
 
     print(format_table(study_effects(root, study), max_rows=1000))
     return 0
@@ -362,18 +365,6 @@ def _run_study_report(name: str, preset: str, data_dir: Path) -> float:
     with open_instance(_dagster_home(data_dir)) as instance:
         instance.add_dynamic_partitions("study", [name])
         return run_step(defs, step, name, run_config(preset, data_dir), instance)
-
-
-def _write_study_timing(root: Path, study, wall: float, saved: float, outcome) -> None:
-    """The run's wall time, what reuse saved, steps computed and linked (not the cells' totals)."""
-    from esmr_assets.planner import CELL_TOTAL
-    from esmr_assets.storage import atomic_write_bytes
-
-    values = [v for steps in outcome.values() for label, v in steps.items() if label != CELL_TOTAL]
-    record = {"study": study.name, "seeds": ",".join(map(str, study.seeds)), "wall_seconds": round(wall, 1),
-              "reuse_saved_seconds": round(saved, 1), "steps_computed": sum(isinstance(v, float) for v in values),
-              "steps_reused": sum(v == "reused" for v in values)}
-    atomic_write_bytes(root / "studies" / f"{study.name}.timing.json", json.dumps(record, indent=1).encode())
 
 
 def _print_stage_times(labels: list[str], outcome, saved: dict) -> None:

@@ -7,13 +7,15 @@ already across seeds), so the study table and `esmr sql` can never disagree.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from .evaluation.plots import plt, to_png
-from .studies import Study
+from .storage import atomic_write_bytes
+from .studies import STUDY_DIR, Study
 from .warehouse import run_query
 
 SOURCE = "policy_effects_across_seeds"
@@ -100,3 +102,28 @@ def effects_plot(effects: pl.DataFrame, study: Study) -> bytes:
                  fontsize=11)
     fig.tight_layout()
     return to_png(fig)
+
+
+def write_study_timing(root: Path, study: Study, wall: float, saved: float, computed: int, reused: int) -> None:
+    """A study run's wall time, what reuse saved, and the steps it computed and linked, in
+    `<root>/studies/<study>.timing.json` (`study_timings` reads them back)."""
+    record = {"study": study.name, "seeds": ",".join(map(str, study.seeds)), "wall_seconds": round(wall, 1),
+              "reuse_saved_seconds": round(saved, 1), "steps_computed": computed, "steps_reused": reused}
+    atomic_write_bytes(Path(root) / STUDY_DIR / f"{study.name}.timing.json", json.dumps(record, indent=1).encode())
+
+
+def study_timings(data_dir: Path) -> pl.DataFrame:
+    """Every preset's recorded study runs, with the share of the whole work reuse saved.
+    Records written before "seeds" was recorded counted each cell's total as a step too:
+    their steps computed are null."""
+    rows = []
+    for path in sorted(Path(data_dir).glob(f"*/{STUDY_DIR}/*.timing.json")):
+        t = json.loads(path.read_text())
+        whole = t["wall_seconds"] + t["reuse_saved_seconds"]
+        rows.append({"study": t["study"], "seeds": t.get("seeds"), "wall_seconds": t["wall_seconds"],
+                     "reuse_saved_seconds": t["reuse_saved_seconds"],
+                     "share_saved": t["reuse_saved_seconds"] / max(whole, 1e-9),
+                     "steps_computed": t["steps_computed"] if "seeds" in t else None, "steps_reused": t["steps_reused"]})
+    schema = {"study": pl.String, "seeds": pl.String, "wall_seconds": pl.Float64, "reuse_saved_seconds": pl.Float64,
+              "share_saved": pl.Float64, "steps_computed": pl.Int64, "steps_reused": pl.Int64}
+    return pl.DataFrame(rows, schema=schema)

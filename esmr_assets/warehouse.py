@@ -124,10 +124,7 @@ def connect(root: Path, scenario: str | None = None) -> duckdb.DuckDBPyConnectio
             except duckdb.BinderException:  # a model without a scenario column
                 con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")
             continue
-        if "scenario" not in columns:
-            only_here = ""
-        else:
-            only_here = only
+        only_here = only if "scenario" in columns else ""
         pattern = _quote_literal(str(asset_dir.joinpath(*(f"{c}=*" for c in columns), PART_FILE)))
         types = ", ".join(f"'{c}': {'BIGINT' if c == 'seed' else 'VARCHAR'}" for c in columns)
         hive = f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{{types}}}"
