@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/esmr run --seed 0 --preset paper
 
+# Two workers (pytest-xdist): the suite takes half the time on 2 cores. TEST_WORKERS=0 runs it
+# in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS)
 
 # Every shipped study at `paper`, one after another (hours on 2 cores; resumable: rerun to
 # continue). SEEDS=0-2 runs a first pass on fewer seeds; STUDY_DATA picks the data dir.

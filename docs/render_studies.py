@@ -1,9 +1,14 @@
 """Render the studies' results into the README from their `study_report` tables (never typed
-by hand): for each study in studies/ that has a report in the data dir, a table of the paired
-effects against the reference per scenario (95 % t intervals across seeds) between
-`<!-- study:<name>:start -->` and `<!-- study:<name>:end -->`, and its plot copied to
-docs/studies/<name>.png. The observability study adds the emotion models' accuracy against
-the latent truth per scenario.
+by hand): for each study in studies/ with results, a table of the paired effects against the
+reference per scenario (95 % t intervals across seeds) between `<!-- study:<name>:start -->`
+and `<!-- study:<name>:end -->`, and its plot. The observability study adds the emotion
+models' accuracy against the latent truth per scenario.
+
+Results live in the repository, in studies/results/<name>/ (report.parquet, effects.png,
+timing.json, accuracy.parquet): a study at `paper` takes hours, and a data dir does not
+outlive its machine. With `--data-dir`, every study with a report there is archived into
+studies/results/ first (replacing its previous results); without it the README is rendered
+from what is archived.
 
     .venv/bin/esmr study run studies/observability.toml --data-dir <dir>
     .venv/bin/python docs/render_studies.py --data-dir <dir>
@@ -12,6 +17,7 @@ the latent truth per scenario.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 from pathlib import Path
@@ -19,12 +25,13 @@ from pathlib import Path
 import polars as pl
 
 from esmr_assets.io_manager import markdown_table_text
-from esmr_assets.studies import load_study
-from esmr_assets.study_report import study_timings
+from esmr_assets.studies import STUDY_DIR, load_study
+from esmr_assets.study_report import read_study_timings
 from esmr_assets.warehouse import run_query
 
 REPO = Path(__file__).resolve().parents[1]
-PLOTS = REPO / "docs" / "studies"
+RESULTS = REPO / "studies" / "results"
+SPECS = sorted((REPO / "studies").glob("*.toml"))
 DIGITS = {"negative_days": 2, "engagement_reward": 2, "mean_latent_valence": 3}
 
 
@@ -61,12 +68,16 @@ def effects_table(report: pl.DataFrame, study, spread: bool = False) -> str:
     return markdown_table_text(pl.DataFrame(rows).fill_null("–")) if rows else "(no scenario materialized yet)"
 
 
-def accuracy_table(root: Path, study) -> str:
-    """Emotion models' accuracy against the latent truth per scenario (mean over seeds)."""
+def accuracy(root: Path, study) -> pl.DataFrame:
+    """Emotion models' accuracy against the latent truth per scenario and model (mean over seeds)."""
     keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
-    frame = run_query(root, f"""
+    return run_query(root, f"""
         select scenario, model, count(*) as seeds, avg(accuracy_vs_truth) as accuracy_vs_truth
-        from emotion_model_scores where scenario in ({keys}) group by all""")
+        from emotion_model_scores where scenario in ({keys}) group by all order by all""")
+
+
+def accuracy_table(frame: pl.DataFrame, study) -> str:
+    """`accuracy` wide: one row per scenario (spec order), one column per model."""
     if frame.is_empty():
         return "(no scenario materialized yet)"
     wide = frame.pivot("model", index="scenario", values="accuracy_vs_truth")
@@ -79,9 +90,9 @@ def accuracy_table(root: Path, study) -> str:
         pl.exclude("scenario").round(3)))
 
 
-def timings_table(data_dir: Path) -> str:
-    """Each study's last `esmr study run`: wall time, what reuse saved, steps computed and linked."""
-    timings = study_timings(data_dir)
+def timings_table(results: Path) -> str:
+    """Each archived study's last `esmr study run`: wall time, what reuse saved, steps computed and linked."""
+    timings = read_study_timings(sorted(results.glob("*/timing.json")))
     if timings.is_empty():
         return "(no study has run yet)"
     return markdown_table_text(timings.select(
@@ -94,25 +105,49 @@ def timings_table(data_dir: Path) -> str:
     ))
 
 
-def render(data_dir: Path, readme: Path) -> list[str]:
-    text, done = readme.read_text(), []
-    start, end = "<!-- study-timings:start -->", "<!-- study-timings:end -->"
-    block = "\n\n".join([start, timings_table(data_dir), end])
-    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    for path in sorted((REPO / "studies").glob("*.toml")):
+def archive(data_dir: Path, results: Path = RESULTS, specs: list[Path] = SPECS) -> list[str]:
+    """Copy each study's report, plot, timing and (observability) accuracy from `data_dir` into
+    `results/<name>/`, replacing what was there; return the names archived. `specs`: the
+    study files (the shipped ones)."""
+    done = []
+    for path in specs:
         study = load_study(path)
         root = data_dir / study.preset
-        start, end = f"<!-- study:{study.name}:start -->", f"<!-- study:{study.name}:end -->"
-        if start not in text or not (root / "study_report" / f"study={study.name}").is_dir():
+        report = root / "study_report" / f"study={study.name}"
+        if not report.is_dir():
             continue
-        report = run_query(root, f"select * from study_report where study = '{study.name}'")
-        parts = [start, effects_table(report, study, spread=study.name == "training_budget")]
+        target = results / study.name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report / "part-0.parquet", target / "report.parquet")
+        shutil.copyfile(report / "effects.png", target / "effects.png")
+        timing = root / STUDY_DIR / f"{study.name}.timing.json"
+        if timing.is_file():
+            shutil.copyfile(timing, target / "timing.json")
         if study.name == "observability":
+            accuracy(root, study).write_parquet(target / "accuracy.parquet")
+        done.append(study.name)
+    return done
+
+
+def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
+    """Fill the README's study blocks and timings table from the archived `results`."""
+    text, done = readme.read_text(), []
+    start, end = "<!-- study-timings:start -->", "<!-- study-timings:end -->"
+    block = "\n\n".join([start, timings_table(results), end])
+    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    for path in specs:
+        study = load_study(path)
+        start, end = f"<!-- study:{study.name}:start -->", f"<!-- study:{study.name}:end -->"
+        mine = results / study.name
+        if start not in text or not (mine / "report.parquet").is_file():
+            continue
+        report = pl.read_parquet(mine / "report.parquet")
+        parts = [start, effects_table(report, study, spread=study.name == "training_budget")]
+        if (mine / "accuracy.parquet").is_file():
             parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
-                      accuracy_table(root, study)]
-        PLOTS.mkdir(exist_ok=True)
-        shutil.copyfile(root / "study_report" / f"study={study.name}" / "effects.png", PLOTS / f"{study.name}.png")
-        parts += [f"![{study.name}](docs/studies/{study.name}.png)", end]
+                      accuracy_table(pl.read_parquet(mine / "accuracy.parquet"), study)]
+        plot = os.path.relpath(mine / "effects.png", readme.resolve().parent)
+        parts += [f"![{study.name}]({Path(plot).as_posix()})", end]
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n\n".join(parts), text, flags=re.S)
         done.append(study.name)
     readme.write_text(text)
@@ -121,10 +156,13 @@ def render(data_dir: Path, readme: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, help="archive the studies' reports found here first")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     args = parser.parse_args()
-    print("rendered:", ", ".join(render(args.data_dir, args.readme)) or "nothing")
+    if args.data_dir is not None:
+        print("archived:", ", ".join(archive(args.data_dir, args.results)) or "nothing")
+    print("rendered:", ", ".join(render(args.results, args.readme)) or "nothing")
 
 
 if __name__ == "__main__":

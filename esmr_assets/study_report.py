@@ -8,6 +8,7 @@ already across seeds), so the study table and `esmr sql` can never disagree.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +114,16 @@ def write_study_timing(root: Path, study: Study, wall: float, saved: float, comp
 
 
 def study_timings(data_dir: Path) -> pl.DataFrame:
-    """Every preset's recorded study runs, with the share of the whole work reuse saved.
-    Records written before "seeds" was recorded counted each cell's total as a step too:
-    their steps computed are null."""
+    """Every preset's recorded study runs in `data_dir`, with the share of the work reuse saved."""
+    return read_study_timings(sorted(Path(data_dir).glob(f"*/{STUDY_DIR}/*.timing.json")))
+
+
+def read_study_timings(paths: Iterable[Path]) -> pl.DataFrame:
+    """The study runs recorded in `paths` (`write_study_timing`'s files), with the share of the
+    whole work reuse saved. Records written before "seeds" was recorded counted each cell's
+    total as a step too: their steps computed are null."""
     rows = []
-    for path in sorted(Path(data_dir).glob(f"*/{STUDY_DIR}/*.timing.json")):
+    for path in paths:
         t = json.loads(path.read_text())
         whole = t["wall_seconds"] + t["reuse_saved_seconds"]
         rows.append({"study": t["study"], "seeds": t.get("seeds"), "wall_seconds": t["wall_seconds"],

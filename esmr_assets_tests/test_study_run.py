@@ -4,6 +4,7 @@ bytes equal an uninterrupted in-process run's, the scenario that differs only in
 `policy.alpha` reuses the simulation, emotion and causal stages (from the instance's
 records), SQL shows both scenarios, and the study report has effects and its plot."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ import polars as pl
 import pytest
 
 from esmr_assets.warehouse import run_query
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -156,3 +159,28 @@ def test_sql_and_the_study_report_show_both_scenarios(study):
         (record,) = instance.fetch_materializations(dg.AssetKey("study_report"), limit=1).records
         metadata = record.asset_materialization.metadata
         assert record.partition_key == "tiny" and "effects_plot" in metadata and metadata["scenarios_with_effects"].value == 2
+
+
+def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path):
+    """docs/render_studies.py copies the report, plot and timing out of the data dir, then fills
+    the README block from the copy alone (the data dir is gone by then)."""
+    spec, data, _, _ = study
+    loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render_studies.py")
+    render_studies = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(render_studies)
+    results = tmp_path / "results"
+    assert render_studies.archive(data, results, [spec]) == ["tiny"]
+    assert {p.name for p in (results / "tiny").iterdir()} == {"report.parquet", "effects.png", "timing.json"}
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- study:tiny:start -->\nold\n<!-- study:tiny:end -->\n"
+                      "<!-- study-timings:start --><!-- study-timings:end -->\nend\n")
+    assert render_studies.render(results, readme, [spec]) == ["tiny"]
+    text = readme.read_text()
+    report = pl.read_parquet(results / "tiny" / "report.parquet")
+    effect = report.filter((pl.col("scenario") == "alpha_0") & (pl.col("policy") == "esmr")
+                           & (pl.col("metric") == "negative_days"))["effect"].item()
+    (row,) = [line for line in text.splitlines() if line.startswith("| alpha_0 | esmr |")]
+    assert f"{effect:+.2f}" in row and "old" not in text and text.endswith("end\n")
+    assert "| alpha_0 | oracle_esmr (oracle) |" in text and "![tiny](results/tiny/effects.png)" in text
+    (timing,) = [line for line in text.splitlines() if line.startswith("| tiny |")]
+    assert timing.split("|")[2].strip() == "2,3"
