@@ -12,7 +12,6 @@ from .vocabulary import (
     CATEGORY_LABELS,
     EMOTION_LABELS,
     EMOTIONS,
-    FEEDBACK_STYLES,
     PROFILES,
     SIGNALS,
     THEMES,
@@ -47,9 +46,14 @@ USERS = pl.Schema(
         **{c: F64 for c in ("baseline_valence", "baseline_arousal", "susceptibility", "recovery_rate")},
         "initial_valence": F64,
         "initial_arousal": F64,
-        "feedback_style": pl.Enum(FEEDBACK_STYLES),
+        "feedback_style": pl.Enum(("expressive", "critical", "passive")),  # the default population's
     }
 )
+
+
+def users_schema(styles: tuple[str, ...]) -> pl.Schema:
+    """USERS for a population of these communication styles (`feedback_styles`, in order)."""
+    return pl.Schema({**USERS, "feedback_style": pl.Enum(styles)})
 
 USER_DAY_LOGS = pl.Schema(
     {

@@ -22,6 +22,38 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: P(signal | r) per communication style for a watched video (sim/feedback.py), r in -1, 0, +1.
+#: The same signal means different things to different users: expressive users comment when
+#: pleased, critical users when displeased, passive users watch to the end what they dislike,
+#: and outraged users like, share and comment on what upsets them while their pleasure is quiet
+#: (engagement that hides distress; in no population unless its share is set).
+STYLE_SIGNALS: dict[str, dict[int, dict[str, float]]] = {
+    "expressive": {
+        1: {"like": 0.45, "share": 0.2, "comment": 0.2, "watch": 0.15},
+        0: {"watch": 0.9, "like": 0.1},
+        -1: {"watch": 1.0},
+    },
+    "critical": {
+        1: {"watch": 0.7, "like": 0.3},
+        0: {"watch": 0.95, "like": 0.05},
+        -1: {"comment": 0.6, "watch": 0.4},
+    },
+    "passive": {
+        1: {"watch": 0.85, "like": 0.15},
+        0: {"watch": 1.0},
+        -1: {"watch": 1.0},
+    },
+    "outraged": {
+        1: {"watch": 0.95, "like": 0.05},
+        0: {"watch": 1.0},
+        -1: {"like": 0.5, "share": 0.2, "comment": 0.2, "watch": 0.1},
+    },
+}
+#: what a watched video's signal may be (a skip is not watching; "not_interested" comes only
+#: with r = -1, at `not_interested_rate`, whatever the style)
+STYLE_SIGNAL_CHOICES = ("watch", "like", "comment", "share")
+
+
 class SimulationSettings(_Frozen):
     """Phase I: content pool, user population and the 30-day logging simulation."""
 
@@ -46,8 +78,14 @@ class SimulationSettings(_Frozen):
     profile_shares: tuple[float, float, float] = Field(
         (0.5, 0.35, 0.15), description="shares of casual, engaged, highly_active users"
     )
-    feedback_style_shares: tuple[float, float, float] = Field(
-        (0.4, 0.3, 0.3), description="shares of expressive, critical, passive communication styles"
+    feedback_style_shares: dict[str, float] = Field(
+        {"expressive": 0.4, "critical": 0.3, "passive": 0.3}, description="the population's communication "
+        "styles and their shares (give every style: overrides merge into the default), styles of "
+        "feedback_style_signals; the users' feedback_style categories, in this order"
+    )
+    feedback_style_signals: dict[str, dict[int, dict[str, float]]] = Field(
+        STYLE_SIGNALS, description="P(signal | r) per communication style for a watched video, r in -1, 0, 1 "
+        "(sim/feedback.py); signals: watch, like, comment, share"
     )
     satisfied_appeal: float = Field(
         1.6, gt=0, description="IGL-P latent satisfaction: a watched video with appeal * (1 + response) at or above "
@@ -82,9 +120,27 @@ class SimulationSettings(_Frozen):
     def _shares_are_distributions(self) -> SimulationSettings:
         for name in ("profile_shares", "feedback_style_shares"):
             shares = getattr(self, name)
-            if min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6:
+            values = list(shares.values()) if isinstance(shares, dict) else list(shares)
+            if not values or min(values) < 0 or abs(sum(values) - 1.0) > 1e-6:
                 raise ValueError(f"{name} must be non-negative and sum to 1, got {shares}")
+        unknown = set(self.feedback_style_shares) - set(self.feedback_style_signals)
+        if unknown:
+            raise ValueError(f"feedback_style_shares names styles without signals: {sorted(unknown)} "
+                             f"(feedback_style_signals has {sorted(self.feedback_style_signals)})")
+        for style, rows in self.feedback_style_signals.items():
+            if set(rows) != {-1, 0, 1}:
+                raise ValueError(f"feedback_style_signals[{style!r}] needs rows for r = -1, 0 and 1, got {sorted(rows)}")
+            for r, probabilities in rows.items():
+                bad = set(probabilities) - set(STYLE_SIGNAL_CHOICES)
+                if bad or min(probabilities.values(), default=-1) < 0 or abs(sum(probabilities.values()) - 1) > 1e-9:
+                    raise ValueError(f"feedback_style_signals[{style!r}][{r}] must be a distribution over "
+                                     f"{STYLE_SIGNAL_CHOICES}, got {probabilities}")
         return self
+
+    @property
+    def feedback_styles(self) -> tuple[str, ...]:
+        """The population's communication styles, in `feedback_style_shares` order."""
+        return tuple(self.feedback_style_shares)
 
 
 class EmotionSettings(_Frozen):

@@ -1,6 +1,6 @@
 """The ground floor: the names every stage shares, and nothing else.
 
-Label sets, categories, themes, video emotions, feedback signals, profiles and styles are
+Label sets, categories, themes, video emotions, feedback signals and profiles are
 the vocabulary of the simulator, the models and the tables alike. Keeping them here, in a
 module that imports nothing from the project, lets the simulator, the emotion, causal and
 policy stages and the data contracts agree on them without importing one another.
@@ -42,6 +42,5 @@ EMOTION_LABELS = (NO_LABEL, *EMOTIONS)
 
 # --- users
 PROFILES = ("casual", "engaged", "highly_active")
-FEEDBACK_STYLES = ("expressive", "critical", "passive")
 #: the one feedback signal of an impression (IGL-P): what a learner may see
 SIGNALS = ("skip", "watch", "like", "comment", "share", "not_interested")

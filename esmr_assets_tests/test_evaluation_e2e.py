@@ -16,12 +16,12 @@ from esmr_assets.policy.registry import POLICY_NAMES as POLICIES
 from esmr_assets.policy.streak import rl_active
 from esmr_assets.resources import run_config
 from esmr_assets.settings import load_settings
-from esmr_assets.vocabulary import FEEDBACK_STYLES
 from esmr_assets.warehouse import run_query
 from esmr_assets_tests.conftest import add_cell
 
 pytestmark = pytest.mark.slow
 SMOKE = load_settings("smoke")
+STYLES = load_settings("smoke").simulation.feedback_styles  # the default population's
 SEEDS = ("2", "3")  # "2" is the shared smoke graph's seed
 
 
@@ -86,7 +86,7 @@ def test_feedback_metrics_per_style_match_the_rollouts(smoke_graph):
                                                    on="user_id")
     for row in metrics.iter_rows(named=True):
         frame = rollouts.filter(pl.col("policy") == row["policy"])
-        for style in FEEDBACK_STYLES:
+        for style in STYLES:
             group = frame.filter(pl.col("feedback_style") == style)
             shown = group["n_impressions"].sum()
             assert row[f"positive_share_{style}"] == pytest.approx(group["positive_impressions"].sum() / shown)
@@ -170,7 +170,7 @@ def test_effects_across_seeds_use_the_exact_t_quantile(two_seeds):
 def test_reward_fairness_by_group_averages_the_seeds(two_seeds):
     root, _ = two_seeds
     fairness = run_query(root, "select * from reward_fairness_by_group")
-    assert fairness.height == len(POLICIES) * len(FEEDBACK_STYLES) and (fairness["seeds"] == 2).all()
+    assert fairness.height == len(POLICIES) * len(STYLES) and (fairness["seeds"] == 2).all()
     per_seed = pl.concat([table(root, "evaluation_metrics", s) for s in SEEDS]).filter(pl.col("label_source") == "true")
     row = fairness.filter((pl.col("policy") == "cb_comment") & (pl.col("feedback_style") == "critical")).row(0, named=True)
     values = per_seed.filter(pl.col("policy") == "cb_comment")["negative_share_critical"].to_numpy()

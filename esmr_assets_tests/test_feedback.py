@@ -6,20 +6,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.settings import load_settings
+from esmr_assets.settings import STYLE_SIGNALS, SettingsError, load_settings
 from esmr_assets.sim.day import draw_day_noise
-from esmr_assets.sim.feedback import (
-    NOT_INTERESTED,
-    SKIP,
-    STYLE_SIGNALS,
-    emit,
-    satisfaction,
-)
+from esmr_assets.sim.feedback import NOT_INTERESTED, SKIP, emit, satisfaction
 from esmr_assets.sim.population import Population, simulate_users
 from esmr_assets.sim.rng import stream
-from esmr_assets.vocabulary import FEEDBACK_STYLES, SIGNALS
+from esmr_assets.vocabulary import SIGNALS
 
 SIM = load_settings("paper").simulation
+#: every style of the table in one population (outraged at 30 %)
+FOUR_STYLES = {"expressive": 0.28, "critical": 0.21, "passive": 0.21, "outraged": 0.3}
 
 
 def test_satisfaction_rule_on_hand_made_impressions():
@@ -32,18 +28,20 @@ def test_satisfaction_rule_on_hand_made_impressions():
 
 
 def test_emitted_signals_follow_the_style_tables_and_the_oracle():
+    sim = load_settings("paper", {"simulation": {"feedback_style_shares": FOUR_STYLES}}).simulation
     rng = np.random.default_rng(0)
-    n = 60_000
-    style = rng.integers(len(FEEDBACK_STYLES), size=n)
+    n = 80_000
+    style = rng.integers(len(sim.feedback_styles), size=n)
     r = rng.integers(-1, 2, size=n)
     watched = rng.random(n) < 0.8
-    signal = emit(style, r, watched, rng.random(n), rng.random(n), SIM)
+    signal = emit(style, r, watched, rng.random(n), rng.random(n), sim)
     assert (signal[~watched & (r != -1)] == SKIP).all()
     assert set(signal[~watched]) <= {SKIP, NOT_INTERESTED}
     assert (r[signal == NOT_INTERESTED] == -1).all()
     negative = r == -1
     assert abs((signal[negative] == NOT_INTERESTED).mean() - SIM.not_interested_rate) < 0.01
-    for s, name in enumerate(FEEDBACK_STYLES):
+    assert sim.feedback_styles == tuple(FOUR_STYLES)
+    for s, name in enumerate(sim.feedback_styles):
         for level in (-1, 0, 1):
             rows = (style == s) & (r == level) & watched
             if level == -1:
@@ -78,3 +76,33 @@ def test_feedback_noise_leaves_the_days_other_numbers_unchanged():
     assert np.array_equal(noise.feedback_uniform, again.feedback_uniform)
     other_day = draw_day_noise(stream(3, "user_day", 0, 5), pop, 5, SIM.feed_length, SIM)
     assert not np.array_equal(noise.feedback_uniform, other_day.feedback_uniform)
+
+
+def test_outraged_users_like_what_upsets_them(logged_world):
+    """The outraged style's likes, shares and comments come mostly with r = -1, and its
+    pleased impressions mostly give a plain watch: engagement that hides distress."""
+    sim = load_settings("paper", {"simulation": {"n_users": 150, "feedback_style_shares": FOUR_STYLES}}).simulation
+    impressions, _, _, _, users = logged_world(sim, 1)
+    assert users["feedback_style"].dtype == pl.Enum(tuple(FOUR_STYLES))
+    frame = impressions.join(users.select("user_id", "feedback_style"), on="user_id")
+    likes = frame.filter(pl.col("feedback") == "like").group_by("feedback_style").agg(
+        (pl.col("satisfaction") == -1).mean().alias("upset"), pl.len().alias("n"))
+    by_style = {row["feedback_style"]: row for row in likes.iter_rows(named=True)}
+    assert by_style["outraged"]["n"] > 500 and by_style["outraged"]["upset"] > 0.6
+    assert by_style["expressive"]["upset"] == 0.0  # an expressive like never hides distress
+    outraged = frame.filter(pl.col("feedback_style") == "outraged")
+    pleased = outraged.filter((pl.col("satisfaction") == 1))
+    assert (pleased["feedback"] == "watch").mean() > 0.85
+    loud = outraged.filter(pl.col("feedback").is_in(["like", "share", "comment"]))
+    assert (loud["satisfaction"] == -1).mean() > 0.6
+
+
+def test_the_style_table_is_validated_naming_the_problem():
+    with pytest.raises(SettingsError, match="styles without signals: \\['stoic'\\]"):
+        load_settings("paper", {"simulation": {"feedback_style_shares": {"expressive": 0.5, "critical": 0.2,
+                                                                         "passive": 0.1, "stoic": 0.2}}})
+    with pytest.raises(SettingsError, match="must be non-negative and sum to 1"):
+        load_settings("paper", {"simulation": {"feedback_style_shares": {"outraged": 0.3}}})  # merged: sums to 1.3
+    with pytest.raises(SettingsError, match=r"feedback_style_signals\['outraged'\]\[-1\] must be a distribution"):
+        load_settings("paper", {"simulation": {"feedback_style_signals": {"outraged": {-1: {"not_interested": 1.0}}}}})
+    assert load_settings("paper").simulation.feedback_style_signals == STYLE_SIGNALS

@@ -6,7 +6,12 @@ import dagster as dg
 import polars as pl
 
 from ..emotion.estimators import EmotionModel
-from ..evaluation.comparison import evaluation_table, representative_user, rl_days
+from ..evaluation.comparison import (
+    evaluation_table,
+    representative_user,
+    rl_days,
+    styles_of,
+)
 from ..evaluation.effects import (
     paired_effects,
     pool_replicates,
@@ -28,7 +33,6 @@ from ..policy.ranker import EngagementRanker
 from ..policy.rollouts import run_rollouts
 from ..resources import EsmrConfig, reads
 from ..sim.rng import stream
-from ..vocabulary import FEEDBACK_STYLES
 
 GROUP = "evaluation"
 #: the comparison columns `esmr run` prints and the metadata previews
@@ -97,10 +101,10 @@ def evaluation_metrics(
             "reward_fairness": markdown_table(
                 table.filter(pl.col("label_source") == "true").select(
                     "policy", "oracle", "positive_share", "negative_share", "decoded_accuracy",
-                    *(f"{sign}_share_{style}" for style in FEEDBACK_STYLES for sign in ("positive", "negative")),
+                    *(f"{sign}_share_{style}" for style in styles_of(users) for sign in ("positive", "negative")),
                 )
             ),
-            **plot_metadata(context, esmr, "reward_fairness", reward_fairness(table, FEEDBACK_STYLES)),
+            **plot_metadata(context, esmr, "reward_fairness", reward_fairness(table, styles_of(users))),
         },
     )
 

@@ -8,7 +8,6 @@ import numpy as np
 import polars as pl
 
 from ..policy.rollouts import DECODED_ACCURACY, satisfaction_shares
-from ..vocabulary import FEEDBACK_STYLES
 from .metrics import (
     METRICS,
     PAPER_BASELINE,
@@ -24,11 +23,17 @@ BASELINE = "lightgbm"
 COMPARED = tuple(m for m in METRICS if m != "full_recovery_eligible")
 
 
+def styles_of(users: pl.DataFrame) -> tuple[str, ...]:
+    """The population's communication styles, in order: the categories of `feedback_style`."""
+    return tuple(users.schema["feedback_style"].categories.to_list())
+
+
 def feedback_metrics(rollouts: pl.DataFrame, styles: pl.DataFrame) -> pl.DataFrame:
     """Per policy, the latent satisfaction of what it served (IGL-P's Fig. 4 view): the
     share of impressions with r = +1 and r = -1, overall and per communication style
     (`styles`: user_id, feedback_style), and for learners the share of rounds whose decoded
-    reward had the sign of r (`decoded_accuracy`, null for the others)."""
+    reward had the sign of r (`decoded_accuracy`, null for the others). The styles are those
+    of the population (the categories of `feedback_style`)."""
     frame = rollouts.join(styles.select("user_id", "feedback_style"), on="user_id", how="left")
     if frame["feedback_style"].null_count():
         raise ValueError("rollouts hold users without a feedback style")
@@ -36,7 +41,7 @@ def feedback_metrics(rollouts: pl.DataFrame, styles: pl.DataFrame) -> pl.DataFra
     return frame.group_by("policy", maintain_order=True).agg(
         *satisfaction_shares(),
         DECODED_ACCURACY,
-        *(e for style in FEEDBACK_STYLES for e in satisfaction_shares(pl.col("feedback_style") == style, f"_{style}")),
+        *(e for style in styles_of(styles) for e in satisfaction_shares(pl.col("feedback_style") == style, f"_{style}")),
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from ..settings import SimulationSettings
-from ..vocabulary import CATEGORIES, FEEDBACK_STYLES, PROFILES
+from ..vocabulary import CATEGORIES, PROFILES
 
 # Per-profile parameters, columns follow PROFILES (casual, engaged, highly_active).
 SCROLL_SHAPE = np.array([2.0, 3.0, 4.0])  # k_p of Eq. 1 (Gamma, minutes)
@@ -46,7 +46,8 @@ def simulate_users(settings: SimulationSettings, rng: np.random.Generator) -> pl
     alpha = _dirichlet_concentration(profile, rng)
     baseline_valence = np.clip(rng.normal(0.1, 0.35, n), -0.8, 0.8)
     baseline_arousal = rng.uniform(0.3, 0.65, n)
-    style = rng.choice(len(FEEDBACK_STYLES), size=n, p=np.asarray(settings.feedback_style_shares))
+    styles = settings.feedback_styles
+    style = rng.choice(len(styles), size=n, p=np.asarray(list(settings.feedback_style_shares.values())))
     frame = {
         "user_id": np.arange(n, dtype=np.int32),
         "profile": pl.Series(np.array(PROFILES)[profile], dtype=pl.Enum(PROFILES)),
@@ -70,7 +71,7 @@ def simulate_users(settings: SimulationSettings, rng: np.random.Generator) -> pl
         "recovery_rate": rng.uniform(0.08, 0.3, n),
         "initial_valence": np.clip(baseline_valence + rng.normal(0.0, 0.3, n), -1.0, 1.0),
         "initial_arousal": np.clip(baseline_arousal + rng.normal(0.0, 0.1, n), 0.0, 1.0),
-        "feedback_style": pl.Series(np.array(FEEDBACK_STYLES)[style], dtype=pl.Enum(FEEDBACK_STYLES)),
+        "feedback_style": pl.Series(np.array(styles)[style], dtype=pl.Enum(styles)),
     }
     return pl.DataFrame(frame)
 
@@ -98,7 +99,7 @@ class Population:
     recovery_rate: np.ndarray
     initial_valence: np.ndarray
     initial_arousal: np.ndarray
-    feedback_style: np.ndarray  # int8 index into FEEDBACK_STYLES
+    feedback_style: np.ndarray  # int8 index into the population's styles (`feedback_styles`)
 
     @property
     def size(self) -> int:

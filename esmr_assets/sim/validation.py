@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
-from ..schemas import CONTRACTS
+from ..schemas import CONTRACTS, users_schema
 from ..settings import SimulationSettings
 from ..vocabulary import CATEGORIES, EMOTIONS, PROFILES
 
@@ -56,8 +56,8 @@ class CheckOutcome:
     metadata: dict[str, object] = field(default_factory=dict)
 
 
-def _schema(table: str, df: pl.DataFrame) -> CheckOutcome:
-    expected = CONTRACTS[table]
+def _schema(table: str, df: pl.DataFrame, expected: pl.Schema | None = None) -> CheckOutcome:
+    expected = CONTRACTS[table] if expected is None else expected
     problems = [
         f"{c}: expected {t}, got {df.schema.get(c, 'missing')}" for c, t in expected.items() if df.schema.get(c) != t
     ]
@@ -120,7 +120,7 @@ def check_users(users: pl.DataFrame, settings: SimulationSettings) -> list[Check
     expected = dict(zip(PROFILES, settings.profile_shares))
     tolerance = 4 * np.sqrt(0.25 / max(users.height, 1))
     return [
-        _schema("users", users),
+        _schema("users", users, users_schema(settings.feedback_styles)),
         _no_nulls(users),
         _row_count(users, settings.n_users),
         _unique(users, ["user_id"]),
