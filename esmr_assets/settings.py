@@ -273,6 +273,11 @@ class PolicySettings(_Frozen):
     )
     igl_learning_rate: float = Field(0.05, gt=0, description="Adam step of the inverse-kinematics model")
     igl_epochs: int = Field(3, gt=0, description="passes of the bandits over the training users' 30 days")
+    bandit_context: Literal["shared", "personal"] = Field(
+        "shared", description="the bandits' decision context: yesterday's predicted label and the profile "
+        "(shared), or those and the user's own mix of feedback signals so far (personal: lets a bandit serve "
+        "communication styles differently without being told them)"
+    )
 
 
 class EvaluationSettings(_Frozen):

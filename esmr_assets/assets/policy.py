@@ -31,7 +31,7 @@ GROUP = "policy"
 SPLIT_READS = ("policy.evaluation_share", "policy.max_evaluation_users", "policy.training_users")
 RANKER_READS = reads("policy.ranker_learning_rate", "policy.ranker_num_leaves", "policy.ranker_max_trees", "policy.ranker_early_stopping_rounds", "policy.ranker_max_users")
 BANDIT_READS = reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.bandit_epsilon", "policy.igl_alpha",
-                     "policy.igl_learning_rate", "policy.igl_epochs")
+                     "policy.igl_learning_rate", "policy.igl_epochs", "policy.bandit_context")
 AGENT_READS = reads("simulation", "policy", "causal.method")
 PAPER_AUC = 0.81  # §3.3.1: early stopping "stops on 0.81"
 
@@ -130,7 +130,7 @@ def bandit_training(
             **plot_metadata(context, esmr, "bandit_training", bandit_training_plot(trained.history), output="bandit_learners"),
         },
     )
-    yield dg.Output(bandit_table(trained.learners), output_name="bandit_coefficients")
+    yield dg.Output(bandit_table(trained.learners, settings.policy.bandit_context), output_name="bandit_coefficients")
 
 
 @dg.multi_asset(

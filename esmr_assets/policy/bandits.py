@@ -5,11 +5,13 @@ analogues of the IGL-P paper's CB-emoji and CB-comment.
 
 Every user-day the bandit draws a bucket (epsilon-greedy, so P(a|x) is known) that leads the
 user's feed; every impression of that bucket is one round (x, a, y). The decision context x
-is what a platform sees before serving: yesterday's predicted emotion and the profile. The
-inverse-kinematics model is personalised through c, the user's own mix of feedback signals
-so far: it differs between communication styles without naming them, so a decoder learned
-on the training users carries over to new ones. Learning continues online in evaluation, as
-a deployed bandit's would.
+is what a platform sees before serving: yesterday's predicted emotion and the profile, and
+with `policy.bandit_context = "personal"` also the user's own mix of feedback signals so far,
+so that a bandit can serve communication styles differently without being told them. The
+inverse-kinematics model is personalised through c, that same mix: it differs between
+communication styles without naming them, so a decoder learned on the training users
+carries over to new ones. Learning continues online in evaluation, as a deployed bandit's
+would.
 """
 
 from __future__ import annotations
@@ -32,28 +34,43 @@ if TYPE_CHECKING:
     from .registry import PolicySpec
     from .rollouts import Artifacts
 
-N_CONTEXT = len(PREVIOUS_LABELS) + len(PROFILES) + 1
+#: the shared decision context's features, in column order
+SHARED_FEATURES = (*(f"previous_label={c}" for c in PREVIOUS_LABELS), *(f"profile={p}" for p in PROFILES), "constant")
+#: what the personal context adds: the user's smoothed share of each feedback signal so far
+PERSONAL_FEATURES = tuple(f"signal_share={s}" for s in SIGNALS)
+N_CONTEXT = len(SHARED_FEATURES)
 N_PERSONAL = len(SIGNALS) + 1
 NOT_INTERESTED = SIGNALS.index("not_interested")
 
 
-def decision_context(predicted_label, profile: pl.Series) -> np.ndarray:
-    """(n, N_CONTEXT): one-hot predicted label of yesterday (names in PREVIOUS_LABELS),
-    one-hot profile, a constant."""
+def context_features(kind: str) -> tuple[str, ...]:
+    """The decision context's feature names for `policy.bandit_context` = `kind`."""
+    return SHARED_FEATURES + (PERSONAL_FEATURES if kind == "personal" else ())
+
+
+def decision_context(predicted_label, profile: pl.Series, signal_shares: np.ndarray | None = None) -> np.ndarray:
+    """(n, features): one-hot predicted label of yesterday (names in PREVIOUS_LABELS),
+    one-hot profile, a constant; then, for the personal context, each user's signal shares
+    (`SignalMix.shares`). Columns as `context_features` names them."""
     label = pl.Series(predicted_label).cast(pl.String).cast(pl.Enum(PREVIOUS_LABELS)).to_physical().to_numpy()
     codes = profile.cast(pl.Enum(PROFILES)).to_physical().to_numpy()
-    return np.column_stack([np.eye(len(PREVIOUS_LABELS))[label], np.eye(len(PROFILES))[codes], np.ones(len(label))])
+    shared = [np.eye(len(PREVIOUS_LABELS))[label], np.eye(len(PROFILES))[codes], np.ones(len(label))]
+    return np.column_stack(shared if signal_shares is None else [*shared, signal_shares])
 
 
 class SignalMix:
-    """Each user's feedback signals so far; `context()` is their smoothed shares plus a constant."""
+    """Each user's feedback signals so far; `shares()` are their smoothed shares, `context()`
+    those plus a constant (the inverse-kinematics model's c)."""
 
     def __init__(self, n_users: int) -> None:
         self.counts = np.zeros((n_users, len(SIGNALS)))
 
-    def context(self, rows: np.ndarray | None = None) -> np.ndarray:
+    def shares(self, rows: np.ndarray | None = None) -> np.ndarray:
         counts = self.counts if rows is None else self.counts[rows]
-        shares = (counts + 1.0) / (counts.sum(axis=1, keepdims=True) + len(SIGNALS))
+        return (counts + 1.0) / (counts.sum(axis=1, keepdims=True) + len(SIGNALS))
+
+    def context(self, rows: np.ndarray | None = None) -> np.ndarray:
+        shares = self.shares(rows)
         return np.column_stack([shares, np.ones(len(shares))])
 
     def observe(self, step: DayStep) -> None:
@@ -81,20 +98,22 @@ def new_learner(name: str, settings: PolicySettings, seed: int) -> IGLLearner | 
     learner = registry.spec(name).learner
     if learner is None:
         raise ValueError(f"{name!r} is not a bandit; choose one of {registry.BANDITS}")
-    bandit = LinearBandit(len(ACTIONS), N_CONTEXT, ridge=1.0, epsilon=settings.bandit_epsilon)
+    n_context = len(context_features(settings.bandit_context))
+    bandit = LinearBandit(len(ACTIONS), n_context, ridge=1.0, epsilon=settings.bandit_epsilon)
     if learner.kind == "hand":
         return HandRewardLearner(bandit, learner.signal)
-    ik = InverseKinematics(len(ACTIONS), len(SIGNALS), N_PERSONAL, N_CONTEXT, learning_rate=settings.igl_learning_rate,
+    ik = InverseKinematics(len(ACTIONS), len(SIGNALS), N_PERSONAL, n_context, learning_rate=settings.igl_learning_rate,
                            random_state=seed)
     return IGLLearner(bandit, ik, three_state=learner.three_state, alpha=settings.igl_alpha,
                       negative_signal=NOT_INTERESTED)
 
 
 class BanditPolicy:
-    """Serves each user the bucket its learner draws and learns from the bucket's rounds."""
+    """Serves each user the bucket its learner draws and learns from the bucket's rounds;
+    `context` is `policy.bandit_context`."""
 
-    def __init__(self, feeds: FeedBuilder, learner, rng: np.random.Generator) -> None:
-        self.feeds, self.learner, self.rng = feeds, learner, rng
+    def __init__(self, feeds: FeedBuilder, learner, rng: np.random.Generator, context: str = "shared") -> None:
+        self.feeds, self.learner, self.rng, self.context = feeds, learner, rng, context
         self.mix: SignalMix | None = None
 
     @classmethod
@@ -103,13 +122,15 @@ class BanditPolicy:
         learner = artifacts.learners.get(spec.name)
         if learner is None:
             return None
-        return cls(artifacts.feeds, learner, stream(artifacts.seed, "policy", spec.stream_key, 0))
+        return cls(artifacts.feeds, learner, stream(artifacts.seed, "policy", spec.stream_key, 0),
+                   artifacts.settings.policy.bandit_context)
 
     def act(self, env: ClosedLoopEnv, tracker=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.mix is None or env.day == 0:
             self.mix = SignalMix(env.n_users)
         observation = env.observation()
-        self._x = decision_context(observation["predicted_label"], observation["profile"])
+        shares = self.mix.shares() if self.context == "personal" else None
+        self._x = decision_context(observation["predicted_label"], observation["profile"], shares)
         self._actions, self._p = self.learner.act(self._x, self.rng)
         boost = bucket_mask(self._actions, self.feeds.video_emotion)
         feed, valid = self.feeds.build(observation, env.recently_shown(), boost)
@@ -137,10 +158,11 @@ class DecodedEngagement:
     """R_eng for `esmr_igl`: the day's mean IGL-P decoded reward over the user's impressions
     (each decoded with its video's bucket as the action) instead of the hand-engineered
     watch/scroll ratio. Called as RewardModel's engagement term, day after day of one
-    episode; the decoder is frozen (it was learned by the IGL-P bandit)."""
+    episode; the decoder is frozen (it was learned by the IGL-P bandit, whose decision
+    `context` it rebuilds)."""
 
-    def __init__(self, learner: IGLLearner, video_emotion: np.ndarray) -> None:
-        self.learner, self.video_emotion = learner, np.asarray(video_emotion)
+    def __init__(self, learner: IGLLearner, video_emotion: np.ndarray, context: str = "shared") -> None:
+        self.learner, self.video_emotion, self.context = learner, np.asarray(video_emotion), context
         self.mix: SignalMix | None = None
 
     def __call__(self, previous: DayStep, step: DayStep) -> np.ndarray:
@@ -148,7 +170,8 @@ class DecodedEngagement:
         if self.mix is None or previous.day == 0:
             self.mix = SignalMix(n)
             self.mix.observe(previous)
-        x = decision_context(np.asarray(previous.predicted).astype(str), step.logs["profile"])
+        shares = self.mix.shares() if self.context == "personal" else None
+        x = decision_context(np.asarray(previous.predicted).astype(str), step.logs["profile"], shares)
         rows = step.rows
         decoded = np.zeros(0)
         if rows.size:

@@ -17,9 +17,9 @@ from ..emotion.estimators import reads_latent
 from ..settings import PolicySettings, Settings
 from ..sim.environment import ClosedLoopEnv
 from ..sim.rng import stream
-from ..vocabulary import NEGATIVE, PREVIOUS_LABELS, PROFILES
+from ..vocabulary import NEGATIVE
 from . import registry
-from .bandits import BanditPolicy, DecodedEngagement, new_learner
+from .bandits import BanditPolicy, DecodedEngagement, context_features, new_learner
 from .feeds import ACTIONS, feed_builder
 from .models import AgentSet, BanditLearners
 from .policies import FixedBucketPolicy
@@ -206,7 +206,9 @@ def fit_agents(
     histories = [train(together, RewardModel(np.tile(lam, (len(together), 1)), weights, timing=timing))] if together else []
 
     def engagement_of(spec: AgentSpec):
-        return None if spec.engagement != "decoded" else DecodedEngagement(learners[spec.decoder], feeds.video_emotion)
+        if spec.engagement != "decoded":
+            return None
+        return DecodedEngagement(learners[spec.decoder], feeds.video_emotion, settings.policy.bandit_context)
 
     for name in registry.AGENTS:
         spec = registry.spec(name).agent
@@ -264,7 +266,8 @@ def fit_bandits(
     rows = []
     start = time.perf_counter()
     for name, learner in learners.items():
-        bandit = BanditPolicy(feeds, learner, stream(seed, "policy", registry.spec(name).stream_key, 1))
+        bandit = BanditPolicy(feeds, learner, stream(seed, "policy", registry.spec(name).stream_key, 1),
+                              policy.bandit_context)
         for epoch in range(1, policy.igl_epochs + 1):
             labeller = labeller_for(registry.spec(name), emotion_model)
             env = ClosedLoopEnv(videos, trained, settings.simulation, seed, labeller, episode=epoch)
@@ -277,10 +280,11 @@ def fit_bandits(
     return BanditTraining(BanditLearners(learners), pl.DataFrame(rows), time.perf_counter() - start)
 
 
-def bandit_table(learners: Mapping) -> pl.DataFrame:
-    """Each bandit's learned policy: one row per bandit, action and context feature with the
-    coefficient of its reward estimate (the greedy action maximises their sum)."""
-    features = [f"previous_label={c}" for c in PREVIOUS_LABELS] + [f"profile={p}" for p in PROFILES] + ["constant"]
+def bandit_table(learners: Mapping, context: str = "shared") -> pl.DataFrame:
+    """Each bandit's learned policy: one row per bandit, action and context feature (of the
+    `policy.bandit_context` kind) with the coefficient of its reward estimate (the greedy
+    action maximises their sum)."""
+    features = context_features(context)
     return pl.concat(
         pl.DataFrame({
             "policy": name,
