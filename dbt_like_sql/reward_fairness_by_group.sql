@@ -1,28 +1,29 @@
 -- IGL-P's fairness view (its Fig. 4) over the materialized seeds of each scenario: per policy and
--- communication style, the share of served impressions whose latent satisfaction was
--- r = +1 and r = -1, averaged across seeds, with the spread between seeds. `oracle` marks the
--- diagnostic policies that read the latent state.
-with per_seed as (
-    select e.scenario, e.seed, e.policy, e.oracle, g.feedback_style, g.positive_share, g.negative_share
-    from evaluation_metrics as e
-    cross join lateral (
-        values
-            ('expressive', e.positive_share_expressive, e.negative_share_expressive),
-            ('critical', e.positive_share_critical, e.negative_share_critical),
-            ('passive', e.positive_share_passive, e.negative_share_passive)
-    ) as g (feedback_style, positive_share, negative_share)
-    where e.label_source = 'true'  -- the shares do not depend on the label source
+-- communication style (whichever styles the scenario's population has), the share of served
+-- impressions whose latent satisfaction was r = +1 and r = -1, averaged across seeds, with the
+-- spread between seeds (t intervals: style_effects_across_seeds), and per policy the
+-- worst-served style's shares: the highest r = -1 share of any style and the lowest r = +1
+-- share (`worst_negative_share`, `worst_positive_share`, repeated on each of the policy's rows).
+-- `oracle` marks the diagnostic policies that read the latent state.
+with per_style as (
+    select
+        scenario,
+        policy,
+        bool_or(oracle) as oracle,
+        feedback_style,
+        count(*) filter (where metric = 'negative_share') as seeds,
+        avg(value) filter (where metric = 'positive_share') as positive_share,
+        stddev_samp(value) filter (where metric = 'positive_share') as positive_share_sd,
+        avg(value) filter (where metric = 'negative_share') as negative_share,
+        stddev_samp(value) filter (where metric = 'negative_share') as negative_share_sd
+    from style_effects
+    group by scenario, policy, feedback_style
 )
 select
-    per_seed.scenario,
-    per_seed.policy,
-    bool_or(per_seed.oracle) as oracle,
-    feedback_style,
-    count(*) as seeds,
-    avg(positive_share) as positive_share,
-    stddev_samp(positive_share) as positive_share_sd,
-    avg(negative_share) as negative_share,
-    stddev_samp(negative_share) as negative_share_sd
-from per_seed
-group by per_seed.scenario, per_seed.policy, feedback_style
-order by per_seed.scenario, per_seed.policy, feedback_style
+    *,
+    max(negative_share) over (partition by scenario, policy) as worst_negative_share,
+    arg_max(feedback_style, negative_share) over (partition by scenario, policy) as worst_negative_style,
+    min(positive_share) over (partition by scenario, policy) as worst_positive_share,
+    arg_min(feedback_style, positive_share) over (partition by scenario, policy) as worst_positive_style
+from per_style
+order by scenario, policy, feedback_style

@@ -93,12 +93,13 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
     (
         "latent satisfaction of what each policy served, per communication style (share of impressions with "
         "r = +1 / r = -1; IGL-P's Fig. 4 view) and the decoded rewards' sign accuracy",
-        "select scenario, seed, e.policy, e.oracle, round(positive_share_expressive, 3) as \"r=+1 expressive\", "
-        "round(positive_share_critical, 3) as \"r=+1 critical\", round(positive_share_passive, 3) as \"r=+1 passive\", "
-        "round(negative_share_expressive, 3) as \"r=-1 expressive\", round(negative_share_critical, 3) as \"r=-1 critical\", "
-        "round(negative_share_passive, 3) as \"r=-1 passive\", round(decoded_accuracy, 3) as decoded_accuracy "
-        "from evaluation_metrics as e join policy_registry as r on r.policy = split_part(e.policy, '@', 1) where label_source = 'true' "
-        "order by seed, r.position, length(e.policy), e.policy",
+        "select scenario, seed, s.policy, s.oracle, feedback_style as style, "
+        "round(max(value) filter (where metric = 'positive_share'), 3) as \"r=+1\", "
+        "round(max(value) filter (where metric = 'negative_share'), 3) as \"r=-1\", "
+        "round(max(value) filter (where metric = 'decoded_accuracy'), 3) as decoded_accuracy "
+        "from style_effects as s join policy_registry as r on r.policy = split_part(s.policy, '@', 1) "
+        "group by scenario, seed, s.policy, s.oracle, feedback_style, r.position "
+        "order by seed, r.position, length(s.policy), s.policy, style",
     ),
 ]
 

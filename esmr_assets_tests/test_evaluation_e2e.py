@@ -167,6 +167,49 @@ def test_effects_across_seeds_use_the_exact_t_quantile(two_seeds):
     assert across.filter(pl.col("oracle"))["policy"].unique().len() == 2
 
 
+def test_style_effects_match_the_evaluation_tables_per_style(smoke_graph):
+    """The per-style shares are evaluation_metrics' own; negative days and valence per style
+    are the means of user_metrics over the style's users; effects are differences to lightgbm."""
+    root, _ = smoke_graph
+    effects = table(root, "style_effects")
+    metrics = table(root, "evaluation_metrics").filter(pl.col("label_source") == "true")
+    assert effects["feedback_style"].unique(maintain_order=True).to_list() == list(STYLES)
+    users = table(root, "users").select("user_id", "feedback_style")
+    per_user = table(root, "user_metrics").filter(pl.col("label_source") == "true").join(users, on="user_id")
+    for row in effects.iter_rows(named=True):
+        style, policy = row["feedback_style"], row["policy"]
+        if row["metric"] in ("positive_share", "negative_share"):
+            expected = metrics.filter(pl.col("policy") == policy)[f"{row['metric']}_{style}"].item()
+        elif row["metric"] == "decoded_accuracy":
+            continue
+        else:
+            mine = per_user.filter((pl.col("policy") == policy) & (pl.col("feedback_style") == style))
+            expected = mine[row["metric"]].mean()
+        assert row["value"] == pytest.approx(expected, rel=1e-12), (policy, style, row["metric"])
+        assert row["value_ci95_low"] <= row["value"] <= row["value_ci95_high"]
+    base = effects.filter(pl.col("policy") == "lightgbm").select("feedback_style", "metric", pl.col("value").alias("base"))
+    paired = effects.filter(pl.col("policy") != "lightgbm").join(base, on=["feedback_style", "metric"])
+    defined = paired.filter(pl.col("base").is_not_null())
+    assert (defined["effect"] - (defined["value"] - defined["base"])).abs().max() < 1e-12
+    learners = effects.filter((pl.col("metric") == "decoded_accuracy") & pl.col("value").is_not_null())["policy"].unique()
+    assert sorted(learners) == sorted(BANDITS)
+    assert (root / "style_effects" / "scenario=baseline/seed=2" / "style_shares.png").stat().st_size > 0
+
+
+def test_style_effects_across_seeds_use_the_exact_t_quantile(two_seeds):
+    root, _ = two_seeds
+    across = run_query(root, "select * from style_effects_across_seeds")
+    per_seed = pl.concat([table(root, "style_effects", s) for s in SEEDS])
+    keys = (pl.col("policy") == "cb_like") & (pl.col("feedback_style") == "critical") & (pl.col("metric") == "negative_share")
+    row = across.filter(keys).row(0, named=True)
+    values, effects = per_seed.filter(keys)["value"].to_numpy(), per_seed.filter(keys)["effect"].to_numpy()
+    half = stats.t.ppf(0.975, 1) / np.sqrt(2)
+    assert row["seeds"] == 2 and row["value"] == pytest.approx(values.mean())
+    assert row["value_ci95_high"] == pytest.approx(values.mean() + half * values.std(ddof=1), rel=1e-9)
+    assert row["ci95_low"] == pytest.approx(effects.mean() - half * effects.std(ddof=1), rel=1e-9)
+    assert across.height == per_seed.select("policy", "feedback_style", "metric").unique().height
+
+
 def test_reward_fairness_by_group_averages_the_seeds(two_seeds):
     root, _ = two_seeds
     fairness = run_query(root, "select * from reward_fairness_by_group")
@@ -175,6 +218,9 @@ def test_reward_fairness_by_group_averages_the_seeds(two_seeds):
     row = fairness.filter((pl.col("policy") == "cb_comment") & (pl.col("feedback_style") == "critical")).row(0, named=True)
     values = per_seed.filter(pl.col("policy") == "cb_comment")["negative_share_critical"].to_numpy()
     assert row["negative_share"] == pytest.approx(values.mean()) and row["negative_share_sd"] == pytest.approx(values.std(ddof=1))
+    worst = fairness.filter(pl.col("policy") == "cb_comment")
+    assert row["worst_negative_share"] == pytest.approx(worst["negative_share"].max())
+    assert row["worst_positive_style"] == worst.sort("positive_share")["feedback_style"][0]
 
 
 def test_policy_comparison_intervals_match_numpy(two_seeds):
@@ -213,7 +259,7 @@ def test_sql_models_rerun_to_identical_bytes(two_seeds):
     models = sorted(p for p in root.glob("*/part-0.parquet"))
     assert {p.parent.name for p in models} == {"policy_comparison_by_seed", "policy_comparison", "daily_emotion_mix",
                                                "causal_parent_frequency", "reward_fairness_by_group",
-                                               "policy_effects_across_seeds"}
+                                               "policy_effects_across_seeds", "style_effects_across_seeds"}
     before = {p: p.read_bytes() for p in models}
     config = run_config("smoke", root.parent)
     with dg.DagsterInstance.ephemeral() as instance:

@@ -18,12 +18,14 @@ from ..evaluation.effects import (
     replicate_spread,
     user_metrics,
 )
+from ..evaluation.groups import effects_by_style, style_user_values
 from ..evaluation.plots import (
     daily_emotion_mix,
     effects_forest,
     policy_comparison,
     policy_trajectories,
     reward_fairness,
+    style_shares_plot,
 )
 from ..metadata import markdown_table, plot_metadata
 from ..model_io_manager import ON_CPU
@@ -145,5 +147,35 @@ def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_met
                 headline.select("policy", "oracle", "metric", "n", "effect", "ci95_low", "ci95_high", "share_of_ceiling")
             ),
             **plot_metadata(context, esmr, "effects_forest", effects_forest(effects)),
+        },
+    )
+
+
+#: the key of the per-style bootstrap's stream, beside `policy_effects`' unkeyed one
+STYLE_RESAMPLES = 1
+
+
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"numpy", "parquet"},
+          metadata=reads("evaluation.reference_policy", "evaluation.bootstrap_resamples"))
+def style_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, policy_rollouts: pl.DataFrame,
+                  user_metrics: pl.DataFrame, users: pl.DataFrame):
+    """Results per communication style (IGL-P's Fig. 4, with intervals): per style, policy and
+    metric (the shares of served impressions with latent r = +1 and r = -1, the learners'
+    decoded-reward sign accuracy, negative days and mean latent valence on the latent
+    labels), the value with its per-user bootstrap interval within the style, and the paired
+    effect against the reference policy with its interval. Intervals across seeds:
+    `style_effects_across_seeds`; the worst-served style per policy: `reward_fairness_by_group`."""
+    settings, seed = esmr.settings_for(context).evaluation, esmr.seed(context)
+    effects = effects_by_style(style_user_values(policy_rollouts, user_metrics, users), settings.reference_policy,
+                            settings.bootstrap_resamples, stream(seed, "evaluation", STYLE_RESAMPLES))
+    shares = effects.filter(pl.col("metric").is_in(["negative_share", "positive_share"]))
+    return dg.MaterializeResult(
+        value=effects,
+        metadata={
+            "reference": settings.reference_policy,
+            "styles": dg.MetadataValue.json(effects["feedback_style"].unique(maintain_order=True).to_list()),
+            "shares": markdown_table(shares.select("feedback_style", "policy", "oracle", "metric", "value",
+                                                   "value_ci95_low", "value_ci95_high")),
+            **plot_metadata(context, esmr, "style_shares", style_shares_plot(effects)),
         },
     )

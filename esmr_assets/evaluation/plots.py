@@ -217,6 +217,31 @@ def reward_fairness(table: pl.DataFrame, styles: Sequence[str]) -> bytes:
     return to_png(fig)
 
 
+def style_shares_plot(effects: pl.DataFrame, low: str = "value_ci95_low", high: str = "value_ci95_high") -> bytes:
+    """IGL-P's Fig. 4 with intervals: per policy (oracle_* marked) and communication style, the
+    share of served impressions with latent r = +1 and with r = -1, error bars from `low` to
+    `high` (per-user bootstrap in one seed, t across seeds)."""
+    styles = effects["feedback_style"].unique(maintain_order=True).to_list()
+    fig, axes = plt.subplots(2, 1, figsize=(14, 8), sharex=True)
+    for ax, metric in zip(axes, ("positive_share", "negative_share")):
+        rows = effects.filter(pl.col("metric") == metric)
+        names = rows["policy"].unique(maintain_order=True).to_list()
+        policies = policy_labels(rows.unique("policy", maintain_order=True))
+        width = 0.8 / len(styles)
+        for k, style in enumerate(styles):
+            mine = pl.DataFrame({"policy": names}).join(rows.filter(pl.col("feedback_style") == style), on="policy",
+                                                        how="left", maintain_order="left")
+            value = mine["value"].to_numpy().astype(float)
+            spread = np.vstack([value - mine[low].to_numpy().astype(float), mine[high].to_numpy().astype(float) - value])
+            ax.bar(np.arange(len(names)) + k * width, value, width, yerr=np.nan_to_num(spread), capsize=2, label=style)
+        ax.set_xticks(np.arange(len(names)) + width * (len(styles) - 1) / 2, policies, rotation=30, ha="right")
+        ax.set(ylabel="share of impressions",
+               title=f"impressions with latent r = {'+1' if metric == 'positive_share' else '-1'}, per communication style")
+    axes[0].legend(frameon=False, title="feedback style", ncols=len(styles))
+    fig.tight_layout()
+    return to_png(fig)
+
+
 def greedy_actions(q_table: pl.DataFrame, agent: str) -> bytes:
     """The agent's greedy bucket per visited state: rows label x streak, columns the
     engagement-trend bucket, the cell naming the action and coloured by its Q."""
