@@ -2,10 +2,11 @@
 by hand): for each study in studies/ with results, a table of the paired effects against the
 reference per scenario (95 % t intervals across seeds) between `<!-- study:<name>:start -->`
 and `<!-- study:<name>:end -->`, and its plot. The observability study adds the emotion
-models' accuracy against the latent truth per scenario.
+models' accuracy against the latent truth per scenario, the igl_styles study the results
+per communication style.
 
 Results live in the repository, in studies/results/<name>/ (report.parquet, effects.png,
-timing.json, accuracy.parquet): a study at `paper` takes hours, and a data dir does not
+timing.json, styles.parquet, and for observability accuracy.parquet): a study at `paper` takes hours, and a data dir does not
 outlive its machine. With `--data-dir`, every study with a report there is archived into
 studies/results/ first (replacing its previous results); without it the README is rendered
 from what is archived.
@@ -90,6 +91,37 @@ def accuracy_table(frame: pl.DataFrame, study) -> str:
         pl.exclude("scenario").round(3)))
 
 
+def style_results(root: Path, study) -> pl.DataFrame:
+    """The study's per-style values and effects across seeds (`style_effects_across_seeds`)."""
+    keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+    return run_query(root, f"select * from style_effects_across_seeds where scenario in ({keys}) order by all")
+
+
+def styles_table(frame: pl.DataFrame, study) -> str:
+    """Per scenario (spec order), reported policy and style: the r = -1 and r = +1 shares of
+    served impressions and negative days, each the mean over seeds with its 95 % t interval,
+    and the decoded-reward sign accuracy of the learners."""
+    rows = []
+    for scenario in study.scenarios:
+        mine = frame.filter(pl.col("scenario") == study.cell_scenario(scenario))
+        for policy in ["lightgbm", *study.policies]:
+            for style in mine["feedback_style"].unique(maintain_order=True).to_list():
+                hits = {r["metric"]: r for r in mine.filter((pl.col("policy") == policy)
+                                                            & (pl.col("feedback_style") == style)).to_dicts()}
+                if not hits:
+                    continue
+                oracle = next(iter(hits.values()))["oracle"]
+                cells = {"scenario": scenario.name, "policy": f"{policy} (oracle)" if oracle else policy, "style": style}
+                for metric, digits in (("negative_share", 3), ("positive_share", 3), ("negative_days", 2),
+                                       ("decoded_accuracy", 3)):
+                    row = hits.get(metric)
+                    cells[metric] = "–" if row is None or row["value"] is None else _cell(
+                        {"effect": row["value"], "ci95_low": row["value_ci95_low"], "ci95_high": row["value_ci95_high"]},
+                        digits).lstrip("+")
+                rows.append(cells)
+    return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
+
+
 def timings_table(results: Path) -> str:
     """Each archived study's last `esmr study run`: wall time, what reuse saved, steps computed and linked."""
     timings = read_study_timings(sorted(results.glob("*/timing.json")))
@@ -125,6 +157,7 @@ def archive(data_dir: Path, results: Path = RESULTS, specs: list[Path] = SPECS) 
             shutil.copyfile(timing, target / "timing.json")
         if study.name == "observability":
             accuracy(root, study).write_parquet(target / "accuracy.parquet")
+        style_results(root, study).write_parquet(target / "styles.parquet")
         done.append(study.name)
     return done
 
@@ -146,6 +179,9 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
         if (mine / "accuracy.parquet").is_file():
             parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
                       accuracy_table(pl.read_parquet(mine / "accuracy.parquet"), study)]
+        if study.name == "igl_styles" and (mine / "styles.parquet").is_file():
+            parts += ["Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
+                      "impressions by latent satisfaction):", styles_table(pl.read_parquet(mine / "styles.parquet"), study)]
         plot = os.path.relpath(mine / "effects.png", readme.resolve().parent)
         parts += [f"![{study.name}]({Path(plot).as_posix()})", end]
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n\n".join(parts), text, flags=re.S)

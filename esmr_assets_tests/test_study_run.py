@@ -39,7 +39,8 @@ name = "alpha_0"
 overrides = { policy = { alpha = 0.0 } }
 """
 #: the steps a change of policy.alpha reaches: the agents and everything after them
-AGENT_AND_AFTER = {"agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics", "policy_effects"}
+AGENT_AND_AFTER = {"agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics", "policy_effects",
+                   "style_effects"}
 
 
 def esmr(*args: str, **kwargs) -> subprocess.Popen:
@@ -170,7 +171,16 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     loaded.loader.exec_module(render_studies)
     results = tmp_path / "results"
     assert render_studies.archive(data, results, [spec]) == ["tiny"]
-    assert {p.name for p in (results / "tiny").iterdir()} == {"report.parquet", "effects.png", "timing.json"}
+    assert {p.name for p in (results / "tiny").iterdir()} == {"report.parquet", "effects.png", "timing.json",
+                                                               "styles.parquet"}
+    styles = pl.read_parquet(results / "tiny" / "styles.parquet")
+    assert set(styles["scenario"]) == {"tiny.base", "tiny.alpha_0"}
+    assert (styles.filter(pl.col("value").is_not_null())["seeds"] == 2).all()
+    table = render_studies.styles_table(styles, render_studies.load_study(spec))
+    (row,) = [line for line in table.splitlines() if line.startswith("| alpha_0 | esmr | critical |")]
+    value = styles.filter((pl.col("scenario") == "tiny.alpha_0") & (pl.col("policy") == "esmr")
+                          & (pl.col("feedback_style") == "critical") & (pl.col("metric") == "negative_share"))["value"].item()
+    assert row.split("|")[4].strip().startswith(f"{value:.3f} [")
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- study:tiny:start -->\nold\n<!-- study:tiny:end -->\n"
                       "<!-- study-timings:start --><!-- study-timings:end -->\nend\n")
