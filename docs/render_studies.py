@@ -157,7 +157,8 @@ def archive(data_dir: Path, results: Path = RESULTS, specs: list[Path] = SPECS) 
             shutil.copyfile(timing, target / "timing.json")
         if study.name == "observability":
             accuracy(root, study).write_parquet(target / "accuracy.parquet")
-        style_results(root, study).write_parquet(target / "styles.parquet")
+        if (root / "style_effects_across_seeds").is_dir():  # studies run before it existed have none
+            style_results(root, study).write_parquet(target / "styles.parquet")
         done.append(study.name)
     return done
 

@@ -90,11 +90,14 @@ def effects_plot(effects: pl.DataFrame, study: Study) -> bytes:
                 mid = rows["effect"].to_numpy()
                 low = np.nan_to_num(mid - rows["ci95_low"].fill_null(np.nan).to_numpy())
                 high = np.nan_to_num(rows["ci95_high"].fill_null(np.nan).to_numpy() - mid)
-                label = f"{policy} (oracle)" if bool(rows["oracle"].any()) else policy
+                label = f"{policy} (oracle)" if bool(rows["oracle"].all()) else policy  # reads the truth everywhere
                 ax.errorbar(xs, mid, yerr=[low, high], fmt="o-" if knob else "o", capsize=3, label=label)
             ax.axhline(0.0, color="#888888", linewidth=0.8)
-            if knob is None:
-                ax.set_xticks(list(xs_of.values()), names, rotation=45, ha="right", fontsize=8)
+            if knob is None:  # a scenario in which every policy reads the latent state is marked
+                everyone = effects.filter(pl.col("scenario").is_in(names)).group_by("scenario").agg(pl.col("oracle").all())
+                marked = {r["scenario"] for r in everyone.iter_rows(named=True) if r["oracle"]}
+                ax.set_xticks(list(xs_of.values()), [f"{n} (oracle)" if n in marked else n for n in names],
+                              rotation=45, ha="right", fontsize=8)
             else:
                 ax.set_xlabel(knob, fontsize=9)
             ax.set_title(f"{metric}", fontsize=10)
