@@ -1,23 +1,31 @@
-"""Render the studies' results into the README from their `study_report` tables (never typed
-by hand): for each study in studies/ with results, a table of the paired effects against the
-reference per scenario (95 % t intervals across seeds) between `<!-- study:<name>:start -->`
-and `<!-- study:<name>:end -->`, and its plot. The observability study adds the emotion
-models' accuracy against the latent truth per scenario, the igl_styles study the results
-per communication style.
+"""Render the studies' results into the README (never typed by hand): for each study in
+studies/ with results, a table of the paired effects against the reference per scenario (95 %
+t intervals across seeds) between `<!-- study:<name>:start -->` and `<!-- study:<name>:end -->`,
+and its plot. The observability study adds the emotion models' accuracy against the latent
+truth per scenario, the igl_styles study the results per communication style.
 
-Results live in the repository, in studies/results/<name>/ (report.parquet, effects.png,
-timing.json, styles.parquet, and for observability accuracy.parquet): a study at `paper` takes hours, and a data dir does not
-outlive its machine. With `--data-dir`, every study with a report there is archived into
-studies/results/ first (replacing its previous results); without it the README is rendered
-from what is archived.
+A study at `paper` takes hours and a data dir does not outlive its machine, so results are
+committed in two layers:
 
-    .venv/bin/esmr study run studies/observability.toml --data-dir <dir>
+- studies/cells/<preset>/: each finished cell's small tables (`policy_effects`,
+  `style_effects`, `emotion_model_scores`, with their reuse keys), in the warehouse's layout.
+  A study's seeds may be run in different sittings (`esmr study run --seeds 3-4`); the cells
+  of all of them add up here.
+- studies/results/<name>/: the study's report over every archived cell, recomputed from the
+  cells with the same SQL as the `study_report` asset (report.parquet, effects.png,
+  styles.parquet, accuracy.parquet for observability) and each run's timing.
+
+With `--data-dir`, the finished cells of every shipped study found there are archived first
+(replacing the same cells); the reports are then recomputed and the README rendered.
+
+    .venv/bin/esmr study run studies/observability.toml --data-dir <dir> --seeds 0-2
     .venv/bin/python docs/render_studies.py --data-dir <dir>
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -27,11 +35,19 @@ import polars as pl
 
 from esmr_assets.io_manager import markdown_table_text
 from esmr_assets.studies import STUDY_DIR, load_study
-from esmr_assets.study_report import read_study_timings
+from esmr_assets.study_report import (
+    effects_plot,
+    model_source,
+    read_study_timings,
+    study_effects,
+)
 from esmr_assets.warehouse import run_query
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "studies" / "results"
+CELLS = REPO / "studies" / "cells"
+#: the per-cell tables a study's results are computed from
+CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores")
 SPECS = sorted((REPO / "studies").glob("*.toml"))
 DIGITS = {"negative_days": 2, "engagement_reward": 2, "mean_latent_valence": 3}
 
@@ -94,7 +110,8 @@ def accuracy_table(frame: pl.DataFrame, study) -> str:
 def style_results(root: Path, study) -> pl.DataFrame:
     """The study's per-style values and effects across seeds (`style_effects_across_seeds`)."""
     keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
-    return run_query(root, f"select * from style_effects_across_seeds where scenario in ({keys}) order by all")
+    return run_query(root, f"select * from {model_source('style_effects_across_seeds', True)} "
+                           f"where scenario in ({keys}) order by all")
 
 
 def styles_table(frame: pl.DataFrame, study) -> str:
@@ -124,7 +141,7 @@ def styles_table(frame: pl.DataFrame, study) -> str:
 
 def timings_table(results: Path) -> str:
     """Each archived study's last `esmr study run`: wall time, what reuse saved, steps computed and linked."""
-    timings = read_study_timings(sorted(results.glob("*/timing.json")))
+    timings = read_study_timings(sorted(results.glob("*/timing*.json")))
     if timings.is_empty():
         return "(no study has run yet)"
     return markdown_table_text(timings.select(
@@ -137,28 +154,59 @@ def timings_table(results: Path) -> str:
     ))
 
 
-def archive(data_dir: Path, results: Path = RESULTS, specs: list[Path] = SPECS) -> list[str]:
-    """Copy each study's report, plot, timing and (observability) accuracy from `data_dir` into
-    `results/<name>/`, replacing what was there; return the names archived. `specs`: the
-    study files (the shipped ones)."""
+def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPECS) -> list[str]:
+    """Copy the finished cells (those with `policy_effects`) of each study in `specs` from
+    `data_dir` into the cell archive `cells`, replacing the same cells, and each study run's
+    timing into `results/<name>/`; return the names of the studies with cells archived."""
     done = []
     for path in specs:
         study = load_study(path)
         root = data_dir / study.preset
-        report = root / "study_report" / f"study={study.name}"
-        if not report.is_dir():
+        copied = 0
+        for scenario in study.scenarios:
+            key = study.cell_scenario(scenario)
+            for finished in sorted((root / "policy_effects" / f"scenario={key}").glob("seed=*/part-0.parquet")):
+                for table in CELL_TABLES:
+                    source = root / table / f"scenario={key}" / finished.parent.name
+                    if not (source / "part-0.parquet").is_file():
+                        continue
+                    target = cells / study.preset / table / f"scenario={key}" / finished.parent.name
+                    target.mkdir(parents=True, exist_ok=True)
+                    for name in ("part-0.parquet", ".key"):
+                        if (source / name).is_file():
+                            shutil.copyfile(source / name, target / name)
+                copied += 1
+        timing = root / STUDY_DIR / f"{study.name}.timing.json"
+        if timing.is_file():
+            seeds = json.loads(timing.read_text()).get("seeds", "").replace(",", "_")
+            (results / study.name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(timing, results / study.name / f"timing-seeds-{seeds}.json")
+        if copied:
+            done.append(study.name)
+    return done
+
+
+def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPECS) -> list[str]:
+    """Each study's results over all its archived cells into `results/<name>/`: the report
+    and plot of the `study_report` asset, the per-style results and (observability) the
+    emotion models' accuracy; return the names of the studies reported."""
+    done = []
+    for path in specs:
+        study = load_study(path)
+        root = cells / study.preset
+        if not (root / "policy_effects").is_dir():
+            continue
+        effects = study_effects(root, study, recompute=True)
+        if effects.is_empty():
             continue
         target = results / study.name
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(report / "part-0.parquet", target / "report.parquet")
-        shutil.copyfile(report / "effects.png", target / "effects.png")
-        timing = root / STUDY_DIR / f"{study.name}.timing.json"
-        if timing.is_file():
-            shutil.copyfile(timing, target / "timing.json")
+        effects.write_parquet(target / "report.parquet")
+        (target / "effects.png").write_bytes(effects_plot(effects, study))
+        if (root / "style_effects").is_dir():
+            style_results(root, study).write_parquet(target / "styles.parquet")
         if study.name == "observability":
             accuracy(root, study).write_parquet(target / "accuracy.parquet")
-        if (root / "style_effects_across_seeds").is_dir():  # studies run before it existed have none
-            style_results(root, study).write_parquet(target / "styles.parquet")
         done.append(study.name)
     return done
 
@@ -193,13 +241,13 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, help="archive the studies' reports found here first")
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--data-dir", type=Path, help="archive the studies' finished cells found here first")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     args = parser.parse_args()
     if args.data_dir is not None:
-        print("archived:", ", ".join(archive(args.data_dir, args.results)) or "nothing")
-    print("rendered:", ", ".join(render(args.results, args.readme)) or "nothing")
+        print("archived cells of:", ", ".join(archive(args.data_dir)) or "nothing")
+    print("reported:", ", ".join(report()) or "nothing")
+    print("rendered:", ", ".join(render(RESULTS, args.readme)) or "nothing")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import polars as pl
 from .evaluation.plots import plt, to_png
 from .storage import atomic_write_bytes
 from .studies import STUDY_DIR, Study
-from .warehouse import run_query
+from .warehouse import SQL_DIR, run_query
 
 SOURCE = "policy_effects_across_seeds"
 COLUMNS = ["scenario", "knob", "value", "policy", "oracle", "metric", "seeds", "effect", "sd", "ci95_low",
@@ -28,12 +28,23 @@ def _quoted(names) -> str:
     return ", ".join("'" + name.replace("'", "''") + "'" for name in names)
 
 
-def study_effects(root: Path, study: Study) -> pl.DataFrame:
+def model_source(name: str, recompute: bool) -> str:
+    """The FROM target of SQL model `name`: its materialized table, or (`recompute`) its SQL
+    as a subquery over the root's cells, for a root that holds cell tables only (the
+    committed cell archive, `docs/render_studies.py`)."""
+    if not recompute:
+        return name
+    return f"({(SQL_DIR / f'{name}.sql').read_text()}) as {name}"
+
+
+def study_effects(root: Path, study: Study, recompute: bool = False) -> pl.DataFrame:
     """One row per scenario, reported policy and metric, in the spec's scenario order; on the
-    latent truth (`label_source = 'true'`). Scenarios not materialized yet are absent."""
+    latent truth (`label_source = 'true'`). Scenarios not materialized yet are absent.
+    `recompute`: from the cells' `policy_effects` instead of the materialized SQL model."""
     keys = {study.cell_scenario(s): s for s in study.scenarios}
-    frame = run_query(root, f"select * from {SOURCE} where label_source = 'true' and scenario in ({_quoted(keys)}) "
-                            f"and policy in ({_quoted(study.policies)}) and metric in ({_quoted(study.metrics)})")
+    frame = run_query(root, f"select * from {model_source(SOURCE, recompute)} where label_source = 'true' "
+                            f"and scenario in ({_quoted(keys)}) and policy in ({_quoted(study.policies)}) "
+                            f"and metric in ({_quoted(study.metrics)})")
     order = {key: n for n, key in enumerate(keys)}
     knobs = {key: s.knob for key, s in keys.items()}
     return (
@@ -91,7 +102,7 @@ def effects_plot(effects: pl.DataFrame, study: Study) -> bytes:
                 low = np.nan_to_num(mid - rows["ci95_low"].fill_null(np.nan).to_numpy())
                 high = np.nan_to_num(rows["ci95_high"].fill_null(np.nan).to_numpy() - mid)
                 label = f"{policy} (oracle)" if bool(rows["oracle"].all()) else policy  # reads the truth everywhere
-                ax.errorbar(xs, mid, yerr=[low, high], fmt="o-" if knob else "o", capsize=3, label=label)
+                ax.errorbar(xs, mid, yerr=np.vstack([low, high]), fmt="o-" if knob else "o", capsize=3, label=label)
             ax.axhline(0.0, color="#888888", linewidth=0.8)
             if knob is None:  # a scenario in which every policy reads the latent state is marked
                 everyone = effects.filter(pl.col("scenario").is_in(names)).group_by("scenario").agg(pl.col("oracle").all())

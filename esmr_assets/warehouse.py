@@ -26,6 +26,9 @@ _EXPLAIN_PREFIX = re.compile(r"^\s*explain\b(\s+analy[sz]e\b)?(\s*\([^)]*\))?", 
 class WarehouseError(RuntimeError):
     """A refused or failed query, with DuckDB's own message."""
 
+#: the SQL models, one SELECT per file (`assets/sql_models.py`)
+SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
+
 
 def table_name(asset_key_path: Sequence[str]) -> str:
     """View name of an asset: its key path joined by "__" (prefix/name -> prefix__name)."""

@@ -163,16 +163,23 @@ def test_sql_and_the_study_report_show_both_scenarios(study):
 
 
 def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path):
-    """docs/render_studies.py copies the report, plot and timing out of the data dir, then fills
-    the README block from the copy alone (the data dir is gone by then)."""
+    """docs/render_studies.py copies the finished cells' small tables out of the data dir,
+    recomputes the study's report from them (equal to the study_report asset's), then fills
+    the README block from the archive alone (the data dir is gone by then)."""
     spec, data, _, _ = study
     loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render_studies.py")
     render_studies = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(render_studies)
-    results = tmp_path / "results"
-    assert render_studies.archive(data, results, [spec]) == ["tiny"]
-    assert {p.name for p in (results / "tiny").iterdir()} == {"report.parquet", "effects.png", "timing.json",
-                                                               "styles.parquet"}
+    cells, results = tmp_path / "cells", tmp_path / "results"
+    assert render_studies.archive(data, cells, results, [spec]) == ["tiny"]
+    archived = sorted(p.relative_to(cells / "smoke") for p in (cells / "smoke").rglob("part-0.parquet"))
+    assert len(archived) == 2 * 2 * len(render_studies.CELL_TABLES)  # 2 scenarios x 2 seeds
+    assert all((cells / "smoke" / p).read_bytes() == (data / "smoke" / p).read_bytes() for p in archived)
+    assert render_studies.report(cells, results, [spec]) == ["tiny"]
+    assert {p.name for p in (results / "tiny").iterdir()} == {"report.parquet", "effects.png", "styles.parquet",
+                                                               "timing-seeds-2_3.json"}
+    report = pl.read_parquet(results / "tiny" / "report.parquet")
+    assert report.equals(pl.read_parquet(data / "smoke" / "study_report" / "study=tiny" / "part-0.parquet"))
     styles = pl.read_parquet(results / "tiny" / "styles.parquet")
     assert set(styles["scenario"]) == {"tiny.base", "tiny.alpha_0"}
     assert (styles.filter(pl.col("value").is_not_null())["seeds"] == 2).all()
@@ -186,7 +193,6 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
                       "<!-- study-timings:start --><!-- study-timings:end -->\nend\n")
     assert render_studies.render(results, readme, [spec]) == ["tiny"]
     text = readme.read_text()
-    report = pl.read_parquet(results / "tiny" / "report.parquet")
     effect = report.filter((pl.col("scenario") == "alpha_0") & (pl.col("policy") == "esmr")
                            & (pl.col("metric") == "negative_days"))["effect"].item()
     (row,) = [line for line in text.splitlines() if line.startswith("| alpha_0 | esmr |")]

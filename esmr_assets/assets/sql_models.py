@@ -14,10 +14,9 @@ import dagster as dg
 from ..metadata import markdown_table
 from ..resources import EsmrConfig
 from ..storage import PART_FILE, atomic_write_parquet
-from ..warehouse import REGISTRY_TABLE, referenced_tables, run_query
+from ..warehouse import REGISTRY_TABLE, SQL_DIR, referenced_tables, run_query
 
 GROUP = "sql"
-SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 
 
 def model_description(sql: str) -> str:
