@@ -33,6 +33,7 @@ from pathlib import Path
 
 import polars as pl
 
+from esmr_assets.evaluation.plots import style_shares_plot
 from esmr_assets.io_manager import markdown_table_text
 from esmr_assets.studies import STUDY_DIR, load_study
 from esmr_assets.study_report import (
@@ -204,7 +205,16 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
         effects.write_parquet(target / "report.parquet")
         (target / "effects.png").write_bytes(effects_plot(effects, study))
         if (root / "style_effects").is_dir():
-            style_results(root, study).write_parquet(target / "styles.parquet")
+            styles = style_results(root, study)
+            styles.write_parquet(target / "styles.parquet")
+            if study.name == "igl_styles":  # IGL-P's Fig. 4 per scenario, t intervals across seeds
+                for scenario in study.scenarios:
+                    order = {policy: n for n, policy in enumerate(["lightgbm", *study.policies])}
+                    mine = styles.filter((pl.col("scenario") == study.cell_scenario(scenario))
+                                         & pl.col("policy").is_in(list(order))).sort(
+                        pl.col("policy").replace_strict(order), "feedback_style")
+                    if not mine.is_empty():
+                        (target / f"styles-{scenario.name}.png").write_bytes(style_shares_plot(mine))
         if study.name == "observability":
             accuracy(root, study).write_parquet(target / "accuracy.parquet")
         done.append(study.name)
@@ -231,6 +241,8 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
         if study.name == "igl_styles" and (mine / "styles.parquet").is_file():
             parts += ["Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
                       "impressions by latent satisfaction):", styles_table(pl.read_parquet(mine / "styles.parquet"), study)]
+            for figure in sorted(mine.glob("styles-*.png")):
+                parts.append(f"![{figure.stem}]({Path(os.path.relpath(figure, readme.resolve().parent)).as_posix()})")
         plot = os.path.relpath(mine / "effects.png", readme.resolve().parent)
         parts += [f"![{study.name}]({Path(plot).as_posix()})", end]
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n\n".join(parts), text, flags=re.S)
