@@ -166,6 +166,12 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
         copied = 0
         for scenario in study.scenarios:
             key = study.cell_scenario(scenario)
+            definition = cells / study.preset / "scenarios" / f"{key}.json"
+            if definition.is_file() and json.loads(definition.read_text()) != json.loads(scenario.overrides_json):
+                for table in CELL_TABLES:  # the scenario was redefined: its archived cells are stale
+                    shutil.rmtree(cells / study.preset / table / f"scenario={key}", ignore_errors=True)
+            definition.parent.mkdir(parents=True, exist_ok=True)
+            definition.write_text(scenario.overrides_json + "\n")
             for finished in sorted((root / "policy_effects" / f"scenario={key}").glob("seed=*/part-0.parquet")):
                 for table in CELL_TABLES:
                     source = root / table / f"scenario={key}" / finished.parent.name
@@ -174,11 +180,12 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
                     target = cells / study.preset / table / f"scenario={key}" / finished.parent.name
                     target.mkdir(parents=True, exist_ok=True)
                     for name in ("part-0.parquet", ".key"):
+                        (target / name).unlink(missing_ok=True)
                         if (source / name).is_file():
                             shutil.copyfile(source / name, target / name)
                 copied += 1
         timing = root / STUDY_DIR / f"{study.name}.timing.json"
-        if timing.is_file():
+        if copied and timing.is_file():
             seeds = json.loads(timing.read_text()).get("seeds", "").replace(",", "_")
             (results / study.name).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(timing, results / study.name / f"timing-seeds-{seeds}.json")
@@ -208,6 +215,8 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
             styles = style_results(root, study)
             styles.write_parquet(target / "styles.parquet")
             if study.name == "igl_styles":  # IGL-P's Fig. 4 per scenario, t intervals across seeds
+                for stale in target.glob("styles-*.png"):
+                    stale.unlink()
                 for scenario in study.scenarios:
                     order = {policy: n for n, policy in enumerate(["lightgbm", *study.policies])}
                     mine = styles.filter((pl.col("scenario") == study.cell_scenario(scenario))
@@ -241,8 +250,9 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
         if study.name == "igl_styles" and (mine / "styles.parquet").is_file():
             parts += ["Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
                       "impressions by latent satisfaction):", styles_table(pl.read_parquet(mine / "styles.parquet"), study)]
-            for figure in sorted(mine.glob("styles-*.png")):
-                parts.append(f"![{figure.stem}]({Path(os.path.relpath(figure, readme.resolve().parent)).as_posix()})")
+            for figure in (mine / f"styles-{scenario.name}.png" for scenario in study.scenarios):
+                if figure.is_file():
+                    parts.append(f"![{figure.stem}]({Path(os.path.relpath(figure, readme.resolve().parent)).as_posix()})")
         plot = os.path.relpath(mine / "effects.png", readme.resolve().parent)
         parts += [f"![{study.name}]({Path(plot).as_posix()})", end]
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n\n".join(parts), text, flags=re.S)

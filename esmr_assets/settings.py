@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -81,7 +82,7 @@ class SimulationSettings(_Frozen):
     feedback_style_shares: dict[str, float] = Field(
         {"expressive": 0.4, "critical": 0.3, "passive": 0.3}, description="the population's communication "
         "styles and their shares (give every style: overrides merge into the default), styles of "
-        "feedback_style_signals; the users' feedback_style categories, in this order"
+        "feedback_style_signals; the users' feedback_style categories follow that table's order"
     )
     feedback_style_signals: dict[str, dict[int, dict[str, float]]] = Field(
         STYLE_SIGNALS, description="P(signal | r) per communication style for a watched video, r in -1, 0, 1 "
@@ -121,7 +122,7 @@ class SimulationSettings(_Frozen):
         for name in ("profile_shares", "feedback_style_shares"):
             shares = getattr(self, name)
             values = list(shares.values()) if isinstance(shares, dict) else list(shares)
-            if not values or min(values) < 0 or abs(sum(values) - 1.0) > 1e-6:
+            if not values or not all(math.isfinite(v) and v >= 0 for v in values) or abs(sum(values) - 1.0) > 1e-9:
                 raise ValueError(f"{name} must be non-negative and sum to 1, got {shares}")
         unknown = set(self.feedback_style_shares) - set(self.feedback_style_signals)
         if unknown:
@@ -132,15 +133,18 @@ class SimulationSettings(_Frozen):
                 raise ValueError(f"feedback_style_signals[{style!r}] needs rows for r = -1, 0 and 1, got {sorted(rows)}")
             for r, probabilities in rows.items():
                 bad = set(probabilities) - set(STYLE_SIGNAL_CHOICES)
-                if bad or min(probabilities.values(), default=-1) < 0 or abs(sum(probabilities.values()) - 1) > 1e-9:
+                finite = all(math.isfinite(v) and v >= 0 for v in probabilities.values())
+                if bad or not probabilities or not finite or abs(sum(probabilities.values()) - 1) > 1e-9:
                     raise ValueError(f"feedback_style_signals[{style!r}][{r}] must be a distribution over "
                                      f"{STYLE_SIGNAL_CHOICES}, got {probabilities}")
         return self
 
     @property
     def feedback_styles(self) -> tuple[str, ...]:
-        """The population's communication styles, in `feedback_style_shares` order."""
-        return tuple(self.feedback_style_shares)
+        """The population's communication styles (those with a share), in the order of
+        `feedback_style_signals`: canonical, so that the order a share mapping is written in
+        (which reuse keys and scenario names ignore) cannot change the users."""
+        return tuple(style for style in self.feedback_style_signals if style in self.feedback_style_shares)
 
 
 class EmotionSettings(_Frozen):

@@ -105,4 +105,20 @@ def test_the_style_table_is_validated_naming_the_problem():
         load_settings("paper", {"simulation": {"feedback_style_shares": {"outraged": 0.3}}})  # merged: sums to 1.3
     with pytest.raises(SettingsError, match=r"feedback_style_signals\['outraged'\]\[-1\] must be a distribution"):
         load_settings("paper", {"simulation": {"feedback_style_signals": {"outraged": {-1: {"not_interested": 1.0}}}}})
+    with pytest.raises(SettingsError, match="must be non-negative and sum to 1"):  # numpy's choice would refuse it
+        load_settings("paper", {"simulation": {"feedback_style_shares": {"expressive": 0.3333333, "critical": 0.3333333,
+                                                                         "passive": 0.3333334 + 1e-7}}})
+    with pytest.raises(SettingsError, match="must be non-negative and sum to 1"):
+        load_settings("paper", {"simulation": {"feedback_style_shares": {"expressive": float("nan"), "critical": 0.5,
+                                                                         "passive": 0.5}}})
     assert load_settings("paper").simulation.feedback_style_signals == STYLE_SIGNALS
+
+
+def test_the_order_a_share_mapping_is_written_in_changes_nothing():
+    """Reuse keys and scenario names sort the overrides, so the users must not depend on the
+    order of the shares either: styles follow the table's order."""
+    shares = list(FOUR_STYLES.items())
+    forward = load_settings("paper", {"simulation": {"n_users": 300, "feedback_style_shares": dict(shares)}}).simulation
+    backward = load_settings("paper", {"simulation": {"n_users": 300, "feedback_style_shares": dict(shares[::-1])}}).simulation
+    assert forward.feedback_styles == backward.feedback_styles == tuple(STYLE_SIGNALS)
+    assert simulate_users(forward, stream(3, "users")).equals(simulate_users(backward, stream(3, "users")))

@@ -98,6 +98,8 @@ def effects_by_style(values: pl.DataFrame, reference: str, resamples: int, rng: 
                     row["ci95_low"], row["ci95_high"] = _percentiles(boot - base_boot)
                 rows.append(row)
         frames.append(pl.DataFrame(rows, schema=_SCHEMA))
+    if not frames:
+        raise ValueError(f"no communication style has users under the reference policy {reference!r}")
     return pl.concat(frames).with_columns(
         pl.col("value", "value_ci95_low", "value_ci95_high", "effect", "ci95_low", "ci95_high").fill_nan(None))
 

@@ -47,7 +47,7 @@ def simulate_users(settings: SimulationSettings, rng: np.random.Generator) -> pl
     baseline_valence = np.clip(rng.normal(0.1, 0.35, n), -0.8, 0.8)
     baseline_arousal = rng.uniform(0.3, 0.65, n)
     styles = settings.feedback_styles
-    style = rng.choice(len(styles), size=n, p=np.asarray(list(settings.feedback_style_shares.values())))
+    style = rng.choice(len(styles), size=n, p=np.asarray([settings.feedback_style_shares[s] for s in styles]))
     frame = {
         "user_id": np.arange(n, dtype=np.int32),
         "profile": pl.Series(np.array(PROFILES)[profile], dtype=pl.Enum(PROFILES)),
