@@ -140,6 +140,49 @@ def styles_table(frame: pl.DataFrame, study) -> str:
     return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
 
 
+def _share(frame: pl.DataFrame, policy: str, style: str) -> dict | None:
+    rows = frame.filter((pl.col("policy") == policy) & (pl.col("feedback_style") == style)
+                        & (pl.col("metric") == "negative_share")).to_dicts()
+    return rows[0] if rows and rows[0]["value"] is not None else None
+
+
+def _fmt(row: dict) -> str:
+    interval = "" if row["value_ci95_low"] is None else f" [{row['value_ci95_low']:.3f}, {row['value_ci95_high']:.3f}]"
+    return f"{row['value']:.3f}{interval}"
+
+
+def igl_predictions(frame: pl.DataFrame, study) -> str:
+    """The IGL-P paper's predictions 1-3 (README, IGL-P section), checked per scenario with
+    outraged users on the r = -1 shares (mean over seeds, 95 % t interval): held or not,
+    with the figures. Deployable policies only (no oracle_*)."""
+    lines = []
+    for scenario in study.scenarios:
+        mine = frame.filter(pl.col("scenario") == study.cell_scenario(scenario))
+        styles = mine["feedback_style"].unique(maintain_order=True).to_list()
+        if "outraged" not in styles:
+            continue
+        policies = [p for p in mine.filter(~pl.col("oracle"))["policy"].unique(maintain_order=True).to_list()]
+        seeds = int(mine["seeds"].max())
+        like = {style: _share(mine, "cb_like", style) for style in styles}
+        igl3 = {style: _share(mine, "igl_p3", style) for style in styles}
+        igl2 = {style: _share(mine, "igl_p2", style) for style in styles}
+        if any(v is None for d in (like, igl3, igl2) for v in d.values()):
+            continue
+        others = max((like[s]["value"], s) for s in styles if s != "outraged")
+        first = like["outraged"]["value"] > others[0] and like["outraged"]["value"] > igl3["outraged"]["value"]
+        lines.append(f"- **{scenario.name}** (seeds: {seeds}), 1. {'held' if first else 'not held'}: `cb_like` serves "
+                     f"outraged users r = −1 at {_fmt(like['outraged'])}, its next group ({others[1]}) "
+                     f"{others[0]:.3f}, and IGL-P(3) serves outraged users {_fmt(igl3['outraged'])}.")
+        worst = {s: max((( _share(mine, p, s) or {}).get("value") or -1.0, p) for p in policies) for s in styles}
+        never = all(worst[s][1] != "igl_p3" for s in styles)
+        lines.append(f"  2. {'held' if never else 'not held'}: the worst policy on r = −1 per group is "
+                     + ", ".join(f"{s}: {worst[s][1]} ({worst[s][0]:.3f})" for s in styles) + ".")
+        fewer = all(igl3[s]["value"] < igl2[s]["value"] for s in styles)
+        lines.append(f"  3. {'held' if fewer else 'not held'}: IGL-P(3) against IGL-P(2) per group: "
+                     + ", ".join(f"{s} {igl3[s]['value']:.3f} vs {igl2[s]['value']:.3f}" for s in styles) + ".")
+    return "\n".join(lines) if lines else "(no scenario with outraged users materialized yet)"
+
+
 def timings_table(results: Path) -> str:
     """Each archived study's last `esmr study run`: wall time, what reuse saved, steps computed and linked."""
     timings = read_study_timings(sorted(results.glob("*/timing*.json")))
@@ -248,8 +291,11 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
             parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
                       accuracy_table(pl.read_parquet(mine / "accuracy.parquet"), study)]
         if study.name == "igl_styles" and (mine / "styles.parquet").is_file():
-            parts += ["Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
-                      "impressions by latent satisfaction):", styles_table(pl.read_parquet(mine / "styles.parquet"), study)]
+            styles = pl.read_parquet(mine / "styles.parquet")
+            parts += ["The IGL-P paper's predictions, checked (r = −1 shares of served impressions, mean over seeds, "
+                      "95 % t interval):", igl_predictions(styles, study),
+                      "Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
+                      "impressions by latent satisfaction):", styles_table(styles, study)]
             for figure in (mine / f"styles-{scenario.name}.png" for scenario in study.scenarios):
                 if figure.is_file():
                     parts.append(f"![{figure.stem}]({Path(os.path.relpath(figure, readme.resolve().parent)).as_posix()})")

@@ -94,3 +94,28 @@ def test_the_like_bandit_serves_outraged_users_more_distress(outraged_world, thr
     share = {r["feedback_style"]: r for r in effects.filter((pl.col("policy") == "cb_like")
                                                             & (pl.col("metric") == "negative_share")).iter_rows(named=True)}
     assert share["outraged"]["value"] > share["expressive"]["value"] + 0.02
+
+
+def test_the_igl_predictions_are_checked_from_the_per_style_results():
+    """docs/render_studies.py says held or not held from the r = -1 shares, with the figures."""
+    import importlib.util
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    loaded = importlib.util.spec_from_file_location("render_studies", repo / "docs" / "render_studies.py")
+    render_studies = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(render_studies)
+    study = render_studies.load_study(repo / "studies" / "igl_styles.toml")
+    shares = {  # r = -1 share per policy and style: cb_like hurts outraged users, IGL-P(3) is never worst
+        "lightgbm": {"expressive": 0.15, "outraged": 0.18}, "cb_like": {"expressive": 0.10, "outraged": 0.25},
+        "igl_p3": {"expressive": 0.11, "outraged": 0.12}, "igl_p2": {"expressive": 0.12, "outraged": 0.11},
+    }
+    rows = [{"scenario": study.cell_scenario(study.scenarios[2]), "policy": policy, "oracle": False,
+             "feedback_style": style, "metric": "negative_share", "seeds": 5, "value": value,
+             "value_ci95_low": value - 0.01, "value_ci95_high": value + 0.01}
+            for policy, by_style in shares.items() for style, value in by_style.items()]
+    text = render_studies.igl_predictions(pl.DataFrame(rows), study)
+    lines = text.splitlines()
+    assert lines[0].startswith("- **outraged_30** (seeds: 5), 1. held") and "0.250 [0.240, 0.260]" in lines[0]
+    assert lines[1].strip().startswith("2. held") and "outraged: cb_like (0.250)" in lines[1]
+    assert lines[2].strip().startswith("3. not held") and "outraged 0.120 vs 0.110" in lines[2]
