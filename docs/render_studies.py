@@ -117,8 +117,9 @@ def style_results(root: Path, study) -> pl.DataFrame:
 
 def styles_table(frame: pl.DataFrame, study) -> str:
     """Per scenario (spec order), reported policy and style: the r = -1 and r = +1 shares of
-    served impressions and negative days, each the mean over seeds with its 95 % t interval,
-    and the decoded-reward sign accuracy of the learners."""
+    served impressions, negative days, latent valence and engagement reward (the emotional
+    side per group), each the mean over seeds with its 95 % t interval, and the
+    decoded-reward sign accuracy of the learners."""
     rows = []
     for scenario in study.scenarios:
         mine = frame.filter(pl.col("scenario") == study.cell_scenario(scenario))
@@ -131,7 +132,7 @@ def styles_table(frame: pl.DataFrame, study) -> str:
                 oracle = next(iter(hits.values()))["oracle"]
                 cells = {"scenario": scenario.name, "policy": f"{policy} (oracle)" if oracle else policy, "style": style}
                 for metric, digits in (("negative_share", 3), ("positive_share", 3), ("negative_days", 2),
-                                       ("decoded_accuracy", 3)):
+                                       ("mean_latent_valence", 3), ("engagement_reward", 2), ("decoded_accuracy", 3)):
                     row = hits.get(metric)
                     cells[metric] = "–" if row is None or row["value"] is None else _cell(
                         {"effect": row["value"], "ci95_low": row["value_ci95_low"], "ci95_high": row["value_ci95_high"]},

@@ -31,6 +31,7 @@ def synthetic_values(n: int = 400, seed: int = 0) -> pl.DataFrame:
             "decoded_agree": np.floor(shown * 0.6) if policy == "cb_like" else 0.0,
             "rounds": shown if policy == "cb_like" else None,
             "negative_days": rng.integers(0, 10, n).astype(float), "mean_latent_valence": rng.normal(0, 0.2, n),
+            "engagement_reward": rng.normal(1, 0.5, n),
             "feedback_style": pl.Series(style, dtype=pl.Enum(["a", "b"])), "one": 1.0,
         }))
     return pl.concat(frames, how="vertical_relaxed")

@@ -155,14 +155,14 @@ def policy_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, user_met
 STYLE_RESAMPLES = 1
 
 
-@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"numpy", "parquet"},
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"numpy", "parquet"}, code_version="2",
           metadata=reads("evaluation.reference_policy", "evaluation.bootstrap_resamples"))
 def style_effects(context: dg.AssetExecutionContext, esmr: EsmrConfig, policy_rollouts: pl.DataFrame,
                   user_metrics: pl.DataFrame, users: pl.DataFrame):
     """Results per communication style (IGL-P's Fig. 4, with intervals): per style, policy and
     metric (the shares of served impressions with latent r = +1 and r = -1, the learners'
-    decoded-reward sign accuracy, negative days and mean latent valence on the latent
-    labels), the value with its per-user bootstrap interval within the style, and the paired
+    decoded-reward sign accuracy, negative days, mean latent valence and engagement reward
+    on the latent labels), the value with its per-user bootstrap interval within the style, and the paired
     effect against the reference policy with its interval. Intervals across seeds:
     `style_effects_across_seeds`; the worst-served style per policy: `reward_fairness_by_group`."""
     settings, seed = esmr.settings_for(context).evaluation, esmr.seed(context)

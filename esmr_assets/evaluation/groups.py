@@ -1,12 +1,13 @@
 """Results per communication style (IGL-P's Fig. 4 view, with intervals): for each style and
 policy, the shares of served impressions whose latent satisfaction was r = +1 and r = -1, the
-learners' decoded-reward sign accuracy, and the style's negative days and mean latent valence;
+learners' decoded-reward sign accuracy, and the style's negative days, mean latent valence
+and engagement reward;
 each with a per-user bootstrap interval, and its paired effect against the reference policy.
 
 Every metric is a ratio of per-user sums over the style's users: the shares are impressions
 with r = +/-1 over impressions shown (so they equal `evaluation_metrics`' per-style shares),
-the decoded accuracy agreeing rounds over rounds, negative days and valence per-user values
-over users. The bootstrap resamples users within each style, the same resamples for every
+the decoded accuracy agreeing rounds over rounds, negative days, valence and engagement
+reward per-user values over users. The bootstrap resamples users within each style, the same resamples for every
 policy and metric of the style, so a paired effect's interval is that of a difference of
 ratios over the same users.
 """
@@ -28,21 +29,22 @@ GROUP_METRICS = (
     ("decoded_accuracy", "decoded_agree", "rounds"),
     ("negative_days", "negative_days", "one"),
     ("mean_latent_valence", "mean_latent_valence", "one"),
+    ("engagement_reward", "engagement_reward", "one"),
 )
 
 
 def style_user_values(rollouts: pl.DataFrame, user_metrics: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
     """One row per policy and evaluation user: their style, the sums behind each metric of
-    `GROUP_METRICS` (rounds null for a policy that does not learn), negative days and mean
-    latent valence on the latent labels."""
+    `GROUP_METRICS` (rounds null for a policy that does not learn), negative days, mean latent
+    valence and engagement reward on the latent labels."""
     sums = rollouts.group_by("policy", "user_id", maintain_order=True).agg(
         pl.col("oracle").first(),
         *(pl.col(c).sum().cast(pl.Float64) for c in ("negative_impressions", "positive_impressions", "n_impressions")),
         pl.col("decoded_agree").sum().cast(pl.Float64),
         pl.when(pl.col("rounds").is_not_null().any()).then(pl.col("rounds").sum()).cast(pl.Float64).alias("rounds"),
     )
-    truth = user_metrics.filter(pl.col("label_source") == "true").select("policy", "user_id", "negative_days",
-                                                                          "mean_latent_valence")
+    truth = user_metrics.filter(pl.col("label_source") == "true").select(
+        "policy", "user_id", "negative_days", "mean_latent_valence", "engagement_reward")
     frame = (sums.join(truth, on=["policy", "user_id"], how="left", maintain_order="left")
              .join(users.select("user_id", "feedback_style"), on="user_id", how="left", maintain_order="left"))
     if frame["feedback_style"].null_count() or frame["negative_days"].null_count():
