@@ -136,7 +136,7 @@ def styles_table(frame: pl.DataFrame, study) -> str:
                     row = hits.get(metric)
                     cells[metric] = "–" if row is None or row["value"] is None else _cell(
                         {"effect": row["value"], "ci95_low": row["value_ci95_low"], "ci95_high": row["value_ci95_high"]},
-                        digits).lstrip("+")
+                        digits).replace("+", "")
                 rows.append(cells)
     return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
 
