@@ -162,7 +162,7 @@ def igl_predictions(frame: pl.DataFrame, study) -> str:
         styles = mine["feedback_style"].unique(maintain_order=True).to_list()
         if "outraged" not in styles:
             continue
-        policies = [p for p in mine.filter(~pl.col("oracle"))["policy"].unique(maintain_order=True).to_list()]
+        policies = mine.filter(~pl.col("oracle"))["policy"].unique(maintain_order=True).to_list()
         seeds = int(mine["seeds"].max())
         like = {style: _share(mine, "cb_like", style) for style in styles}
         igl3 = {style: _share(mine, "igl_p3", style) for style in styles}
@@ -174,7 +174,7 @@ def igl_predictions(frame: pl.DataFrame, study) -> str:
         lines.append(f"- **{scenario.name}** (seeds: {seeds}), 1. {'held' if first else 'not held'}: `cb_like` serves "
                      f"outraged users r = −1 at {_fmt(like['outraged'])}, its next group ({others[1]}) "
                      f"{others[0]:.3f}, and IGL-P(3) serves outraged users {_fmt(igl3['outraged'])}.")
-        worst = {s: max((( _share(mine, p, s) or {}).get("value") or -1.0, p) for p in policies) for s in styles}
+        worst = {s: max(((_share(mine, p, s) or {}).get("value") or -1.0, p) for p in policies) for s in styles}
         never = all(worst[s][1] != "igl_p3" for s in styles)
         lines.append(f"  2. {'held' if never else 'not held'}: the worst policy on r = −1 per group is "
                      + ", ".join(f"{s}: {worst[s][1]} ({worst[s][0]:.3f})" for s in styles) + ".")
@@ -261,8 +261,8 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
             if study.name == "igl_styles":  # IGL-P's Fig. 4 per scenario, t intervals across seeds
                 for stale in target.glob("styles-*.png"):
                     stale.unlink()
+                order = {policy: n for n, policy in enumerate(["lightgbm", *study.policies])}
                 for scenario in study.scenarios:
-                    order = {policy: n for n, policy in enumerate(["lightgbm", *study.policies])}
                     mine = styles.filter((pl.col("scenario") == study.cell_scenario(scenario))
                                          & pl.col("policy").is_in(list(order))).sort(
                         pl.col("policy").replace_strict(order), "feedback_style")

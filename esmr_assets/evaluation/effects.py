@@ -127,6 +127,16 @@ def resample_counts(n_users: int, resamples: int, rng: np.random.Generator) -> n
     return np.bincount((draws + offsets).ravel(), minlength=resamples * n_users).reshape(resamples, n_users)
 
 
+def percentile_interval(boot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 95 % percentile interval of bootstrap resamples (rows) per column; a column that
+    is all NaN (a metric nobody has) stays NaN, then null."""
+    tail = 100 * (1 - CONFIDENCE) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+    return low, high
+
+
 def paired_effects(
     metrics: pl.DataFrame, reference: str, resamples: int, rng: np.random.Generator,
     ceiling: str | None = None,
@@ -168,10 +178,7 @@ def paired_effects(
         ref_mean = np.nansum(r, axis=0) / n
         weights = resample_counts(len(users), resamples, rng).astype(np.float64)
         boot = (weights @ np.where(defined, d, 0.0)) / (weights @ defined)
-    tail = 100 * (1 - CONFIDENCE) / 2
-    with warnings.catch_warnings():  # a metric nobody has (no eligible user) stays NaN, then null
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+    low, high = percentile_interval(boot)
     frame = pl.DataFrame(
         {
             "policy": [k[0] for k in keys],

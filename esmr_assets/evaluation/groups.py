@@ -14,12 +14,10 @@ ratios over the same users.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import polars as pl
 
-from .effects import CONFIDENCE, resample_counts
+from .effects import percentile_interval, resample_counts
 from .metrics import oracle_flags
 
 #: (metric, numerator, denominator) of each per-style metric, over `style_user_values` columns
@@ -50,13 +48,6 @@ def style_user_values(rollouts: pl.DataFrame, user_metrics: pl.DataFrame, users:
     if frame["feedback_style"].null_count() or frame["negative_days"].null_count():
         raise ValueError("rollouts hold users without a feedback style or without latent-label metrics")
     return frame.with_columns(pl.lit(1.0).alias("one"))
-
-
-def _percentiles(boot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    tail = 100 * (1 - CONFIDENCE) / 2
-    with warnings.catch_warnings():  # a metric undefined for a policy stays NaN, then null
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return tuple(np.nanpercentile(boot, [tail, 100 - tail], axis=0))
 
 
 def effects_by_style(values: pl.DataFrame, reference: str, resamples: int, rng: np.random.Generator) -> pl.DataFrame:
@@ -90,14 +81,14 @@ def effects_by_style(values: pl.DataFrame, reference: str, resamples: int, rng: 
         for policy in policies:
             for metric, _, _ in GROUP_METRICS:
                 value, boot = ratios[policy, metric]
-                low, high = _percentiles(boot)
+                low, high = percentile_interval(boot)
                 row = {"feedback_style": style, "policy": policy, "oracle": oracle[policy], "metric": metric,
                        "users": len(users), "value": value, "value_ci95_low": low, "value_ci95_high": high,
                        "reference": reference, "effect": None, "ci95_low": None, "ci95_high": None}
                 base_value, base_boot = ratios[reference, metric]
                 if policy != reference:
                     row["effect"] = value - base_value
-                    row["ci95_low"], row["ci95_high"] = _percentiles(boot - base_boot)
+                    row["ci95_low"], row["ci95_high"] = percentile_interval(boot - base_boot)
                 rows.append(row)
         frames.append(pl.DataFrame(rows, schema=_SCHEMA))
     if not frames:
