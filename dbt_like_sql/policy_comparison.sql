@@ -24,7 +24,7 @@ select
     seeds,
     mean,
     sd,
-    mean - t_quantile(0.975, seeds - 1) * sd / sqrt(seeds) as ci95_low,
-    mean + t_quantile(0.975, seeds - 1) * sd / sqrt(seeds) as ci95_high
+    mean - t_half_width(sd, seeds) as ci95_low,
+    mean + t_half_width(sd, seeds) as ci95_high
 from per_metric
 order by scenario, policy, label_source, metric

@@ -34,11 +34,11 @@ select
     seeds,
     users,
     value,
-    value - t_quantile(0.975, seeds - 1) * value_sd / sqrt(seeds) as value_ci95_low,
-    value + t_quantile(0.975, seeds - 1) * value_sd / sqrt(seeds) as value_ci95_high,
+    value - t_half_width(value_sd, seeds) as value_ci95_low,
+    value + t_half_width(value_sd, seeds) as value_ci95_high,
     effect,
-    effect - t_quantile(0.975, effect_seeds - 1) * effect_sd / sqrt(effect_seeds) as ci95_low,
-    effect + t_quantile(0.975, effect_seeds - 1) * effect_sd / sqrt(effect_seeds) as ci95_high,
+    effect - t_half_width(effect_sd, effect_seeds) as ci95_low,
+    effect + t_half_width(effect_sd, effect_seeds) as ci95_high,
     seeds_above_zero,
     seeds_below_zero
 from per_metric

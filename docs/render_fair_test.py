@@ -96,8 +96,8 @@ def differences(query: Query, a: str, b: str) -> pl.DataFrame:
         d as (select x.seed, x.metric, x.effect - y.effect as diff from e as x join e as y
               on x.seed = y.seed and x.metric = y.metric where x.policy = '{a}' and y.policy = '{b}')
         select metric, count(*) as seeds, avg(diff) as mean,
-               avg(diff) - t_quantile(0.975, count(*) - 1) * stddev_samp(diff) / sqrt(count(*)) as low,
-               avg(diff) + t_quantile(0.975, count(*) - 1) * stddev_samp(diff) / sqrt(count(*)) as high
+               avg(diff) - t_half_width(stddev_samp(diff), count(*)) as low,
+               avg(diff) + t_half_width(stddev_samp(diff), count(*)) as high
         from d group by metric
         """,
     )

@@ -4,7 +4,8 @@ Each asset folder becomes a view over all of its cells, with `scenario` and `see
 from the hive layout (`scenario=<name>/seed=<k>/part-0.parquet`), and `policy_registry` holds the registered policies (`policy.registry.POLICIES`): their
 order, whether they learn online and whether they read the latent state (`oracle_*`), for
 queries to join. `t_quantile(p, df)` is Student's t quantile (scipy), so that intervals across
-seeds are exact for any number of seeds. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
+seeds are exact for any number of seeds; `t_half_width(sd, n)` is the half width of the 95 % t
+interval of a mean of n values. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
 a lock, and `run_query` refuses statements that could write.
 """
 
@@ -100,13 +101,16 @@ def t_quantile(p: float | None, df: int | None) -> float | None:
 
 
 def _base_connection() -> duckdb.DuckDBPyConnection:
-    """In-memory, single-threaded, with the registry view and the t quantile."""
+    """In-memory, single-threaded, with the registry view, the t quantile and the t interval's half width."""
     # One thread: parallel float aggregation may differ in the last bits between runs, and the
     # SQL models' Parquet must be byte-identical for the same inputs.
     con = duckdb.connect(":memory:", config={"threads": 1})
     con.execute(_registry_sql())
     con.create_function("t_quantile", t_quantile, ["DOUBLE", "BIGINT"], "DOUBLE", null_handling="special",
                         side_effects=False)
+    # Half the width of a 95 % t interval of a mean of n values with sample SD sd: the one formula
+    # every across-seeds model uses.
+    con.execute("create macro t_half_width(sd, n) as t_quantile(0.975, n - 1) * sd / sqrt(n)")
     return con
 
 

@@ -295,6 +295,17 @@ def test_policy_registry_is_a_table_in_the_registry_order(tmp_path):
     assert "policy_registry" in list_tables(tmp_path)
 
 
+def test_t_half_width_is_the_95_t_interval_half_width(tmp_path):
+    """The macro the across-seeds models share equals scipy's t quantile times the standard error,
+    and is null with fewer than two values (no degree of freedom)."""
+    from scipy import stats
+
+    frame = run_query(tmp_path, "select n, t_half_width(2.5, n) as h from range(1, 6) as t(n) order by n")
+    assert frame["h"][0] is None
+    for n, h in zip(frame["n"][1:], frame["h"][1:]):
+        assert h == pytest.approx(stats.t.ppf(0.975, n - 1) * 2.5 / np.sqrt(n), rel=1e-12)
+
+
 def test_esmr_sql_starts_without_torch_or_lightgbm():
     """The registry the warehouse reads is import-light: `esmr sql` loads no model library."""
     code = ("import sys; from esmr_assets import cli, warehouse; from esmr_assets.policy import registry; "
