@@ -13,7 +13,7 @@ committed in two layers:
   of all of them add up here.
 - studies/results/<name>/: the study's report over every archived cell, recomputed from the
   cells with the same SQL as the `study_report` asset (report.parquet, effects.png,
-  styles.parquet, accuracy.parquet for observability) and each run's timing.
+  styles.parquet, contrasts.parquet for igl_styles, accuracy.parquet for observability) and each run's timing.
 
 With `--data-dir`, the finished cells of every shipped study found there are archived first
 (replacing the same cells); the reports are then recomputed and the README rendered.
@@ -25,6 +25,7 @@ With `--data-dir`, the finished cells of every shipped study found there are arc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -141,6 +142,61 @@ def styles_table(frame: pl.DataFrame, study) -> str:
     return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
 
 
+#: the paired contrasts of the emotional side per style (igl_styles): does ESMR protect a group
+#: against LightGBM, and does learning R_eng from IGL-P's decoded reward do better than ESMR's?
+CONTRASTS = (("esmr", "lightgbm"), ("esmr_igl", "esmr"))
+CONTRAST_METRICS = ("negative_days", "mean_latent_valence")
+
+
+def style_contrasts(root: Path, study, contrasts=CONTRASTS, metrics=CONTRAST_METRICS) -> pl.DataFrame:
+    """Per scenario, style, contrast (a, b) and metric: the mean over seeds of a's value minus
+    b's on the same users (the difference of their paired effects against the reference, which
+    is b's own effect of zero when b is the reference) with a 95 % t interval across seeds."""
+    keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+    pairs = " union all ".join(f"select '{a}' as a, '{b}' as b" for a, b in contrasts)
+    names = ", ".join(f"'{m}'" for m in metrics)
+    return run_query(root, f"""
+        with e as (select scenario, seed, feedback_style, policy, metric,
+                          coalesce(effect, case when policy = reference then 0 end) as effect
+                   from style_effects where scenario in ({keys}) and metric in ({names})),
+        d as (select x.scenario, x.feedback_style, pairs.a, pairs.b, x.metric, x.seed, x.effect - y.effect as diff
+              from ({pairs}) as pairs
+              join e as x on x.policy = pairs.a
+              join e as y on y.policy = pairs.b and y.scenario = x.scenario and y.seed = x.seed
+                         and y.feedback_style = x.feedback_style and y.metric = x.metric)
+        select scenario, feedback_style, a, b, metric, count(diff) as seeds, avg(diff) as difference,
+               avg(diff) - t_half_width(stddev_samp(diff), count(diff)) as ci95_low,
+               avg(diff) + t_half_width(stddev_samp(diff), count(diff)) as ci95_high
+        from d group by all order by all""")
+
+
+def emotional_side_table(styles: pl.DataFrame, contrasts: pl.DataFrame, study) -> str:
+    """Per scenario (spec order) and style: LightGBM's engagement reward and latent valence
+    (mean over seeds, t interval) beside each contrast's paired difference per metric."""
+    rows = []
+    for scenario in study.scenarios:
+        key = study.cell_scenario(scenario)
+        mine = styles.filter((pl.col("scenario") == key) & (pl.col("policy") == "lightgbm"))
+        for style in mine["feedback_style"].unique(maintain_order=True).to_list():
+            cells = {"scenario": scenario.name, "style": style}
+            for metric, digits in (("engagement_reward", 2), ("mean_latent_valence", 3)):
+                hit = mine.filter((pl.col("feedback_style") == style) & (pl.col("metric") == metric)).to_dicts()
+                cells[f"lightgbm {metric}"] = "–" if not hit else _cell(
+                    {"effect": hit[0]["value"], "ci95_low": hit[0]["value_ci95_low"],
+                     "ci95_high": hit[0]["value_ci95_high"]}, digits).replace("+", "")
+            present = set(zip(contrasts["a"], contrasts["b"])), set(contrasts["metric"])
+            for a, b in (pair for pair in CONTRASTS if pair in present[0]):
+                for metric in (m for m in CONTRAST_METRICS if m in present[1]):
+                    hit = contrasts.filter((pl.col("scenario") == key) & (pl.col("feedback_style") == style)
+                                           & (pl.col("a") == a) & (pl.col("b") == b)
+                                           & (pl.col("metric") == metric)).to_dicts()
+                    cells[f"{a} − {b} {metric}"] = "–" if not hit else _cell(
+                        {"effect": hit[0]["difference"], "ci95_low": hit[0]["ci95_low"],
+                         "ci95_high": hit[0]["ci95_high"]}, DIGITS.get(metric, 3))
+            rows.append(cells)
+    return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
+
+
 def _share(frame: pl.DataFrame, policy: str, style: str) -> dict | None:
     rows = frame.filter((pl.col("policy") == policy) & (pl.col("feedback_style") == style)
                         & (pl.col("metric") == "negative_share")).to_dicts()
@@ -185,12 +241,21 @@ def igl_predictions(frame: pl.DataFrame, study) -> str:
 
 
 def timings_table(results: Path) -> str:
-    """Each archived study's last `esmr study run`: wall time, what reuse saved, steps computed and linked."""
+    """Each study's archived `esmr study run`s summed (a study resumed over sittings is several
+    runs): wall time, what reuse saved and its share of the whole, steps computed and linked."""
     timings = read_study_timings(sorted(results.glob("*/timing*.json")))
     if timings.is_empty():
         return "(no study has run yet)"
+    timings = timings.group_by("study", maintain_order=True).agg(
+        pl.len().alias("runs"),
+        pl.col("seeds").drop_nulls().str.split(",").list.explode(keep_nulls=False, empty_as_null=False)
+        .cast(pl.Int64).unique().sort().cast(pl.String).str.join(",").alias("seeds"),
+        pl.col("wall_seconds", "reuse_saved_seconds").sum(),
+        pl.col("steps_computed").sum() if timings["steps_computed"].is_not_null().all() else pl.lit(None, pl.Int64),
+        pl.col("steps_reused").sum(),
+    ).with_columns(share_saved=pl.col("reuse_saved_seconds") / (pl.col("wall_seconds") + pl.col("reuse_saved_seconds")))
     return markdown_table_text(timings.select(
-        "study", pl.col("seeds").fill_null(""),
+        "study", "runs", pl.col("seeds").fill_null(""),
         (pl.col("wall_seconds") / 60).round(0).cast(pl.Int64).cast(pl.String).add(" min").alias("wall time"),
         (pl.col("reuse_saved_seconds") / 60).round(0).cast(pl.Int64).cast(pl.String).add(" min").alias("reuse saved"),
         (pl.col("share_saved") * 100).round(0).cast(pl.Int64).cast(pl.String).add(" %").alias("share saved"),
@@ -229,10 +294,11 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
                             shutil.copyfile(source / name, target / name)
                 copied += 1
         timing = root / STUDY_DIR / f"{study.name}.timing.json"
-        if copied and timing.is_file():
+        if copied and timing.is_file():  # one file per run, named by its content: archiving twice adds nothing
             seeds = json.loads(timing.read_text()).get("seeds", "").replace(",", "_")
+            digest = hashlib.sha256(timing.read_bytes()).hexdigest()[:10]
             (results / study.name).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(timing, results / study.name / f"timing-seeds-{seeds}.json")
+            shutil.copyfile(timing, results / study.name / f"timing-seeds-{seeds}-{digest}.json")
         if copied:
             done.append(study.name)
     return done
@@ -259,6 +325,7 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
             styles = style_results(root, study)
             styles.write_parquet(target / "styles.parquet")
             if study.name == "igl_styles":  # IGL-P's Fig. 4 per scenario, t intervals across seeds
+                style_contrasts(root, study).write_parquet(target / "contrasts.parquet")
                 for stale in target.glob("styles-*.png"):
                     stale.unlink()
                 order = {policy: n for n, policy in enumerate(["lightgbm", *study.policies])}
@@ -297,6 +364,11 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
                       "95 % t interval):", igl_predictions(styles, study),
                       "Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
                       "impressions by latent satisfaction):", styles_table(styles, study)]
+            if (mine / "contrasts.parquet").is_file():
+                parts += ["The emotional side per style: LightGBM's engagement reward and latent valence, and the "
+                          "paired differences a − b on the same users (mean over seeds, 95 % t interval; negative "
+                          "days: fewer is better):",
+                          emotional_side_table(styles, pl.read_parquet(mine / "contrasts.parquet"), study)]
             for figure in (mine / f"styles-{scenario.name}.png" for scenario in study.scenarios):
                 if figure.is_file():
                     parts.append(f"![{figure.stem}]({Path(os.path.relpath(figure, readme.resolve().parent)).as_posix()})")

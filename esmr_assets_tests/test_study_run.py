@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 
 from esmr_assets.warehouse import run_query
 
@@ -176,13 +178,31 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     assert len(archived) == 2 * 2 * len(render_studies.CELL_TABLES)  # 2 scenarios x 2 seeds
     assert all((cells / "smoke" / p).read_bytes() == (data / "smoke" / p).read_bytes() for p in archived)
     assert render_studies.report(cells, results, [spec]) == ["tiny"]
+    (timing,) = (results / "tiny").glob("timing-*.json")  # one per run, named by content: archiving twice adds none
+    assert render_studies.archive(data, cells, results, [spec]) == ["tiny"]
     assert {p.name for p in (results / "tiny").iterdir()} == {"report.parquet", "effects.png", "styles.parquet",
-                                                               "timing-seeds-2_3.json"}
+                                                               timing.name}
+    assert timing.name.startswith("timing-seeds-2_3-")
     report = pl.read_parquet(results / "tiny" / "report.parquet")
     assert report.equals(pl.read_parquet(data / "smoke" / "study_report" / "study=tiny" / "part-0.parquet"))
     styles = pl.read_parquet(results / "tiny" / "styles.parquet")
     assert set(styles["scenario"]) == {"tiny.base", "tiny.alpha_0"}
     assert (styles.filter(pl.col("value").is_not_null())["seeds"] == 2).all()
+    contrasts = render_studies.style_contrasts(cells / "smoke", render_studies.load_study(spec))
+    archived_styles = pl.concat(
+        pl.read_parquet(path).with_columns(pl.lit(path.parent.name).alias("seed"))
+        for path in (cells / "smoke" / "style_effects" / "scenario=tiny.alpha_0").glob("seed=*/part-0.parquet"))
+    by_seed = archived_styles.filter((pl.col("feedback_style") == "passive") & (pl.col("metric") == "negative_days"))
+    diffs = (by_seed.filter(pl.col("policy") == "esmr_igl").sort("seed")["effect"]
+             - by_seed.filter(pl.col("policy") == "esmr").sort("seed")["effect"]).to_numpy()
+    (hit,) = contrasts.filter((pl.col("scenario") == "tiny.alpha_0") & (pl.col("feedback_style") == "passive")
+                              & (pl.col("a") == "esmr_igl") & (pl.col("metric") == "negative_days")).to_dicts()
+    half = stats.t.ppf(0.975, 1) * np.std(diffs, ddof=1) / np.sqrt(2)
+    assert hit["seeds"] == 2 and hit["difference"] == pytest.approx(diffs.mean())
+    assert hit["ci95_high"] == pytest.approx(diffs.mean() + half)
+    (hit,) = contrasts.filter((pl.col("scenario") == "tiny.alpha_0") & (pl.col("feedback_style") == "passive")
+                              & (pl.col("b") == "lightgbm") & (pl.col("metric") == "negative_days")).to_dicts()
+    assert hit["difference"] == pytest.approx(by_seed.filter(pl.col("policy") == "esmr")["effect"].mean())
     table = render_studies.styles_table(styles, render_studies.load_study(spec))
     (row,) = [line for line in table.splitlines() if line.startswith("| alpha_0 | esmr | critical |")]
     value = styles.filter((pl.col("scenario") == "tiny.alpha_0") & (pl.col("policy") == "esmr")
@@ -198,5 +218,5 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     (row,) = [line for line in text.splitlines() if line.startswith("| alpha_0 | esmr |")]
     assert f"{effect:+.2f}" in row and "old" not in text and text.endswith("end\n")
     assert "| alpha_0 | oracle_esmr (oracle) |" in text and "![tiny](results/tiny/effects.png)" in text
-    (timing,) = [line for line in text.splitlines() if line.startswith("| tiny |")]
-    assert timing.split("|")[2].strip() == "2,3"
+    (row,) = [line for line in text.splitlines() if line.startswith("| tiny |")]
+    assert [cell.strip() for cell in row.split("|")[2:4]] == ["1", "2,3"]  # runs, seeds
