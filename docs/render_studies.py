@@ -13,7 +13,8 @@ committed in two layers:
   of all of them add up here.
 - studies/results/<name>/: the study's report over every archived cell, recomputed from the
   cells with the same SQL as the `study_report` asset (report.parquet, effects.png,
-  styles.parquet, contrasts.parquet for igl_styles, accuracy.parquet for observability) and each run's timing.
+  styles.parquet, contrasts.parquet and fairness.parquet for igl_styles,
+  accuracy.parquet for observability) and each run's timing.
 
 With `--data-dir`, the finished cells of every shipped study found there are archived first
 (replacing the same cells); the reports are then recomputed and the README rendered.
@@ -139,6 +140,29 @@ def styles_table(frame: pl.DataFrame, study) -> str:
                         {"effect": row["value"], "ci95_low": row["value_ci95_low"], "ci95_high": row["value_ci95_high"]},
                         digits).replace("+", "")
                 rows.append(cells)
+    return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
+
+
+def fairness(root: Path, study) -> pl.DataFrame:
+    """The study's rows of the `reward_fairness_by_group` model (IGL-P's fairness summary):
+    per scenario, policy and style the r = -1 and r = +1 shares, with the worst-served style's."""
+    keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+    return run_query(root, f"select * from {model_source('reward_fairness_by_group', True)} "
+                           f"where scenario in ({keys}) order by all")
+
+
+def fairness_table(frame: pl.DataFrame, study) -> str:
+    """Per scenario (spec order) and reported policy: the worst-served style on r = -1 (the
+    highest share any style gets) and on r = +1 (the lowest), mean over seeds."""
+    rows = []
+    for scenario in study.scenarios:
+        mine = frame.filter(pl.col("scenario") == study.cell_scenario(scenario))
+        for policy in ["lightgbm", *study.policies]:
+            hit = mine.filter(pl.col("policy") == policy).head(1).to_dicts()
+            if hit:
+                rows.append({"scenario": scenario.name, "policy": f"{policy} (oracle)" if hit[0]["oracle"] else policy,
+                             "worst r = −1 share": f"{hit[0]['worst_negative_share']:.3f} ({hit[0]['worst_negative_style']})",
+                             "worst r = +1 share": f"{hit[0]['worst_positive_share']:.3f} ({hit[0]['worst_positive_style']})"})
     return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
 
 
@@ -326,6 +350,7 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
             styles.write_parquet(target / "styles.parquet")
             if study.name == "igl_styles":  # IGL-P's Fig. 4 per scenario, t intervals across seeds
                 style_contrasts(root, study).write_parquet(target / "contrasts.parquet")
+                fairness(root, study).write_parquet(target / "fairness.parquet")
                 for stale in target.glob("styles-*.png"):
                     stale.unlink()
                 order = {policy: n for n, policy in enumerate(["lightgbm", *study.policies])}
@@ -364,6 +389,10 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
                       "95 % t interval):", igl_predictions(styles, study),
                       "Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
                       "impressions by latent satisfaction):", styles_table(styles, study)]
+            if (mine / "fairness.parquet").is_file():
+                parts += ["The worst-served group per policy (IGL-P's fairness summary, `reward_fairness_by_group`; "
+                          "mean over seeds, style in brackets):",
+                          fairness_table(pl.read_parquet(mine / "fairness.parquet"), study)]
             if (mine / "contrasts.parquet").is_file():
                 parts += ["The emotional side per style: LightGBM's engagement reward and latent valence, and the "
                           "paired differences a − b on the same users (mean over seeds, 95 % t interval; negative "

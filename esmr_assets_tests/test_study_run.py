@@ -203,6 +203,10 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     (hit,) = contrasts.filter((pl.col("scenario") == "tiny.alpha_0") & (pl.col("feedback_style") == "passive")
                               & (pl.col("b") == "lightgbm") & (pl.col("metric") == "negative_days")).to_dicts()
     assert hit["difference"] == pytest.approx(by_seed.filter(pl.col("policy") == "esmr")["effect"].mean())
+    fairness = render_studies.fairness(cells / "smoke", render_studies.load_study(spec))
+    materialized = run_query(data / "smoke", "select * from reward_fairness_by_group "
+                                             "where scenario like 'tiny.%' order by all")
+    assert not fairness.is_empty() and fairness.equals(materialized)
     table = render_studies.styles_table(styles, render_studies.load_study(spec))
     (row,) = [line for line in table.splitlines() if line.startswith("| alpha_0 | esmr | critical |")]
     value = styles.filter((pl.col("scenario") == "tiny.alpha_0") & (pl.col("policy") == "esmr")
