@@ -95,9 +95,9 @@ def differences(query: Query, a: str, b: str) -> pl.DataFrame:
                    where label_source = 'true' and metric in {names}),
         d as (select x.seed, x.metric, x.effect - y.effect as diff from e as x join e as y
               on x.seed = y.seed and x.metric = y.metric where x.policy = '{a}' and y.policy = '{b}')
-        select metric, count(*) as seeds, avg(diff) as mean,
-               avg(diff) - t_half_width(stddev_samp(diff), count(*)) as low,
-               avg(diff) + t_half_width(stddev_samp(diff), count(*)) as high
+        select metric, count(diff) as seeds, avg(diff) as mean,
+               avg(diff) - t_half_width(stddev_samp(diff), count(diff)) as low,
+               avg(diff) + t_half_width(stddev_samp(diff), count(diff)) as high
         from d group by metric
         """,
     )

@@ -272,12 +272,18 @@ def timings_table(results: Path) -> str:
         return "(no study has run yet)"
     timings = timings.group_by("study", maintain_order=True).agg(
         pl.len().alias("runs"),
-        pl.col("seeds").drop_nulls().str.split(",").list.explode(keep_nulls=False, empty_as_null=False)
-        .cast(pl.Int64).unique().sort().cast(pl.String).str.join(",").alias("seeds"),
+        pl.col("seeds").drop_nulls(),  # each run's, joined below
         pl.col("wall_seconds", "reuse_saved_seconds").sum(),
-        pl.col("steps_computed").sum() if timings["steps_computed"].is_not_null().all() else pl.lit(None, pl.Int64),
+        # a record from before steps were counted right (no "seeds") leaves its study's sum unknown
+        pl.when(pl.col("steps_computed").is_null().any()).then(None).otherwise(pl.col("steps_computed").sum())
+        .alias("steps_computed"),
         pl.col("steps_reused").sum(),
-    ).with_columns(share_saved=pl.col("reuse_saved_seconds") / (pl.col("wall_seconds") + pl.col("reuse_saved_seconds")))
+    )
+    union = [",".join(map(str, sorted({int(k) for run in runs for k in run.split(",") if k})))
+             for runs in timings["seeds"].to_list()]
+    timings = timings.with_columns(
+        seeds=pl.Series(union, dtype=pl.String),
+        share_saved=pl.col("reuse_saved_seconds") / (pl.col("wall_seconds") + pl.col("reuse_saved_seconds")))
     return markdown_table_text(timings.select(
         "study", "runs", pl.col("seeds").fill_null(""),
         (pl.col("wall_seconds") / 60).round(0).cast(pl.Int64).cast(pl.String).add(" min").alias("wall time"),

@@ -224,3 +224,25 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     assert "| alpha_0 | oracle_esmr (oracle) |" in text and "![tiny](results/tiny/effects.png)" in text
     (row,) = [line for line in text.splitlines() if line.startswith("| tiny |")]
     assert [cell.strip() for cell in row.split("|")[2:4]] == ["1", "2,3"]  # runs, seeds
+
+
+def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
+    """A study resumed over sittings is several runs: wall time, reuse and steps add up, the
+    seeds are their union, and a record from before steps were counted leaves its sum unknown."""
+    import json
+
+    loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render_studies.py")
+    render_studies = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(render_studies)
+    runs = {"s1": [{"seeds": "0,1", "wall_seconds": 600, "reuse_saved_seconds": 600, "steps_computed": 10, "steps_reused": 2},
+                   {"seeds": "1,3", "wall_seconds": 1200, "reuse_saved_seconds": 0, "steps_computed": 5, "steps_reused": 1}],
+            "s2": [{"wall_seconds": 600, "reuse_saved_seconds": 0, "steps_computed": 99, "steps_reused": 1},
+                   {"seeds": "2", "wall_seconds": 60, "reuse_saved_seconds": 0, "steps_computed": 1, "steps_reused": 0}]}
+    for study, records in runs.items():
+        (tmp_path / study).mkdir()
+        for n, record in enumerate(records):
+            (tmp_path / study / f"timing-{n}.json").write_text(json.dumps({"study": study, **record}))
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]]
+            for line in render_studies.timings_table(tmp_path).splitlines()[2:]]
+    assert rows == [["s1", "2", "0,1,3", "30 min", "10 min", "25 %", "15", "3"],
+                    ["s2", "2", "2", "11 min", "0 min", "0 %", "–", "1"]]
