@@ -111,7 +111,8 @@ def test_the_igl_predictions_are_checked_from_the_per_style_results():
         "lightgbm": {"expressive": 0.15, "outraged": 0.18}, "cb_like": {"expressive": 0.10, "outraged": 0.25},
         "igl_p3": {"expressive": 0.11, "outraged": 0.12}, "igl_p2": {"expressive": 0.12, "outraged": 0.11},
     }
-    rows = [{"scenario": study.cell_scenario(study.scenarios[2]), "policy": policy, "oracle": False,
+    outraged_30 = next(scenario for scenario in study.scenarios if scenario.name == "outraged_30")
+    rows = [{"scenario": study.cell_scenario(outraged_30), "policy": policy, "oracle": False,
              "feedback_style": style, "metric": "negative_share", "seeds": 5, "value": value,
              "value_ci95_low": value - 0.01, "value_ci95_high": value + 0.01}
             for policy, by_style in shares.items() for style, value in by_style.items()]
