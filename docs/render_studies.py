@@ -63,6 +63,17 @@ def _cell(row: dict, digits: int) -> str:
     return f"{row['effect']:+.{digits}f}{interval}"
 
 
+def _value_cell(row: dict, digits: int = 3) -> str:
+    """A mean over seeds with its t interval, unsigned (a value, not an effect)."""
+    return _cell({"effect": row["value"], "ci95_low": row["value_ci95_low"], "ci95_high": row["value_ci95_high"]},
+                 digits).replace("+", "")
+
+
+def _scenario_keys(study) -> str:
+    """The study's cell scenarios, quoted for an SQL `in (...)`."""
+    return ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+
+
 def effects_table(report: pl.DataFrame, study, spread: bool = False) -> str:
     """One row per scenario (spec order) and reported policy (oracle_* marked): each metric's
     effect with its interval across seeds, the policy's share of oracle_best_feed's effect on
@@ -90,7 +101,7 @@ def effects_table(report: pl.DataFrame, study, spread: bool = False) -> str:
 
 def accuracy(root: Path, study) -> pl.DataFrame:
     """Emotion models' accuracy against the latent truth per scenario and model (mean over seeds)."""
-    keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+    keys = _scenario_keys(study)
     return run_query(root, f"""
         select scenario, model, count(*) as seeds, avg(accuracy_vs_truth) as accuracy_vs_truth
         from emotion_model_scores where scenario in ({keys}) group by all order by all""")
@@ -112,7 +123,7 @@ def accuracy_table(frame: pl.DataFrame, study) -> str:
 
 def style_results(root: Path, study) -> pl.DataFrame:
     """The study's per-style values and effects across seeds (`style_effects_across_seeds`)."""
-    keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+    keys = _scenario_keys(study)
     return run_query(root, f"select * from {model_source('style_effects_across_seeds', True)} "
                            f"where scenario in ({keys}) order by all")
 
@@ -136,9 +147,7 @@ def styles_table(frame: pl.DataFrame, study) -> str:
                 for metric, digits in (("negative_share", 3), ("positive_share", 3), ("negative_days", 2),
                                        ("mean_latent_valence", 3), ("engagement_reward", 2), ("decoded_accuracy", 3)):
                     row = hits.get(metric)
-                    cells[metric] = "–" if row is None or row["value"] is None else _cell(
-                        {"effect": row["value"], "ci95_low": row["value_ci95_low"], "ci95_high": row["value_ci95_high"]},
-                        digits).replace("+", "")
+                    cells[metric] = "–" if row is None or row["value"] is None else _value_cell(row, digits)
                 rows.append(cells)
     return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
 
@@ -146,7 +155,7 @@ def styles_table(frame: pl.DataFrame, study) -> str:
 def fairness(root: Path, study) -> pl.DataFrame:
     """The study's rows of the `reward_fairness_by_group` model (IGL-P's fairness summary):
     per scenario, policy and style the r = -1 and r = +1 shares, with the worst-served style's."""
-    keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+    keys = _scenario_keys(study)
     return run_query(root, f"select * from {model_source('reward_fairness_by_group', True)} "
                            f"where scenario in ({keys}) order by all")
 
@@ -176,7 +185,7 @@ def style_contrasts(root: Path, study, contrasts=CONTRASTS, metrics=CONTRAST_MET
     """Per scenario, style, contrast (a, b) and metric: the mean over seeds of a's value minus
     b's on the same users (the difference of their paired effects against the reference, which
     is b's own effect of zero when b is the reference) with a 95 % t interval across seeds."""
-    keys = ", ".join(f"'{study.cell_scenario(s)}'" for s in study.scenarios)
+    keys = _scenario_keys(study)
     pairs = " union all ".join(f"select '{a}' as a, '{b}' as b" for a, b in contrasts)
     names = ", ".join(f"'{m}'" for m in metrics)
     return run_query(root, f"""
@@ -205,9 +214,7 @@ def emotional_side_table(styles: pl.DataFrame, contrasts: pl.DataFrame, study) -
             cells = {"scenario": scenario.name, "style": style}
             for metric, digits in (("engagement_reward", 2), ("mean_latent_valence", 3)):
                 hit = mine.filter((pl.col("feedback_style") == style) & (pl.col("metric") == metric)).to_dicts()
-                cells[f"lightgbm {metric}"] = "–" if not hit else _cell(
-                    {"effect": hit[0]["value"], "ci95_low": hit[0]["value_ci95_low"],
-                     "ci95_high": hit[0]["value_ci95_high"]}, digits).replace("+", "")
+                cells[f"lightgbm {metric}"] = "–" if not hit else _value_cell(hit[0], digits)
             present = set(zip(contrasts["a"], contrasts["b"])), set(contrasts["metric"])
             for a, b in (pair for pair in CONTRASTS if pair in present[0]):
                 for metric in (m for m in CONTRAST_METRICS if m in present[1]):
@@ -225,11 +232,6 @@ def _share(frame: pl.DataFrame, policy: str, style: str) -> dict | None:
     rows = frame.filter((pl.col("policy") == policy) & (pl.col("feedback_style") == style)
                         & (pl.col("metric") == "negative_share")).to_dicts()
     return rows[0] if rows and rows[0]["value"] is not None else None
-
-
-def _fmt(row: dict) -> str:
-    interval = "" if row["value_ci95_low"] is None else f" [{row['value_ci95_low']:.3f}, {row['value_ci95_high']:.3f}]"
-    return f"{row['value']:.3f}{interval}"
 
 
 def igl_predictions(frame: pl.DataFrame, study) -> str:
@@ -252,8 +254,8 @@ def igl_predictions(frame: pl.DataFrame, study) -> str:
         others = max((like[s]["value"], s) for s in styles if s != "outraged")
         first = like["outraged"]["value"] > others[0] and like["outraged"]["value"] > igl3["outraged"]["value"]
         lines.append(f"- **{scenario.name}** (seeds: {seeds}), 1. {'held' if first else 'not held'}: `cb_like` serves "
-                     f"outraged users r = −1 at {_fmt(like['outraged'])}, its next group ({others[1]}) "
-                     f"{others[0]:.3f}, and IGL-P(3) serves outraged users {_fmt(igl3['outraged'])}.")
+                     f"outraged users r = −1 at {_value_cell(like['outraged'])}, its next group ({others[1]}) "
+                     f"{others[0]:.3f}, and IGL-P(3) serves outraged users {_value_cell(igl3['outraged'])}.")
         worst = {s: max(((_share(mine, p, s) or {}).get("value") or -1.0, p) for p in policies) for s in styles}
         never = all(worst[s][1] != "igl_p3" for s in styles)
         lines.append(f"  2. {'held' if never else 'not held'}: the worst policy on r = −1 per group is "
