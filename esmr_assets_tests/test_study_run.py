@@ -18,6 +18,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from esmr_assets.definitions import cell_steps
+from esmr_assets.reuse import KEY_FILE
 from esmr_assets.warehouse import run_query
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,32 +58,47 @@ def cell_files(root: Path, scenario: str, seed: int) -> dict[Path, os.stat_resul
             if p.is_file() and not p.name.startswith(".")}
 
 
-def keyed_files(root: Path) -> dict[Path, os.stat_result]:
-    """Every file of every asset step whose key is recorded, in any cell: what is done."""
-    return {p.relative_to(root): p.stat() for key in root.glob("*/scenario=*/seed=*/.key")
-            for p in key.parent.iterdir() if p.is_file() and not p.name.startswith(".")}
+def step_dirs(root: Path, label: str) -> list[Path]:
+    """The asset folders of the cell step with this label (a multi_asset has several)."""
+    (step,) = [step for step in cell_steps() if step.label == label]
+    return [root.joinpath(*asset.path) for asset in step.asset_keys]
+
+
+def finished_files(root: Path) -> dict[Path, os.stat_result]:
+    """Every file of every step that holds a key for each of its assets, in any cell: what is
+    done. A multi_asset killed between its assets' keys is not done (rightly recomputed)."""
+    files: dict[Path, os.stat_result] = {}
+    for step in cell_steps():
+        folders = step_dirs(root, step.label)
+        for key in folders[0].glob(f"scenario=*/seed=*/{KEY_FILE}"):
+            cell = key.parent.relative_to(folders[0])
+            if all((folder / cell / KEY_FILE).is_file() for folder in folders):
+                files.update({p.relative_to(root): p.stat() for folder in folders for p in (folder / cell).iterdir()
+                              if p.is_file() and not p.name.startswith(".")})
+    return files
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """The study run in a subprocess, killed with SIGKILL in the middle of its first cell
-    (scenario base, seed 2: its ranker done, its bandits not), then resumed to the end: (spec,
-    data dir, the files done before the kill, the resumed run's stdout)."""
+    (scenario base, seed 2: both assets of its ranker step done, its bandits not), then resumed
+    to the end: (spec, data dir, the files done before the kill, the resumed run's stdout)."""
     tmp = tmp_path_factory.mktemp("study")
     spec, data = tmp / "tiny.toml", tmp / "data"
     spec.write_text(SPEC)
     first = esmr("study", "run", str(spec), "--data-dir", str(data))
     root = data / "smoke"
-    done_marker = root / "engagement_ranker" / "scenario=tiny.base" / "seed=2" / ".key"
+    ranker_keys = [folder / "scenario=tiny.base" / "seed=2" / KEY_FILE
+                   for folder in step_dirs(root, "engagement_ranker, ranker_feature_importance")]
     deadline = time.monotonic() + 400
-    while not done_marker.exists() and first.poll() is None:
+    while not all(key.exists() for key in ranker_keys) and first.poll() is None:
         assert time.monotonic() < deadline, "the first cell took too long"
         time.sleep(0.1)
     assert first.poll() is None, "the study finished before it could be killed"
     os.killpg(first.pid, signal.SIGKILL)
     first.communicate()
     assert not (root / "policy_effects" / "scenario=tiny.base" / "seed=2" / ".key").exists()  # killed mid-cell
-    before = keyed_files(root)
+    before = finished_files(root)
     resumed = esmr("study", "run", str(spec), "--data-dir", str(data))
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
@@ -100,7 +117,7 @@ def test_the_grid_completes_after_the_kill(study):
 
 def test_nothing_finished_before_the_kill_is_redone(study):
     _, data, before, out = study
-    after = keyed_files(data / "smoke")
+    after = finished_files(data / "smoke")
     assert len(before) >= 8 and set(before) <= set(after)
     assert all((before[p].st_ino, before[p].st_mtime_ns) == (after[p].st_ino, after[p].st_mtime_ns) for p in before)
     (row,) = [line.split() for line in out.splitlines() if line.startswith("users ")]
