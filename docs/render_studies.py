@@ -338,8 +338,9 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
 
 def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPECS) -> list[str]:
     """Each study's results over all its archived cells into `results/<name>/`: the report
-    and plot of the `study_report` asset, the per-style results and (observability) the
-    emotion models' accuracy; return the names of the studies reported."""
+    and plot of the `study_report` asset, the per-style results and the spec's `report.extras`
+    (the styles' contrasts, fairness and plots; the emotion models' accuracy); return the names
+    of the studies reported."""
     done = []
     for path in specs:
         study = load_study(path)
@@ -356,7 +357,7 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
         if (root / "style_effects").is_dir():
             styles = style_results(root, study)
             styles.write_parquet(target / "styles.parquet")
-            if study.name == "igl_styles":  # IGL-P's Fig. 4 per scenario, t intervals across seeds
+            if "styles" in study.extras:  # IGL-P's Fig. 4 per scenario, t intervals across seeds
                 style_contrasts(root, study).write_parquet(target / "contrasts.parquet")
                 fairness(root, study).write_parquet(target / "fairness.parquet")
                 for stale in target.glob("styles-*.png"):
@@ -368,7 +369,7 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
                         pl.col("policy").replace_strict(order), "feedback_style")
                     if not mine.is_empty():
                         (target / f"styles-{scenario.name}.png").write_bytes(style_shares_plot(mine))
-        if study.name == "observability":
+        if "accuracy" in study.extras:
             accuracy(root, study).write_parquet(target / "accuracy.parquet")
         done.append(study.name)
     return done
@@ -387,11 +388,11 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
         if start not in text or not (mine / "report.parquet").is_file():
             continue
         report = pl.read_parquet(mine / "report.parquet")
-        parts = [start, effects_table(report, study, spread=study.name == "training_budget")]
+        parts = [start, effects_table(report, study, spread="spread" in study.extras)]
         if (mine / "accuracy.parquet").is_file():
             parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
                       accuracy_table(pl.read_parquet(mine / "accuracy.parquet"), study)]
-        if study.name == "igl_styles" and (mine / "styles.parquet").is_file():
+        if "styles" in study.extras and (mine / "styles.parquet").is_file():
             styles = pl.read_parquet(mine / "styles.parquet")
             parts += ["The IGL-P paper's predictions, checked (r = −1 shares of served impressions, mean over seeds, "
                       "95 % t interval):", igl_predictions(styles, study),

@@ -10,6 +10,7 @@ spec names its scenario and the field.
     [report]                                     # what the study table and plot show
     policies = ["esmr", "oracle_esmr"]           # effects against evaluation.reference_policy
     metrics = ["negative_days", "mean_latent_valence"]
+    extras = ["accuracy"]                        # optional tables the README render adds
 
     [[scenario]]
     name = "signal_0"
@@ -41,7 +42,10 @@ SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 STUDY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _TOP_LEVEL = {"description", "preset", "seeds", "overrides", "report", "scenario"}
 _SCENARIO_KEYS = {"name", "overrides", "description"}
-_REPORT_KEYS = {"policies", "metrics"}
+_REPORT_KEYS = {"policies", "metrics", "extras"}
+#: optional parts of a study's rendered report (docs/render_studies.py): the emotion models'
+#: accuracy against the truth, the per-style (IGL-P) tables and plots, the SD of per-seed effects
+REPORT_EXTRAS = ("accuracy", "styles", "spread")
 DEFAULT_METRICS = ("negative_days", "mean_latent_valence", "engagement_reward")
 
 
@@ -80,6 +84,7 @@ class Study:
     policies: tuple[str, ...]
     metrics: tuple[str, ...]
     text: str = ""  # the spec as written, registered beside the data it describes
+    extras: tuple[str, ...] = ()  # REPORT_EXTRAS the rendered report adds
 
     def scenario(self, name: str) -> Scenario:
         for scenario in self.scenarios:
@@ -179,8 +184,9 @@ def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
         _check_training_users(settings, overrides, label)
         scenarios.append(Scenario(scenario_name, overrides_json, settings, str(entry.get("description", "")),
                                   varied_json))
-    policies, metrics = _report(spec.get("report", {}), where)
-    return Study(name, str(spec.get("description", "")), preset, parsed_seeds, tuple(scenarios), policies, metrics, text)
+    policies, metrics, extras = _report(spec.get("report", {}), where)
+    return Study(name, str(spec.get("description", "")), preset, parsed_seeds, tuple(scenarios), policies, metrics, text,
+                 extras)
 
 
 STUDY_DIR = "studies"
@@ -218,7 +224,7 @@ def _check_training_users(settings: Settings, overrides: dict, label: str) -> No
                          "are not held out; lower policy.evaluation_share or raise simulation.n_users")
 
 
-def _report(report: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _report(report: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     if not isinstance(report, dict):
         raise StudyError(f"{where}: report must be a table")
     extra = set(report) - _REPORT_KEYS
@@ -226,6 +232,7 @@ def _report(report: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         raise StudyError(f"{where}: report: unknown field(s) {sorted(extra)}; it has {sorted(_REPORT_KEYS)}")
     policies = tuple(report.get("policies", ("esmr",)))
     metrics = tuple(report.get("metrics", DEFAULT_METRICS))
+    extras = tuple(report.get("extras", ()))
     def known(policy: str) -> bool:
         name, _, replicate = policy.partition(registry.REPLICATE_MARK)
         pooled_or_replicate = replicate == registry.POOLED or (replicate.isdigit() and int(replicate) > 0)
@@ -237,4 +244,7 @@ def _report(report: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     unknown_metrics = [m for m in metrics if m not in METRICS]
     if unknown_metrics:
         raise StudyError(f"{where}: report.metrics: unknown {unknown_metrics}; choose from {METRICS}")
-    return policies, metrics
+    unknown_extras = [e for e in extras if e not in REPORT_EXTRAS]
+    if unknown_extras:
+        raise StudyError(f"{where}: report.extras: unknown {unknown_extras}; choose from {list(REPORT_EXTRAS)}")
+    return policies, metrics, extras

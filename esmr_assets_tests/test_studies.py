@@ -35,6 +35,7 @@ def test_the_shipped_studies_parse_with_five_seeds_or_more():
         study = load_study(path)
         assert study.preset == "paper" and len(study.seeds) >= 5, path.stem
         assert len({s.name for s in study.scenarios}) == len(study.scenarios) >= 2
+    assert load_study(STUDIES[0].with_name("igl_styles.toml")).extras == ("styles",)  # what the README renders
 
 
 def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
@@ -47,6 +48,8 @@ def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
     assert [(s.name, seed) for s, seed in study.cells] == [("alpha_0", 0), ("alpha_0", 1), ("alpha_0", 5),
                                                           ("both", 0), ("both", 1), ("both", 5)]
     assert parse_study(GOOD, "toy", seeds="7").seeds == (7,)  # --seeds replaces the spec's
+    assert study.extras == () and parse_study(GOOD.replace("[report]", "[report]\nextras = [\"spread\"]"),
+                                              "toy").extras == ("spread",)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -61,6 +64,7 @@ def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
     (('policies = ["esmr", "oracle_esmr"]', 'policies = ["esmr_x"]'), r"report\.policies.*esmr_x"),
     (('policies = ["esmr", "oracle_esmr"]', 'policies = ["lightgbm@all"]'), r"report\.policies.*lightgbm@all"),
     (('metrics = ["negative_days"]', 'metrics = ["happiness"]'), r"report\.metrics.*happiness"),
+    (('metrics = ["negative_days"]', 'metrics = ["negative_days"]\nextras = ["plots"]'), r"report\.extras.*plots"),
     (("alpha = 0.0 }", "training_users = 50 }"), r"scenario 'alpha_0'.*training_users.*only 30"),
 ])
 def test_a_bad_spec_is_refused_naming_the_scenario_and_field(change, message):

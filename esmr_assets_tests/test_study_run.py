@@ -34,6 +34,7 @@ seeds = "2-3"
 [report]
 policies = ["esmr", "oracle_esmr", "oracle_best_feed"]
 metrics = ["negative_days", "mean_latent_valence"]
+extras = ["styles"]
 
 [[scenario]]
 name = "base"
@@ -197,8 +198,9 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     assert render_studies.report(cells, results, [spec]) == ["tiny"]
     (timing,) = (results / "tiny").glob("timing-*.json")  # one per run, named by content: archiving twice adds none
     assert render_studies.archive(data, cells, results, [spec]) == ["tiny"]
-    assert {p.name for p in (results / "tiny").iterdir()} == {"report.parquet", "effects.png", "styles.parquet",
-                                                               timing.name}
+    assert {p.name for p in (results / "tiny").iterdir()} == {  # with what extras = ["styles"] adds
+        "report.parquet", "effects.png", "styles.parquet", "contrasts.parquet", "fairness.parquet",
+        "styles-base.png", "styles-alpha_0.png", timing.name}
     assert timing.name.startswith("timing-seeds-2_3-")
     report = pl.read_parquet(results / "tiny" / "report.parquet")
     assert report.equals(pl.read_parquet(data / "smoke" / "study_report" / "study=tiny" / "part-0.parquet"))
@@ -236,9 +238,10 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     text = readme.read_text()
     effect = report.filter((pl.col("scenario") == "alpha_0") & (pl.col("policy") == "esmr")
                            & (pl.col("metric") == "negative_days"))["effect"].item()
-    (row,) = [line for line in text.splitlines() if line.startswith("| alpha_0 | esmr |")]
+    row = next(line for line in text.splitlines() if line.startswith("| alpha_0 | esmr |"))  # effects come first
     assert f"{effect:+.2f}" in row and "old" not in text and text.endswith("end\n")
     assert "| alpha_0 | oracle_esmr (oracle) |" in text and "![tiny](results/tiny/effects.png)" in text
+    assert "The IGL-P paper's predictions, checked" in text and "![styles-alpha_0](results/tiny/styles-alpha_0.png)" in text
     (row,) = [line for line in text.splitlines() if line.startswith("| tiny |")]
     assert [cell.strip() for cell in row.split("|")[2:4]] == ["1", "2,3"]  # runs, seeds
 
