@@ -1,14 +1,17 @@
-"""Scheduled re-simulation sweeps (DESIGN §8), both off until switched on in the UI
+"""Scheduled re-simulation sweeps (DESIGN §8), all off until switched on in the UI
 (Automation) or with `dagster schedule start` / `dagster sensor start`:
 
-- `seed_sweep_schedule` adds the next unused seeds to a study's grid (by default the
-  `baseline` scenario alone) and launches one `esmr_job` run per new cell, selecting only
-  the steps the cell cannot reuse from another cell (those it links before asking for the
-  runs). Dynamic partitions cannot come from a schedule's result, so the schedule adds them
-  through the instance first.
+- `seed_sweep_schedule` grows a study's grid (by default the `baseline` scenario alone) by
+  the next seeds it lacks, and launches one `esmr_job` run per cell of the grid that is not
+  done and not in flight (new, failed or never launched), selecting only the steps the cell
+  cannot reuse from another cell (those it links before asking for the runs). A study's grid
+  is its spec's seeds plus every seed its scenarios have begun. Dynamic partitions cannot
+  come from a schedule's result, so the schedule adds them through the instance first.
 - `sql_models_sensor` runs after every successful `esmr_job` run: it shares what the run
   computed with later cells (`planner.share_run_outputs`) and refreshes the cross-cell SQL
   models (`sql_job`) with that run's preset and data dir.
+- `study_reports_sensor` runs after every successful `sql_job` run: it refreshes the
+  `study_report` of every study registered under that run's data dir and preset.
 
 Settings come from the environment of the code location: ESMR_SWEEP_CRON (cron, default
 "0 3 * * *"), ESMR_SWEEP_SEEDS (seeds per tick, default 3), ESMR_SWEEP_PRESET (default
@@ -16,11 +19,14 @@ Settings come from the environment of the code location: ESMR_SWEEP_CRON (cron, 
 """
 
 import os
+from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
-from .cells import BASELINE, Cell, register_scenario
-from .partitions import cell_key, seed_partitions
+from .assets.studies import study_partitions
+from .cells import BASELINE, Cell, parse_cell, register_scenario
+from .partitions import cell_key, register_cells
 from .resources import run_config
 from .settings import PRESETS, SettingsError
 from .storage import resolve_data_dir, storage_root
@@ -43,13 +49,40 @@ def sweep_settings() -> tuple[str, int, str, str]:
     return cron, int(count_text), preset, study
 
 
-def _scenarios(study_path: str, root) -> list[tuple[str, object]]:
-    """(scenario name, settings) of the swept grid's scenarios, registered under `root`."""
+def _scenarios(study_path: str, root, instance: dg.DagsterInstance) -> tuple[list[tuple[str, object]], list[int]]:
+    """(scenario name, settings) of the swept grid's scenarios, registered under `root`, and
+    the seeds its spec asks for (none for the baseline). A study also gets its report's partition."""
     if not study_path:
-        return [(BASELINE, register_scenario(root, BASELINE))]
+        return [(BASELINE, register_scenario(root, BASELINE))], []
     study = load_study(study_path)
     register_study(root, study)
-    return [(study.cell_scenario(scenario), scenario.settings) for scenario in study.scenarios]
+    instance.add_dynamic_partitions(study_partitions.name, [study.name])
+    return [(study.cell_scenario(scenario), scenario.settings) for scenario in study.scenarios], list(study.seeds)
+
+
+#: a cell with a run in one of these is not launched again
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def cells_in_flight(instance: dg.DagsterInstance) -> set[Cell]:
+    """The cells with a queued or running run (whichever job or launcher)."""
+    cells = set()
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
+        try:
+            cells.add(parse_cell(run.tags.get("dagster/partition", "")))
+        except SettingsError:
+            continue  # not a cell run (the SQL models, a study report)
+    return cells
+
+
+def held_seeds(root: Path, first_asset: Sequence[str], scenarios: Sequence[str]) -> set[int]:
+    """The seeds any of `scenarios` has begun on disk (a folder of its first asset)."""
+    seeds = set()
+    for scenario in scenarios:
+        for folder in Path(root).joinpath(*first_asset, f"scenario={scenario}").glob("seed=*"):
+            seeds.add(int(folder.name.removeprefix("seed=")))
+    return seeds
 
 
 def build_sweep_schedule(defs_steps, job, cron: str, seeds_per_tick: int, preset: str, study: str = ""):
@@ -63,29 +96,34 @@ def build_sweep_schedule(defs_steps, job, cron: str, seeds_per_tick: int, preset
         cron_schedule=cron,
         job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=f"Every tick ({cron}): add the next {seeds_per_tick} unused seeds to {what} and run "
-        f"every new cell at the {preset!r} preset, reusing what other cells computed.",
+        description=f"Every tick ({cron}): add the next {seeds_per_tick} seeds {what} lacks to its grid and run "
+        f"every cell of the grid not done and not in flight (new, failed or never launched) at the {preset!r} "
+        "preset, reusing what other cells computed.",
     )
     def seed_sweep_schedule(context: dg.ScheduleEvaluationContext):
         from .planner import adopt_step, plan_cell
 
         root = storage_root(resolve_data_dir(), preset)
-        scenarios = _scenarios(study, root)
-        registered = context.instance.get_dynamic_partitions(seed_partitions.name)
-        seeds = next_unused_seeds(registered, seeds_per_tick)
-        cells = [(Cell(name, seed), settings) for name, settings in scenarios for seed in seeds]
-        from .partitions import register_cells
-
+        steps = defs_steps()
+        scenarios, spec_seeds = _scenarios(study, root, context.instance)
+        in_flight = cells_in_flight(context.instance)
+        held = set(spec_seeds) | held_seeds(root, steps[0].asset_keys[0].path, [name for name, _ in scenarios])
+        held |= {cell.seed for cell in in_flight if cell.scenario in dict(scenarios)}
+        new = next_unused_seeds([str(seed) for seed in held], seeds_per_tick)
+        cells = [(Cell(name, seed), settings) for name, settings in scenarios for seed in sorted(held | set(new))]
         register_cells(context.instance, [cell for cell, _ in cells])
-        context.log.info(f"registered seeds {', '.join(map(str, seeds))} for {what}")
+        context.log.info(f"added seeds {', '.join(map(str, new))} to {what}")
         requests = []
         for cell, settings in cells:
-            plan = plan_cell(root, defs_steps(), cell, settings)
+            if cell in in_flight:
+                continue
+            plan = plan_cell(root, steps, cell, settings)
             for step in plan.reusable:
                 adopt_step(root, plan, step, context.instance)
             selection = [key for step in plan.to_compute for key in step.asset_keys]
-            if selection:
-                requests.append(dg.RunRequest(run_key=f"cell-{cell.key}", partition_key=cell_key(cell),
+            if selection:  # one key per attempt: a cell whose run failed is asked for again next tick
+                attempt = context.instance.get_runs_count(dg.RunsFilter(tags={"dagster/partition": cell.key}))
+                requests.append(dg.RunRequest(run_key=f"cell-{cell.key}-{attempt}", partition_key=cell_key(cell),
                                               run_config=config, asset_selection=selection))
         return requests
 
@@ -110,3 +148,27 @@ def build_sql_models_sensor(defs_steps, seed_job, sql_job) -> dg.RunStatusSensor
         return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}", run_config={"resources": {"esmr": esmr}})
 
     return sql_models_sensor
+
+
+def build_study_reports_sensor(sql_job, study_report_job) -> dg.RunStatusSensorDefinition:
+    @dg.run_status_sensor(
+        name="study_reports_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[sql_job],
+        request_job=study_report_job,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="After the SQL models refresh: refresh the report of every study registered in that run's "
+        "data dir and preset, so a study grown by the schedule shows its current table.",
+    )
+    def study_reports_sensor(context: dg.RunStatusSensorContext):
+        from .studies import STUDY_DIR
+
+        esmr = context.dagster_run.run_config.get("resources", {}).get("esmr", {})
+        config = esmr.get("config", {})
+        root = storage_root(resolve_data_dir(config.get("data_dir", "")), config.get("preset", "paper"))
+        names = [name for name in context.instance.get_dynamic_partitions(study_partitions.name)
+                 if (root / STUDY_DIR / f"{name}.toml").is_file()]
+        return [dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}-{name}", partition_key=name,
+                              run_config={"resources": {"esmr": esmr}}) for name in names]
+
+    return study_reports_sensor

@@ -15,6 +15,7 @@ from esmr_assets.assets.studies import GROUP as STUDY_GROUP
 from esmr_assets.assets.studies import study_report
 from esmr_assets.automation import (
     build_sql_models_sensor,
+    build_study_reports_sensor,
     build_sweep_schedule,
     sweep_settings,
 )
@@ -69,6 +70,7 @@ def cell_steps():
 
 seed_sweep_schedule = build_sweep_schedule(cell_steps, esmr_job, *sweep_settings())
 sql_models_sensor = build_sql_models_sensor(cell_steps, esmr_job, sql_job)
+study_reports_sensor = build_study_reports_sensor(sql_job, study_report_job)
 
 esmr = EsmrConfig.configure_at_launch()
 
@@ -77,6 +79,6 @@ defs = dg.Definitions(
     jobs=[simulation_job, emotion_job, causal_job, policy_job, evaluation_job, esmr_job, esmr_dask_job, sql_job,
           study_report_job],
     schedules=[seed_sweep_schedule],
-    sensors=[sql_models_sensor],
+    sensors=[sql_models_sensor, study_reports_sensor],
     resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr), MODEL_IO: ModelIOManager(esmr=esmr)},
 )

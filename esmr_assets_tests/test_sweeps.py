@@ -35,21 +35,51 @@ def test_sweep_cli_rejects_bad_ranges_before_writing(tmp_path, capsys):
     assert "runs backwards" in capsys.readouterr().err and not (tmp_path / "d").exists()
 
 
-def test_schedule_registers_the_next_seeds_and_requests_one_run_each(tmp_path, monkeypatch):
+def fake_computed(root: Path, cell, settings, steps) -> None:
+    """As if `cell` had computed `steps`: a file per asset, shared and keyed like a real run's."""
+    from esmr_assets import reuse
+    from esmr_assets.planner import plan_cell
+
+    plan = plan_cell(root, cell_steps(), cell, settings)
+    for step in steps:
+        for asset in step.asset_keys:
+            folder = root.joinpath(*asset.path) / f"scenario={cell.scenario}" / f"seed={cell.seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "part-0.parquet").write_bytes(asset.to_user_string().encode())
+            reuse.publish(root, asset.path, cell, plan.keys[step.op_name])
+
+
+def test_schedule_grows_the_grid_and_runs_every_cell_not_done_nor_in_flight(tmp_path, monkeypatch):
+    """The first tick adds seeds 0 and 1 (a seed another scenario registered does not count).
+    By the second, 0 is done, 1 failed and 2 is running: it adds 3 and 4, asks again for 1
+    (a new run key) and leaves 0 and 2 alone."""
+    from esmr_assets.cells import Cell
+    from esmr_assets.storage import load_settings_json
+
     monkeypatch.setenv("ESMR_DATA_DIR", str(tmp_path))
     schedule = build_sweep_schedule(cell_steps, defs.resolve_job_def("esmr_job"), "0 3 * * *", 2, "smoke")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     with dg.instance_for_test() as instance:  # a schedule context needs an instance with a ref
         instance.add_dynamic_partitions("seed", ["1"])
         first = schedule(dg.build_schedule_context(instance=instance))
-        assert [r.partition_key for r in first] == ["baseline|0", "baseline|2"]
-        assert sorted(instance.get_dynamic_partitions("seed")) == ["0", "1", "2"]
+        assert [r.partition_key for r in first] == ["baseline|0", "baseline|1"]
         assert instance.get_dynamic_partitions("scenario") == ["baseline"]
         assert first[0].run_config["resources"]["esmr"]["config"]["preset"] == "smoke"
         everything = {key for step in cell_steps() for key in step.asset_keys}
         assert set(first[0].asset_selection) == everything  # nothing to reuse yet
+        assert first[1].run_key == "cell-baseline|1-0"
+
+        root, settings = tmp_path / "smoke", load_settings_json("smoke", "{}")
+        fake_computed(root, Cell("baseline", 0), settings, cell_steps())  # done
+        fake_computed(root, Cell("baseline", 1), settings, cell_steps()[:1])  # begun, then failed
+        for seed, status in ((1, dg.DagsterRunStatus.FAILURE), (2, dg.DagsterRunStatus.STARTED)):
+            instance.add_run(dg.DagsterRun(job_name="esmr_job", run_id=f"run-{seed}", status=status,
+                                           tags={"dagster/partition": f"baseline|{seed}"}))
         second = schedule(dg.build_schedule_context(instance=instance))
-        assert [r.partition_key for r in second] == ["baseline|3", "baseline|4"]
+        assert [r.partition_key for r in second] == ["baseline|1", "baseline|3", "baseline|4"]
+        assert second[0].run_key == "cell-baseline|1-1"  # its second attempt
+        assert set(second[0].asset_selection) == everything - set(cell_steps()[0].asset_keys)
+        assert sorted(instance.get_dynamic_partitions("seed"), key=int) == ["0", "1", "2", "3", "4"]
 
 
 def test_a_study_schedule_runs_its_grid_and_reuses_what_a_scenario_does_not_change(tmp_path, monkeypatch):
@@ -80,7 +110,9 @@ def test_a_study_schedule_runs_its_grid_and_reuses_what_a_scenario_does_not_chan
     with dg.instance_for_test() as instance:
         requests = schedule(dg.build_schedule_context(instance=instance))
         assert sorted(instance.get_dynamic_partitions("scenario")) == ["alphas.a0", "alphas.a1"]
+        assert instance.get_dynamic_partitions("study") == ["alphas"]  # its report can be launched
         by_cell = {r.partition_key: r for r in requests}
+        assert sorted(by_cell) == ["alphas.a0|0", "alphas.a0|1", "alphas.a1|0", "alphas.a1|1"]  # spec seed + 1
         selected = {key.to_user_string() for key in by_cell["alphas.a0|0"].asset_selection}
         assert selected == {key.to_user_string() for step in cell_steps() if step.op_name in AGENT_AND_AFTER
                             for key in step.asset_keys}
@@ -127,6 +159,25 @@ def test_sensor_refreshes_sql_models_with_the_seed_runs_config():
         )
         request = sql_models_sensor(context)
     assert request.run_key == "after-seed-run" and request.run_config == config
+
+
+def test_study_reports_sensor_refreshes_the_studies_registered_where_the_sql_run_wrote(tmp_path):
+    from esmr_assets.definitions import study_reports_sensor
+
+    config = run_config("smoke", str(tmp_path))
+    (tmp_path / "smoke" / "studies").mkdir(parents=True)
+    (tmp_path / "smoke" / "studies" / "alphas.toml").write_text("")
+    assert study_reports_sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("study", ["alphas", "elsewhere"])  # the second: another data dir's
+        run = dg.DagsterRun(job_name="sql_job", run_id="sql-run", run_config=config)
+        event = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_SUCCESS.value, job_name="sql_job")
+        context = dg.build_run_status_sensor_context(
+            sensor_name="study_reports_sensor", dagster_event=event, dagster_instance=instance, dagster_run=run
+        )
+        (request,) = study_reports_sensor(context)
+    assert request.partition_key == "alphas" and request.run_key == "after-sql-run-alphas"
+    assert request.run_config == config
 
 
 def test_local_instance_limits_run_concurrency(tmp_path):
