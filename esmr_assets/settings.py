@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
+import types
+import typing
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -388,11 +391,42 @@ def load_settings(preset: str = "paper", overrides: dict[str, Any] | None = None
         raise SettingsError(f"overrides must be a mapping, got {type(overrides).__name__}")
     if overrides and "preset" in overrides:
         raise SettingsError("overrides may not change 'preset'; pass the preset name instead")
+    _check_scalar_types(Settings, overrides or {})
     merged = deep_merge(PRESETS[preset].model_dump(), overrides or {})
     try:
         return Settings.model_validate(merged)
     except ValidationError as err:
         raise SettingsError(_format_validation_error(err)) from None
+
+
+def _check_scalar_types(model: type[BaseModel], overrides: dict[str, Any], prefix: str = "") -> None:
+    """Refuse an override whose type is wrong for its setting, where pydantic's lax mode would
+    quietly convert it (`"2"` or `true` for a number, `2.0` for a count, `1` for a flag): a
+    typo in a study spec must not become a different experiment. Composite settings (tuples,
+    mappings) are left to pydantic."""
+    for name, value in overrides.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            continue  # pydantic names unknown fields
+        path, kind = f"{prefix}{name}", field.annotation
+        options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union \
+            else (kind,)
+        if value is None and type(None) in options:
+            continue
+        kinds = [option for option in options if option is not type(None)]
+        if len(kinds) != 1:
+            continue
+        (kind,) = kinds
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if isinstance(value, dict):
+                _check_scalar_types(kind, value, f"{path}.")
+            continue
+        expected = {bool: (bool,), int: (numbers.Integral,), float: (numbers.Real,), str: (str,)}.get(
+            str if typing.get_origin(kind) is Literal else kind)
+        wrong_bool = kind is not bool and isinstance(value, bool)
+        if expected is not None and (wrong_bool or not isinstance(value, expected)):
+            name_of = "a string" if typing.get_origin(kind) is Literal else kind.__name__
+            raise SettingsError(f"{path}: expected {name_of}, got {type(value).__name__} {value!r}")
 
 
 def parse_seed(value: str | int) -> int:

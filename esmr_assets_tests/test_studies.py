@@ -55,6 +55,10 @@ def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
 @pytest.mark.parametrize("change, message", [
     (("alpha = 0.0 }", "alpha = 0.0, alpah = 1.0 }"), r"scenario 'alpha_0'.*policy\.alpah"),  # unknown field
     (("alpha = 2.0", 'alpha = "high"'), r"scenario 'both'.*policy\.alpha"),  # wrong type
+    (("alpha = 2.0", 'alpha = "2"'), r"scenario 'both'.*policy\.alpha: expected float, got str"),  # not converted
+    (("alpha = 2.0", "alpha = true"), r"scenario 'both'.*policy\.alpha: expected float, got bool"),
+    (("alpha = 2.0", "alpha = 2.0, epochs = 3.0"), r"scenario 'both'.*policy\.epochs: expected int, got float"),
+    (("alpha = 2.0", "alpha = 2.0, emotion_source = 1"), r"scenario 'both'.*policy\.emotion_source: expected a string"),
     (('name = "both"', 'name = "alpha_0"'), r"scenario 'alpha_0'.*duplicate"),
     (('seeds = "0-1,5"', 'seeds = ""'), r"seeds.*empty"),
     (('seeds = "0-1,5"', 'seeds = "5-1"'), r"seeds.*backwards"),
