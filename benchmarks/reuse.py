@@ -25,7 +25,7 @@ BIN = Path(sys.executable).parent
 ALPHAS = (1.0, 0.0, 0.5, 2.0)
 #: the steps a change of policy.alpha reaches (labels as `esmr run` prints them)
 REACHED = ("q_agents, q_learning_curve, q_table", "policy_rollouts", "evaluation_metrics", "user_metrics",
-           "policy_effects")
+           "policy_effects", "style_effects")
 
 
 def timed(*args: str) -> tuple[float, str]:

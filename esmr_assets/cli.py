@@ -381,7 +381,7 @@ def _print_stage_times(labels: list[str], outcome, saved: dict) -> None:
 
 
 def _cmd_study_status(args: argparse.Namespace) -> int:
-    """The grid: scenario x seed, each cell done, partial, missing, failed or running."""
+    """The grid: scenario x seed, each cell done, partial, missing, failed, interrupted or running."""
     try:
         study, data_dir = _load_study(args)
     except UsageError as err:
@@ -448,7 +448,7 @@ def _parser() -> argparse.ArgumentParser:
     study_commands = study.add_subparsers(dest="study_command", required=True)
     for name, handler, text in (
         ("run", _cmd_study_run, "materialize every missing or stale cell, then the study's report (resumable)"),
-        ("status", _cmd_study_status, "show the grid: scenario x seed, done / partial / missing / failed"),
+        ("status", _cmd_study_status, "show the grid: scenario x seed, done / partial / missing / failed / interrupted / running"),
     ):
         sub = study_commands.add_parser(name, help=text)
         sub.add_argument("study", help="the study file, e.g. studies/observability.toml")

@@ -20,7 +20,7 @@ import dagster as dg
 from esmr_assets import reuse
 from esmr_assets.cells import Cell, scenario_overrides
 from esmr_assets.partitions import cell_key, register_cells
-from esmr_assets.runner import Step, StepFailed, run_cell
+from esmr_assets.runner import Step, StepFailed, process_alive, run_cell
 from esmr_assets.settings import Settings
 
 
@@ -171,14 +171,15 @@ def share_run_outputs(run: dg.DagsterRun, steps: Sequence[Step], esmr_config: Ma
 
 
 def cell_status(root: Path, steps: Sequence[Step], cell: Cell, settings: Settings, instance: dg.DagsterInstance) -> str:
-    """done (every step current), running or failed (the cell's latest run), partial (some
-    steps current) or missing."""
+    """done (every step current); running, interrupted (its process is gone, the run's record
+    left as started) or failed, from the cell's latest run; partial (some steps current) or
+    missing."""
     plan = plan_cell(root, steps, cell, settings)
     if not plan.to_compute and not plan.reusable:
         return "done"
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": cell.key}), limit=1)
     if runs and runs[0].status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.QUEUED):
-        return "running"
+        return "interrupted" if process_alive(runs[0]) is False else "running"
     if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
         return "failed"
     return "partial" if plan.current else "missing"

@@ -15,6 +15,8 @@ from __future__ import annotations
 import fcntl
 import graphlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,6 +124,30 @@ def open_instance(home: Path) -> dg.DagsterInstance:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+#: tags of an in-process run: the process that runs it, so that a run whose process was
+#: killed (its record stays STARTED) can be told from one still running (`process_alive`)
+PID_TAG, HOST_TAG = "esmr/pid", "esmr/host"
+
+
+def process_tags() -> dict[str, str]:
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def process_alive(run: dg.DagsterRun) -> bool | None:
+    """Whether the process of an in-process run still lives; None when unknown (the run was
+    launched elsewhere: the UI, a schedule, another machine)."""
+    pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+    if pid is None or host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def _innermost_error(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
     """Message and stack of the user's exception behind the first failure, not of
     Dagster's wrapper around it."""
@@ -153,6 +179,7 @@ def run_step(
         partition_key=cell_key(cell) if isinstance(cell, Cell) else cell,
         asset_selection=list(step.asset_keys),
         raise_on_error=False,
+        tags=process_tags(),
     )
     if not result.success:
         cause, trace = _innermost_error(result)
@@ -213,6 +240,7 @@ def run_cell(
         partition_key=cell_key(cell),
         asset_selection=[key for step in steps for key in step.asset_keys],
         raise_on_error=False,
+        tags=process_tags(),
     )
     if not result.success:
         cause, trace = _innermost_error(result)

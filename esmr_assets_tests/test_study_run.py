@@ -83,7 +83,8 @@ def finished_files(root: Path) -> dict[Path, os.stat_result]:
 def study(tmp_path_factory):
     """The study run in a subprocess, killed with SIGKILL in the middle of its first cell
     (scenario base, seed 2: both assets of its ranker step done, its bandits not), then resumed
-    to the end: (spec, data dir, the files done before the kill, the resumed run's stdout)."""
+    to the end: (spec, data dir, the files done before the kill, the resumed run's stdout, the
+    grid `esmr study status` printed between the kill and the resumption)."""
     tmp = tmp_path_factory.mktemp("study")
     spec, data = tmp / "tiny.toml", tmp / "data"
     spec.write_text(SPEC)
@@ -100,14 +101,19 @@ def study(tmp_path_factory):
     first.communicate()
     assert not (root / "policy_effects" / "scenario=tiny.base" / "seed=2" / ".key").exists()  # killed mid-cell
     before = finished_files(root)
+    status = esmr("study", "status", str(spec), "--data-dir", str(data))
+    killed_grid, err = status.communicate(timeout=120)
+    assert status.returncode == 0, err
     resumed = esmr("study", "run", str(spec), "--data-dir", str(data))
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
-    return spec, data, before, out
+    return spec, data, before, out, killed_grid
 
 
 def test_the_grid_completes_after_the_kill(study):
-    spec, data, _, _ = study
+    spec, data, _, _, killed_grid = study
+    grid = [line.split() for line in killed_grid.splitlines()[1:] if line.startswith(("base", "alpha_0"))]
+    assert grid == [["base", "interrupted", "missing"], ["alpha_0", "missing", "missing"]]  # the dead run told apart
     status = esmr("study", "status", str(spec), "--data-dir", str(data))
     out, err = status.communicate(timeout=120)
     assert status.returncode == 0, err
@@ -117,7 +123,7 @@ def test_the_grid_completes_after_the_kill(study):
 
 
 def test_nothing_finished_before_the_kill_is_redone(study):
-    _, data, before, out = study
+    _, data, before, out, _ = study
     after = finished_files(data / "smoke")
     assert len(before) >= 8 and set(before) <= set(after)
     assert all((before[p].st_ino, before[p].st_mtime_ns) == (after[p].st_ino, after[p].st_mtime_ns) for p in before)
@@ -129,7 +135,7 @@ def test_nothing_finished_before_the_kill_is_redone(study):
 def test_the_killed_cell_has_the_bytes_of_an_uninterrupted_run_in_another_process(study, smoke_graph):
     """The cell the kill interrupted, resumed in another process, against the in-process smoke
     graph of the same seed (its scenario changes nothing): tables, models and plots byte for byte."""
-    _, data, _, _ = study
+    _, data, _, _, _ = study
     reference, _ = smoke_graph
     ours = sorted(cell_files(data / "smoke", "tiny.base", 2))
     theirs = sorted(cell_files(reference, "baseline", 2))
@@ -139,7 +145,7 @@ def test_the_killed_cell_has_the_bytes_of_an_uninterrupted_run_in_another_proces
 
 
 def test_a_scenario_that_changes_only_alpha_reuses_every_upstream_stage(study):
-    _, data, _, _ = study
+    _, data, _, _, _ = study
     root = data / "smoke"
     with dg.DagsterInstance.from_config(str(data / ".dagster")) as instance:
         for seed in (2, 3):
@@ -162,7 +168,7 @@ def test_a_scenario_that_changes_only_alpha_reuses_every_upstream_stage(study):
 
 
 def test_sql_and_the_study_report_show_both_scenarios(study):
-    _, data, _, _ = study
+    _, data, _, _, _ = study
     root = data / "smoke"
     scenarios = run_query(root, "select distinct scenario from policy_effects order by scenario")["scenario"].to_list()
     assert scenarios == ["tiny.alpha_0", "tiny.base"]
@@ -186,7 +192,7 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     """docs/render_studies.py copies the finished cells' small tables out of the data dir,
     recomputes the study's report from them (equal to the study_report asset's), then fills
     the README block from the archive alone (the data dir is gone by then)."""
-    spec, data, _, _ = study
+    spec, data, _, _, _ = study
     loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render_studies.py")
     render_studies = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(render_studies)

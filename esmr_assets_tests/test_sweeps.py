@@ -82,6 +82,40 @@ def test_schedule_grows_the_grid_and_runs_every_cell_not_done_nor_in_flight(tmp_
         assert sorted(instance.get_dynamic_partitions("seed"), key=int) == ["0", "1", "2", "3", "4"]
 
 
+def test_cell_status_tells_each_state_of_a_cell(tmp_path):
+    """missing, partial (steps current, no run), failed, interrupted (a started run whose
+    process is gone), running (its process lives) and done, from the disk and the instance."""
+    import subprocess
+    import sys
+
+    from esmr_assets.cells import Cell
+    from esmr_assets.planner import cell_status
+    from esmr_assets.runner import process_tags
+    from esmr_assets.storage import load_settings_json
+
+    root, settings, cell = tmp_path / "smoke", load_settings_json("smoke", "{}"), Cell("baseline", 0)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+
+    def status() -> str:
+        return cell_status(root, cell_steps(), cell, settings, instance)
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert status() == "missing"
+        fake_computed(root, cell, settings, cell_steps()[:2])
+        assert status() == "partial"
+        runs = [(dg.DagsterRunStatus.FAILURE, {}, "failed"),
+                (dg.DagsterRunStatus.STARTED, {**process_tags(), "esmr/pid": str(gone.pid)}, "interrupted"),
+                (dg.DagsterRunStatus.STARTED, {}, "running"),  # launched elsewhere: taken at its word
+                (dg.DagsterRunStatus.STARTED, process_tags(), "running")]  # this very process
+        for n, (state, tags, expected) in enumerate(runs):
+            instance.add_run(dg.DagsterRun(job_name="esmr_job", run_id=f"run-{n}", status=state,
+                                           tags={"dagster/partition": cell.key, **tags}))
+            assert status() == expected, tags
+        fake_computed(root, cell, settings, cell_steps())
+        assert status() == "done"
+
+
 def test_a_study_schedule_runs_its_grid_and_reuses_what_a_scenario_does_not_change(tmp_path, monkeypatch):
     """Two scenarios that differ only in policy.alpha: once one cell's upstream steps are
     shared, the tick links them into the other scenario's cell (runless materializations) and
