@@ -153,8 +153,8 @@ def test_lineage_shows_the_models_feeding_their_consumers(ui):
     assert {"engagement_ranker", "emotion_model", "bandit_learners"} <= upstream["q_agents"]
 
 
-@pytest.mark.parametrize("scenario, days", [("baseline", 30), ("ui.days_12", 12)])
-def test_a_smoke_cell_launched_over_graphql_succeeds_with_its_scenarios_settings(ui, scenario, days):
+@pytest.mark.parametrize("scenario, seed, days", [("baseline", "7", 30), ("ui.days_12", "8", 12)])
+def test_a_smoke_cell_launched_over_graphql_succeeds_with_its_scenarios_settings(ui, scenario, seed, days):
     """What the UI's partition picker launches: the baseline cell, and a study scenario's cell
     (registered as `esmr study run` registers it) whose overrides the run applies."""
     from esmr_assets.cells import register_scenario
@@ -162,11 +162,12 @@ def test_a_smoke_cell_launched_over_graphql_succeeds_with_its_scenarios_settings
     graphql, _, data = ui
     if scenario != "baseline":
         register_scenario(data / "smoke", scenario, '{"simulation": {"n_days": 12}}')
-    for name, key in (("scenario", scenario), ("seed", "7")):
+    for name, key in (("scenario", scenario), ("seed", seed)):
         added = graphql(ADD_PARTITION, repo=REPOSITORY, name=name, key=key)["addDynamicPartition"]
         assert added["__typename"] == "AddDynamicPartitionSuccess"
     config = run_config("smoke", data)
-    tags = {"dagster/partition": f"{scenario}|7", "dagster/partition/scenario": scenario, "dagster/partition/seed": "7"}
+    tags = {"dagster/partition": f"{scenario}|{seed}", "dagster/partition/scenario": scenario,
+            "dagster/partition/seed": seed}
     params = {"selector": {**REPOSITORY, "jobName": "simulation_job"}, "runConfigData": config,
               "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}}
     launched = graphql(LAUNCH, params=params)["launchRun"]
@@ -179,7 +180,7 @@ def test_a_smoke_cell_launched_over_graphql_succeeds_with_its_scenarios_settings
             break
         time.sleep(2)
     assert status == "SUCCESS"
-    logs = pl.read_parquet(data / "smoke" / "user_day_logs" / f"scenario={scenario}/seed=7" / "part-0.parquet")
+    logs = pl.read_parquet(data / "smoke" / "user_day_logs" / f"scenario={scenario}/seed={seed}" / "part-0.parquet")
     assert logs.height == 60 * days
 
 
