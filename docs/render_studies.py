@@ -389,7 +389,7 @@ def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
             continue
         report = pl.read_parquet(mine / "report.parquet")
         parts = [start, effects_table(report, study, spread="spread" in study.extras)]
-        if (mine / "accuracy.parquet").is_file():
+        if "accuracy" in study.extras and (mine / "accuracy.parquet").is_file():
             parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
                       accuracy_table(pl.read_parquet(mine / "accuracy.parquet"), study)]
         if "styles" in study.extras and (mine / "styles.parquet").is_file():

@@ -27,10 +27,11 @@ import dagster as dg
 from .assets.studies import study_partitions
 from .cells import BASELINE, Cell, parse_cell, register_scenario
 from .partitions import cell_key, register_cells
+from .planner import adopt_step, in_flight, plan_cell, share_run_outputs
 from .resources import run_config
-from .settings import PRESETS, SettingsError
+from .settings import PRESETS, Settings, SettingsError, parse_seed
 from .storage import resolve_data_dir, storage_root
-from .studies import load_study, register_study
+from .studies import STUDY_DIR, load_study, register_study
 from .sweeps import next_unused_seeds
 
 
@@ -49,9 +50,10 @@ def sweep_settings() -> tuple[str, int, str, str]:
     return cron, int(count_text), preset, study
 
 
-def _scenarios(study_path: str, root, instance: dg.DagsterInstance) -> tuple[list[tuple[str, object]], list[int]]:
-    """(scenario name, settings) of the swept grid's scenarios, registered under `root`, and
-    the seeds its spec asks for (none for the baseline). A study also gets its report's partition."""
+def _register_grid(study_path: str, root: Path, instance: dg.DagsterInstance) -> tuple[list[tuple[str, Settings]], list[int]]:
+    """Register the swept grid's scenarios under `root` (and a study's report partition);
+    return (scenario name, settings) of each and the seeds the spec asks for (none for the
+    baseline)."""
     if not study_path:
         return [(BASELINE, register_scenario(root, BASELINE))], []
     study = load_study(study_path)
@@ -60,29 +62,26 @@ def _scenarios(study_path: str, root, instance: dg.DagsterInstance) -> tuple[lis
     return [(study.cell_scenario(scenario), scenario.settings) for scenario in study.scenarios], list(study.seeds)
 
 
-#: a cell with a run in one of these is not launched again
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-
-
-def cells_in_flight(instance: dg.DagsterInstance) -> set[Cell]:
-    """The cells with a queued or running run (whichever job or launcher)."""
-    cells = set()
-    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
-        try:
-            cells.add(parse_cell(run.tags.get("dagster/partition", "")))
-        except SettingsError:
-            continue  # not a cell run (the SQL models, a study report)
-    return cells
-
-
-def held_seeds(root: Path, first_asset: Sequence[str], scenarios: Sequence[str]) -> set[int]:
-    """The seeds any of `scenarios` has begun on disk (a folder of its first asset)."""
-    seeds = set()
+def begun_cells(instance: dg.DagsterInstance, root: Path, first_asset: Sequence[str],
+                scenarios: Sequence[str]) -> tuple[set[int], set[Cell]]:
+    """(the seeds any of `scenarios` has begun: a folder of its first asset on disk or a run of
+    any status in the instance, the cells with a run in flight)."""
+    seeds, flying = set(), set()
     for scenario in scenarios:
         for folder in Path(root).joinpath(*first_asset, f"scenario={scenario}").glob("seed=*"):
-            seeds.add(int(folder.name.removeprefix("seed=")))
-    return seeds
+            try:
+                seeds.add(parse_seed(folder.name.removeprefix("seed=")))
+            except SettingsError:
+                continue  # not a cell's folder
+        for run in instance.get_runs(dg.RunsFilter(tags={"dagster/partition/scenario": scenario})):
+            try:
+                cell = parse_cell(run.tags.get("dagster/partition", ""))
+            except SettingsError:
+                continue
+            seeds.add(cell.seed)
+            if in_flight(run):
+                flying.add(cell)
+    return seeds, flying
 
 
 def build_sweep_schedule(defs_steps, job, cron: str, seeds_per_tick: int, preset: str, study: str = ""):
@@ -101,29 +100,25 @@ def build_sweep_schedule(defs_steps, job, cron: str, seeds_per_tick: int, preset
         "preset, reusing what other cells computed.",
     )
     def seed_sweep_schedule(context: dg.ScheduleEvaluationContext):
-        from .planner import adopt_step, plan_cell
-
         root = storage_root(resolve_data_dir(), preset)
         steps = defs_steps()
-        scenarios, spec_seeds = _scenarios(study, root, context.instance)
-        in_flight = cells_in_flight(context.instance)
-        held = set(spec_seeds) | held_seeds(root, steps[0].asset_keys[0].path, [name for name, _ in scenarios])
-        held |= {cell.seed for cell in in_flight if cell.scenario in dict(scenarios)}
-        new = next_unused_seeds([str(seed) for seed in held], seeds_per_tick)
-        cells = [(Cell(name, seed), settings) for name, settings in scenarios for seed in sorted(held | set(new))]
+        scenarios, spec_seeds = _register_grid(study, root, context.instance)
+        begun, flying = begun_cells(context.instance, root, steps[0].asset_keys[0].path, [name for name, _ in scenarios])
+        new = next_unused_seeds(set(spec_seeds) | begun, seeds_per_tick)
+        cells = [(Cell(name, seed), settings) for name, settings in scenarios
+                 for seed in sorted(set(spec_seeds) | begun | set(new))]
         register_cells(context.instance, [cell for cell, _ in cells])
         context.log.info(f"added seeds {', '.join(map(str, new))} to {what}")
         requests = []
         for cell, settings in cells:
-            if cell in in_flight:
+            if cell in flying:
                 continue
             plan = plan_cell(root, steps, cell, settings)
             for step in plan.reusable:
                 adopt_step(root, plan, step, context.instance)
             selection = [key for step in plan.to_compute for key in step.asset_keys]
-            if selection:  # one key per attempt: a cell whose run failed is asked for again next tick
-                attempt = context.instance.get_runs_count(dg.RunsFilter(tags={"dagster/partition": cell.key}))
-                requests.append(dg.RunRequest(run_key=f"cell-{cell.key}-{attempt}", partition_key=cell_key(cell),
+            if selection:  # a schedule's run keys are unique per tick: a failed cell is asked for again next tick
+                requests.append(dg.RunRequest(run_key=f"cell-{cell.key}", partition_key=cell_key(cell),
                                               run_config=config, asset_selection=selection))
         return requests
 
@@ -141,8 +136,6 @@ def build_sql_models_sensor(defs_steps, seed_job, sql_job) -> dg.RunStatusSensor
         "refresh the cross-cell SQL models.",
     )
     def sql_models_sensor(context: dg.RunStatusSensorContext):
-        from .planner import share_run_outputs
-
         esmr = context.dagster_run.run_config.get("resources", {}).get("esmr", {})
         share_run_outputs(context.dagster_run, defs_steps(), esmr.get("config", {}))
         return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}", run_config={"resources": {"esmr": esmr}})
@@ -161,8 +154,6 @@ def build_study_reports_sensor(sql_job, study_report_job) -> dg.RunStatusSensorD
         "data dir and preset, so a study grown by the schedule shows its current table.",
     )
     def study_reports_sensor(context: dg.RunStatusSensorContext):
-        from .studies import STUDY_DIR
-
         esmr = context.dagster_run.run_config.get("resources", {}).get("esmr", {})
         config = esmr.get("config", {})
         root = storage_root(resolve_data_dir(config.get("data_dir", "")), config.get("preset", "paper"))

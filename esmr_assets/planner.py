@@ -170,6 +170,16 @@ def share_run_outputs(run: dg.DagsterRun, steps: Sequence[Step], esmr_config: Ma
     return shared
 
 
+#: run statuses of a run not finished (queued, or running if its process lives)
+UNFINISHED = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
+
+
+def in_flight(run: dg.DagsterRun) -> bool:
+    """The run is queued or running: not finished, and not an in-process run whose process is gone."""
+    return run.status in UNFINISHED and process_alive(run) is not False
+
+
 def cell_status(root: Path, steps: Sequence[Step], cell: Cell, settings: Settings, instance: dg.DagsterInstance) -> str:
     """done (every step current); running, interrupted (its process is gone, the run's record
     left as started) or failed, from the cell's latest run; partial (some steps current) or
@@ -178,8 +188,8 @@ def cell_status(root: Path, steps: Sequence[Step], cell: Cell, settings: Setting
     if not plan.to_compute and not plan.reusable:
         return "done"
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": cell.key}), limit=1)
-    if runs and runs[0].status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.QUEUED):
-        return "interrupted" if process_alive(runs[0]) is False else "running"
+    if runs and runs[0].status in UNFINISHED:
+        return "running" if in_flight(runs[0]) else "interrupted"
     if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
         return "failed"
     return "partial" if plan.current else "missing"

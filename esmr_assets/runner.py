@@ -124,13 +124,27 @@ def open_instance(home: Path) -> dg.DagsterInstance:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-#: tags of an in-process run: the process that runs it, so that a run whose process was
-#: killed (its record stays STARTED) can be told from one still running (`process_alive`)
-PID_TAG, HOST_TAG = "esmr/pid", "esmr/host"
+#: tags of an in-process run: the process that runs it (host, pid and the pid's start time,
+#: so a reused pid is not taken for it), so that a run whose process was killed (its record
+#: stays STARTED) can be told from one still running (`process_alive`)
+PID_TAG, HOST_TAG, STARTED_TAG = "esmr/pid", "esmr/host", "esmr/process_start"
+
+
+def _process_start(pid: int | str) -> str | None:
+    """The process's start time in clock ticks since boot (Linux `/proc`), "" where there is
+    no /proc, None when no such process lives (or it is a zombie)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not Path("/proc/self/stat").is_file():
+        return ""
+    try:
+        fields = stat.read_text().rpartition(")")[2].split()  # after the command name, which may hold spaces
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
 
 
 def process_tags() -> dict[str, str]:
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), STARTED_TAG: _process_start(os.getpid()) or ""}
 
 
 def process_alive(run: dg.DagsterRun) -> bool | None:
@@ -139,13 +153,16 @@ def process_alive(run: dg.DagsterRun) -> bool | None:
     pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
     if pid is None or host != socket.gethostname():
         return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
+    started = _process_start(pid)
+    if started == "":  # no /proc: whether any process has that pid
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # it lives, another user's
         return True
-    return True
+    return started is not None and started == run.tags.get(STARTED_TAG, started)
 
 
 def _innermost_error(result: dg.ExecuteInProcessResult) -> tuple[str, str]:

@@ -399,34 +399,46 @@ def load_settings(preset: str = "paper", overrides: dict[str, Any] | None = None
         raise SettingsError(_format_validation_error(err)) from None
 
 
+#: what an override of a scalar setting may be: a count is no float, a number no string or flag
+_SCALAR_TYPES: dict[type, tuple[type, ...]] = {bool: (bool,), int: (numbers.Integral,), float: (numbers.Real,),
+                                              str: (str,)}
+
+
+def _annotation_options(annotation: Any) -> tuple[Any, ...]:
+    """The members of a Union (`int | None`), else the annotation alone."""
+    is_union = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+    return typing.get_args(annotation) if is_union else (annotation,)
+
+
 def _check_scalar_types(model: type[BaseModel], overrides: dict[str, Any], prefix: str = "") -> None:
     """Refuse an override whose type is wrong for its setting, where pydantic's lax mode would
-    quietly convert it (`"2"` or `true` for a number, `2.0` for a count, `1` for a flag): a
-    typo in a study spec must not become a different experiment. Composite settings (tuples,
-    mappings) are left to pydantic."""
+    quietly convert it (`"2"` or `true` for a number, `2.0` for a count, `1` for a choice): a
+    typo in a study spec must not become a different experiment. Values inside composite
+    settings (tuples, mappings) are left to pydantic."""
     for name, value in overrides.items():
         field = model.model_fields.get(name)
         if field is None:
             continue  # pydantic names unknown fields
-        path, kind = f"{prefix}{name}", field.annotation
-        options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union \
-            else (kind,)
+        options = _annotation_options(field.annotation)
         if value is None and type(None) in options:
             continue
         kinds = [option for option in options if option is not type(None)]
         if len(kinds) != 1:
             continue
         (kind,) = kinds
+        path = f"{prefix}{name}"
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             if isinstance(value, dict):
                 _check_scalar_types(kind, value, f"{path}.")
             continue
-        expected = {bool: (bool,), int: (numbers.Integral,), float: (numbers.Real,), str: (str,)}.get(
-            str if typing.get_origin(kind) is Literal else kind)
-        wrong_bool = kind is not bool and isinstance(value, bool)
-        if expected is not None and (wrong_bool or not isinstance(value, expected)):
-            name_of = "a string" if typing.get_origin(kind) is Literal else kind.__name__
-            raise SettingsError(f"{path}: expected {name_of}, got {type(value).__name__} {value!r}")
+        if typing.get_origin(kind) is Literal:
+            expected, described = tuple({type(choice) for choice in typing.get_args(kind)}), "one of its choices"
+        else:
+            expected, described = _SCALAR_TYPES.get(kind), getattr(kind, "__name__", str(kind))
+        if expected is None:
+            continue
+        if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
+            raise SettingsError(f"{path}: expected {described}, got {type(value).__name__} {value!r}")
 
 
 def parse_seed(value: str | int) -> int:

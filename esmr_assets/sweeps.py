@@ -8,20 +8,20 @@ from collections.abc import Iterable
 from .settings import SettingsError, parse_seed
 
 
-def next_unused_seeds(registered: Iterable[str], count: int) -> list[int]:
-    """The `count` smallest non-negative seeds not yet registered as partitions (keys that
-    are not plain seeds are ignored)."""
+def next_unused_seeds(taken: Iterable[str | int], count: int) -> list[int]:
+    """The `count` smallest non-negative seeds not in `taken` (seeds, or partition keys:
+    those that are not plain seeds are ignored)."""
     if count < 1:
         raise ValueError(f"count must be positive, got {count}")
-    taken = set()
-    for key in registered:
+    used = set()
+    for key in taken:
         try:
-            taken.add(parse_seed(key))
+            used.add(parse_seed(key))
         except SettingsError:
             continue
     seeds, candidate = [], 0
     while len(seeds) < count:
-        if candidate not in taken:
+        if candidate not in used:
             seeds.append(candidate)
         candidate += 1
     return seeds

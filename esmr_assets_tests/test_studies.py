@@ -58,7 +58,8 @@ def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
     (("alpha = 2.0", 'alpha = "2"'), r"scenario 'both'.*policy\.alpha: expected float, got str"),  # not converted
     (("alpha = 2.0", "alpha = true"), r"scenario 'both'.*policy\.alpha: expected float, got bool"),
     (("alpha = 2.0", "alpha = 2.0, epochs = 3.0"), r"scenario 'both'.*policy\.epochs: expected int, got float"),
-    (("alpha = 2.0", "alpha = 2.0, emotion_source = 1"), r"scenario 'both'.*policy\.emotion_source: expected a string"),
+    (("alpha = 2.0", "alpha = 2.0, emotion_source = 1"),
+     r"scenario 'both'.*policy\.emotion_source: expected one of its choices"),
     (('name = "both"', 'name = "alpha_0"'), r"scenario 'alpha_0'.*duplicate"),
     (('seeds = "0-1,5"', 'seeds = ""'), r"seeds.*empty"),
     (('seeds = "0-1,5"', 'seeds = "5-1"'), r"seeds.*backwards"),

@@ -49,10 +49,29 @@ def fake_computed(root: Path, cell, settings, steps) -> None:
             reuse.publish(root, asset.path, cell, plan.keys[step.op_name])
 
 
+def finished_process_tags() -> dict[str, str]:
+    """Run tags naming an in-process run's process that has ended."""
+    import subprocess
+    import sys
+
+    from esmr_assets.runner import process_tags
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return {**process_tags(), "esmr/pid": str(gone.pid)}
+
+
+def add_cell_run(instance, cell_key: str, status, tags=None) -> None:
+    scenario, _, seed = cell_key.partition("|")
+    instance.add_run(dg.DagsterRun(job_name="esmr_job", run_id=f"run-{cell_key}-{status.value}", status=status, tags={
+        "dagster/partition": cell_key, "dagster/partition/scenario": scenario, "dagster/partition/seed": seed,
+        **(tags or {})}))
+
+
 def test_schedule_grows_the_grid_and_runs_every_cell_not_done_nor_in_flight(tmp_path, monkeypatch):
     """The first tick adds seeds 0 and 1 (a seed another scenario registered does not count).
-    By the second, 0 is done, 1 failed and 2 is running: it adds 3 and 4, asks again for 1
-    (a new run key) and leaves 0 and 2 alone."""
+    By the second, 0 is done, 1 failed, 2 is running and 3's process was killed before it
+    wrote anything: it asks again for 1 and 3, leaves 0 and 2 alone and adds 4 and 5."""
     from esmr_assets.cells import Cell
     from esmr_assets.storage import load_settings_json
 
@@ -67,35 +86,29 @@ def test_schedule_grows_the_grid_and_runs_every_cell_not_done_nor_in_flight(tmp_
         assert first[0].run_config["resources"]["esmr"]["config"]["preset"] == "smoke"
         everything = {key for step in cell_steps() for key in step.asset_keys}
         assert set(first[0].asset_selection) == everything  # nothing to reuse yet
-        assert first[1].run_key == "cell-baseline|1-0"
+        assert first[1].run_key == "cell-baseline|1"  # unique within the tick
 
         root, settings = tmp_path / "smoke", load_settings_json("smoke", "{}")
         fake_computed(root, Cell("baseline", 0), settings, cell_steps())  # done
         fake_computed(root, Cell("baseline", 1), settings, cell_steps()[:1])  # begun, then failed
-        for seed, status in ((1, dg.DagsterRunStatus.FAILURE), (2, dg.DagsterRunStatus.STARTED)):
-            instance.add_run(dg.DagsterRun(job_name="esmr_job", run_id=f"run-{seed}", status=status,
-                                           tags={"dagster/partition": f"baseline|{seed}"}))
+        add_cell_run(instance, "baseline|1", dg.DagsterRunStatus.FAILURE)
+        add_cell_run(instance, "baseline|2", dg.DagsterRunStatus.STARTED)  # launched elsewhere: running
+        add_cell_run(instance, "baseline|3", dg.DagsterRunStatus.STARTED, finished_process_tags())  # killed
         second = schedule(dg.build_schedule_context(instance=instance))
-        assert [r.partition_key for r in second] == ["baseline|1", "baseline|3", "baseline|4"]
-        assert second[0].run_key == "cell-baseline|1-1"  # its second attempt
+        assert [r.partition_key for r in second] == ["baseline|1", "baseline|3", "baseline|4", "baseline|5"]
         assert set(second[0].asset_selection) == everything - set(cell_steps()[0].asset_keys)
-        assert sorted(instance.get_dynamic_partitions("seed"), key=int) == ["0", "1", "2", "3", "4"]
+        assert sorted(instance.get_dynamic_partitions("seed"), key=int) == ["0", "1", "2", "3", "4", "5"]
 
 
 def test_cell_status_tells_each_state_of_a_cell(tmp_path):
     """missing, partial (steps current, no run), failed, interrupted (a started run whose
     process is gone), running (its process lives) and done, from the disk and the instance."""
-    import subprocess
-    import sys
-
     from esmr_assets.cells import Cell
     from esmr_assets.planner import cell_status
     from esmr_assets.runner import process_tags
     from esmr_assets.storage import load_settings_json
 
     root, settings, cell = tmp_path / "smoke", load_settings_json("smoke", "{}"), Cell("baseline", 0)
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
 
     def status() -> str:
         return cell_status(root, cell_steps(), cell, settings, instance)
@@ -105,7 +118,8 @@ def test_cell_status_tells_each_state_of_a_cell(tmp_path):
         fake_computed(root, cell, settings, cell_steps()[:2])
         assert status() == "partial"
         runs = [(dg.DagsterRunStatus.FAILURE, {}, "failed"),
-                (dg.DagsterRunStatus.STARTED, {**process_tags(), "esmr/pid": str(gone.pid)}, "interrupted"),
+                (dg.DagsterRunStatus.STARTED, finished_process_tags(), "interrupted"),
+                (dg.DagsterRunStatus.STARTED, {**process_tags(), "esmr/process_start": "1"}, "interrupted"),  # pid reused
                 (dg.DagsterRunStatus.STARTED, {}, "running"),  # launched elsewhere: taken at its word
                 (dg.DagsterRunStatus.STARTED, process_tags(), "running")]  # this very process
         for n, (state, tags, expected) in enumerate(runs):
