@@ -30,7 +30,7 @@ from .partitions import cell_key, register_cells
 from .planner import adopt_step, in_flight, plan_cell, share_run_outputs
 from .resources import run_config
 from .settings import PRESETS, Settings, SettingsError, parse_seed
-from .storage import resolve_data_dir, storage_root
+from .storage import config_root, resolve_data_dir, storage_root
 from .studies import STUDY_DIR, load_study, register_study
 from .sweeps import next_unused_seeds
 
@@ -125,6 +125,11 @@ def build_sweep_schedule(defs_steps, job, cron: str, seeds_per_tick: int, preset
     return seed_sweep_schedule
 
 
+def _esmr_resource(run: dg.DagsterRun) -> dict:
+    """The run's `esmr` resource config: what a sensor's follow-up runs are launched with."""
+    return run.run_config.get("resources", {}).get("esmr", {})
+
+
 def build_sql_models_sensor(defs_steps, seed_job, sql_job) -> dg.RunStatusSensorDefinition:
     @dg.run_status_sensor(
         name="sql_models_sensor",
@@ -136,7 +141,7 @@ def build_sql_models_sensor(defs_steps, seed_job, sql_job) -> dg.RunStatusSensor
         "refresh the cross-cell SQL models.",
     )
     def sql_models_sensor(context: dg.RunStatusSensorContext):
-        esmr = context.dagster_run.run_config.get("resources", {}).get("esmr", {})
+        esmr = _esmr_resource(context.dagster_run)
         share_run_outputs(context.dagster_run, defs_steps(), esmr.get("config", {}))
         return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}", run_config={"resources": {"esmr": esmr}})
 
@@ -154,9 +159,8 @@ def build_study_reports_sensor(sql_job, study_report_job) -> dg.RunStatusSensorD
         "data dir and preset, so a study grown by the schedule shows its current table.",
     )
     def study_reports_sensor(context: dg.RunStatusSensorContext):
-        esmr = context.dagster_run.run_config.get("resources", {}).get("esmr", {})
-        config = esmr.get("config", {})
-        root = storage_root(resolve_data_dir(config.get("data_dir", "")), config.get("preset", "paper"))
+        esmr = _esmr_resource(context.dagster_run)
+        root = config_root(esmr.get("config", {}))
         names = [name for name in context.instance.get_dynamic_partitions(study_partitions.name)
                  if (root / STUDY_DIR / f"{name}.toml").is_file()]
         return [dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}-{name}", partition_key=name,

@@ -146,13 +146,13 @@ def share_run_outputs(run: dg.DagsterRun, steps: Sequence[Step], esmr_config: Ma
     """After a successful cell run launched outside `materialize_cells` (the UI, a schedule),
     share each step it materialized whole, so later cells can reuse it. Returns the shared op names."""
     from esmr_assets.cells import parse_cell, scenario_settings
-    from esmr_assets.storage import resolve_data_dir, storage_root
+    from esmr_assets.storage import config_root
 
     partition = run.tags.get("dagster/partition")
     if partition is None:
         return []
     cell = parse_cell(partition)
-    root = storage_root(resolve_data_dir(esmr_config.get("data_dir", "")), esmr_config.get("preset", "paper"))
+    root = config_root(esmr_config)
     keys = step_keys(steps, scenario_settings(root, cell.scenario), cell.seed)
     selected = None if run.asset_selection is None else set(run.asset_selection)
     shared: list[str] = []

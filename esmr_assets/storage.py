@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -52,6 +53,12 @@ def load_settings_json(preset: str, overrides_json: str) -> Settings:
 def storage_root(data_dir: Path, preset: str) -> Path:
     """`<data_dir>/<preset>`: every scenario and seed of one preset, as cells below each asset."""
     return Path(data_dir) / preset
+
+
+def config_root(esmr_config: Mapping[str, Any]) -> Path:
+    """The preset root a run's `esmr` resource config names (its data dir and preset, each
+    defaulting as `EsmrConfig` does): where a sensor finds what that run wrote."""
+    return storage_root(resolve_data_dir(esmr_config.get("data_dir", "")), esmr_config.get("preset", "paper"))
 
 
 def ensure_writable_dir(path: Path) -> None:
