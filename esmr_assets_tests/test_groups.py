@@ -9,7 +9,7 @@ import pytest
 from esmr_assets.emotion.labeller import DailyLabeller
 from esmr_assets.evaluation.effects import user_metrics
 from esmr_assets.evaluation.groups import effects_by_style, style_user_values
-from esmr_assets.policy.bandits import BanditPolicy, new_learner
+from esmr_assets.policy.bandits import BanditPolicy, new_learner, signal_value_lift
 from esmr_assets.policy.rollouts import rollout
 from esmr_assets.settings import load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv
@@ -95,6 +95,39 @@ def test_the_like_bandit_serves_outraged_users_more_distress(outraged_world, thr
     share = {r["feedback_style"]: r for r in effects.filter((pl.col("policy") == "cb_like")
                                                             & (pl.col("metric") == "negative_share")).iter_rows(named=True)}
     assert share["outraged"]["value"] > share["expressive"]["value"] + 0.02
+
+
+def learned_like_lift(name: str, outraged_world, threshold_model) -> dict[str, float]:
+    """`signal_value_lift` of likes per style after two closed-loop episodes of the bandit
+    `name` with the personal context (as in the igl_styles study), over every round it learned."""
+    settings, (videos, users, feeds) = outraged_world
+    personal = load_settings("smoke", {"policy": {"bandit_context": "personal"}}).policy
+    policy = BanditPolicy(feeds, new_learner(name, personal, 6), np.random.default_rng(1), "personal")
+    rounds, learn = [], policy.learn
+
+    def recording_learn(step):
+        in_bucket = feeds.video_emotion[step.videos] == policy._actions[step.rows]  # the rounds, as in BanditPolicy
+        rows = step.rows[in_bucket]
+        rounds.append((policy._x[rows], policy._actions[rows], step.feedback[in_bucket], rows))
+        return learn(step)
+
+    policy.learn = recording_learn
+    for episode in range(2):
+        rollout(ClosedLoopEnv(videos, users, settings.simulation, 6, DailyLabeller(threshold_model), episode=episode),
+                policy, name)
+    x, actions, y, rows = (np.concatenate(column) for column in zip(*rounds))
+    return signal_value_lift(policy.learner, x, actions, y, users["feedback_style"].cast(pl.Utf8).to_numpy()[rows])
+
+
+def test_igl_p3_learns_that_what_outraged_users_like_is_worse(outraged_world, threshold_model):
+    """Eq. 4 never decodes a like as negative (test_bandits), but the three-state learner's
+    bandit, taught by the definitely-negative rounds of the same contexts and buckets, values
+    what outraged users like below their average, and what expressive users like at or above
+    theirs; the two-state learner, with no negative anchor, does not separate them so."""
+    p3 = learned_like_lift("igl_p3", outraged_world, threshold_model)
+    p2 = learned_like_lift("igl_p2", outraged_world, threshold_model)
+    assert p3["outraged"] < -0.05 and p3["expressive"] > p3["outraged"] + 0.1
+    assert p2["outraged"] - p2["expressive"] > p3["outraged"] - p3["expressive"] + 0.05
 
 
 def test_the_igl_predictions_are_checked_from_the_per_style_results():

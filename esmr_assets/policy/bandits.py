@@ -77,6 +77,19 @@ class SignalMix:
         np.add.at(self.counts, (step.rows, step.feedback.astype(np.int64)), 1.0)
 
 
+def signal_value_lift(learner, x: np.ndarray, actions: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                      signal: str = "like") -> dict[str, float]:
+    """Per group: the bandit's learned reward for the rounds on which `signal` was emitted,
+    minus that for all the group's rounds. What a learner has come to think a signal marks:
+    IGL-P(3) decodes a like itself as 0 or +1 (Eq. 4), but the definitely-negative rounds of
+    the same (x, a) can still teach its bandit that what a group likes is worse than its
+    average (issue 18's fourth prediction, in the only form Eq. 4 allows)."""
+    value = learner.bandit.estimates(x)[np.arange(len(actions)), actions]
+    marked, groups = np.asarray(y) == SIGNALS.index(signal), np.asarray(groups)
+    return {str(g): float(value[marked & (groups == g)].mean() - value[groups == g].mean())
+            for g in np.unique(groups[marked])}
+
+
 class HandRewardLearner:
     """A bandit whose reward is 1 when the round's signal is `signal`: a hand-engineered
     reward, the same for every user."""
