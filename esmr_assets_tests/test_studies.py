@@ -60,6 +60,13 @@ def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
     (("alpha = 2.0", "alpha = 2.0, epochs = 3.0"), r"scenario 'both'.*policy\.epochs: expected int, got float"),
     (("alpha = 2.0", "alpha = 2.0, emotion_source = 1"),
      r"scenario 'both'.*policy\.emotion_source: expected one of its choices"),
+    (("beta = 0.0 } }", 'beta = 0.0 }, simulation = { profile_shares = ["0.3", 0.4, 0.3] } }'),
+     r"scenario 'both'.*simulation\.profile_shares\[0\]: expected float, got str"),  # inside a tuple
+    (("beta = 0.0 } }", "beta = 0.0 }, simulation = { feedback_style_shares = "
+                        "{ expressive = 0.4, critical = true, passive = 0.3 } } }"),
+     r"simulation\.feedback_style_shares\['critical'\]: expected float, got bool"),  # inside a mapping
+    (("beta = 0.0 } }", 'beta = 0.0, replicated_agents = ["esmr", 1] } }'),
+     r"policy\.replicated_agents\[1\]: expected str, got int"),  # a tuple of any length
     (('name = "both"', 'name = "alpha_0"'), r"scenario 'alpha_0'.*duplicate"),
     (('seeds = "0-1,5"', 'seeds = ""'), r"seeds.*empty"),
     (('seeds = "0-1,5"', 'seeds = "5-1"'), r"seeds.*backwards"),
