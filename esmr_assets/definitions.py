@@ -2,6 +2,11 @@
 
 `EsmrConfig.configure_at_launch()` is shared by the assets and the IO manager, so a preset
 or data dir chosen at launch (UI launchpad, `esmr run`) reaches both.
+
+Runs from the UI, schedules and sensors run each step in its own process. Importing this
+module costs seconds (torch, scikit-learn, LightGBM, numba), and a spawned step process
+paid it again for every step; `step_executor` forks every step from a server that has
+imported it once (a smoke cell: 137 s before, 54 s after, byte-identical outputs).
 """
 
 import functools
@@ -23,6 +28,11 @@ from esmr_assets.dask_executor import seed_dask_executor
 from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.model_io_manager import MODEL_IO, ModelIOManager
 from esmr_assets.resources import EsmrConfig
+
+DEFINITIONS_MODULE = "esmr_assets.definitions"  # what workspace.yaml loads, and the fork server preloads
+step_executor = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}}}, name="step_executor"
+)
 
 all_assets = [*dg.load_assets_from_modules([simulation, emotion, causal, policy, evaluation]), *sql_models, study_report]
 
@@ -80,5 +90,6 @@ defs = dg.Definitions(
           study_report_job],
     schedules=[seed_sweep_schedule],
     sensors=[sql_models_sensor, study_reports_sensor],
+    executor=step_executor,
     resources={"esmr": esmr, "io_manager": ParquetIOManager(esmr=esmr), MODEL_IO: ModelIOManager(esmr=esmr)},
 )

@@ -1,5 +1,7 @@
-"""The whole graph for one `smoke` seed on the Dask executor against a local Dask cluster
-(two worker processes): it succeeds and writes the same bytes as the in-process run."""
+"""The whole graph for one `smoke` seed out of process: on the Dask executor against a local
+Dask cluster (two worker processes), and on the code location's own executor (every step a
+process forked from a server that preloaded the definitions, as UI, schedule and sensor runs
+are): each succeeds and writes the same bytes as the in-process run."""
 
 import json
 import subprocess
@@ -17,20 +19,21 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def test_whole_graph_on_a_local_dask_cluster_matches_the_in_process_run(smoke_graph, tmp_path):
+DASK_CLUSTER = {"execution": {"config": {"cluster": {"local": {"n_workers": 2, "threads_per_worker": 1}}}}}
+
+
+@pytest.mark.parametrize("job, execution", [("esmr_dask_job", DASK_CLUSTER), ("esmr_job", {})])
+def test_whole_graph_out_of_process_matches_the_in_process_run(smoke_graph, tmp_path, job, execution):
     in_process, _ = smoke_graph
     home, data = tmp_path / "home", tmp_path / "data"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(home)) as instance:  # Dask needs a persistent instance
         key = add_cell(instance, 2)
-    config = {
-        **run_config("smoke", data),
-        "execution": {"config": {"cluster": {"local": {"n_workers": 2, "threads_per_worker": 1}}}},
-    }
+    config = {**run_config("smoke", data), **execution}
     (tmp_path / "config.json").write_text(json.dumps(config))
     done = subprocess.run(
-        [BIN / "dagster", "job", "execute", "-m", "esmr_assets.definitions", "-j", "esmr_dask_job",
+        [BIN / "dagster", "job", "execute", "-m", "esmr_assets.definitions", "-j", job,
          "-c", tmp_path / "config.json", "--tags", json.dumps({"dagster/partition": key})],
         capture_output=True, text=True, timeout=600, env={"DAGSTER_HOME": str(home), "PATH": str(BIN)},
     )
@@ -44,3 +47,19 @@ def test_whole_graph_on_a_local_dask_cluster_matches_the_in_process_run(smoke_gr
     assert sum(p.name == "part-0.parquet" for p in ours) == len(seed_tables) - len(models)  # and every table
     for rel in ours:  # tables, models and plots
         assert (data / "smoke" / rel).read_bytes() == (in_process / rel).read_bytes(), rel
+
+
+def test_runs_out_of_the_ui_fork_their_steps_from_a_server_that_preloaded_the_definitions():
+    """Every job but the Dask one uses `step_executor`, whose fork server preloads the module
+    that workspace.yaml loads (a step process would otherwise import it again: seconds each)."""
+    import yaml
+
+    from esmr_assets.definitions import DEFINITIONS_MODULE
+
+    workspace = yaml.safe_load((Path(__file__).parents[1] / "workspace.yaml").read_text())
+    assert [entry["python_module"]["module_name"] for entry in workspace["load_from"]] == [DEFINITIONS_MODULE]
+    executors = {job.name: defs.resolve_job_def(job.name).executor_def for job in defs.jobs}
+    assert executors.pop("esmr_dask_job").name == "dask"
+    assert {executor.name for executor in executors.values()} == {"step_executor"}
+    start = executors["esmr_job"].apply_config_mapping({}).value["config"]["start_method"]
+    assert start == {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}}
