@@ -29,9 +29,20 @@ from esmr_assets.io_manager import ParquetIOManager
 from esmr_assets.model_io_manager import MODEL_IO, ModelIOManager
 from esmr_assets.resources import EsmrConfig
 
-DEFINITIONS_MODULE = "esmr_assets.definitions"  # what workspace.yaml loads, and the fork server preloads
+#: what workspace.yaml loads and the fork server preloads: importing it must start no work
+#: (no threads, no torch or polars computation), or the forked steps could deadlock
+DEFINITIONS_MODULE = "esmr_assets.definitions"
+FORKSERVER = {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}}
+
+
+def _multiprocess_options() -> dict:
+    """The multiprocess executor's config fields but its start method (ours is fixed)."""
+    fields = dg.multiprocess_executor.config_schema.as_field().config_type.fields
+    return {name: field for name, field in fields.items() if name != "start_method"}
+
+
 step_executor = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}}}, name="step_executor"
+    lambda config: {**config, "start_method": FORKSERVER}, name="step_executor", config_schema=_multiprocess_options()
 )
 
 all_assets = [*dg.load_assets_from_modules([simulation, emotion, causal, policy, evaluation]), *sql_models, study_report]

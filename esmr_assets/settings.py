@@ -391,7 +391,7 @@ def load_settings(preset: str = "paper", overrides: dict[str, Any] | None = None
         raise SettingsError(f"overrides must be a mapping, got {type(overrides).__name__}")
     if overrides and "preset" in overrides:
         raise SettingsError("overrides may not change 'preset'; pass the preset name instead")
-    _check_scalar_types(Settings, overrides or {})
+    _check_override_types(Settings, overrides or {})
     merged = deep_merge(PRESETS[preset].model_dump(), overrides or {})
     try:
         return Settings.model_validate(merged)
@@ -410,7 +410,7 @@ def _annotation_options(annotation: Any) -> tuple[Any, ...]:
     return typing.get_args(annotation) if is_union else (annotation,)
 
 
-def _check_scalar_types(model: type[BaseModel], overrides: dict[str, Any], prefix: str = "") -> None:
+def _check_override_types(model: type[BaseModel], overrides: dict[str, Any], prefix: str = "") -> None:
     """Refuse an override whose type is wrong for its setting, where pydantic's lax mode would
     quietly convert it (`"2"` or `true` for a number, `2.0` for a count, `1` for a choice): a
     typo in a study spec must not become a different experiment. Values inside composite
@@ -423,7 +423,7 @@ def _check_scalar_types(model: type[BaseModel], overrides: dict[str, Any], prefi
 
 
 def _check_value(annotation: Any, value: Any, path: str) -> None:
-    """`_check_scalar_types` for one value of type `annotation` at `path`."""
+    """`_check_override_types` for one value of type `annotation` at `path`."""
     options = _annotation_options(annotation)
     if value is None and type(None) in options:
         return
@@ -434,7 +434,7 @@ def _check_value(annotation: Any, value: Any, path: str) -> None:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if isinstance(kind, type) and issubclass(kind, BaseModel):
         if isinstance(value, dict):
-            _check_scalar_types(kind, value, f"{path}.")
+            _check_override_types(kind, value, f"{path}.")
         return
     if origin is dict:
         if isinstance(value, dict) and len(args) == 2:

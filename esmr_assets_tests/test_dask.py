@@ -50,8 +50,10 @@ def test_whole_graph_out_of_process_matches_the_in_process_run(smoke_graph, tmp_
 
 
 def test_runs_out_of_the_ui_fork_their_steps_from_a_server_that_preloaded_the_definitions():
-    """Every job but the Dask one uses `step_executor`, whose fork server preloads the module
-    that workspace.yaml loads (a step process would otherwise import it again: seconds each)."""
+    """Every job but the Dask one (and the UI's "Materialize", the implicit asset job) uses
+    `step_executor`, whose fork server preloads the module that workspace.yaml loads (a step
+    process would otherwise import it again: seconds each); the multiprocess executor's other
+    options still reach it from run config."""
     import yaml
 
     from esmr_assets.definitions import DEFINITIONS_MODULE
@@ -60,6 +62,13 @@ def test_runs_out_of_the_ui_fork_their_steps_from_a_server_that_preloaded_the_de
     assert [entry["python_module"]["module_name"] for entry in workspace["load_from"]] == [DEFINITIONS_MODULE]
     executors = {job.name: defs.resolve_job_def(job.name).executor_def for job in defs.jobs}
     assert executors.pop("esmr_dask_job").name == "dask"
+    executors["implicit"] = defs.resolve_implicit_global_asset_job_def().executor_def
     assert {executor.name for executor in executors.values()} == {"step_executor"}
-    start = executors["esmr_job"].apply_config_mapping({}).value["config"]["start_method"]
-    assert start == {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}}
+    config = executors["esmr_job"].apply_config_mapping({"config": {"max_concurrent": 1}}).value["config"]
+    assert config["max_concurrent"] == 1
+    assert config["start_method"]["forkserver"]["preload_modules"] == [DEFINITIONS_MODULE]
+    run = {**run_config("smoke", "/tmp/unused"), "execution": {"config": {"max_concurrent": 1}}}
+    resolved = dg.validate_run_config(defs.resolve_job_def("esmr_job"), run)["execution"]["step_executor"]
+    assert resolved["max_concurrent"] == 1 and resolved["start_method"] == config["start_method"]
+    with pytest.raises(dg.DagsterInvalidConfigError, match="max_concurent"):  # a typo is still named
+        dg.validate_run_config(defs.resolve_job_def("esmr_job"), {**run, "execution": {"config": {"max_concurent": 1}}})

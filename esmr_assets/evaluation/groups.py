@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ..policy.linear_bandit import LinearBandit
+from ..vocabulary import SIGNALS
 from .effects import percentile_interval, resample_counts
 from .metrics import oracle_flags
 
@@ -100,3 +102,17 @@ def effects_by_style(values: pl.DataFrame, reference: str, resamples: int, rng: 
 _SCHEMA = {"feedback_style": pl.String, "policy": pl.String, "oracle": pl.Boolean, "metric": pl.String,
            "users": pl.Int64, "value": pl.Float64, "value_ci95_low": pl.Float64, "value_ci95_high": pl.Float64,
            "reference": pl.String, "effect": pl.Float64, "ci95_low": pl.Float64, "ci95_high": pl.Float64}
+
+
+def signal_value_lift(bandit: LinearBandit, x: np.ndarray, actions: np.ndarray, y: np.ndarray,
+                      groups: np.ndarray, signal: str = "like") -> dict[str, float]:
+    """Per group: the bandit's learned reward of the rounds on which `signal` was emitted minus
+    that of all the group's rounds, in standard deviations of the learned reward over all
+    rounds (so learners whose rewards have different scales compare). What a learner has come
+    to think a signal marks: IGL-P(3) decodes a like itself as 0 or +1 (Eq. 4), but the
+    definitely-negative rounds of the same (x, a) can teach its bandit that what a group likes
+    is worse than its average (issue 18's fourth prediction, in the form Eq. 4 allows)."""
+    value = bandit.estimates(x)[np.arange(len(actions)), actions]
+    marked, groups = np.asarray(y) == SIGNALS.index(signal), np.asarray(groups)
+    return {str(g): float((value[marked & (groups == g)].mean() - value[groups == g].mean()) / value.std())
+            for g in np.unique(groups[marked])}

@@ -77,19 +77,6 @@ class SignalMix:
         np.add.at(self.counts, (step.rows, step.feedback.astype(np.int64)), 1.0)
 
 
-def signal_value_lift(learner, x: np.ndarray, actions: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                      signal: str = "like") -> dict[str, float]:
-    """Per group: the bandit's learned reward for the rounds on which `signal` was emitted,
-    minus that for all the group's rounds. What a learner has come to think a signal marks:
-    IGL-P(3) decodes a like itself as 0 or +1 (Eq. 4), but the definitely-negative rounds of
-    the same (x, a) can still teach its bandit that what a group likes is worse than its
-    average (issue 18's fourth prediction, in the only form Eq. 4 allows)."""
-    value = learner.bandit.estimates(x)[np.arange(len(actions)), actions]
-    marked, groups = np.asarray(y) == SIGNALS.index(signal), np.asarray(groups)
-    return {str(g): float(value[marked & (groups == g)].mean() - value[groups == g].mean())
-            for g in np.unique(groups[marked])}
-
-
 class HandRewardLearner:
     """A bandit whose reward is 1 when the round's signal is `signal`: a hand-engineered
     reward, the same for every user."""
@@ -149,18 +136,24 @@ class BanditPolicy:
         feed, valid = self.feeds.build(observation, env.recently_shown(), boost)
         return feed, valid, self._actions
 
-    def learn(self, step: DayStep) -> dict[str, np.ndarray]:
-        """Learn from today's rounds: the impressions of each user's own bucket. Returns per
-        user the rounds, and how many decoded rewards had the sign of the latent r."""
-        n = len(self._actions)
+    def rounds(self, step: DayStep) -> tuple[np.ndarray, ...]:
+        """Today's rounds, the impressions of each user's own bucket: their user rows, x,
+        bucket and signal y, and (for evaluation only, never learned from) the latent r."""
         in_bucket = self.feeds.video_emotion[step.videos] == self._actions[step.rows]
         rows = step.rows[in_bucket]
-        y = step.feedback[in_bucket].astype(np.int64)
+        return (rows, self._x[rows], self._actions[rows], step.feedback[in_bucket].astype(np.int64),
+                step.satisfaction[in_bucket])
+
+    def learn(self, step: DayStep) -> dict[str, np.ndarray]:
+        """Learn from today's rounds. Returns per user the rounds, and how many decoded
+        rewards had the sign of the latent r."""
+        n = len(self._actions)
+        rows, x, actions, y, satisfaction = self.rounds(step)
         reward = np.zeros(0)
         if rows.size:
-            reward = self.learner.learn(self.mix.context(rows), self._x[rows], y, self._actions[rows], self._p[rows])
+            reward = self.learner.learn(self.mix.context(rows), x, y, actions, self._p[rows])
         self.mix.observe(step)
-        agree = np.sign(reward) == step.satisfaction[in_bucket]
+        agree = np.sign(reward) == satisfaction
         return {
             "rounds": np.bincount(rows, minlength=n),
             "decoded_agree": np.bincount(rows, weights=agree.astype(np.float64), minlength=n).astype(np.int64),
