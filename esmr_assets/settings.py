@@ -119,6 +119,11 @@ class SimulationSettings(_Frozen):
         "is the paper's exogenous watch budget; above 0, engaging videos extend the session and a run of skips "
         "ends it, and scroll time follows the session's length"
     )
+    outraged_logs: bool = Field(
+        False, description="outraged users' engagement hides distress in the logs too: their likes, comments and "
+        "shares take the behaviour multipliers of the state of opposite valence at the same arousal, so they are "
+        "loud when upset and quiet when pleased (false: the style shapes only the per-impression signals)"
+    )
 
     @model_validator(mode="after")
     def _shares_are_distributions(self) -> SimulationSettings:
@@ -140,6 +145,8 @@ class SimulationSettings(_Frozen):
                 if bad or not probabilities or not finite or abs(sum(probabilities.values()) - 1) > 1e-9:
                     raise ValueError(f"feedback_style_signals[{style!r}][{r}] must be a distribution over "
                                      f"{STYLE_SIGNAL_CHOICES}, got {probabilities}")
+        if self.outraged_logs and "outraged" not in self.feedback_styles:
+            raise ValueError("outraged_logs needs outraged users: give feedback_style_shares an 'outraged' share")
         return self
 
     @property

@@ -97,6 +97,35 @@ def test_outraged_users_like_what_upsets_them(logged_world):
     assert (loud["satisfaction"] == -1).mean() > 0.6
 
 
+def likes_per_watched_video(logs: pl.DataFrame, users: pl.DataFrame) -> dict[tuple[str, str], float]:
+    """(style, "upset" or "pleased") -> likes per watched video on the user-days in that state."""
+    mood = {"stressed": "upset", "disappointed": "upset", "happy": "pleased", "excited": "pleased"}
+    frame = logs.join(users.select("user_id", "feedback_style"), on="user_id").with_columns(
+        pl.col("true_emotion").cast(pl.Utf8).replace_strict(mood, default=None).alias("mood")).drop_nulls("mood")
+    rates = frame.group_by("feedback_style", "mood").agg(pl.col("likes").sum() / pl.col("n_watched").sum())
+    return {(style, m): rate for style, m, rate in rates.iter_rows()}
+
+
+def test_outraged_logs_make_outraged_users_like_most_when_upset(logged_world):
+    """With `outraged_logs`, outraged users' logged likes follow distress (more per watched
+    video on upset days than on pleased ones: the reverse of everyone else, and of their own
+    logs without it); nobody else's logs change, nor the outraged users' latent days."""
+    sims = {loud: load_settings("paper", {"simulation": {"n_users": 150, "feedback_style_shares": FOUR_STYLES,
+                                                         "outraged_logs": loud}}).simulation for loud in (False, True)}
+    (_, quiet, _, _, users), (_, loud, _, _, _) = (logged_world(sims[flag], 1) for flag in (False, True))
+    before, after = likes_per_watched_video(quiet, users), likes_per_watched_video(loud, users)
+    assert before["outraged", "upset"] < 0.5 * before["outraged", "pleased"]
+    assert after["outraged", "upset"] > 2 * after["outraged", "pleased"]
+    for style in ("expressive", "critical", "passive"):
+        assert after[style, "upset"] < after[style, "pleased"] and after[style, "upset"] == before[style, "upset"]
+    outraged = users.filter(pl.col("feedback_style") == "outraged")["user_id"]
+    others = ~pl.col("user_id").is_in(outraged.implode())
+    assert quiet.filter(others).equals(loud.filter(others))
+    assert quiet.select("true_valence", "true_emotion").equals(loud.select("true_valence", "true_emotion"))
+    with pytest.raises(SettingsError, match="outraged_logs needs outraged users"):
+        load_settings("paper", {"simulation": {"outraged_logs": True}})
+
+
 def test_the_style_table_is_validated_naming_the_problem():
     with pytest.raises(SettingsError, match="styles without signals: \\['stoic'\\]"):
         load_settings("paper", {"simulation": {"feedback_style_shares": {"expressive": 0.5, "critical": 0.2,

@@ -221,6 +221,23 @@ def test_emotion_signal_scales_the_multipliers_deviation_from_one():
     assert min(x.min() for x in behaviour_multipliers(v, a, 4.0).values()) == 0.05  # floored, never negative
 
 
+def test_users_loud_when_upset_take_the_opposite_valences_interactions():
+    """`outraged_logs`: deep in a region, a flagged user's likes, comments and shares take the
+    multipliers of the state of opposite valence at the same arousal; the rest is unchanged."""
+    v, a = np.array([-0.9, -0.9, 0.9, 0.9, 0.0]), np.array([0.9, 0.1, 0.1, 0.95, 0.5])  # stressed, disappointed, happy, excited, neutral
+    loud = np.array([True, True, True, True, False])
+    designed, swapped = behaviour_multipliers(v, a), behaviour_multipliers(v, a, 1.0, loud)
+    column = {name: TRUE_EMOTIONS.index(name) for name in ("happy", "excited", "neutral", "stressed", "disappointed")}
+    opposite = {"stressed": "excited", "disappointed": "happy", "happy": "disappointed", "excited": "stressed"}
+    for row, state in enumerate(("stressed", "disappointed", "happy", "excited")):
+        for name in ("like", "comment", "share"):
+            assert swapped[name][row] == pytest.approx(BEHAVIOUR[name][column[opposite[state]]], abs=0.02), (state, name)
+    assert swapped["like"][0] > 2 * designed["like"][0]  # a stressed outraged user likes like an excited one
+    for name in set(BEHAVIOUR) - {"like", "comment", "share"}:
+        assert np.array_equal(swapped[name], designed[name])
+    assert all(np.array_equal(swapped[name][4], designed[name][4]) for name in BEHAVIOUR)  # unflagged
+
+
 def test_content_effect_scales_only_the_content_terms():
     kw = dict(
         baseline_valence=np.zeros(2), baseline_arousal=np.full(2, 0.5), recovery_rate=np.full(2, 0.2),

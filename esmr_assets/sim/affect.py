@@ -75,12 +75,25 @@ def memberships(valence: np.ndarray, arousal: np.ndarray) -> np.ndarray:
 MIN_MULTIPLIER = 0.05  # a scaled multiplier's floor: no behaviour vanishes or turns negative
 
 
-def behaviour_multipliers(valence: np.ndarray, arousal: np.ndarray, signal: float = 1.0) -> dict[str, np.ndarray]:
+#: Interactions that hide distress (`simulation.outraged_logs`): for these users likes,
+#: comments and shares take the multipliers of the state of opposite valence at the same
+#: arousal (happy <-> disappointed, excited <-> stressed), so they are loud when upset.
+LOUD_WHEN_UPSET = ("like", "comment", "share")
+OPPOSITE_VALENCE = np.array([4, 3, 2, 1, 0])  # columns of TRUE_EMOTIONS[:5], swapped
+
+
+def behaviour_multipliers(
+    valence: np.ndarray, arousal: np.ndarray, signal: float = 1.0, loud_when_upset: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Per-user multipliers of today's behaviour, mixed by region membership. `signal`
     (`simulation.emotion_signal`) scales their deviation from 1: 0 is behaviour that carries
-    no emotion, 1 the table as it is, above 1 a louder signal (floored at MIN_MULTIPLIER)."""
+    no emotion, 1 the table as it is, above 1 a louder signal (floored at MIN_MULTIPLIER).
+    Users flagged in `loud_when_upset` interact by the swapped table (`LOUD_WHEN_UPSET`)."""
     m = memberships(valence, arousal)
     mixed = {name: m @ table for name, table in BEHAVIOUR.items()}
+    if loud_when_upset is not None and loud_when_upset.any():
+        for name in LOUD_WHEN_UPSET:
+            mixed[name][loud_when_upset] = m[loud_when_upset] @ BEHAVIOUR[name][OPPOSITE_VALENCE]
     if signal == 1.0:  # the table itself, bit for bit
         return mixed
     return {name: np.maximum(1.0 + signal * (value - 1.0), MIN_MULTIPLIER) for name, value in mixed.items()}

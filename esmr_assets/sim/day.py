@@ -229,7 +229,8 @@ def simulate_day(
     each row) for every user at once, then compute the day's features and tomorrow's state."""
     n = pop.size
     active = ~churned
-    mult = behaviour_multipliers(state.valence, state.arousal, settings.emotion_signal)
+    loud = pop.feedback_style == settings.feedback_styles.index("outraged") if settings.outraged_logs else None
+    mult = behaviour_multipliers(state.valence, state.arousal, settings.emotion_signal, loud)
 
     # Eq. 1-2: scroll time and the watch-time budget, modulated by the latent state.
     scroll = np.where(active, noise.scroll_gamma * noise.session * mult["scroll"], 0.0)
