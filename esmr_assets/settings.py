@@ -145,8 +145,8 @@ class SimulationSettings(_Frozen):
                 if bad or not probabilities or not finite or abs(sum(probabilities.values()) - 1) > 1e-9:
                     raise ValueError(f"feedback_style_signals[{style!r}][{r}] must be a distribution over "
                                      f"{STYLE_SIGNAL_CHOICES}, got {probabilities}")
-        if self.outraged_logs and "outraged" not in self.feedback_styles:
-            raise ValueError("outraged_logs needs outraged users: give feedback_style_shares an 'outraged' share")
+        if self.outraged_logs and not self.feedback_style_shares.get("outraged", 0.0) > 0:
+            raise ValueError("outraged_logs needs outraged users: give feedback_style_shares a positive 'outraged' share")
         return self
 
     @property

@@ -124,6 +124,9 @@ def test_outraged_logs_make_outraged_users_like_most_when_upset(logged_world):
     assert quiet.select("true_valence", "true_emotion").equals(loud.select("true_valence", "true_emotion"))
     with pytest.raises(SettingsError, match="outraged_logs needs outraged users"):
         load_settings("paper", {"simulation": {"outraged_logs": True}})
+    with pytest.raises(SettingsError, match="outraged_logs needs outraged users"):  # a zero share is none
+        load_settings("paper", {"simulation": {"outraged_logs": True, "feedback_style_shares": {
+            "expressive": 0.4, "critical": 0.3, "passive": 0.3, "outraged": 0.0}}})
 
 
 def test_the_style_table_is_validated_naming_the_problem():
