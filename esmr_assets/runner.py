@@ -28,7 +28,7 @@ import dagster as dg
 from esmr_assets.cells import Cell
 from esmr_assets.partitions import cell_key
 from esmr_assets.resources import SETTINGS_READ
-from esmr_assets.storage import atomic_write_bytes
+from esmr_assets.storage import atomic_write_bytes, pid_alive
 
 # Keep the terminal for the progress bar: Dagster's own events go to the run's event log.
 # Failures are reported by StepFailed instead.
@@ -155,13 +155,7 @@ def process_alive(run: dg.DagsterRun) -> bool | None:
         return None
     started = _process_start(pid)
     if started == "":  # no /proc: whether any process has that pid
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # it lives, another user's
-        return True
+        return pid_alive(int(pid))
     return started is not None and started == run.tags.get(STARTED_TAG, started)
 
 
