@@ -320,7 +320,7 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
                         continue
                     target = cells / study.preset / table / f"scenario={key}" / finished.parent.name
                     target.mkdir(parents=True, exist_ok=True)
-                    for name in ("part-0.parquet", ".key"):
+                    for name in ("part-0.parquet", ".key", ".numerics.json"):  # the record: what it was computed with
                         (target / name).unlink(missing_ok=True)
                         if (source / name).is_file():
                             shutil.copyfile(source / name, target / name)

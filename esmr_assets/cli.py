@@ -7,6 +7,7 @@ there; `esmr sql` only needs DuckDB and starts without importing dagster.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -234,6 +235,7 @@ def _run_cells(
 
     from esmr_assets.planner import materialize_cells
     from esmr_assets.resources import run_config
+    from esmr_assets.reuse import NumericEnvironmentMismatch
     from esmr_assets.runner import StepFailed, open_instance, plan_steps, run_step
 
     defs = load_definitions()
@@ -266,6 +268,9 @@ def _run_cells(
         except StepFailed as err:
             bar.close()
             print(err.trace, file=sys.stderr, end="")
+            return _fail(str(err), EXIT_FAILED), steps, outcome, model_seconds
+        except NumericEnvironmentMismatch as err:
+            bar.close()
             return _fail(str(err), EXIT_FAILED), steps, outcome, model_seconds
     return 0, steps, outcome, model_seconds
 
@@ -423,6 +428,17 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_numerics(args: argparse.Namespace) -> int:
+    from esmr_assets import numeric_env
+
+    if args.export:  # for a shell that starts processes outside the project (a remote Dask worker)
+        print("\n".join(f"export {name}={value}" for name, value in numeric_env.PINS.items()))
+        return 0
+    print(json.dumps({**numeric_env.record(), "pinned": numeric_env.pinned(), "numpy_simd": numeric_env.numpy_simd()},
+                     indent=1, sort_keys=True))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esmr", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -462,6 +478,11 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("--scenario", default=None, help="show only this scenario's rows (e.g. baseline)")
     common(sql, overrides=False)
     sql.set_defaults(handler=_cmd_sql)
+
+    numerics = commands.add_parser("numerics", help="the numeric environment this machine computes cells with")
+    numerics.add_argument("--export", action="store_true",
+                          help="print the kernel pins as shell exports (for processes started outside the project)")
+    numerics.set_defaults(handler=_cmd_numerics)
     return parser
 
 

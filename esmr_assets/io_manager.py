@@ -14,8 +14,9 @@ import polars as pl
 from upath import UPath
 
 from esmr_assets.cells import KEY_SEPARATOR, parse_cell
+from esmr_assets.numeric_env import numpy_simd
 from esmr_assets.resources import EsmrConfig
-from esmr_assets.reuse import invalidate
+from esmr_assets.reuse import invalidate, write_record
 from esmr_assets.settings import SettingsError
 from esmr_assets.storage import (
     PART_FILE,
@@ -59,6 +60,15 @@ def markdown_table_text(frame: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def numerics_metadata(folder: Path) -> dict[str, dg.MetadataValue]:
+    """Record beside the files just written what they were computed with, and say it in the
+    materialization's metadata (with numpy's SIMD features, which the bytes do not depend on)."""
+    record = write_record(folder)
+    return {"numeric_environment": dg.MetadataValue.json(record),
+            "numeric_fingerprint": dg.MetadataValue.text(record["fingerprint"]),
+            "numpy_simd": dg.MetadataValue.text(" ".join(numpy_simd()))}
+
+
 class SeedParquetIOManager(dg.UPathIOManager):
     """Stores each cell partition of an asset as one zstd Parquet file."""
 
@@ -91,6 +101,7 @@ class SeedParquetIOManager(dg.UPathIOManager):
     def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
         invalidate(Path(path).parent)
         atomic_write_parquet(Path(path), obj)
+        context.add_output_metadata(numerics_metadata(Path(path).parent))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:
         """The stored partition; a `pl.LazyFrame` scan when the input is annotated so, for

@@ -4,8 +4,9 @@ assets that use them as inputs (so lineage shows model -> consumer edges).
 `<root>/<asset>/scenario=<name>/seed=<k>/<file>`, one file per model, written atomically; the bytes are the
 model's own deterministic serialisation (LightGBM text, a torch state dict loaded with
 `weights_only=True`, Q-tables as .npy arrays). A consumer annotates its input with the
-model's class, which picks the file and the loader; `AssetIn(metadata={"device": "cpu"})`
-pins a torch model to the CPU.
+model's class, which picks the file and the loader. A torch model is loaded on the CPU, where
+its bytes are the same on every machine; `AssetIn(metadata={"device": "auto"})` would let a
+consumer use a GPU.
 """
 
 
@@ -17,6 +18,7 @@ from typing import Any
 import dagster as dg
 
 from .cells import parse_cell
+from .io_manager import numerics_metadata
 from .resources import EsmrConfig
 from .reuse import invalidate
 from .settings import Settings
@@ -24,8 +26,9 @@ from .storage import atomic_write_bytes, partition_dir
 
 #: the resource key of this IO manager: the `io_manager_key` of every model output
 MODEL_IO = "model_io_manager"
-#: the closed loop runs the emotion model on the CPU whatever the machine: a near-tie decided
-#: differently on a GPU would change a label, then a streak, a feed and the rest of the user's days
+#: the closed loop runs the emotion model on the CPU whatever the machine (the default, said
+#: here where it matters most): a near-tie decided differently on a GPU would change a label,
+#: then a streak, a feed and the rest of the user's days
 ON_CPU = dg.AssetIn(metadata={"device": "cpu"})
 
 
@@ -106,7 +109,7 @@ class SeedModelIOManager(dg.IOManager):
         path = self._path(context, _codec(type(obj), asset).file_name)
         invalidate(path.parent)
         atomic_write_bytes(path, obj.to_bytes())
-        context.add_output_metadata({"model_path": dg.MetadataValue.path(str(path))})
+        context.add_output_metadata({"model_path": dg.MetadataValue.path(str(path)), **numerics_metadata(path.parent)})
 
     def load_input(self, context: dg.InputContext) -> Any:
         asset = context.asset_key.to_user_string()
@@ -121,7 +124,7 @@ class SeedModelIOManager(dg.IOManager):
         if len(stored) > 1:
             raise ValueError(f"asset {asset}: several stored models {[str(p) for _, p in stored]}; keep one")
         codec, path = stored[0]
-        device = (context.definition_metadata or {}).get("device", "auto")
+        device = (context.definition_metadata or {}).get("device", "cpu")  # the same bits on every machine
         cell = parse_cell(context.asset_partition_key)
         load_context = LoadContext(self.esmr.scenario_settings(cell.scenario), cell.seed, device)
         return codec.load(path.read_bytes(), load_context)

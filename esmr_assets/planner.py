@@ -125,15 +125,22 @@ def materialize_cells(
                 if scenario_overrides(root, plan.cell.scenario) != definition:
                     redefined.append(step.label)  # raised after the run: a logger cannot stop it
                     return
-                for asset in step.asset_keys:
-                    reuse.publish(root, asset.path, plan.cell, plan.keys[step.op_name], seconds)
+                try:
+                    for asset in step.asset_keys:
+                        reuse.publish(root, asset.path, plan.cell, plan.keys[step.op_name], seconds)
+                except reuse.NumericEnvironmentMismatch as err:
+                    mismatched.append(err)  # raised after the run, as above
+                    return
             on_step(plan.cell, step, "done" if done else "start")
 
         runs = [[step] for step in plan.to_compute] if one_step_per_run else [list(plan.to_compute)]
         redefined: list[str] = []
+        mismatched: list[reuse.NumericEnvironmentMismatch] = []
         for run in runs:
             if run:
                 per_step.update(run_cell(defs, run, cell, run_config, instance, progress))
+            if mismatched:
+                raise mismatched[0]
             if redefined:
                 raise ScenarioRedefined(f"scenario {cell.scenario} was redefined while {cell} ran ({redefined[0]}); "
                                         "its outputs are not shared: run it again")

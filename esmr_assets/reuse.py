@@ -10,8 +10,11 @@ files instead of recomputing them:
                                                   that computed that key
 
 `.key` is written last, so a cell holds a key only when every file of it is complete; a
-shared folder appears whole by one rename. Files are hard links (same inode), so a cell
-rewritten later by another scenario definition replaces its own directory entry and leaves the
+shared folder appears whole by one rename. Beside it, `.numerics.json` records what the files
+were computed with (`numeric_env.record()`: the package's version and commit, the machine, the
+numeric packages and their kernels); the environment's fingerprint is part of every key, so a
+cell computed with other kernels or versions is recomputed, never linked. Files are hard
+links (same inode), so a cell rewritten later by another scenario definition replaces its own directory entry and leaves the
 shared copy alone. Keys cover settings, data and each asset's Dagster `code_version` (set
 it, or bump it, when what the asset computes changes), not the code itself.
 """
@@ -27,6 +30,7 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from . import numeric_env
 from .cells import Cell
 from .settings import Settings
 from .storage import atomic_write_bytes, partition_dir
@@ -34,6 +38,7 @@ from .storage import atomic_write_bytes, partition_dir
 KEY_FILE = ".key"
 SECONDS_FILE = ".seconds"  # in a shared folder: how long computing it took
 SHARED_DIR = "_shared"
+RECORD_FILE = ".numerics.json"  # beside a cell's (and a shared output's) files: `numeric_env.record()`
 #: bump when stored outputs change meaning without any setting changing, to retire every key
 KEY_VERSION = 1
 
@@ -67,7 +72,7 @@ def step_key(op_name: str, values: Mapping, seed: int, upstream: Mapping[str, st
     is part of it (bump it when what the asset computes changes: it and every step after
     it get new keys)."""
     payload = {"version": KEY_VERSION, "op": op_name, "settings": values, "seed": seed,
-               "upstream": dict(sorted(upstream.items()))}
+               "upstream": dict(sorted(upstream.items())), "numerics": numeric_env.fingerprint()}
     if code_version is not None:  # absent otherwise, so unversioned assets keep their keys
         payload["code_version"] = code_version
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
@@ -86,6 +91,45 @@ def _data_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+class NumericEnvironmentMismatch(RuntimeError):
+    """A cell's files were computed in another numeric environment than the one its key was
+    planned in (a Dask worker without the pinned kernels, say): they are not shared."""
+
+
+def write_record(folder: Path) -> dict:
+    """Record beside a cell's files what this process computes with (every writer of a
+    cell's files calls it after writing them); returns the record."""
+    record = numeric_env.record()
+    atomic_write_bytes(Path(folder) / RECORD_FILE, json.dumps(record, sort_keys=True, indent=1).encode())
+    return record
+
+
+def read_record(folder: Path) -> dict | None:
+    path = Path(folder) / RECORD_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _carried(folder: Path) -> list[Path]:
+    """What a shared output holds and a linked cell receives: the files and their record."""
+    record = Path(folder) / RECORD_FILE
+    return _data_files(folder) + ([record] if record.is_file() else [])
+
+
+def _check_record(folder: Path, asset_path: Sequence[str], cell: Cell) -> None:
+    """The cell's files were computed in this process's numeric environment (recorded so
+    here when nothing recorded them)."""
+    record = read_record(folder)
+    if record is None:
+        write_record(folder)
+    elif record.get("fingerprint") != numeric_env.fingerprint():
+        mine = numeric_env.environment()
+        differs = sorted(k for k in mine if record.get(k) != mine[k])
+        raise NumericEnvironmentMismatch(
+            f"{'/'.join(asset_path)} of {cell} was computed in another numeric environment than this process's "
+            f"(it differs in {', '.join(differs) or 'its fingerprint'}: {folder / RECORD_FILE}); not shared. Run "
+            f"every process of a run with the pinned kernels ({' '.join(f'{k}={v}' for k, v in numeric_env.PINS.items())})")
 
 
 def stored_key(root: Path, asset_path: Sequence[str], cell: Cell) -> str | None:
@@ -122,12 +166,12 @@ def link_shared(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> 
     source, target = _shared_dir(root, asset_path, key), _cell_dir(root, asset_path, cell)
     target.mkdir(parents=True, exist_ok=True)
     invalidate(target)  # the cell is not `key` until every file is in
-    files = _data_files(source)
+    files = _carried(source)
     for path in files:
         _link(path, target / path.name)
-    for extra in set(p.name for p in _data_files(target)) - {p.name for p in files}:
+    for extra in set(p.name for p in _carried(target)) - {p.name for p in files}:
         (target / extra).unlink()
-    return [target / p.name for p in files]
+    return [target / p.name for p in files if p.name != RECORD_FILE]
 
 
 def write_key(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> None:
@@ -144,13 +188,14 @@ def publish(root: Path, asset_path: Sequence[str], cell: Cell, key: str, seconds
     """Record that `cell` computed `key` (in `seconds`): share its files (if nobody has yet),
     then write its key."""
     source = _cell_dir(root, asset_path, cell)
+    _check_record(source, asset_path, cell)
     shared = _shared_dir(root, asset_path, key)
     if not shared.is_dir():
         shared.parent.mkdir(parents=True, exist_ok=True)
         tmp = shared.with_name(f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         tmp.mkdir()
         try:
-            for path in _data_files(source):
+            for path in _carried(source):
                 _link(path, tmp / path.name)
             if seconds is not None:
                 (tmp / SECONDS_FILE).write_text(f"{seconds:.3f}")
@@ -175,5 +220,5 @@ def forget(root: Path, asset_paths: Iterable[Sequence[str]], cell: Cell) -> None
     for asset_path in asset_paths:
         folder = _cell_dir(root, asset_path, cell)
         invalidate(folder)
-        for path in _data_files(folder):
+        for path in _carried(folder):
             path.unlink()

@@ -204,8 +204,8 @@ class CausalSettings(_Frozen):
         "per_user", description="which DAGs feed the parents used downstream (chosen by F1 against the true graph)"
     )
     device: Literal["auto", "cpu", "torch-cpu", "cuda"] = Field(
-        "auto", description="cuda when a GPU is present under auto, else numpy (cpu); torch-cpu runs the torch "
-        "code on the CPU's threads"
+        "cpu", description="numpy on the CPU (cpu, the same bytes on every machine); torch-cpu runs the torch code "
+        "on the CPU's threads; cuda, or auto where a GPU is present, computes on the GPU, whose bytes differ"
     )
     pooled_max_users: int | None = Field(
         None, gt=0, description="users whose days the pooled DAG is fitted on: a seeded sample when there are "

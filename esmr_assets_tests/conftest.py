@@ -1,6 +1,7 @@
 """Fixtures for the Dagster plumbing: an empty data dir, a throwaway instance, and a toy
 seed-partitioned graph (so storage, warehouse and CLI are tested without the simulator)."""
 
+import esmr_assets  # noqa: F401 - first: it pins the numeric kernels before numpy and torch load
 from collections.abc import Callable, Iterator
 from pathlib import Path
 

@@ -1,9 +1,10 @@
 """The layering of the package, read from the source of every module (lazy and
 type-checking imports included), so that a new violation fails here rather than in review:
 
-- `vocabulary` (the ground floor) imports nothing from the project;
-- `sim` imports only the ground floor (`vocabulary`, the `schemas` built from it), `settings`
-  and its own modules: the simulated world knows nothing of the models that observe it;
+- `vocabulary` and `portable` (the ground floor) import nothing from the project, and
+  `numeric_env` (which `esmr_assets/__init__` runs before anything else) nothing either;
+- `sim` imports only the ground floor (`vocabulary`, the `schemas` built from it, `portable`),
+  `settings` and its own modules: the simulated world knows nothing of the models that observe it;
 - no domain package imports dagster or the asset layer;
 - no two packages import each other, directly or around a cycle;
 - a name of the vocabulary is imported from `vocabulary`, never through another module.
@@ -19,8 +20,8 @@ import esmr_assets
 from esmr_assets import vocabulary
 
 PACKAGE_DIR = Path(esmr_assets.__file__).parent
-DOMAIN = ("sim", "emotion", "causal", "policy", "evaluation", "vocabulary", "schemas", "settings")
-GROUND_FLOOR = {"vocabulary", "schemas", "settings"}
+DOMAIN = ("sim", "emotion", "causal", "policy", "evaluation", "vocabulary", "schemas", "settings", "portable")
+GROUND_FLOOR = {"vocabulary", "schemas", "settings", "portable"}
 
 
 def _module_name(path: Path) -> str:
@@ -66,8 +67,9 @@ def test_every_module_was_read():
     assert {"esmr_assets.sim.day", "esmr_assets.policy.registry", "esmr_assets.vocabulary"} <= set(MODULES)
 
 
-def test_vocabulary_imports_nothing_from_the_project():
-    assert _violations(lambda m, t, _: _area(m) == "vocabulary" and _area(t) is not None) == []
+@pytest.mark.parametrize("area", ["vocabulary", "portable", "numeric_env"])
+def test_the_ground_floor_imports_nothing_from_the_project(area):
+    assert _violations(lambda m, t, _: _area(m) == area and _area(t) is not None) == []
 
 
 def test_sim_imports_only_the_ground_floor_settings_and_itself():

@@ -1,11 +1,13 @@
 """ParquetIOManager: layout, round trip, metadata, determinism, atomicity, bad inputs."""
 
+import json
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
+from esmr_assets import numeric_env
 from esmr_assets.cells import Cell
 from esmr_assets.io_manager import (
     ParquetIOManager,
@@ -14,6 +16,7 @@ from esmr_assets.io_manager import (
     partition_dir,
 )
 from esmr_assets.resources import EsmrConfig
+from esmr_assets.reuse import RECORD_FILE
 from esmr_assets.warehouse import run_query
 from esmr_assets_tests.conftest import add_cell
 
@@ -21,6 +24,7 @@ TOY = ("numbers", "parity", "doubled")
 
 
 def files_under(root: Path) -> list[str]:
+    """Every file, each partition's record of its numeric environment included."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
@@ -29,10 +33,8 @@ def test_round_trip_and_exact_layout(materialize, data_dir):
 
     assert result.success
     assert files_under(data_dir) == [
-        "paper/doubled/scenario=baseline/seed=3/part-0.parquet",
-        "paper/evens/scenario=baseline/seed=3/part-0.parquet",
-        "paper/numbers/scenario=baseline/seed=3/part-0.parquet",
-        "paper/odds/scenario=baseline/seed=3/part-0.parquet",
+        f"paper/{name}/scenario=baseline/seed=3/{file}"
+        for name in ("doubled", "evens", "numbers", "odds") for file in (RECORD_FILE, "part-0.parquet")
     ]
     stored = pl.read_parquet(data_dir / "paper/numbers/scenario=baseline/seed=3/part-0.parquet")
     assert stored.to_dict(as_series=False) == {
@@ -49,7 +51,7 @@ def test_partition_dir_is_the_io_manager_layout(materialize, data_dir):
 
     folder = partition_dir(data_dir / "paper", "numbers", Cell("baseline", 12))
     assert folder == data_dir / "paper" / "numbers" / "scenario=baseline/seed=12"
-    assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == [RECORD_FILE, "part-0.parquet"]
 
 
 def test_output_metadata(materialize):
@@ -65,6 +67,10 @@ def test_output_metadata(materialize):
     assert preview[2] == "| 0 | row 0 |"
     assert len(preview) == 2 + 5  # header, rule, first five of seven rows
     assert metadata["path"].value.endswith("paper/numbers/scenario=baseline/seed=4/part-0.parquet")
+    # what it was computed with, as beside the file
+    assert metadata["numeric_environment"].value == numeric_env.record() == json.loads(
+        Path(metadata["path"].value).with_name(RECORD_FILE).read_text())
+    assert metadata["numeric_fingerprint"].value == numeric_env.fingerprint()
 
 
 def test_same_frame_gives_identical_bytes(materialize, data_dir, tmp_path):
@@ -103,13 +109,13 @@ def test_failed_write_leaves_previous_file_and_no_temp(materialize, data_dir, mo
     assert not result.success
     assert "No space left on device" in failure_text(result)
     # While the half-written temp file existed, the warehouse still saw only the good file.
-    assert len(seen_during_write["files"]) == 2
-    temp_name = next(name for name in seen_during_write["files"] if name != "part-0.parquet")
+    assert len(seen_during_write["files"]) == 3
+    temp_name = next(name for name in seen_during_write["files"] if name not in ("part-0.parquet", RECORD_FILE))
     assert temp_name.startswith(".part-0.parquet.") and temp_name.endswith(".tmp")
     assert seen_during_write["rows"] == 4
     # Afterwards: previous file byte-identical, temp file gone.
     assert path.read_bytes() == good
-    assert sorted(p.name for p in path.parent.iterdir()) == ["part-0.parquet"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [RECORD_FILE, "part-0.parquet"]
     assert run_query(root, "select count(*) as c from numbers")["c"].item() == 4
 
 
@@ -196,7 +202,7 @@ def test_io_manager_uses_launch_config(toy_defs, instance, data_dir):
     config = {"resources": {"esmr": {"config": {"preset": "smoke", "data_dir": str(data_dir)}}}}
 
     assert job.execute_in_process(run_config=config, instance=instance, partition_key=key).success
-    assert files_under(data_dir) == ["smoke/numbers/scenario=baseline/seed=0/part-0.parquet"]
+    assert files_under(data_dir) == [f"smoke/numbers/scenario=baseline/seed=0/{f}" for f in (RECORD_FILE, "part-0.parquet")]
 
 
 def test_defaults_without_run_config(toy_defs, instance, tmp_path, monkeypatch):

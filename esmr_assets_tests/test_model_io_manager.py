@@ -14,6 +14,7 @@ from esmr_assets.model_io_manager import MODEL_IO, ON_CPU, ModelIOManager
 from esmr_assets.partitions import cell_partitions
 from esmr_assets.policy.models import AgentSet
 from esmr_assets.policy.qlearning import QLearningAgent
+from esmr_assets.reuse import RECORD_FILE
 from esmr_assets.resources import EsmrConfig, run_config
 from esmr_assets_tests.conftest import add_cell
 
@@ -43,6 +44,11 @@ def toy_model() -> TabTransformerClassifier:
 
 @dg.asset(partitions_def=cell_partitions)
 def model_reader(toy_model: TabTransformerClassifier) -> None:
+    SEEN["default"] = toy_model
+
+
+@dg.asset(partitions_def=cell_partitions, ins={"toy_model": dg.AssetIn(metadata={"device": "auto"})})
+def model_reader_anywhere(toy_model: TabTransformerClassifier) -> None:
     SEEN["auto"] = toy_model
 
 
@@ -75,12 +81,12 @@ def test_a_model_is_stored_beside_its_partition_and_read_back_as_its_class(data_
     assert isinstance(restored, AgentSet) and np.array_equal(restored["a"].q_, np.arange(6.0).reshape(3, 2) + 4)
     first = path.read_bytes()
     assert run(data_dir, toy_agents, agents_reader).success and path.read_bytes() == first  # deterministic bytes
-    assert sorted(p.name for p in path.parent.iterdir()) == [AgentSet.file_name]  # no temp files left
+    assert sorted(p.name for p in path.parent.iterdir()) == [RECORD_FILE, AgentSet.file_name]  # no temp files left
 
 
 def test_the_input_chooses_the_device(data_dir):
-    assert run(data_dir, toy_model, model_reader, model_reader_on_cpu).success
-    assert SEEN["cpu"].device == "cpu" and SEEN["auto"].device == "auto"
+    assert run(data_dir, toy_model, model_reader, model_reader_on_cpu, model_reader_anywhere).success
+    assert SEEN["default"].device == "cpu" and SEEN["cpu"].device == "cpu" and SEEN["auto"].device == "auto"
     assert (data_dir / "smoke" / "toy_model" / "scenario=baseline/seed=4" / "tabtransformer.pt").is_file()
 
 

@@ -68,7 +68,7 @@ def test_a_write_through_the_io_manager_drops_the_key_and_recomputing_clears_sta
     plan = plan_cell(root, steps, cell, load_settings("paper"))
     assert [step.op_name for step in plan.reusable] == ["numbers"]  # parity, doubled: their keys still hold
     run(cell)  # linked back from the shared output, which has no stale file
-    assert sorted(p.name for p in folder.iterdir()) == [reuse.KEY_FILE, "part-0.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == [reuse.KEY_FILE, reuse.RECORD_FILE, "part-0.parquet"]
 
     key = step_keys(steps, load_settings("paper"), 2)["numbers"]
     for path in (root / "_shared" / "numbers" / key).iterdir():
@@ -78,9 +78,9 @@ def test_a_write_through_the_io_manager_drops_the_key_and_recomputing_clears_sta
     (folder / "stale.txt").write_text("another definition's")
     assert [step.op_name for step in plan_cell(root, steps, cell, load_settings("paper")).to_compute] == ["numbers"]
     run(cell)  # recomputed: the stale file is cleared first, so it is not shared either
-    assert sorted(p.name for p in folder.iterdir()) == [reuse.KEY_FILE, "part-0.parquet"]
-    assert sorted(p.name for p in (root / "_shared" / "numbers" / key).iterdir()) == [reuse.SECONDS_FILE,
-                                                                                      "part-0.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == [reuse.KEY_FILE, reuse.RECORD_FILE, "part-0.parquet"]
+    assert sorted(p.name for p in (root / "_shared" / "numbers" / key).iterdir()) == [
+        reuse.RECORD_FILE, reuse.SECONDS_FILE, "part-0.parquet"]
 
 
 def test_a_run_outside_the_planner_is_shared_only_on_current_inputs(toy, materialize, data_dir, instance):

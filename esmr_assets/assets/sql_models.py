@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ..io_manager import numerics_metadata
 from ..metadata import markdown_table
 from ..resources import EsmrConfig
 from ..storage import PART_FILE, atomic_write_parquet
@@ -51,6 +52,7 @@ def sql_model_asset(path: Path) -> dg.AssetsDefinition:
                 "sql": dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```"),
                 "preview": markdown_table(frame.head(20)),
                 "path": dg.MetadataValue.path(str(target)),
+                **numerics_metadata(target.parent),
             }
         )
 

@@ -6,6 +6,7 @@ import base64
 
 import dagster as dg
 
+from ..io_manager import numerics_metadata
 from ..metadata import markdown_table
 from ..resources import EsmrConfig, reads
 from ..storage import PART_FILE, atomic_write_bytes, atomic_write_parquet
@@ -35,4 +36,5 @@ def study_report(context: dg.AssetExecutionContext, esmr: EsmrConfig) -> dg.Mate
         "effects": markdown_table(effects.drop("knob")),
         "effects_plot": dg.MetadataValue.md(f"![effects](data:image/png;base64,{base64.b64encode(png).decode()})"),
         "path": dg.MetadataValue.path(str(folder / PART_FILE)),
+        **numerics_metadata(folder),
     })

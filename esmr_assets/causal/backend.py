@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import portable
+
 __all__ = ["ArrayOps", "resolve_device"]
 
 
@@ -136,9 +138,23 @@ class ArrayOps:
         """Batched solve (b: (..., m, r)); pseudo-inverse if some system is singular
         (exactly collinear columns), which gives lstsq's minimum-norm answer."""
         try:
-            return self.xp.linalg.solve(A, b)
+            return self.xp.linalg.solve(A, b) if self.is_torch else portable.solve(A, b)
         except (np.linalg.LinAlgError, RuntimeError):
-            return self.xp.linalg.pinv(A) @ b
+            return self.matmul(self.xp.linalg.pinv(A), b)
+
+    # numpy's own exp, log, cosh and matmul pick their kernels by CPU: the portable ones
+    # give the same bits everywhere (torch's are pinned by `numeric_env`).
+    def matmul(self, a, b):
+        return a @ b if self.is_torch else portable.matmul(a, b)
+
+    def exp(self, a):
+        return self.xp.exp(a) if self.is_torch else portable.exp(a)
+
+    def log(self, a):
+        return self.xp.log(a) if self.is_torch else portable.log(a)
+
+    def cosh(self, a):
+        return self.xp.cosh(a) if self.is_torch else portable.cosh(a)
 
     def nonzero(self, mask):
         return self.xp.nonzero(mask)[0] if not self.is_torch else self.xp.nonzero(mask).flatten()

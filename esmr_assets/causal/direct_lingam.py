@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .. import portable
 from .backend import ArrayOps, resolve_device
 from .lars import lars_bic, masked_solve, prefix_regressions
 
@@ -69,9 +70,8 @@ def _entropy_from_moments(a, b):
 
 def _entropy(ops: ArrayOps, u):
     """lingam's DirectLiNGAM._entropy along the last axis, written as lingam writes it."""
-    xp = ops.xp
-    a = ops.mean(xp.log(xp.cosh(u)), -1)
-    b = ops.mean(u * xp.exp((-(u**2)) / 2), -1)
+    a = ops.mean(ops.log(ops.cosh(u)), -1)
+    b = ops.mean(u * ops.exp((-(u**2)) / 2), -1)
     return _entropy_from_moments(a, b)
 
 
@@ -100,27 +100,27 @@ def _pair_entropies(ops: ArrayOps, Zs, beta):
         s2 /= n
         s2 -= mR * mR  # np.std(r): mean of squares about the mean
         np.divide(R, np.sqrt(s2)[..., None], out=R)  # u
-        T = np.exp(R)
+        T = ops.exp(R)
         E = np.reciprocal(T)
         T += E
         T *= 0.5  # cosh(u)
-        a = np.log(T.prod(-1)) / n
+        a = ops.log(T.prod(-1)) / n
         if not np.isfinite(a).all():
-            a = np.log(np.cosh(R)).mean(-1)
+            a = ops.log(ops.cosh(R)).mean(-1)
         np.multiply(R, R, out=T)
         T *= -0.5
-        np.exp(T, out=T)
+        portable.exp(T, out=T)
         T *= R
-        b = T @ np.ones(n) / n
+        b = T.sum(-1) / n
         return _entropy_from_moments(a, b)
     R = Zs[:, :, None, :] - beta[..., None] * Zs[:, None, :, :]
     s2 = ops.sum(R * R, -1) / n - mR * mR
     u = R / xp.sqrt(s2)[..., None]
-    e = xp.exp(u)
-    a = xp.log(ops.prod((e + 1.0 / e) * 0.5, -1)) / n
+    e = ops.exp(u)
+    a = ops.log(ops.prod((e + 1.0 / e) * 0.5, -1)) / n
     if not bool(xp.isfinite(a).all()):
-        a = ops.mean(xp.log(xp.cosh(u)), -1)
-    b = ops.mean(u * xp.exp(u * u * -0.5), -1)
+        a = ops.mean(ops.log(ops.cosh(u)), -1)
+    b = ops.mean(u * ops.exp(u * u * -0.5), -1)
     return _entropy_from_moments(a, b)
 
 
@@ -179,7 +179,7 @@ def _search_orders(ops: ArrayOps, XT, usable, precede, labels: Sequence[str]):
             Zs = Zc / xp.sqrt(ops.mean(Zc * Zc, 2, keepdims=True))
             # _residual(xi_std, xj_std): coefficient cov(xi_std, xj_std) / var(xj_std)
             Zsc = Zs - ops.mean(Zs, 2, keepdims=True)
-            cov = (Zsc @ ops.swap_last(Zsc)) / n
+            cov = ops.matmul(Zsc, ops.swap_last(Zsc)) / n
             var = ops.mean(Zsc * Zsc, 2)
             slots = ops.arange(k)
             off = slots[:, None] != slots[None, :]
@@ -242,7 +242,7 @@ def _estimate_adjacency(ops: ArrayOps, XT, X_np, order, n_usable, allowed, refit
     sd = xp.where(sd > 0, sd, 1.0)  # StandardScaler leaves constant columns unscaled
     Xs = (Xo - mu) / sd
     Xs = Xs - ops.mean(Xs, 2, keepdims=True)  # sklearn re-centres before fitting
-    S = Xs @ ops.swap_last(Xs)  # (B, p, p)
+    S = ops.matmul(Xs, ops.swap_last(Xs))  # (B, p, p)
     sd = sd[:, :, 0]
 
     pos = ops.arange(p)

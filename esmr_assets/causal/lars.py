@@ -77,8 +77,8 @@ def _min_pos(ops: ArrayOps, a, lane):
     return ops.amin(xp.where(lane & (a > 0), a, math.inf), -1)
 
 
-def _matvec(A, v):
-    return (A @ v[..., None])[..., 0]
+def _matvec(ops: ArrayOps, A, v):
+    return ops.matmul(A, v[..., None])[..., 0]
 
 
 def lars_bic(ops: ArrayOps, G, Xy, yy, sigma2, mask, n: int, trace: list | None = None):
@@ -106,7 +106,7 @@ def lars_bic(ops: ArrayOps, G, Xy, yy, sigma2, mask, n: int, trace: list | None 
     log_n = math.log(n)
     out_coef = ops.zeros((Q, m))
     with ops.errstate():
-        const_all = n * xp.log(2 * math.pi * sigma2)
+        const_all = n * ops.log(2 * math.pi * sigma2)
     nfeat_all = ops.sum(ops.astype(mask, "int"), 1)
     bad = ~xp.isfinite(const_all) | ~(sigma2 > 0)
     out_amb = bad & (nfeat_all > 0)
@@ -143,7 +143,7 @@ def lars_bic(ops: ArrayOps, G, Xy, yy, sigma2, mask, n: int, trace: list | None 
             live = ops.nonzero(~done)
             trace.append(tuple(ops.to_numpy(a[live]) for a in (ids, alpha, coef)))
         # --- this breakpoint's BIC (sklearn scores every row of coef_path_)
-        rss = yy - 2 * ops.sum(coef * Xy, 1) + ops.sum(coef * _matvec(G, coef), 1)
+        rss = yy - 2 * ops.sum(coef * Xy, 1) + ops.sum(coef * _matvec(ops, G, coef), 1)
         big = xp.abs(coef) > _EPS
         crit = const + rss / sigma2 + log_n * ops.sum(ops.astype(big, "float"), 1)
         # A breakpoint reached by dropping a variable carries sklearn's rounding residue
@@ -174,7 +174,7 @@ def lars_bic(ops: ArrayOps, G, Xy, yy, sigma2, mask, n: int, trace: list | None 
             add = ~stop & ~drop
             onehot = (slots[None, :] == c_idx[:, None]) & add[:, None]
             b = xp.where(active, G[r, :, c_idx], 0.0)
-            u = _matvec(P, b)
+            u = _matvec(ops, P, b)
             d = G[r, c_idx, c_idx] - ops.sum(b * u, 1)
             flag = flag | (add & ~(xp.sqrt(xp.abs(d)) >= _DEGENERATE_PIVOT))
             v = xp.where(onehot, -1.0, u) * ops.astype(add, "float")[:, None]
@@ -183,11 +183,11 @@ def lars_bic(ops: ArrayOps, G, Xy, yy, sigma2, mask, n: int, trace: list | None 
             active = active | onehot
             sign = xp.where(onehot, xp.sign(C_)[:, None], sign)
             # --- equiangular direction: G_AA ls = sign_A, normalised by AA
-            ls = _matvec(P, sign)
+            ls = _matvec(ops, P, sign)
             AA = 1.0 / xp.sqrt(ops.sum(ls * sign, 1))
             flag = flag | (~stop & ~xp.isfinite(AA))
             ls = ls * AA[:, None]
-            corr = ops.round(_matvec(G, ls), _COV_PRECISION)
+            corr = ops.round(_matvec(ops, G, ls), _COV_PRECISION)
             lane = mask & ~active
             g1 = _min_pos(ops, (C[:, None] - cov) / (AA[:, None] - corr + _TINY32), lane)
             g2 = _min_pos(ops, (C[:, None] + cov) / (AA[:, None] + corr + _TINY32), lane)
@@ -204,7 +204,7 @@ def lars_bic(ops: ArrayOps, G, Xy, yy, sigma2, mask, n: int, trace: list | None 
             # the variable(s) whose coefficient reached zero leave the active set; their
             # covariance is recomputed from the original Xy and Gram, as sklearn does
             didx = active[dq] & (z[dq] == z_pos[dq][:, None])
-            cov[dq] = xp.where(didx, Xy[dq] - _matvec(G[dq], coef[dq]), cov[dq])
+            cov[dq] = xp.where(didx, Xy[dq] - _matvec(ops, G[dq], coef[dq]), cov[dq])
             Pd = P[dq]
             rd = ops.arange(int(dq.shape[0]))
             left = ops.copy(didx)

@@ -36,6 +36,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
+from ..portable import matmul
 from ..vocabulary import TRUE_EMOTIONS
 from .features import is_active, observed_features, previous_active_engagement
 from .metrics import agreement
@@ -79,7 +80,7 @@ def archetype_scores(centroids: np.ndarray, features: Sequence[str]) -> np.ndarr
         weights = np.zeros(len(features))
         for name, weight in ARCHETYPES[emotion].items():
             weights[list(features).index(name)] = weight
-        scores[:, j] = centroids @ (weights / np.linalg.norm(weights))
+        scores[:, j] = matmul(centroids, weights / np.sqrt((weights * weights).sum()))
     return scores
 
 

@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..portable import exp, matmul
+
 EMOTION_SOURCES = ("tabtransformer", "lightgbm", "logistic_regression", "truth_trained", "oracle")
 
 
@@ -27,7 +29,7 @@ class EmotionModel(Protocol):
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    shifted = exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
@@ -55,7 +57,7 @@ class LogisticEmotionModel:
         return np.hstack([continuous, *(block.astype(np.float64) for block in one_hot)])
 
     def predict_proba(self, X_cont: np.ndarray, X_cat: np.ndarray) -> np.ndarray:
-        return _softmax(self._design(X_cont, X_cat) @ self.coef_.T + self.intercept_)
+        return _softmax(matmul(self._design(X_cont, X_cat), self.coef_.T) + self.intercept_)
 
     def predict(self, X_cont: np.ndarray, X_cat: np.ndarray) -> np.ndarray:
         return self.classes_[self.predict_proba(X_cont, X_cat).argmax(axis=1)]

@@ -101,6 +101,7 @@ def _classifier(settings: EmotionSettings, seed: int) -> TabTransformerClassifie
         max_epochs=settings.max_epochs,
         patience=settings.patience,
         random_state=seed,
+        device="cpu",  # a GPU's kernels would give other weights: the cell's bytes are the CPU's everywhere
     )
 
 

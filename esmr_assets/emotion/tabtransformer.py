@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..torch_threads import torch_threads
+from ..torch_runtime import torch_runtime
 
 PREDICT_BATCH = 16_384
 
@@ -88,9 +88,9 @@ class TabTransformerModule(nn.Module):
 
 @contextlib.contextmanager
 def _runtime(n_threads: int | None) -> Iterator[None]:
-    """`torch_threads` and plain attention: over four tokens the math kernel beats the flash
+    """`torch_runtime` and plain attention: over four tokens the math kernel beats the flash
     kernels' setup cost."""
-    with torch_threads(n_threads), sdpa_kernel(SDPBackend.MATH):
+    with torch_runtime(n_threads), sdpa_kernel(SDPBackend.MATH):
         yield
 
 
@@ -284,7 +284,9 @@ class TabTransformerClassifier(BaseEstimator):
         byte-identical files should save to a buffer (see `to_bytes`)."""
         torch.save(
             {
-                "params": self.get_params(),
+                # Where it runs is the caller's choice, not the model's (and a device string
+                # equal to a storage's location would change how pickle shares them).
+                "params": {k: v for k, v in self.get_params().items() if k != "device"},
                 "cardinalities": list(self.cardinalities_),
                 "n_continuous": self.n_continuous_,
                 "classes": self.classes_.tolist(),
@@ -305,8 +307,9 @@ class TabTransformerClassifier(BaseEstimator):
         return buffer.getvalue()
 
     @classmethod
-    def load(cls, path: str | Path | BinaryIO, device: str = "auto") -> TabTransformerClassifier:
-        """The estimator `save` wrote, on `device`; predictions match the saved one exactly."""
+    def load(cls, path: str | Path | BinaryIO, device: str = "cpu") -> TabTransformerClassifier:
+        """The estimator `save` wrote, on `device` (the CPU unless told: a GPU's kernels
+        give other bits); predictions match the saved one exactly."""
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model = cls(**dict(saved["params"], device=device))
         model.classes_ = np.array(saved["classes"])
@@ -318,6 +321,6 @@ class TabTransformerClassifier(BaseEstimator):
         return model
 
     @classmethod
-    def from_bytes(cls, data: bytes, device: str = "auto") -> TabTransformerClassifier:
+    def from_bytes(cls, data: bytes, device: str = "cpu") -> TabTransformerClassifier:
         """The estimator of `to_bytes`, on `device`."""
         return cls.load(io.BytesIO(data), device=device)

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from ..policy import registry
+from ..portable import matmul
 from .metrics import (
     METRICS,
     bounced,
@@ -177,7 +178,7 @@ def paired_effects(
         effect = np.nansum(d, axis=0) / n
         ref_mean = np.nansum(r, axis=0) / n
         weights = resample_counts(len(users), resamples, rng).astype(np.float64)
-        boot = (weights @ np.where(defined, d, 0.0)) / (weights @ defined)
+        boot = matmul(weights, np.where(defined, d, 0.0)) / matmul(weights, defined)
     low, high = percentile_interval(boot)
     frame = pl.DataFrame(
         {

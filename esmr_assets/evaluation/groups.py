@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from ..policy.linear_bandit import LinearBandit
+from ..portable import matmul
 from ..vocabulary import SIGNALS
 from .effects import percentile_interval, resample_counts
 from .metrics import oracle_flags
@@ -78,7 +79,7 @@ def effects_by_style(values: pl.DataFrame, reference: str, resamples: int, rng: 
             for metric, numerator, denominator in GROUP_METRICS:
                 top, bottom = (aligned[c].fill_null(np.nan).to_numpy() for c in (numerator, denominator))
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    ratios[policy, metric] = (top.sum() / bottom.sum(), (weights @ top) / (weights @ bottom))
+                    ratios[policy, metric] = (top.sum() / bottom.sum(), matmul(weights, top) / matmul(weights, bottom))
         rows = []
         for policy in policies:
             for metric, _, _ in GROUP_METRICS:

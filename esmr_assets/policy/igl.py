@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..torch_threads import torch_threads
+from ..torch_runtime import torch_runtime
 from .linear_bandit import LinearBandit
 
 BATCH_SIZE = 512  # inverse-kinematics mini-batch (benchmarks/igl.py compares it with 32)
@@ -106,7 +106,7 @@ class InverseKinematics:
         """(n, K) P-hat(a | y, x)."""
         self.initialize()
         ct, xt = self._tensors(c, x)
-        with torch.no_grad(), torch_threads(1):
+        with torch.no_grad(), torch_runtime(1):
             return torch.softmax(self._logits(ct, xt, torch.as_tensor(np.asarray(y, dtype=np.int64))), 1).numpy()
 
     def partial_fit(
@@ -118,7 +118,7 @@ class InverseKinematics:
         ct, xt, wt = self._tensors(c, x, weights)
         yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
         at = torch.as_tensor(np.asarray(actions, dtype=np.int64))
-        with torch_threads(1):
+        with torch_runtime(1):
             for rows in np.array_split(self._order.permutation(len(at)), max(1, -(-len(at) // self.batch_size))):
                 index = torch.as_tensor(rows)
                 loss = (F.cross_entropy(self._logits(ct[index], xt[index], yt[index]), at[index], reduction="none")

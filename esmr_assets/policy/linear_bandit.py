@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..portable import matmul, solve
+
 
 class LinearBandit:
     """The CB-Alg of Algorithm 1: ridge regression of the reward on the context per action,
@@ -27,7 +29,7 @@ class LinearBandit:
     def estimates(self, x: np.ndarray) -> np.ndarray:
         """(n, K) estimated rewards."""
         self.initialize()
-        return np.asarray(x) @ self.coef_.T
+        return matmul(np.asarray(x, dtype=np.float64), self.coef_.T)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """(n, K) P(a|x): epsilon spread evenly, the rest on the first best action."""
@@ -48,7 +50,7 @@ class LinearBandit:
         x, actions, rewards = np.asarray(x, dtype=np.float64), np.asarray(actions), np.asarray(rewards, dtype=np.float64)
         for a in np.unique(actions):
             rows = actions == a
-            self.gram_[a] += x[rows].T @ x[rows]
-            self.target_[a] += x[rows].T @ rewards[rows]
-        self.coef_ = np.linalg.solve(self.gram_, self.target_[..., None])[..., 0]
+            self.gram_[a] += matmul(x[rows].T, x[rows])
+            self.target_[a] += matmul(x[rows].T, rewards[rows])
+        self.coef_ = solve(self.gram_, self.target_[..., None])[..., 0]
         return self

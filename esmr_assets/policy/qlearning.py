@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from ..portable import exp, power
 from ..vocabulary import EMOTIONS, TRUE_EMOTIONS, check_labels
 
 N_LABELS = len(TRUE_EMOTIONS)
@@ -183,7 +184,7 @@ class QLearningAgent:
         self.initialize()
         logits = self.q_[np.asarray(states, dtype=np.int64)] / self.temperature_
         logits = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
+        p = exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
     def act(self, states, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -221,11 +222,11 @@ class QLearningAgent:
         ends = np.r_[starts[1:], ks.size]
         group_end = np.repeat(ends, ends - starts)
         later = group_end - np.arange(ks.size) - 1  # occurrences after this one in its group
-        contrib = lr * (1.0 - lr) ** later * y[order]
+        contrib = lr * power(1.0 - lr, later) * y[order]
         uniq = ks[starts]
         counts = ends - starts
         flat = self.q_.reshape(-1)
-        new = (1.0 - lr) ** counts * flat[uniq] + np.add.reduceat(contrib, starts)
+        new = power(1.0 - lr, counts) * flat[uniq] + np.add.reduceat(contrib, starts)
         flat[uniq] = new
         if count_visits:
             self.visits_.reshape(-1)[uniq] += counts

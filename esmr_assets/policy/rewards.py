@@ -43,6 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from ..portable import tanh
 from ..vocabulary import NEGATIVE, POSITIVE, check_labels
 
 #: sign with which each emotional target enters lambda_f
@@ -59,8 +60,8 @@ def engagement_reward(
     """R_eng = (tanh(watch/watch_scale) + scroll_weight*tanh(scroll/scroll_scale)) / (1 + scroll_weight)."""
     if watch_scale <= 0 or scroll_scale <= 0 or scroll_weight < 0:
         raise ValueError("scales must be > 0 and scroll_weight >= 0")
-    w = np.tanh(np.asarray(watch_minutes, dtype=float) / watch_scale)
-    s = np.tanh(np.asarray(scroll_minutes, dtype=float) / scroll_scale)
+    w = tanh(np.asarray(watch_minutes, dtype=float) / watch_scale)
+    s = tanh(np.asarray(scroll_minutes, dtype=float) / scroll_scale)
     return (w + scroll_weight * s) / (1.0 + scroll_weight)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..portable import exp, expit, matmul
 from ..vocabulary import TRUE_EMOTIONS
 
 CHURNED = TRUE_EMOTIONS.index("churned")
@@ -54,7 +55,7 @@ def true_emotion(valence: np.ndarray, arousal: np.ndarray, churned: np.ndarray) 
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return expit(x)
 
 
 def memberships(valence: np.ndarray, arousal: np.ndarray) -> np.ndarray:
@@ -90,10 +91,10 @@ def behaviour_multipliers(
     no emotion, 1 the table as it is, above 1 a louder signal (floored at MIN_MULTIPLIER).
     Users flagged in `loud_when_upset` interact by the swapped table (`LOUD_WHEN_UPSET`)."""
     m = memberships(valence, arousal)
-    mixed = {name: m @ table for name, table in BEHAVIOUR.items()}
+    mixed = {name: matmul(m, table) for name, table in BEHAVIOUR.items()}
     if loud_when_upset is not None and loud_when_upset.any():
         for name in LOUD_WHEN_UPSET:
-            mixed[name][loud_when_upset] = m[loud_when_upset] @ BEHAVIOUR[name][OPPOSITE_VALENCE]
+            mixed[name][loud_when_upset] = matmul(m[loud_when_upset], BEHAVIOUR[name][OPPOSITE_VALENCE])
     if signal == 1.0:  # the table itself, bit for bit
         return mixed
     return {name: np.maximum(1.0 + signal * (value - 1.0), MIN_MULTIPLIER) for name, value in mixed.items()}
@@ -126,7 +127,7 @@ def update_latent(
     DirectLiNGAM assumes), k the `content_effect` (0: no feed moves emotion; 1: as designed).
     Clipped to the valid ranges.
     """
-    dose = 1.0 - np.exp(-watch_minutes / DOSE_MINUTES)
+    dose = 1.0 - exp(-watch_minutes / DOSE_MINUTES)
     if content_effect != 1.0:  # k = 1 leaves the arithmetic, and so the bytes, as they were
         dose = content_effect * dose
     watched = watch_minutes > 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ..portable import exp, power
 from ..vocabulary import CATEGORIES, EMOTIONS, THEMES
 
 CATEGORY_SHARES = np.array([0.25, 0.35, 0.20, 0.20])
@@ -42,7 +43,7 @@ ENGAGEMENT_SCALE = 0.5
 
 def engagement_probability(score: np.ndarray) -> np.ndarray:
     """Saturating map from the composite score to [0, 1): skip probability is 1 minus this."""
-    return 1.0 - np.exp(-np.asarray(score) / ENGAGEMENT_SCALE)
+    return 1.0 - exp(-np.asarray(score) / ENGAGEMENT_SCALE)
 
 
 def simulate_videos(n_videos: int, rng: np.random.Generator) -> pl.DataFrame:
@@ -58,7 +59,7 @@ def simulate_videos(n_videos: int, rng: np.random.Generator) -> pl.DataFrame:
     virality = rng.lognormal(0.0, VIRALITY_SIGMA, n_videos)
     score = (
         CATEGORY_BASE_ENGAGEMENT[category]
-        * (DURATION_MEAN_S / duration) ** 0.3
+        * power(DURATION_MEAN_S / duration, 0.3)
         * (intensity / 10.0)
         * (0.4 + EMOTION_AROUSAL[emotion])
         * virality

@@ -9,11 +9,13 @@ so two policies facing the same users see the same random numbers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
+from ..portable import expit, log, power
 from ..settings import SimulationSettings
 from ..vocabulary import CATEGORIES, EMOTIONS
 from .affect import (
@@ -94,7 +96,7 @@ def churn_probability(
     churn at least half the days."""
     valence_weight = settings.churn_valence_weight * settings.emotion_signal
     logit = propensity + settings.churn_trend_weight * trend + valence_weight * np.minimum(valence, 0.0)
-    return 1.0 / (1.0 + np.exp(-logit))
+    return expit(logit)
 
 
 def draw_day_noise(
@@ -239,7 +241,7 @@ def simulate_day(
 
     # Algorithm 1: skip probability rises as engagement falls; preferred categories are
     # skipped less, and the mood scales skipping (stressed users skip most).
-    pref_factor = np.clip((0.25 / np.maximum(noise.preference, 1e-6)) ** 0.25, 0.6, 1.6)
+    pref_factor = np.clip(power(0.25 / np.maximum(noise.preference, 1e-6), 0.25), 0.6, 1.6)
     skip_scale = (SKIP_SCALE * mult["skip"][:, None] * pref_factor).astype(np.float32).ravel()
     cat_cells = np.arange(n)[:, None] * len(CATEGORIES) + pool.category[feed]
     p_skip = skip_scale[cat_cells] * (1.0 - pool.engagement[feed])
@@ -299,7 +301,7 @@ def simulate_day(
     shares = _poisson(u[:, 2], n_watched * pop.share_rate * mult["share"] * noise.share_intensity)
     logins = np.where(active, 1 + _poisson(u[:, 3], pop.login_rate * noise.session * mult["login"]), 0)
     burst = active & (noise.post_uniform[:, 0] < np.clip(pop.post_probability * mult["post"], 0, 1))
-    burst_len = 1 + np.floor(np.log(noise.post_uniform[:, 1]) / np.log(POST_BURST_CONTINUE)).astype(np.int32)
+    burst_len = 1 + np.floor(log(noise.post_uniform[:, 1]) / math.log(POST_BURST_CONTINUE)).astype(np.int32)
     posts = np.where(burst, burst_len, 0)
 
     features: dict[str, np.ndarray] = {

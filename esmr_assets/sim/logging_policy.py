@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..portable import matmul
 from ..settings import SimulationSettings
 from ..vocabulary import CATEGORIES
 from .content import VideoPool
@@ -31,6 +32,17 @@ def mixture_weights(pool: VideoPool, settings: SimulationSettings) -> np.ndarray
     return weights
 
 
+def _top_f(keys: np.ndarray, f: int) -> np.ndarray:
+    """(n, f) column indices of each row's f largest keys, in index order. Ties at the f-th
+    key go to the lowest indices: `np.argpartition` would leave them to its algorithm, which
+    numpy picks by CPU (an AVX-512 selection or its own introselect)."""
+    kth = np.partition(keys, keys.shape[1] - f, axis=1)[:, keys.shape[1] - f, None]  # a value: the same either way
+    above = keys > kth
+    tied = keys == kth
+    take = above | (tied & (np.cumsum(tied, axis=1) <= f - above.sum(axis=1, keepdims=True)))
+    return np.nonzero(take)[1].reshape(keys.shape[0], f)
+
+
 def top_k_feed(weights: np.ndarray, rng: np.random.Generator, feed_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Rank a weighted sample without replacement per row: (feed ids, valid mask).
 
@@ -41,13 +53,14 @@ def top_k_feed(weights: np.ndarray, rng: np.random.Generator, feed_length: int) 
     keys = np.divide(weights, exponential, out=weights if weights.dtype == np.float32 else None, dtype=np.float32)
     f = min(feed_length, m)
     if f < m:
-        part = np.argpartition(keys, m - f, axis=1)[:, m - f :]
+        part = _top_f(keys, f)
     else:
         part = np.broadcast_to(np.arange(m), (n, m))
     part_keys = np.take_along_axis(keys, part, axis=1)
-    order = np.argsort(part_keys, axis=1)[:, ::-1]
+    order = np.argsort(-part_keys, axis=1, kind="stable")  # largest first, ties by video id
     feed = np.take_along_axis(part, order, axis=1).astype(np.int32)
     valid = np.take_along_axis(part_keys, order, axis=1) > 0
+    feed[~valid] = 0  # past the eligible videos: a fixed id, as the padding below
     if f < feed_length:  # pad to the fixed feed shape the day's noise was drawn for
         pad = feed_length - f
         feed = np.pad(feed, ((0, 0), (0, pad)))
@@ -64,7 +77,7 @@ def logging_feed(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Algorithm 1 lines 11-14 for every user: returns (feed ids, valid mask), both (n, F)."""
-    weights = preference.astype(np.float32) @ category_weights.astype(np.float32)  # (n, n_videos)
+    weights = matmul(preference.astype(np.float32), category_weights.astype(np.float32))  # (n, n_videos)
     if settings.seen_window_days > 0:
         weights[last_seen >= day - settings.seen_window_days] = 0.0
     return top_k_feed(weights, rng, settings.feed_length)

@@ -28,7 +28,7 @@ CHURN_LOGIT_SD = 0.4
 def _dirichlet_concentration(profile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Casual users spread evenly; engaged users favour one category, highly active two."""
     n, k = len(profile), len(CATEGORIES)
-    favourites = np.argsort(rng.random((n, k)), axis=1)
+    favourites = np.argsort(rng.random((n, k)), axis=1, kind="stable")
     alpha = np.full((n, k), 4.0)
     engaged, active = profile == 1, profile == 2
     alpha[engaged] = 0.8
