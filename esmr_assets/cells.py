@@ -21,7 +21,7 @@ from .storage import atomic_write_bytes, load_settings_json
 
 BASELINE = "baseline"
 #: a scenario name is a partition key and a path component: no separators, "=", "|" or "/"
-SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+SCENARIO_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,127}")  # whole names only: fullmatch
 #: Dagster joins a multi-partition key's dimensions, sorted by name, with this
 KEY_SEPARATOR = "|"
 SCENARIO_DIR = "scenarios"
@@ -42,7 +42,7 @@ class Cell:
 
 
 def check_scenario_name(name: str) -> str:
-    if not isinstance(name, str) or not SCENARIO_NAME.match(name):
+    if not isinstance(name, str) or not SCENARIO_NAME.fullmatch(name):
         raise SettingsError(f"scenario name must be lower-case letters, digits, '_', '.' and '-' "
                             f"(it is a partition key and a folder name), got {name!r}")
     return name

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ import polars as pl
 from esmr_assets.cells import Cell, overrides_scenario_name, register_scenario
 from esmr_assets.settings import PRESETS, Settings, SettingsError, parse_seed
 from esmr_assets.storage import (
+    check_writable_dir,
     ensure_writable_dir,
     load_settings_json,
     resolve_data_dir,
@@ -29,8 +31,10 @@ from esmr_assets.warehouse import (
     WarehouseError,
     list_tables,
     quote_identifier,
+    query_rows,
     referenced_tables,
     run_query,
+    stream_rows,
     table_name,
 )
 
@@ -106,6 +110,7 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class UsageError(Exception):
@@ -113,13 +118,14 @@ class UsageError(Exception):
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"esmr: error: {message}", file=sys.stderr)
+    """Print the error on one line (a multi-line cause is joined) and return `code`."""
+    print(f"esmr: error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
 
 
-def format_table(frame: pl.DataFrame, max_rows: int) -> str:
+def format_table(frame: pl.DataFrame, max_rows: int, more: bool = False) -> str:
     """Aligned plain-text table of the first `max_rows` rows: every column, names in full,
-    numbers right-aligned."""
+    numbers right-aligned. `more`: the result has rows beyond `frame` (never fetched)."""
     shown = frame.head(max_rows)
     columns = []
     for name in frame.columns:
@@ -130,7 +136,9 @@ def format_table(frame: pl.DataFrame, max_rows: int) -> str:
     lines = ["  ".join(row).rstrip() for row in zip(*columns)]
     footer = f"({frame.height} row{'s' if frame.height != 1 else ''})"
     if frame.height > max_rows:
-        footer = f"({max_rows} of {frame.height} rows shown; raise --max-rows to see more)"
+        footer = f"({max_rows} of {frame.height} rows shown; raise --limit to see more)"
+    elif more:
+        footer = f"(the first {frame.height} rows; more follow: raise --limit, or --all for every row)"
     return "\n".join([*lines, footer])
 
 
@@ -154,8 +162,10 @@ def _validate_run(args: argparse.Namespace) -> tuple[list[int], Settings, Path]:
         raise UsageError(str(err)) from None
     settings, data_dir = _settings_and_data_dir(args)
     try:
+        check_writable_dir(data_dir)  # both refused before either is created
+        check_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
         ensure_writable_dir(data_dir)
-        ensure_writable_dir(_dagster_home(data_dir))
+        ensure_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
     except SettingsError as err:
         raise UsageError(str(err)) from None
     return seeds, settings, data_dir
@@ -226,11 +236,14 @@ def _print_summary(root: Path, asset_tables: list[str], scenario: str, seeds: li
 
 
 def _run_cells(
-    cells: list[tuple[Cell, Settings]], preset: str, data_dir: Path, label: str, saved: dict | None = None
+    cells: list[tuple[Cell, Settings]], preset: str, data_dir: Path, label: str, saved: dict | None = None,
+    verbose: bool = False,
 ) -> tuple[int, list, dict[Cell, dict[str, float | str]], dict[str, float]]:
     """Bring `cells` up to date (reusing what other cells computed), then refresh the
     cross-cell SQL models; a progress bar on stderr. Returns (exit code, the partitioned
-    steps, per cell each step's seconds or "reused"/"current", the SQL models' seconds)."""
+    steps, per cell each step's seconds or "reused"/"current", the SQL models' seconds).
+    A failure is one line naming the asset, the cell and the cause, and where the full trace
+    is (`verbose` prints it first)."""
     from tqdm import tqdm
 
     from esmr_assets.planner import materialize_cells
@@ -254,6 +267,8 @@ def _run_cells(
         def progress(cell: Cell, step, what: str) -> None:
             if what == "start":
                 bar.set_description(f"{label}{cell.scenario} seed {cell.seed}: {step.label}")
+            elif what.startswith("damaged"):
+                tqdm.write(f"esmr: {step.label} of {cell} was {what}; computing it again", file=sys.stderr)
             else:
                 bar.update()
 
@@ -267,11 +282,17 @@ def _run_cells(
                 bar.update()
         except StepFailed as err:
             bar.close()
-            print(err.trace, file=sys.stderr, end="")
-            return _fail(str(err), EXIT_FAILED), steps, outcome, model_seconds
+            if verbose:
+                print(err.trace, file=sys.stderr, end="")
+            where = "" if verbose else "; the full trace is in the run's event log (`make ui`), or rerun with --verbose"
+            return _fail(f"{err}{where}", EXIT_FAILED), steps, outcome, model_seconds
         except NumericEnvironmentMismatch as err:
             bar.close()
             return _fail(str(err), EXIT_FAILED), steps, outcome, model_seconds
+        except OSError as err:  # outside a run: linking reused outputs, sharing, the instance
+            bar.close()
+            return _fail(f"{err.strerror or err} ({err.filename or 'no file named'}); nothing was left half written",
+                         EXIT_FAILED), steps, outcome, model_seconds
     return 0, steps, outcome, model_seconds
 
 
@@ -282,8 +303,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         register_scenario(storage_root(data_dir, args.preset), scenario, args.overrides)
     except (UsageError, SettingsError) as err:
         return _fail(str(err), EXIT_USAGE)
+    except OSError as err:  # registering the scenario (a full disk, say): its file is written whole or not at all
+        return _fail(f"cannot register scenario {scenario}: {err.strerror or err} ({err.filename})", EXIT_FAILED)
     cells = [(Cell(scenario, seed), settings) for seed in seeds]
-    code, steps, outcome, model_seconds = _run_cells(cells, args.preset, data_dir, "")
+    code, steps, outcome, model_seconds = _run_cells(cells, args.preset, data_dir, "", verbose=args.verbose)
     if code:
         return code
     root = storage_root(data_dir, args.preset)
@@ -316,8 +339,10 @@ def _load_study(args: argparse.Namespace):
     try:
         study = load_study(args.study, args.seeds)
         data_dir = resolve_data_dir(args.data_dir)
+        check_writable_dir(data_dir)  # both refused before either is created
+        check_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
         ensure_writable_dir(data_dir)
-        ensure_writable_dir(_dagster_home(data_dir))
+        ensure_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
     except SettingsError as err:
         raise UsageError(str(err)) from None
     return study, data_dir
@@ -340,7 +365,8 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
     cells = [(Cell(study.cell_scenario(scenario), seed), scenario.settings) for scenario, seed in study.cells]
     started = time.perf_counter()
     saved: dict = {}
-    code, steps, outcome, model_seconds = _run_cells(cells, study.preset, data_dir, f"{study.name}: ", saved)
+    code, steps, outcome, model_seconds = _run_cells(cells, study.preset, data_dir, f"{study.name}: ", saved,
+                                                     verbose=args.verbose)
     if code:
         return code
     report_seconds = _run_study_report(study.name, study.preset, data_dir)
@@ -416,22 +442,75 @@ def _cmd_study_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    if args.max_rows < 0:
-        return _fail("--max-rows must not be negative", EXIT_USAGE)
+    if args.limit < 0:
+        return _fail("--limit must not be negative", EXIT_USAGE)
+    if not args.timeout > 0:
+        return _fail("--timeout must be a positive number of seconds", EXIT_USAGE)
     if args.preset not in PRESETS:
         return _fail(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}", EXIT_USAGE)
+    data_dir = resolve_data_dir(args.data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        return _fail(f"data dir {data_dir} is a file, not a folder of tables", EXIT_USAGE)
+    root = storage_root(data_dir, args.preset)
     try:
-        frame = run_query(storage_root(resolve_data_dir(args.data_dir), args.preset), args.query, args.scenario)
+        if args.all:  # streamed: every row, a batch at a time, the header once
+            rows = 0
+            for batch in stream_rows(root, args.query, args.scenario, args.timeout):
+                lines = format_table(batch, batch.height).splitlines()[:-1]
+                print("\n".join(lines if rows == 0 else lines[2:]))
+                rows += batch.height
+            print(f"({rows} row{'s' if rows != 1 else ''})")
+            return 0
+        frame, more = query_rows(root, args.query, args.scenario, args.limit, args.timeout)
     except WarehouseError as err:
         return _fail(str(err), EXIT_FAILED)
-    print(format_table(frame, args.max_rows))
+    print(format_table(frame, args.limit, more))
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Check every cell and shared output against its key file; with --repair, recompute
+    the damaged cells (setting damaged shared copies aside first), leaving intact files alone."""
+    from esmr_assets.cells import scenario_settings
+    from esmr_assets.verify import damaged_cells, scan, set_aside_damaged_shared
+
+    data_dir = resolve_data_dir(args.data_dir)
+    if not data_dir.is_dir():
+        return _fail(f"data dir {data_dir} is {'a file' if data_dir.exists() else 'missing'}, not a folder of tables",
+                     EXIT_USAGE)
+    if args.preset is not None and args.preset not in PRESETS:
+        return _fail(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}", EXIT_USAGE)
+    report = scan(data_dir, args.preset)
+    for damage in report.damaged:
+        print(f"damaged: {damage}")
+    print(f"{report.checked} outputs checked under {data_dir}: {len(report.damaged)} damaged")
+    if not report.damaged or not args.repair:
+        return EXIT_FAILED if report.damaged else 0
+    try:
+        check_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
+    except SettingsError as err:
+        return _fail(str(err), EXIT_USAGE)
+    set_aside_damaged_shared(data_dir, report)
+    for preset, cells in damaged_cells(report).items():
+        root = storage_root(data_dir, preset)
+        code, *_ = _run_cells([(cell, scenario_settings(root, cell.scenario)) for cell in cells], preset, data_dir,
+                              "repair: ", verbose=args.verbose)
+        if code:
+            return code
+    after = scan(data_dir, args.preset)
+    for damage in after.damaged:
+        print(f"still damaged: {damage}")
+    print(f"repaired: {len(report.damaged) - len(after.damaged)} of {len(report.damaged)} damaged outputs")
+    return EXIT_FAILED if after.damaged else 0
 
 
 def _cmd_numerics(args: argparse.Namespace) -> int:
     from esmr_assets import numeric_env
 
     if args.export:  # for a shell that starts processes outside the project (a remote Dask worker)
+        if not numeric_env.pinnable():
+            return _fail("this machine is not an x86-64 Linux machine with AVX2 and FMA: the pins do not apply here",
+                         EXIT_USAGE)
         print("\n".join(f"export {name}={value}" for name, value in numeric_env.PINS.items()))
         return 0
     print(json.dumps({**numeric_env.record(), "pinned": numeric_env.pinned(), "numpy_simd": numeric_env.numpy_simd()},
@@ -439,13 +518,23 @@ def _cmd_numerics(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line too (with where to read the usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        _fail(f"{message} (see `{self.prog} --help`)", EXIT_USAGE)
+        sys.exit(EXIT_USAGE)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="esmr", description=__doc__.splitlines()[0])
+    parser = _OneLineParser(prog="esmr", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def common(sub: argparse.ArgumentParser, overrides: bool = True) -> None:
+    def common(sub: argparse.ArgumentParser, overrides: bool = True, runs: bool = True) -> None:
         sub.add_argument("--preset", default="paper", help=f"settings preset: {', '.join(PRESETS)} (default paper)")
         sub.add_argument("--data-dir", default="", help="warehouse folder (default $ESMR_DATA_DIR, else ./data)")
+        if runs:
+            sub.add_argument("--verbose", action="store_true", help="print a failed step's full trace")
         if overrides:
             sub.add_argument("--overrides", default="{}", help='JSON of nested setting overrides, e.g. '
                              '\'{"simulation": {"n_users": 50}}\': a scenario named after them (default: baseline)')
@@ -470,14 +559,27 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("study", help="the study file, e.g. studies/observability.toml")
         sub.add_argument("--seeds", default=None, help="seeds as ranges, replacing the spec's (e.g. 0-9)")
         sub.add_argument("--data-dir", default="", help="warehouse folder (default $ESMR_DATA_DIR, else ./data)")
+        if name == "run":
+            sub.add_argument("--verbose", action="store_true", help="print a failed step's full trace")
         sub.set_defaults(handler=handler)
 
     sql = commands.add_parser("sql", help="run a read-only SQL query over the stored tables")
     sql.add_argument("query", help="one SELECT / WITH / DESCRIBE / SHOW / EXPLAIN / SUMMARIZE / VALUES statement")
-    sql.add_argument("--max-rows", type=int, default=100, help="rows to print (default 100)")
+    sql.add_argument("--limit", "--max-rows", dest="limit", type=int, default=100,
+                     help="rows to fetch and print (default 100); only these are read from the result")
+    sql.add_argument("--all", action="store_true", help="print every row, streamed in batches")
+    sql.add_argument("--timeout", type=float, default=60.0, help="stop the query after this many seconds (default 60)")
     sql.add_argument("--scenario", default=None, help="show only this scenario's rows (e.g. baseline)")
-    common(sql, overrides=False)
+    common(sql, overrides=False, runs=False)
     sql.set_defaults(handler=_cmd_sql)
+
+    verify = commands.add_parser("verify", help="check every stored output against its key's sizes and hashes")
+    verify.add_argument("--repair", action="store_true",
+                        help="recompute the damaged cells (intact files are left as they are)")
+    verify.add_argument("--preset", default=None, help="only this preset's folder (default: every preset)")
+    verify.add_argument("--data-dir", default="", help="warehouse folder (default $ESMR_DATA_DIR, else ./data)")
+    verify.add_argument("--verbose", action="store_true", help="print a failed step's full trace")
+    verify.set_defaults(handler=_cmd_verify)
 
     numerics = commands.add_parser("numerics", help="the numeric environment this machine computes cells with")
     numerics.add_argument("--export", action="store_true",
@@ -490,6 +592,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
+    except KeyboardInterrupt:
+        print("\nesmr: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`esmr sql ... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -35,9 +35,10 @@ PINS = {
     "MKL_CBWR": "COMPATIBLE",  # torch's matrix products in MKL: one code path on every x86-64 CPU, Intel or AMD
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN, which the project's torch code also switches off (`torch_runtime`)
     "OPENBLAS_CORETYPE": "Haswell",  # numpy's and scipy's BLAS: the AVX2 kernels, on AVX-512 machines too
+    "NUMBA_DISABLE_INTEL_SVML": "1",  # numba's loops over exp & co. stay calls to the C library, never SVML's vectors
 }
 #: what each pin looks like where it is checked (`kernels()`)
-PINNED_KERNELS = {"torch": "AVX2", "mkl": "COMPATIBLE", "openblas": "Haswell"}
+PINNED_KERNELS = {"torch": "AVX2", "mkl": "COMPATIBLE", "openblas": "Haswell", "svml": "off"}
 OPT_OUT = "ESMR_UNPINNED_KERNELS"
 #: versions that take part in the numbers: a different one is a different numeric environment
 NUMERIC_PACKAGES = ("numpy", "scipy", "torch", "lightgbm", "numba", "llvmlite", "scikit-learn", "polars",
@@ -72,14 +73,21 @@ def pinnable() -> bool:
 def pin() -> None:
     """Set every pin in this process's environment (children inherit it), overriding what
     was there: one choice of kernels is the project's promise. Warns when a library was
-    already loaded with another choice."""
+    already loaded with another choice, and on a machine the pins do not cover."""
     if not pinnable():
+        if os.environ.get(OPT_OUT, "") in ("", "0"):
+            warnings.warn(UnpinnedKernelsWarning(
+                f"this machine ({platform.machine()}, {platform.system()}) is not an x86-64 Linux machine with AVX2 "
+                "and FMA, so the numeric kernels are not pinned: its results may differ in the last bits from those "
+                "machines', and its cells record that (docs/portable_bytes.md)"), stacklevel=3)
         return
     os.environ.update(PINS)
     loaded = [name for name in ("numpy", "scipy", "torch") if name in sys.modules]
     checks = {"torch": _torch_kernels, "mkl": _mkl_branch} if "torch" in loaded else {}
     if "numpy" in loaded or "scipy" in loaded:
         checks["openblas"] = functools.partial(_openblas_kernels, load=False)
+    if "numba" in sys.modules:
+        checks["svml"] = _numba_svml
     if checks:
         unpinned = {lib: kind for lib, kind in ((lib, check()) for lib, check in checks.items())
                     if kind != PINNED_KERNELS[lib]}
@@ -130,9 +138,15 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _numba_svml() -> str:
+    import numba
+
+    return "on" if numba.config.USING_SVML else "off"
+
+
 def kernels() -> dict[str, str]:
     """The kernels this process runs, per library (loading them if needed)."""
-    return {"torch": _torch_kernels(), "mkl": _mkl_branch(), "openblas": _openblas_kernels()}
+    return {"torch": _torch_kernels(), "mkl": _mkl_branch(), "openblas": _openblas_kernels(), "svml": _numba_svml()}
 
 
 def _version(package: str) -> str:

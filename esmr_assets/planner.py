@@ -9,9 +9,11 @@ launched elsewhere (the UI, a schedule); `cell_status` is one square of a study'
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,9 @@ class CellPlan:
     current: tuple[Step, ...]
     reusable: tuple[Step, ...]
     to_compute: tuple[Step, ...]
+    #: op name -> what no longer matches, for the steps to compute whose files (or whose shared
+    #: copy) were damaged after they were written: recomputed like any other
+    damaged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def step_keys(steps: Sequence[Step], settings: Settings, seed: int) -> dict[str, str]:
@@ -57,17 +62,47 @@ def step_keys(steps: Sequence[Step], settings: Settings, seed: int) -> dict[str,
 
 
 def plan_cell(root: Path, steps: Sequence[Step], cell: Cell, settings: Settings) -> CellPlan:
+    """Each step current (its key, and every file as its key file recorded it), reusable (an
+    intact shared output of its key) or to compute; a step whose files or shared copy no
+    longer match what was recorded is damaged, and computed again."""
     keys = step_keys(steps, settings, cell.seed)
-    current, reusable, to_compute = [], [], []
+    current, reusable, to_compute, damaged = [], [], [], {}
     for step in steps:
         key, paths = keys[step.op_name], [asset.path for asset in step.asset_keys]
         if all(reuse.is_current(root, path, cell, key) for path in paths):
             current.append(step)
-        elif all(reuse.is_shared(root, path, key) for path in paths):
+            continue
+        found = tuple(f"{'/'.join(path)}: {problem}" for path in paths if reuse.stored_key(root, path, cell) == key
+                      for problem in reuse.cell_damage(root, path, cell))
+        found += tuple(f"{'/'.join(path)} (shared {key}): {problem}" for path in paths
+                       if reuse.shared_dir(root, path, key).is_dir() for problem in reuse.shared_damage(root, path, key))
+        if found:
+            damaged[step.op_name] = found
+        if all(reuse.is_shared(root, path, key) for path in paths):
             reusable.append(step)
         else:
             to_compute.append(step)
-    return CellPlan(cell, keys, tuple(current), tuple(reusable), tuple(to_compute))
+    return CellPlan(cell, keys, tuple(current), tuple(reusable), tuple(to_compute), damaged)
+
+
+#: under a preset root: one lock file per cell, held while a process brings the cell up to date
+LOCK_DIR = ".locks"
+
+
+@contextlib.contextmanager
+def cell_lock(root: Path, cell: Cell) -> Iterator[None]:
+    """Hold the cell for this process: a second process bringing the same cell up to date
+    waits here, then finds the first one's work current instead of doing it again. The
+    operating system drops the lock with its holder, killed or not (`flock`); the small lock
+    files stay, since removing one another process waits on would break the lock."""
+    folder = Path(root) / LOCK_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{cell.scenario}|{cell.seed}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def adopt_step(root: Path, plan: CellPlan, step: Step, instance: dg.DagsterInstance) -> None:
@@ -100,53 +135,68 @@ def materialize_cells(
     "start", "done", "reused" and "current". Returns per cell each step's seconds, or
     "reused" / "current", and under `CELL_TOTAL` the cell's wall time. `saved` receives, per
     reused (cell, step), the seconds the step took where it was computed: what reuse saved.
-    A step to compute loses its files first: without a current key they are unverified."""
+    A step to compute loses its files first: without a current key they are unverified. A
+    damaged step is reported ("damaged") before it is linked or computed again."""
     saved = {} if saved is None else saved
     register_cells(instance, [cell for cell, _ in cells])
     outcome: dict[Cell, dict[str, float | str]] = {}
     for cell, settings in cells:
-        started = time.perf_counter()
-        definition = scenario_overrides(root, cell.scenario)
-        plan = plan_cell(root, steps, cell, settings)
-        per_step: dict[str, float | str] = {}
-        for step in plan.current:
-            per_step[step.label] = "current"
-            on_step(cell, step, "current")
-        for step in plan.reusable:
-            adopt_step(root, plan, step, instance)
-            per_step[step.label] = "reused"
-            saved[cell, step.label] = reuse.shared_seconds(root, step.asset_keys[0].path, plan.keys[step.op_name])
-            on_step(cell, step, "reused")
-        for step in plan.to_compute:
-            reuse.forget(root, [asset.path for asset in step.asset_keys], cell)
-
-        def progress(step: Step, done: bool, seconds: float, plan: CellPlan = plan, definition: str = definition) -> None:
-            if done:
-                if scenario_overrides(root, plan.cell.scenario) != definition:
-                    redefined.append(step.label)  # raised after the run: a logger cannot stop it
-                    return
-                try:
-                    for asset in step.asset_keys:
-                        reuse.publish(root, asset.path, plan.cell, plan.keys[step.op_name], seconds)
-                except reuse.NumericEnvironmentMismatch as err:
-                    mismatched.append(err)  # raised after the run, as above
-                    return
-            on_step(plan.cell, step, "done" if done else "start")
-
-        runs = [[step] for step in plan.to_compute] if one_step_per_run else [list(plan.to_compute)]
-        redefined: list[str] = []
-        mismatched: list[reuse.NumericEnvironmentMismatch] = []
-        for run in runs:
-            if run:
-                per_step.update(run_cell(defs, run, cell, run_config, instance, progress))
-            if mismatched:
-                raise mismatched[0]
-            if redefined:
-                raise ScenarioRedefined(f"scenario {cell.scenario} was redefined while {cell} ran ({redefined[0]}); "
-                                        "its outputs are not shared: run it again")
-        per_step[CELL_TOTAL] = time.perf_counter() - started
-        outcome[cell] = per_step
+        with cell_lock(root, cell):
+            outcome[cell] = _bring_up_to_date(defs, steps, cell, settings, root, run_config, instance, on_step,
+                                              one_step_per_run, saved)
     return outcome
+
+
+def _bring_up_to_date(
+    defs: dg.Definitions, steps: Sequence[Step], cell: Cell, settings: Settings, root: Path,
+    run_config: Mapping[str, Any], instance: dg.DagsterInstance, on_step: Callable[[Cell, Step, str], None],
+    one_step_per_run: bool, saved: dict[tuple[Cell, str], float],
+) -> dict[str, float | str]:
+    """`materialize_cells` for one cell, whose lock the caller holds."""
+    started = time.perf_counter()
+    definition = scenario_overrides(root, cell.scenario)
+    plan = plan_cell(root, steps, cell, settings)
+    per_step: dict[str, float | str] = {}
+    for step in steps:
+        if step.op_name in plan.damaged:
+            on_step(cell, step, "damaged: " + "; ".join(plan.damaged[step.op_name]))
+    for step in plan.current:
+        per_step[step.label] = "current"
+        on_step(cell, step, "current")
+    for step in plan.reusable:
+        adopt_step(root, plan, step, instance)
+        per_step[step.label] = "reused"
+        saved[cell, step.label] = reuse.shared_seconds(root, step.asset_keys[0].path, plan.keys[step.op_name])
+        on_step(cell, step, "reused")
+    for step in plan.to_compute:
+        reuse.forget(root, [asset.path for asset in step.asset_keys], cell)
+
+    def progress(step: Step, done: bool, seconds: float, plan: CellPlan = plan, definition: str = definition) -> None:
+        if done:
+            if scenario_overrides(root, plan.cell.scenario) != definition:
+                redefined.append(step.label)  # raised after the run: a logger cannot stop it
+                return
+            try:
+                for asset in step.asset_keys:
+                    reuse.publish(root, asset.path, plan.cell, plan.keys[step.op_name], seconds)
+            except reuse.NumericEnvironmentMismatch as err:
+                mismatched.append(err)  # raised after the run, as above
+                return
+        on_step(plan.cell, step, "done" if done else "start")
+
+    runs = [[step] for step in plan.to_compute] if one_step_per_run else [list(plan.to_compute)]
+    redefined: list[str] = []
+    mismatched: list[reuse.NumericEnvironmentMismatch] = []
+    for run in runs:
+        if run:
+            per_step.update(run_cell(defs, run, cell, run_config, instance, progress))
+        if mismatched:
+            raise mismatched[0]
+        if redefined:
+            raise ScenarioRedefined(f"scenario {cell.scenario} was redefined while {cell} ran ({redefined[0]}); "
+                                    "its outputs are not shared: run it again")
+    per_step[CELL_TOTAL] = time.perf_counter() - started
+    return per_step
 
 
 def share_run_outputs(run: dg.DagsterRun, steps: Sequence[Step], esmr_config: Mapping[str, Any]) -> list[str]:
@@ -171,8 +221,11 @@ def share_run_outputs(run: dg.DagsterRun, steps: Sequence[Step], esmr_config: Ma
             for up in steps if up.op_name in step.upstream for asset in up.asset_keys
         )
         if chosen and inputs_current:
-            for asset in step.asset_keys:
-                reuse.publish(root, asset.path, cell, keys[step.op_name])
+            try:
+                for asset in step.asset_keys:
+                    reuse.publish(root, asset.path, cell, keys[step.op_name])
+            except reuse.NumericEnvironmentMismatch:
+                continue  # computed elsewhere (another machine's kernels): its cell stays unshared, and stale
             shared.append(step.op_name)
     return shared
 

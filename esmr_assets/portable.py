@@ -98,19 +98,22 @@ def matmul(a, b) -> np.ndarray:
     return out
 
 
-@numba.guvectorize(["void(float64[:, :], float64[:, :], float64[:, :])"], "(n,n),(n,m)->(n,m)", cache=True)
-def _solve(a, b, out):  # pragma: no cover - compiled
+@numba.guvectorize(["void(float64[:, :], float64[:, :], float64[:, :], boolean[:])"], "(n,n),(n,m)->(n,m),()",
+                   cache=True)
+def _solve(a, b, out, singular):  # pragma: no cover - compiled
     """Gaussian elimination with partial pivoting (the first largest pivot), as LAPACK's
-    getrf/getrs compute it but in a fixed order; nan everywhere when a pivot is exactly 0."""
+    getrf/getrs compute it but in a fixed order; `singular` when a pivot is exactly 0."""
     n = a.shape[0]
     lu = a.copy()
     x = b.copy()
+    singular[0] = False
     for c in range(n):
         p = c
         for r in range(c + 1, n):
             if abs(lu[r, c]) > abs(lu[p, c]):
                 p = r
         if lu[p, c] == 0.0:
+            singular[0] = True
             out[:, :] = math.nan
             return
         if p != c:
@@ -135,8 +138,8 @@ def _solve(a, b, out):  # pragma: no cover - compiled
 
 def solve(a, b) -> np.ndarray:
     """`np.linalg.solve(a, b)` for stacked square systems (b: (..., n, m)); raises
-    `np.linalg.LinAlgError` when a system is singular, as numpy does."""
-    out = _solve(np.ascontiguousarray(a, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64))
-    if np.isnan(out).any() and not np.isnan(a).any() and not np.isnan(b).any():
+    `np.linalg.LinAlgError` when any system is singular (an exactly zero pivot), as numpy does."""
+    out, singular = _solve(np.ascontiguousarray(a, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64))
+    if np.any(singular):
         raise np.linalg.LinAlgError("Singular matrix")
     return out

@@ -82,7 +82,7 @@ def _cell_dir(root: Path, asset_path: Sequence[str], cell: Cell) -> Path:
     return partition_dir(Path(root).joinpath(*asset_path[:-1]), asset_path[-1], cell)
 
 
-def _shared_dir(root: Path, asset_path: Sequence[str], key: str) -> Path:
+def shared_dir(root: Path, asset_path: Sequence[str], key: str) -> Path:
     return Path(root, SHARED_DIR, *asset_path, key)
 
 
@@ -118,12 +118,14 @@ def _carried(folder: Path) -> list[Path]:
 
 
 def _check_record(folder: Path, asset_path: Sequence[str], cell: Cell) -> None:
-    """The cell's files were computed in this process's numeric environment (recorded so
-    here when nothing recorded them)."""
+    """The cell's files were computed in this process's numeric environment, as recorded
+    beside them by whatever wrote them (every writer records)."""
     record = read_record(folder)
     if record is None:
-        write_record(folder)
-    elif record.get("fingerprint") != numeric_env.fingerprint():
+        raise NumericEnvironmentMismatch(
+            f"{'/'.join(asset_path)} of {cell} has no record of the environment it was computed in "
+            f"({folder / RECORD_FILE} is missing); not shared")
+    if record.get("fingerprint") != numeric_env.fingerprint():
         mine = numeric_env.environment()
         differs = sorted(k for k in mine if record.get(k) != mine[k])
         raise NumericEnvironmentMismatch(
@@ -132,22 +134,91 @@ def _check_record(folder: Path, asset_path: Sequence[str], cell: Cell) -> None:
             f"every process of a run with the pinned kernels ({' '.join(f'{k}={v}' for k, v in numeric_env.PINS.items())})")
 
 
+def _digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def manifest(folder: Path) -> dict[str, list]:
+    """What a key vouches for: each file of the cell (its record included) -> [size, SHA-256]."""
+    return {p.name: [p.stat().st_size, _digest(p)] for p in _carried(folder)}
+
+
+def _key_text(key: str, files: Mapping[str, list]) -> bytes:
+    return json.dumps({"key": key, "files": dict(sorted(files.items()))}, indent=1).encode()
+
+
+def read_key_file(folder: Path) -> tuple[str | None, dict | None]:
+    """(key, manifest) of a cell's or a shared output's key file; (None, None) without one.
+    A key file written before keys vouched for their files holds the key alone: no manifest."""
+    path = Path(folder) / KEY_FILE
+    if not path.is_file():
+        return None, None
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip(), None
+    if not isinstance(data, dict):
+        return text.strip(), None
+    return data.get("key"), data.get("files")
+
+
+def damage(folder: Path, files: Mapping[str, list] | None) -> list[str]:
+    """What no longer matches the manifest `files` in `folder` (empty: intact); a missing
+    manifest is damage too, since nothing vouches for the files."""
+    if files is None:
+        return ["no record of its files' sizes and hashes (a key written by an older version)"]
+    found = []
+    for name, (size, digest) in sorted(files.items()):
+        path = Path(folder) / name
+        if not path.is_file():
+            found.append(f"{name} is missing")
+        elif path.stat().st_size != size:
+            found.append(f"{name} has {path.stat().st_size} bytes, {size} recorded")
+        elif _digest(path) != digest:
+            found.append(f"{name} has other content than recorded (same size, another SHA-256)")
+    return found
+
+
 def stored_key(root: Path, asset_path: Sequence[str], cell: Cell) -> str | None:
-    path = _cell_dir(root, asset_path, cell) / KEY_FILE
-    return path.read_text().strip() if path.is_file() else None
+    return read_key_file(_cell_dir(root, asset_path, cell))[0]
+
+
+def cell_damage(root: Path, asset_path: Sequence[str], cell: Cell) -> list[str]:
+    """What is wrong with a cell that holds a key (empty when intact, or when it holds none)."""
+    folder = _cell_dir(root, asset_path, cell)
+    key, files = read_key_file(folder)
+    return [] if key is None else damage(folder, files)
 
 
 def is_current(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> bool:
-    """The cell holds this asset's output for `key`, complete."""
-    return stored_key(root, asset_path, cell) == key and bool(_data_files(_cell_dir(root, asset_path, cell)))
+    """The cell holds this asset's output for `key`, complete and as it was written: every
+    file the key vouches for has its recorded size and hash."""
+    folder = _cell_dir(root, asset_path, cell)
+    stored, files = read_key_file(folder)
+    return stored == key and bool(_data_files(folder)) and not damage(folder, files)
+
+
+def shared_damage(root: Path, asset_path: Sequence[str], key: str) -> list[str]:
+    folder = shared_dir(root, asset_path, key)
+    stored, files = read_key_file(folder)
+    if stored != key:
+        return [f"its key file names {stored!r}, not {key!r}"]
+    return damage(folder, files)
 
 
 def is_shared(root: Path, asset_path: Sequence[str], key: str) -> bool:
-    return _shared_dir(root, asset_path, key).is_dir()
+    """A shared output of `key` exists and is intact (a damaged one is never linked)."""
+    return shared_dir(root, asset_path, key).is_dir() and not shared_damage(root, asset_path, key)
 
 
 def _link(source: Path, target: Path) -> None:
-    """Atomically make `target` the same file as `source` (a hard link; a copy across devices)."""
+    """Atomically make `target` the same file as `source` (a hard link; a copy across
+    devices). Already the same file: nothing to do (a rename between two links of one file
+    does nothing and would leave the temp link behind)."""
+    if target.exists() and os.path.samefile(source, target):
+        return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         try:
@@ -155,15 +226,14 @@ def _link(source: Path, target: Path) -> None:
         except OSError:
             shutil.copyfile(source, tmp)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename, unless it failed or was a no-op
 
 
 def link_shared(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> list[Path]:
     """Give `cell` the files of the shared output of `key` (dropping files it does not have);
     `write_key` records it afterwards. Returns the cell's files."""
-    source, target = _shared_dir(root, asset_path, key), _cell_dir(root, asset_path, cell)
+    source, target = shared_dir(root, asset_path, key), _cell_dir(root, asset_path, cell)
     target.mkdir(parents=True, exist_ok=True)
     invalidate(target)  # the cell is not `key` until every file is in
     files = _carried(source)
@@ -175,7 +245,9 @@ def link_shared(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> 
 
 
 def write_key(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> None:
-    atomic_write_bytes(_cell_dir(root, asset_path, cell) / KEY_FILE, key.encode())
+    """Record that the cell holds `key`, vouching for its files as they are now."""
+    folder = _cell_dir(root, asset_path, cell)
+    atomic_write_bytes(folder / KEY_FILE, _key_text(key, manifest(folder)))
 
 
 def invalidate(cell_dir: Path) -> None:
@@ -184,12 +256,34 @@ def invalidate(cell_dir: Path) -> None:
     (Path(cell_dir) / KEY_FILE).unlink(missing_ok=True)
 
 
+def _read_only(paths: Iterable[Path]) -> None:
+    """Shared files are read-only: the project only ever replaces a file (temp, then rename),
+    so a write in place is another program's, and this refuses it (for users other than root;
+    the hashes catch what gets through)."""
+    for path in paths:
+        os.chmod(path, 0o444)
+
+
+def set_aside(folder: Path) -> None:
+    """Remove a damaged shared output (renamed first, so no reader sees it half deleted)."""
+    aside = folder.with_name(f".{folder.name}.damaged.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.rename(folder, aside)
+    except FileNotFoundError:  # another writer set it aside first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def publish(root: Path, asset_path: Sequence[str], cell: Cell, key: str, seconds: float | None = None) -> None:
-    """Record that `cell` computed `key` (in `seconds`): share its files (if nobody has yet),
-    then write its key."""
+    """Record that `cell` computed `key` (in `seconds`): share its files (if nobody has yet,
+    or in place of a damaged shared copy), then write its key."""
     source = _cell_dir(root, asset_path, cell)
     _check_record(source, asset_path, cell)
-    shared = _shared_dir(root, asset_path, key)
+    files = manifest(source)
+    _read_only(_carried(source))
+    shared = shared_dir(root, asset_path, key)
+    if shared.is_dir() and shared_damage(root, asset_path, key):
+        set_aside(shared)
     if not shared.is_dir():
         shared.parent.mkdir(parents=True, exist_ok=True)
         tmp = shared.with_name(f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -199,17 +293,18 @@ def publish(root: Path, asset_path: Sequence[str], cell: Cell, key: str, seconds
                 _link(path, tmp / path.name)
             if seconds is not None:
                 (tmp / SECONDS_FILE).write_text(f"{seconds:.3f}")
+            (tmp / KEY_FILE).write_bytes(_key_text(key, files))
             os.rename(tmp, shared)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             if not shared.is_dir():  # not another writer having won the race
                 raise
-    atomic_write_bytes(source / KEY_FILE, key.encode())
+    atomic_write_bytes(source / KEY_FILE, _key_text(key, files))
 
 
 def shared_seconds(root: Path, asset_path: Sequence[str], key: str) -> float:
     """How long the shared output took to compute (0 when not recorded)."""
-    path = _shared_dir(root, asset_path, key) / SECONDS_FILE
+    path = shared_dir(root, asset_path, key) / SECONDS_FILE
     return float(path.read_text()) if path.is_file() else 0.0
 
 

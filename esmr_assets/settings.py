@@ -11,11 +11,12 @@ import hashlib
 import json
 import math
 import numbers
+import re
 import types
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 
 class SettingsError(ValueError):
@@ -23,7 +24,23 @@ class SettingsError(ValueError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: NaN and infinities are refused in every float, inside tuples and maps too
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+# What the code can actually run (docs/integrity.md): beyond these a run would exhaust memory
+# or never end, below MIN_SPLIT_USERS a model has nothing to fit, validate or test on.
+MAX_USERS = 1_000_000
+MAX_DAYS = 365
+#: users x days: the large preset simulates 3 million user-days in about 9 GB
+MAX_USER_DAYS = 10_000_000
+#: users in each part of every split: the emotion models' and the ranker's train / validation /
+#: test users, the agents' training and held-out evaluation users
+MIN_SPLIT_USERS = 4
+#: the seeds every library accepts (scikit-learn's and LightGBM's random states are 32-bit)
+MAX_SEED = 2**32 - 1
+#: the ranker's train / validation / test shares of users (policy/ranker.py)
+RANKER_SPLIT = (0.7, 0.15, 0.15)
 
 
 #: P(signal | r) per communication style for a watched video (sim/feedback.py), r in -1, 0, +1.
@@ -61,23 +78,23 @@ STYLE_SIGNAL_CHOICES = ("watch", "like", "comment", "share")
 class SimulationSettings(_Frozen):
     """Phase I: content pool, user population and the 30-day logging simulation."""
 
-    n_videos: int = Field(1_000, gt=0, description="size of the content pool")
-    n_users: int = Field(1_000, gt=0, description="users simulated per seed")
-    n_days: int = Field(30, ge=2, description="days per user")
-    feed_length: int = Field(200, gt=0, description="videos ranked into one user-day feed")
+    n_videos: int = Field(1_000, le=100_000, gt=0, description="size of the content pool")
+    n_users: int = Field(1_000, le=MAX_USERS, gt=0, description="users simulated per seed")
+    n_days: int = Field(30, le=MAX_DAYS, ge=2, description="days per user")
+    feed_length: int = Field(200, le=2_000, gt=0, description="videos ranked into one user-day feed")
     user_chunk_size: int = Field(
-        20_000, gt=0, description="users simulated at once; bounds memory for the large preset"
+        20_000, le=MAX_USERS, gt=0, description="users simulated at once; bounds memory for the large preset"
     )
-    seen_window_days: int = Field(5, ge=0, description="a video shown within this many days is not shown again")
+    seen_window_days: int = Field(5, le=MAX_DAYS, ge=0, description="a video shown within this many days is not shown again")
     top_share: float = Field(0.7, ge=0, le=1, description="share of a feed drawn from top-engagement videos")
     top_quantile: float = Field(0.25, gt=0, le=1, description="the top-engagement pool: this quantile of each category")
     spike_probability: float = Field(0.1, ge=0, le=1, description="chance a day is a usage spike (Eq. 2)")
-    mean_video_seconds: float = Field(45.0, gt=0, description="v-bar of Eq. 3-4")
+    mean_video_seconds: float = Field(45.0, le=3_600, gt=0, description="v-bar of Eq. 3-4")
     engagement_threshold: float = Field(
-        14.0, gt=0, description="tau of Eq. 5: daily engagement above it counts as rising"
+        14.0, le=10_000, gt=0, description="tau of Eq. 5: daily engagement above it counts as rising"
     )
-    churn_trend_weight: float = Field(-1.0, description="alpha of Eq. 6 (negative: rising engagement lowers churn)")
-    churn_valence_weight: float = Field(-1.0, description="extra churn logit per unit of negative latent valence")
+    churn_trend_weight: float = Field(-1.0, ge=-100, le=100, description="alpha of Eq. 6 (negative: rising engagement lowers churn)")
+    churn_valence_weight: float = Field(-1.0, ge=-100, le=100, description="extra churn logit per unit of negative latent valence")
     reengage_probability: float = Field(0.1, ge=0, le=1, description="daily chance a churned user returns")
     profile_shares: tuple[float, float, float] = Field(
         (0.5, 0.35, 0.15), description="shares of casual, engaged, highly_active users"
@@ -92,26 +109,26 @@ class SimulationSettings(_Frozen):
         "(sim/feedback.py); signals: watch, like, comment, share"
     )
     satisfied_appeal: float = Field(
-        1.6, gt=0, description="IGL-P latent satisfaction: a watched video with appeal * (1 + response) at or above "
+        1.6, le=100, gt=0, description="IGL-P latent satisfaction: a watched video with appeal * (1 + response) at or above "
         "this is r = +1 (sim/feedback.py)"
     )
     dissatisfied_response: float = Field(
-        0.15, gt=0, description="IGL-P latent satisfaction: a video whose pull on the user's valence is at or below "
+        0.15, le=100, gt=0, description="IGL-P latent satisfaction: a video whose pull on the user's valence is at or below "
         "minus this is r = -1"
     )
     not_interested_rate: float = Field(
         0.3, ge=0, le=1, description="chance that an r = -1 impression gives the definitely-negative "
         "'not_interested' signal instead of the style's own"
     )
-    latent_noise_scale: float = Field(0.06, ge=0, description="Laplace scale of daily valence noise")
-    engagement_valence_effect: float = Field(0.03, description="c of the valence update: weight of Delta E")
+    latent_noise_scale: float = Field(0.06, le=10, ge=0, description="Laplace scale of daily valence noise")
+    engagement_valence_effect: float = Field(0.03, ge=-10, le=10, description="c of the valence update: weight of Delta E")
     emotion_signal: float = Field(
-        1.0, ge=0, description="how strongly the latent state shapes behaviour: scales the behaviour multipliers' "
+        1.0, le=100, ge=0, description="how strongly the latent state shapes behaviour: scales the behaviour multipliers' "
         "deviation from 1 and the churn push of negative valence (0: behaviour carries no emotion, though what is "
         "watched and the engagement trend still move it; 1: as designed)"
     )
     content_effect: float = Field(
-        1.0, ge=0, description="scales the watched-content term of the valence and arousal update (0: content has "
+        1.0, le=100, ge=0, description="scales the watched-content term of the valence and arousal update (0: content has "
         "no direct pull on emotion, the feed only reaches it through the engagement trend; 1: as designed)"
     )
     session_response: float = Field(
@@ -163,7 +180,7 @@ class EmotionSettings(_Frozen):
     n_clusters: int = Field(5, ge=2, le=5, description="K-Means clusters on active days (paper: 5)")
     drop_threshold: float = Field(0.5, gt=0, lt=1, description="engagement below this share of the previous active day's is a sharp drop (-> stressed)")
     cluster_sample_days: int | None = Field(
-        None, gt=0, description="active days K-Means is fitted on, a seeded sample when there are more "
+        None, le=MAX_USER_DAYS, gt=0, description="active days K-Means is fitted on, a seeded sample when there are more "
         "(None: all); every day is still labelled. Bounds the fit at the large preset"
     )
     standardise_within: Literal["profile", "global"] = Field(
@@ -171,21 +188,21 @@ class EmotionSettings(_Frozen):
     )
     split: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/validation/test shares of users")
     max_model_users: int | None = Field(
-        None, gt=0, description="users whose days train, validate and test the models: a seeded sample of "
+        None, le=MAX_USERS, gt=0, description="users whose days train, validate and test the models: a seeded sample of "
         "each split part, shares kept, when the population is larger (None: all); every day is still predicted"
     )
-    d_model: int = Field(16, gt=0, description="TabTransformer embedding width")
-    n_heads: int = Field(2, gt=0, description="attention heads")
-    n_layers: int = Field(1, gt=0, description="transformer encoder layers")
+    d_model: int = Field(16, le=512, gt=0, description="TabTransformer embedding width")
+    n_heads: int = Field(2, le=64, gt=0, description="attention heads")
+    n_layers: int = Field(1, le=16, gt=0, description="transformer encoder layers")
     layer_norm_continuous: bool = Field(
         False,
         description="layer-normalise the continuous inputs as Huang et al. do; off by default because it "
         "removes each day's overall activity level, the main signal (test accuracy 0.948 vs 0.972, seed 0)",
     )
-    max_epochs: int = Field(30, gt=0, description="training epochs at most")
-    patience: int = Field(6, gt=0, description="epochs without validation-loss improvement before stopping")
-    batch_size: int = Field(1024, gt=0)
-    learning_rate: float = Field(4e-3, gt=0)
+    max_epochs: int = Field(30, le=1_000, gt=0, description="training epochs at most")
+    patience: int = Field(6, le=1_000, gt=0, description="epochs without validation-loss improvement before stopping")
+    batch_size: int = Field(1024, le=1_000_000, gt=0)
+    learning_rate: float = Field(4e-3, le=10, gt=0)
 
     @model_validator(mode="after")
     def _valid_split(self) -> EmotionSettings:
@@ -199,7 +216,7 @@ class EmotionSettings(_Frozen):
 class CausalSettings(_Frozen):
     """Phase II (b): per-user DirectLiNGAM causal DAGs."""
 
-    min_rows: int = Field(21, ge=21, description="usable day pairs a user needs (more than the 19 features)")
+    min_rows: int = Field(21, le=MAX_DAYS, ge=21, description="usable day pairs a user needs (more than the 19 features)")
     method: Literal["per_user", "pooled", "per_user_pooled_order"] = Field(
         "per_user", description="which DAGs feed the parents used downstream (chosen by F1 against the true graph)"
     )
@@ -208,7 +225,7 @@ class CausalSettings(_Frozen):
         "on the CPU's threads; cuda, or auto where a GPU is present, computes on the GPU, whose bytes differ"
     )
     pooled_max_users: int | None = Field(
-        None, gt=0, description="users whose days the pooled DAG is fitted on: a seeded sample when there are "
+        None, le=MAX_USERS, gt=0, description="users whose days the pooled DAG is fitted on: a seeded sample when there are "
         "more (None: all); its cost grows with all users' rows together"
     )
 
@@ -221,26 +238,26 @@ class PolicySettings(_Frozen):
         0.3, gt=0, le=1, description="LightGBM shrinkage; 0.3 and 15 leaves reach the test AUC of 0.05 and 31 "
         "leaves (0.838, seed 0) with 27 small trees instead of 169, which keeps closed-loop ranking cheap"
     )
-    ranker_num_leaves: int = Field(15, ge=2)
-    ranker_max_trees: int = Field(500, gt=0, description="boosting rounds at most (early stopping on AUC)")
-    ranker_early_stopping_rounds: int = Field(10, gt=0)
+    ranker_num_leaves: int = Field(15, le=4_096, ge=2)
+    ranker_max_trees: int = Field(500, le=100_000, gt=0, description="boosting rounds at most (early stopping on AUC)")
+    ranker_early_stopping_rounds: int = Field(10, le=10_000, gt=0)
     ranker_max_users: int | None = Field(
-        None, gt=0, description="users whose logged impressions train, validate and test the ranker: a seeded "
+        None, le=MAX_USERS, gt=0, description="users whose logged impressions train, validate and test the ranker: a seeded "
         "sample, split shares kept, when the population is larger (None: all)"
     )
     candidates: int = Field(
-        112, gt=0, description="videos per user-day re-ranked by LightGBM after the popularity candidate stage "
+        112, le=2_000, gt=0, description="videos per user-day re-ranked by LightGBM after the popularity candidate stage "
         "(users scroll past 54 a day on average, 108 at the 90th percentile)"
     )
     evaluation_share: float = Field(
         0.5, gt=0, lt=1, description="share of users held out for evaluation; the agents train on others"
     )
     max_evaluation_users: int | None = Field(
-        None, gt=0, description="held-out users the policies are evaluated on at most (None: all held out); "
+        None, le=MAX_USERS, gt=0, description="held-out users the policies are evaluated on at most (None: all held out); "
         "the closed-loop rollouts cost is linear in it"
     )
     training_users: int = Field(
-        200, gt=0, description="users the agents train on, drawn from those not held out (training cost is linear in it)"
+        200, le=MAX_USERS, gt=0, description="users the agents train on, drawn from those not held out (training cost is linear in it)"
     )
     epochs: int = Field(10, gt=0, lt=1000, description="Q-learning epochs (Table 3: 10)")
     learning_rate: float = Field(0.1, gt=0, le=1, description="Q-learning step size (Table 3: 0.1)")
@@ -262,7 +279,7 @@ class PolicySettings(_Frozen):
         "cluster labels, the TabTransformer trained on the latent truth, or the truth itself (oracle: a diagnostic)"
     )
     agent_replicates: int = Field(
-        1, ge=1, description="agents trained per seed for each of replicated_agents, each on its own random stream "
+        1, le=100, ge=1, description="agents trained per seed for each of replicated_agents, each on its own random stream "
         "(exploration and training noise); replicate r >= 1 of esmr is evaluated as policy esmr@r. Replicates "
         "1..K-1 train together in one cohort, so esmr@r is reproducible for a given K (its noise rows depend on K)"
     )
@@ -270,23 +287,23 @@ class PolicySettings(_Frozen):
         ("esmr",), description="the agents (policy names) trained agent_replicates times"
     )
     discount: float = Field(0.95, ge=0, lt=1, description="gamma (Table 3: 0.95)")
-    eta: float = Field(1.0, ge=0, description="emotional recovery bonus of Algorithm 2 (Table 3: 1.0)")
-    alpha: float = Field(1.0, ge=0, description="weight of R_emo in Eq. 8")
-    beta: float = Field(0.5, ge=0, description="weight of R_cause in Eq. 8 (Table 3: 0.5)")
-    causal_amplification: float = Field(2.0, ge=1, description="R_cause multiplier while the user is vulnerable")
-    replay_size: int = Field(10_000, gt=0, description="replay buffer (Table 3: 10,000)")
-    replay_batch: int = Field(256, ge=0, description="transitions replayed after each simulated day")
-    temperature: float = Field(1.0, gt=0, description="initial Boltzmann temperature")
+    eta: float = Field(1.0, le=100, ge=0, description="emotional recovery bonus of Algorithm 2 (Table 3: 1.0)")
+    alpha: float = Field(1.0, le=100, ge=0, description="weight of R_emo in Eq. 8")
+    beta: float = Field(0.5, le=100, ge=0, description="weight of R_cause in Eq. 8 (Table 3: 0.5)")
+    causal_amplification: float = Field(2.0, le=100, ge=1, description="R_cause multiplier while the user is vulnerable")
+    replay_size: int = Field(10_000, le=10_000_000, gt=0, description="replay buffer (Table 3: 10,000)")
+    replay_batch: int = Field(256, le=1_000_000, ge=0, description="transitions replayed after each simulated day")
+    temperature: float = Field(1.0, le=1_000_000, gt=0, description="initial Boltzmann temperature")
     temperature_decay: float = Field(0.7, gt=0, le=1, description="temperature multiplier per epoch")
-    min_temperature: float = Field(0.05, gt=0)
-    rl_streak: int = Field(3, ge=1, description="negative-or-neutral days after which the hybrid hands over to RL")
+    min_temperature: float = Field(0.05, le=1_000_000, gt=0)
+    rl_streak: int = Field(3, le=MAX_DAYS, ge=1, description="negative-or-neutral days after which the hybrid hands over to RL")
     bandit_epsilon: float = Field(0.1, gt=0, le=1, description="exploration of the IGL-P and hand-reward bandits")
     igl_alpha: float = Field(
         0.3, gt=0, le=1, description="IGL-P(3)'s negative labelling propensity: the assumed chance that a latent "
         "r = -1 says 'not interested' (the simulator's not_interested_rate)"
     )
-    igl_learning_rate: float = Field(0.05, gt=0, description="Adam step of the inverse-kinematics model")
-    igl_epochs: int = Field(3, gt=0, description="passes of the bandits over the training users' 30 days")
+    igl_learning_rate: float = Field(0.05, le=10, gt=0, description="Adam step of the inverse-kinematics model")
+    igl_epochs: int = Field(3, le=100, gt=0, description="passes of the bandits over the training users' 30 days")
     bandit_context: Literal["shared", "personal"] = Field(
         "shared", description="the bandits' decision context: yesterday's predicted label and the profile "
         "(shared), or those and the user's own mix of feedback signals so far (personal: lets a bandit serve "
@@ -302,10 +319,10 @@ class EvaluationSettings(_Frozen):
         "lightgbm", description="the policy every other is compared with (a name of policy.registry.POLICIES)"
     )
     bootstrap_resamples: int = Field(
-        2000, ge=2000, description="per-user bootstrap resamples behind each effect's 95 % interval"
+        2000, le=100_000, ge=2000, description="per-user bootstrap resamples behind each effect's 95 % interval"
     )
     oracle_draws: int = Field(
-        2, ge=1, description="oracle_best_feed: days simulated per bucket to estimate the expected next-day "
+        2, le=100, ge=1, description="oracle_best_feed: days simulated per bucket to estimate the expected next-day "
         "latent valence (the same draws for every bucket)"
     )
 
@@ -320,6 +337,37 @@ class Settings(_Frozen):
     policy: PolicySettings = PolicySettings()
     evaluation: EvaluationSettings = EvaluationSettings()
 
+    @model_validator(mode="after")
+    def _feasible(self, info: ValidationInfo) -> Settings:
+        """The constraints between sections, so that `esmr run`, studies and the UI refuse the
+        same settings: a run that would fail or never end is refused before it starts. Code
+        that runs only part of the graph (a test of the simulator alone) may ask for the
+        sections' own checks only (`load_settings(..., whole_graph=False)`)."""
+        if info.context and info.context.get("whole_graph") is False:
+            return self
+        sim, policy = self.simulation, self.policy
+        if sim.n_users * sim.n_days > MAX_USER_DAYS:
+            raise ValueError(f"simulation.n_users x simulation.n_days is {sim.n_users * sim.n_days:,} user-days; at most "
+                             f"{MAX_USER_DAYS:,} fit in memory")
+        if sim.n_days < self.causal.min_rows + 1:
+            raise ValueError(f"simulation.n_days ({sim.n_days}) must exceed causal.min_rows ({self.causal.min_rows}): "
+                             "a user's causal DAG needs that many pairs of consecutive days")
+        for field in ("feed_length", "candidates"):
+            value = getattr(sim if field == "feed_length" else policy, field)
+            if value > sim.n_videos:
+                raise ValueError(f"{'simulation' if field == 'feed_length' else 'policy'}.{field} ({value}) exceeds "
+                                 f"simulation.n_videos ({sim.n_videos})")
+        for what, parts in split_sizes(self).items():
+            if min(parts) < MIN_SPLIT_USERS:
+                raise ValueError(f"{what} gets {' / '.join(map(str, parts))} users from simulation.n_users = "
+                                 f"{sim.n_users}; each part needs at least {MIN_SPLIT_USERS}")
+        available = sim.n_users - held_out_users(self)
+        if policy.training_users > available:
+            raise ValueError(f"policy.training_users: {policy.training_users} asked, but only {available} of the "
+                             f"{sim.n_users} users are not held out; lower it, lower policy.evaluation_share or raise "
+                             "simulation.n_users")
+        return self
+
     @property
     def overrides_scenario(self) -> str:
         """The scenario `esmr run --overrides` runs these settings as: `baseline` when they are
@@ -331,6 +379,34 @@ class Settings(_Frozen):
             return "baseline"
         digest = hashlib.sha256(json.dumps(differences, sort_keys=True).encode()).hexdigest()[:8]
         return f"overrides-{digest}"
+
+
+def held_out_users(settings: Settings) -> int:
+    """Users held out for evaluation (`policy.users.policy_split`)."""
+    return max(1, round(settings.policy.evaluation_share * settings.simulation.n_users))
+
+
+def _parts(n: int, shares: tuple[float, float, float], max_users: int | None) -> tuple[int, ...]:
+    """Users in each part of a seeded user split (`emotion.features.split_users`), thinned
+    to about `max_users` with shares kept (`limit_split`)."""
+    first, second = round(shares[0] * n), round(shares[1] * n)
+    parts = (first, second, n - first - second)
+    if max_users is not None and n > max_users:
+        parts = tuple(max(1, round(size * max_users / n)) for size in parts)
+    return parts
+
+
+def split_sizes(settings: Settings) -> dict[str, tuple[int, ...]]:
+    """The users in every part of every split the graph makes, as its code will make them."""
+    n, policy = settings.simulation.n_users, settings.policy
+    held_out = held_out_users(settings)
+    return {
+        "the emotion models' train / validation / test split": _parts(n, settings.emotion.split,
+                                                                     settings.emotion.max_model_users),
+        "the ranker's train / validation / test split": _parts(n, RANKER_SPLIT, policy.ranker_max_users),
+        "the agents' training / held-out evaluation split": (min(policy.training_users, n - held_out),
+                                                              min(held_out, policy.max_evaluation_users or held_out)),
+    }
 
 
 def _differences(mine: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
@@ -363,7 +439,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     "smoke": {
         "simulation": {"n_videos": 160, "n_users": 60, "feed_length": 120},
         "emotion": {"max_epochs": 4},
-        "policy": {"epochs": 3},
+        "policy": {"epochs": 3, "training_users": 30},  # every user not held out
     },
     # 100,000 users, simulated in chunks of user_chunk_size. The fits whose cost grows with
     # the population use seeded samples (README, "Scale"); every user is still simulated,
@@ -385,13 +461,18 @@ PRESETS: dict[str, Settings] = {
 def _format_validation_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "settings"
-        parts.append(f"{field}: {e['msg']} (got {e.get('input')!r})")
+        message = e["msg"].removeprefix("Value error, ")
+        if e["loc"]:
+            parts.append(f"{'.'.join(str(p) for p in e['loc'])}: {message} (got {e.get('input')!r})")
+        else:  # a constraint between fields: the message names them
+            parts.append(message)
     return "invalid settings: " + "; ".join(parts)
 
 
-def load_settings(preset: str = "paper", overrides: dict[str, Any] | None = None) -> Settings:
-    """The named preset with optional nested overrides, validated."""
+def load_settings(preset: str = "paper", overrides: dict[str, Any] | None = None, whole_graph: bool = True) -> Settings:
+    """The named preset with optional nested overrides, validated: every field, and unless
+    `whole_graph` is false (for code that runs only part of the graph), whether the whole
+    graph can run with them."""
     if preset not in PRESETS:
         raise SettingsError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     if overrides is not None and not isinstance(overrides, dict):
@@ -401,7 +482,7 @@ def load_settings(preset: str = "paper", overrides: dict[str, Any] | None = None
     _check_override_types(Settings, overrides or {})
     merged = deep_merge(PRESETS[preset].model_dump(), overrides or {})
     try:
-        return Settings.model_validate(merged)
+        return Settings.model_validate(merged, context={"whole_graph": whole_graph})
     except ValidationError as err:
         raise SettingsError(_format_validation_error(err)) from None
 
@@ -464,14 +545,19 @@ def _check_value(annotation: Any, value: Any, path: str) -> None:
         raise SettingsError(f"{path}: expected {described}, got {type(value).__name__} {value!r}")
 
 
+_SEED = re.compile(r"0|[1-9][0-9]*")
+
+
 def parse_seed(value: str | int) -> int:
-    """A partition key must be a plain non-negative decimal integer ("0", "7", "42")."""
-    text = str(value).strip()
-    if not text.isdigit() or (len(text) > 1 and text[0] == "0"):
-        raise SettingsError(f"seed must be a non-negative integer without leading zeros, got {value!r}")
+    """A partition key must be a plain non-negative decimal integer ("0", "7", "42"), in ASCII
+    digits only (`str.isdigit` would take "³" or "٣"), at most `MAX_SEED`."""
+    text = str(value) if not isinstance(value, bool) else ""
+    if not _SEED.fullmatch(text):
+        raise SettingsError(f"seed must be a non-negative integer in ASCII digits without leading zeros, got {value!r}")
     seed = int(text)
-    if seed >= 2**63:
-        raise SettingsError(f"seed must be below 2**63, got {value!r}")
+    if seed > MAX_SEED:
+        raise SettingsError(f"seed must be at most {MAX_SEED} (2**32 - 1: the random states scikit-learn and LightGBM "
+                            f"accept), got {value!r}")
     return seed
 
 

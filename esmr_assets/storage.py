@@ -36,6 +36,11 @@ def load_settings_json(preset: str, overrides_json: str) -> Settings:
         overrides = json.loads(overrides_json or "{}")
     except json.JSONDecodeError as err:
         raise SettingsError(f"overrides are not valid JSON: {err}") from None
+    except RecursionError:
+        raise SettingsError("overrides are nested too deeply") from None
+    if not isinstance(overrides, dict):
+        raise SettingsError(f"overrides must be a JSON object such as '{{\"simulation\": {{\"n_users\": 500}}}}', "
+                            f"got {json.dumps(overrides)[:40]}")
     settings = load_settings(preset, overrides)
     reference = settings.evaluation.reference_policy
     if reference not in registry.POLICY_NAMES:
@@ -61,9 +66,23 @@ def config_root(esmr_config: Mapping[str, Any]) -> Path:
     return storage_root(resolve_data_dir(esmr_config.get("data_dir", "")), esmr_config.get("preset", "paper"))
 
 
-def ensure_writable_dir(path: Path) -> None:
+def check_writable_dir(path: Path, what: str = "data dir") -> None:
+    """Refuse `path` as a folder to write into, creating nothing: it, or the nearest folder
+    above it that exists, must be a writable folder."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise SettingsError(f"{what} {path} is not writable: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SettingsError(f"{what} {path} is not writable: {existing} refuses writes")
+
+
+def ensure_writable_dir(path: Path, what: str = "data dir") -> None:
     """Create `path` and prove it writable with a probe file, so that a bad data dir fails
     before any computation rather than after the first expensive asset."""
+    check_writable_dir(path, what)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".esmr-write-probe.{os.getpid()}.{secrets.token_hex(4)}"
@@ -71,7 +90,7 @@ def ensure_writable_dir(path: Path) -> None:
         probe.unlink()
     except OSError as err:
         reason = err.strerror or type(err).__name__
-        raise SettingsError(f"data dir {path} is not writable: {reason}") from None
+        raise SettingsError(f"{what} {path} is not writable: {reason}") from None
 
 
 def partition_dir(root: Path, asset: str, cell) -> Path:

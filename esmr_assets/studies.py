@@ -32,14 +32,14 @@ from typing import Any
 
 from .evaluation.metrics import METRICS
 from .policy import registry
-from .settings import PRESETS, Settings, SettingsError, deep_merge
+from .settings import PRESETS, Settings, SettingsError, deep_merge, load_settings
 from .storage import atomic_write_bytes, load_settings_json
 from .sweeps import parse_seed_ranges
 
 #: a scenario's name; "<study>.<scenario>" is its partition key (`cells.SCENARIO_NAME`)
-SCENARIO_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+SCENARIO_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")  # whole names only: fullmatch
 #: a study's name (its file's stem): no dot, so "<study>.<scenario>" names one study's scenario only
-STUDY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+STUDY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # whole names only: fullmatch
 _TOP_LEVEL = {"description", "preset", "seeds", "overrides", "report", "scenario"}
 _SCENARIO_KEYS = {"name", "overrides", "description"}
 _REPORT_KEYS = {"policies", "metrics", "extras"}
@@ -125,7 +125,7 @@ def load_study(path: str | Path, seeds: str | None = None) -> Study:
 def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
     """A study from its TOML text, every scenario's settings validated."""
     where = f"study {name!r}"
-    if not STUDY_NAME.match(name):
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
         raise StudyError(f"{where}: a study name (its file's stem) is up to 32 lower-case letters, digits, '_' and '-'")
     try:
         spec = tomllib.loads(text)
@@ -149,8 +149,8 @@ def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
     shared = spec.get("overrides", {})
     if not isinstance(shared, dict):
         raise StudyError(f"{where}: overrides must be a table of settings shared by every scenario, got {shared!r}")
-    try:
-        load_settings_json(preset, json.dumps(shared))
+    try:  # each field here; whether the graph can run, within each scenario, which may complete them
+        load_settings(preset, shared, whole_graph=False)
     except SettingsError as err:
         raise StudyError(f"{where}: overrides: {err}") from None
     entries = spec["scenario"]
@@ -165,7 +165,7 @@ def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
         extra = set(entry) - _SCENARIO_KEYS
         if extra:
             raise StudyError(f"{label}: unknown field(s) {sorted(extra)}; a scenario has {sorted(_SCENARIO_KEYS)}")
-        if not isinstance(scenario_name, str) or not SCENARIO_NAME.match(scenario_name):
+        if not isinstance(scenario_name, str) or not SCENARIO_NAME.fullmatch(scenario_name):
             raise StudyError(f"{label}: name must be lower-case letters, digits, '_', '.' and '-' "
                              f"(it is a partition key), got {scenario_name!r}")
         if scenario_name in seen:
@@ -181,7 +181,6 @@ def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
             settings = load_settings_json(preset, overrides_json)
         except SettingsError as err:
             raise StudyError(f"{label}: {err}") from None
-        _check_training_users(settings, overrides, label)
         scenarios.append(Scenario(scenario_name, overrides_json, settings, str(entry.get("description", "")),
                                   varied_json))
     policies, metrics, extras = _report(spec.get("report", {}), where)
@@ -211,17 +210,6 @@ def registered_study(root: Path, name: str) -> Study:
     if not path.is_file():
         raise StudyError(f"study {name!r} is not registered under {root}; run `esmr study run studies/{name}.toml`")
     return load_study(path)
-
-
-def _check_training_users(settings: Settings, overrides: dict, label: str) -> None:
-    """A scenario that asks for more training users than are not held out would silently get
-    fewer (`policy_split` caps them): refuse it, naming what is available."""
-    asked = overrides.get("policy", {}).get("training_users")
-    n_users = settings.simulation.n_users
-    available = n_users - max(1, round(settings.policy.evaluation_share * n_users))
-    if asked is not None and asked > available:
-        raise StudyError(f"{label}: policy.training_users: {asked} asked, but only {available} of the {n_users} users "
-                         "are not held out; lower policy.evaluation_share or raise simulation.n_users")
 
 
 def _report(report: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:

@@ -36,8 +36,8 @@ def parse_seed_ranges(text: str, limit: int = 10_000) -> list[int]:
         if not part:
             raise SettingsError(f"empty item in seed list {text!r}")
         low, sep, high = part.partition("-")
-        start = parse_seed(low)
-        end = parse_seed(high) if sep else start
+        start = parse_seed(low.strip())
+        end = parse_seed(high.strip()) if sep else start
         if end < start:
             raise SettingsError(f"seed range {part!r} runs backwards")
         if end - start + 1 + len(seeds) > limit:

@@ -7,12 +7,20 @@ queries to join. `t_quantile(p, df)` is Student's t quantile (scipy), so that in
 seeds are exact for any number of seeds; `t_half_width(sd, n)` is the half width of the 95 % t
 interval of a mean of n values. Nothing is ever written: no .duckdb file exists, so parallel runs never contend for
 a lock, and `run_query` refuses statements that could write.
+
+Every connection is a sandbox, locked before any query runs: DuckDB may read the warehouse's
+folder and nothing else (no other file, no URL, no extension installed or loaded), holds at
+most `MEMORY_LIMIT` and never spills to disk. `esmr`'s SQL, the SQL models, the study reports
+and the sensors all query through it. A table with an unreadable file is a view that fails
+naming the file, so every other table stays queryable.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -26,6 +34,10 @@ _EXPLAIN_PREFIX = re.compile(r"^\s*explain\b(\s+analy[sz]e\b)?(\s*\([^)]*\))?", 
 
 class WarehouseError(RuntimeError):
     """A refused or failed query, with DuckDB's own message."""
+
+
+#: the most memory one query may hold (DuckDB refuses the query beyond it rather than spill)
+MEMORY_LIMIT = "4GB"
 
 #: the SQL models, one SELECT per file (`assets/sql_models.py`)
 SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
@@ -100,18 +112,45 @@ def t_quantile(p: float | None, df: int | None) -> float | None:
     return float(stats.t.ppf(p, df))
 
 
-def _base_connection() -> duckdb.DuckDBPyConnection:
-    """In-memory, single-threaded, with the registry view, the t quantile and the t interval's half width."""
+def _base_connection(readable: Path | None = None, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """In-memory, single-threaded, with the registry view, the t quantile and the t interval's
+    half width; sandboxed to read `readable` (a resolved folder) and nothing else, and locked."""
     # One thread: parallel float aggregation may differ in the last bits between runs, and the
     # SQL models' Parquet must be byte-identical for the same inputs.
-    con = duckdb.connect(":memory:", config={"threads": 1})
+    con = duckdb.connect(":memory:", config={
+        "threads": 1, "memory_limit": memory_limit, "temp_directory": "",  # never spill to disk
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute(_registry_sql())
     con.create_function("t_quantile", t_quantile, ["DOUBLE", "BIGINT"], "DOUBLE", null_handling="special",
                         side_effects=False)
     # Half the width of a 95 % t interval of a mean of n values with sample SD sd: the one formula
     # every across-seeds model uses.
     con.execute("create macro t_half_width(sd, n) as t_quantile(0.975, n - 1) * sd / sqrt(n)")
+    allowed = [] if readable is None else [_quote_literal(str(readable) + "/")]
+    con.execute(f"SET allowed_directories = [{', '.join(allowed)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")  # so no query can undo the above
     return con
+
+
+def _unreadable(files: Sequence[Path]) -> list[str]:
+    """The files whose Parquet footer cannot be read, each with the reason."""
+    import pyarrow.parquet as pq
+
+    found = []
+    for path in files:
+        try:
+            pq.read_metadata(path)
+        except Exception as err:  # pyarrow raises several types for truncated or corrupt files
+            found.append(f"{path} ({err})")
+    return found
+
+
+def _broken_view(name: str, problems: Sequence[str]) -> str:
+    """A view that fails, naming the files, whenever a query reads it."""
+    message = f"table {name} has an unreadable file: {'; '.join(problems)}; `esmr verify --repair` recomputes it"
+    return (f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM range(1) "
+            f"WHERE error({_quote_literal(message)}) IS NULL")
 
 
 def connect(root: Path, scenario: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -121,15 +160,18 @@ def connect(root: Path, scenario: str | None = None) -> duckdb.DuckDBPyConnectio
     Only exact `scenario=*/seed=*/part-0.parquet` files (and `part-0.parquet` of cross-cell
     SQL models) are read, so in-flight temp files are invisible.
     """
-    con = _base_connection()
+    root = Path(root).resolve()  # the sandbox compares paths as written
+    con = _base_connection(root)
     only = "" if scenario is None else f" WHERE scenario = {_quote_literal(scenario)}"
-    for name, (asset_dir, columns) in _table_dirs(Path(root)).items():
+    for name, (asset_dir, columns) in _table_dirs(root).items():
         if not columns:
             source = f"read_parquet({_quote_literal(str(asset_dir / PART_FILE))})"
             try:
                 con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}{only}")
             except duckdb.BinderException:  # a model without a scenario column
                 con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")
+            except duckdb.Error:
+                con.execute(_broken_view(name, _unreadable([asset_dir / PART_FILE])))
             continue
         only_here = only if "scenario" in columns else ""
         pattern = _quote_literal(str(asset_dir.joinpath(*(f"{c}=*" for c in columns), PART_FILE)))
@@ -137,11 +179,12 @@ def connect(root: Path, scenario: str | None = None) -> duckdb.DuckDBPyConnectio
         hive = f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{{types}}}"
         try:
             # union_by_name: seeds written before a table gained a column read it as null. It
-            # reads every file's schema now, so an unreadable file falls back to the plain view,
-            # whose queries name that file, while the other tables stay queryable.
+            # reads every file's schema now, so a table with an unreadable file becomes a view
+            # that fails naming it, while the other tables stay queryable.
             con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive}, union_by_name = true){only_here}")
-        except duckdb.Error:
-            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive}){only_here}")
+        except duckdb.Error as err:
+            files = sorted(asset_dir.glob("/".join([*(f"{c}=*" for c in columns), PART_FILE])))
+            con.execute(_broken_view(name, _unreadable(files) or [str(err)]))
     return con
 
 
@@ -195,18 +238,81 @@ def check_read_only(sql: str) -> None:
 def run_query(root: Path, sql: str, scenario: str | None = None) -> pl.DataFrame:
     """Run one read statement over the warehouse at `root` (one scenario's rows only, when
     given) and return its result."""
-    check_read_only(sql)
-    try:
-        con = connect(root, scenario)  # binding a view reads a file's schema, so this may fail too
+    frame, _ = query_rows(root, sql, scenario)
+    return frame
+
+
+def query_rows(root: Path, sql: str, scenario: str | None = None, limit: int | None = None,
+               timeout: float | None = None) -> tuple[pl.DataFrame, bool]:
+    """(at most `limit` rows of the result, whether it has more): only those rows are fetched,
+    however large the result. Past `timeout` seconds the query is stopped (`WarehouseError`)."""
+    with _session(root, sql, scenario, timeout) as con:
+        relation = con.sql(sql)
+        if limit is None:
+            return relation.pl(), False
+        frame = relation.limit(limit + 1).pl()
+        return frame.head(limit), frame.height > limit
+
+
+def stream_rows(root: Path, sql: str, scenario: str | None = None, timeout: float | None = None,
+                batch_rows: int = 10_000) -> Iterator[pl.DataFrame]:
+    """Every row of the result, `batch_rows` at a time, never all in memory at once."""
+    with _session(root, sql, scenario, timeout) as con:
+        reader = con.sql(sql).to_arrow_reader(batch_rows)
+        for batch in reader:
+            yield pl.from_arrow(batch)
+
+
+class _session:
+    """A sandboxed connection for one read statement, turning DuckDB's errors into
+    `WarehouseError`, stopping the query past `timeout` seconds, and on Ctrl-C (DuckDB does
+    not look at Python's signals while it computes) raising `KeyboardInterrupt`."""
+
+    def __init__(self, root: Path, sql: str, scenario: str | None, timeout: float | None) -> None:
+        check_read_only(sql)
+        self.root, self.scenario, self.timeout = root, scenario, timeout
+        self.timer: threading.Timer | None = None
+        self.timed_out = self.interrupted = False
+        self.previous_handler = None
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
         try:
-            return con.sql(sql).pl()
-        finally:
-            con.close()
-    except duckdb.CatalogException as err:
-        tables = ", ".join(list_tables(root))
-        raise WarehouseError(f"{err} (tables under {root}: {tables})") from None
-    except duckdb.Error as err:
-        raise WarehouseError(str(err)) from None
+            self.con = connect(self.root, self.scenario)
+        except duckdb.Error as err:
+            raise WarehouseError(str(err)) from None
+        if self.timeout is not None:
+            self.timer = threading.Timer(self.timeout, self._stop)
+            self.timer.daemon = True
+            self.timer.start()
+        if threading.current_thread() is threading.main_thread():
+            self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
+        return self.con
+
+    def _stop(self) -> None:
+        self.timed_out = True
+        self.con.interrupt()
+
+    def _interrupt(self, signum, frame) -> None:
+        self.interrupted = True
+        self.con.interrupt()
+
+    def __exit__(self, kind, err, trace) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.previous_handler is not None:
+            signal.signal(signal.SIGINT, self.previous_handler)
+        self.con.close()
+        if self.interrupted:
+            raise KeyboardInterrupt from None
+        if self.timed_out and isinstance(err, (duckdb.Error, KeyboardInterrupt)):
+            raise WarehouseError(f"the query ran past its time limit ({self.timeout:g} s) and was stopped") from None
+        if isinstance(err, duckdb.CatalogException):
+            tables = ", ".join(list_tables(self.root))
+            raise WarehouseError(f"{err} (tables under {self.root}: {tables})") from None
+        if isinstance(err, duckdb.InterruptException):
+            raise KeyboardInterrupt from None  # Ctrl-C: DuckDB stopped the query
+        if isinstance(err, duckdb.Error):
+            raise WarehouseError(str(err)) from None
 
 
 #: SQL over one warehouse, as `scenario_query` gives it: a read statement in, its result out

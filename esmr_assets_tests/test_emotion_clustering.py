@@ -197,7 +197,7 @@ def test_limit_split_thins_each_part_and_keeps_sides():
 
 
 def test_clusterer_fitted_on_a_sample_of_days_labels_every_day():
-    settings = load_settings("paper", {"simulation": {"n_users": 300}}).simulation
+    settings = load_settings("paper", {"simulation": {"n_users": 300}}, whole_graph=False).simulation
     videos, users = simulate_videos(settings.n_videos, stream(3, "videos")), simulate_users(settings, stream(3, "users"))
     logs = simulate_logs(videos, users, settings, 3)[0]
     full = EmotionClusterer(random_state=0).fit(logs).label(logs)

@@ -116,7 +116,7 @@ def test_with_the_truth_as_source_every_policy_sees_it_and_is_marked(logged_worl
     from esmr_assets.policy.ranker import EngagementRanker
     from esmr_assets.policy.rollouts import run_rollouts
 
-    settings = load_settings("smoke", {"simulation": {"n_days": 6}, "policy": {"emotion_source": "oracle"}})
+    settings = load_settings("smoke", {"simulation": {"n_days": 6}, "policy": {"emotion_source": "oracle"}}, whole_graph=False)
     impressions, logs, predictions, videos, users = logged_world(settings.simulation, 4)
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
     rollouts = run_rollouts(videos, users, impressions, ranker, LatentEmotion(), {}, settings, 4)

@@ -16,8 +16,8 @@ from esmr_assets.sim.population import simulate_users
 from esmr_assets.sim.rng import stream
 from esmr_assets.vocabulary import EMOTIONS, TRUE_EMOTIONS
 
-SMOKE = load_settings("smoke", {"simulation": {"n_days": 8}}).simulation
-WIDE = load_settings("paper", {"simulation": {"n_users": 120, "n_days": 10, "feed_length": 60}}).simulation
+SMOKE = load_settings("smoke", {"simulation": {"n_days": 8}}, whole_graph=False).simulation
+WIDE = load_settings("paper", {"simulation": {"n_users": 120, "n_days": 10, "feed_length": 60}}, whole_graph=False).simulation
 SEED = 3
 
 

@@ -1,14 +1,17 @@
 """Fault tolerance: a materialization killed with SIGKILL in the middle of writing leaves
 the previous partition intact and its half-file invisible, and the next run succeeds;
-seeds materialized by concurrent processes give the bytes of sequential runs."""
+cells materialized by concurrent processes give the bytes of sequential runs."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import polars as pl
+import pytest
 
 from esmr_assets.storage import remove_stale_temps
 from esmr_assets.warehouse import run_query
@@ -99,50 +102,57 @@ def test_only_dead_writers_temp_files_are_removed(tmp_path):
             running.kill()
 
 
-SIMULATE = textwrap.dedent(
-    """
-    import sys
-    from pathlib import Path
-    from esmr_assets.cells import Cell
-    from esmr_assets.definitions import defs
-    from esmr_assets.partitions import register_cells
-    from esmr_assets.resources import run_config
-    from esmr_assets.runner import open_instance
-
-    data_dir, home, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
-    config = run_config("smoke", data_dir)
-    with open_instance(Path(home)) as instance:  # as `esmr run` opens it
-        register_cells(instance, [Cell("baseline", int(seed)) for seed in seeds])
-        keys = {seed: f"baseline|{seed}" for seed in seeds}
-        for seed in seeds:
-            result = defs.resolve_job_def("simulation_job").execute_in_process(
-                run_config=config, instance=instance, partition_key=keys[seed])
-            if not result.success:
-                sys.exit(1)
-    """
-)
-SEEDS = ("11", "12", "13", "14")
+#: the smallest population the whole graph accepts: 4 cells of it run at once in about a minute
+SMALL = {"simulation": {"n_users": 26, "n_days": 22, "n_videos": 120}, "policy": {"training_users": 13}}
+ALPHA = {**SMALL, "policy": {**SMALL["policy"], "alpha": 0.5}}
+BIN = Path(sys.executable).parent
 
 
-def _simulate(data_dir, seeds, concurrently: bool) -> None:
-    home = data_dir / ".dagster"  # fresh: the four processes race to create the instance
-    script = [sys.executable, "-c", SIMULATE, str(data_dir), str(home)]
-    if concurrently:  # one process per seed, all on one sqlite instance and one data dir at once
-        processes = [subprocess.Popen([*script, seed], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                     for seed in seeds]
-        for process in processes:
-            _, err = process.communicate(timeout=300)
-            assert process.returncode == 0, err[-2000:]
-    else:  # one process, one seed after the other
-        done = subprocess.run([*script, *seeds], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
+def _esmr_run(data_dir: Path, overrides: dict, *seeds: str) -> subprocess.Popen:
+    args = [BIN / "esmr", "run", "--preset", "smoke", "--overrides", json.dumps(overrides), "--data-dir", str(data_dir)]
+    for seed in seeds:
+        args += ["--seed", seed]
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "ESMR_DATA_DIR")}
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_concurrent_seeds_give_the_bytes_of_sequential_runs(tmp_path):
-    _simulate(tmp_path / "together", SEEDS, concurrently=True)
-    _simulate(tmp_path / "one_by_one", SEEDS, concurrently=False)
-    files = sorted(p.relative_to(tmp_path / "one_by_one") for p in (tmp_path / "one_by_one" / "smoke").rglob("scenario=baseline/seed=*/*"))
-    assert len(files) >= 4 * 5  # videos, users, user_day_logs, impressions (+ plots) per seed
-    for rel in files:
-        assert (tmp_path / "together" / rel).read_bytes() == (tmp_path / "one_by_one" / rel).read_bytes(), rel
-    assert not list((tmp_path / "together").rglob("*.tmp"))
+def _wait(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        _, err = process.communicate(timeout=900)
+        assert process.returncode == 0, err[-2000:]
+
+
+@pytest.mark.slow
+def test_four_cells_at_once_give_the_bytes_of_sequential_runs(tmp_path):
+    """Two seeds x two scenarios (alpha), each its own `esmr run` process, all at once into one
+    data dir and one instance: they race to compute and share the upstream steps the
+    scenarios have in common, and to link them. The reference is the same four cells one
+    after another in one process (a study of the two scenarios)."""
+    from esmr_assets.cells import overrides_scenario_name
+
+    together, one_by_one = tmp_path / "together", tmp_path / "one_by_one"
+    _wait([_esmr_run(together, overrides, seed) for overrides in (SMALL, ALPHA) for seed in ("11", "12")])
+    spec = tmp_path / "four.toml"
+    spec.write_text(f'preset = "smoke"\nseeds = "11,12"\noverrides = {_toml(SMALL)}\n'
+                    '[[scenario]]\nname = "small"\n[[scenario]]\nname = "alpha"\n'
+                    'overrides = { policy = { alpha = 0.5 } }\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "ESMR_DATA_DIR")}
+    done = subprocess.run([BIN / "esmr", "study", "run", str(spec), "--data-dir", str(one_by_one)],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    compared = 0
+    for overrides, scenario in ((SMALL, "four.small"), (ALPHA, "four.alpha")):
+        mine = overrides_scenario_name("smoke", json.dumps(overrides))
+        for path in (one_by_one / "smoke").rglob(f"scenario={scenario}/seed=*/*"):
+            if path.is_file() and path.name not in (".seconds", ".key"):  # keys: the scenario is part of none
+                twin = together / path.relative_to(one_by_one).as_posix().replace(f"scenario={scenario}",
+                                                                                   f"scenario={mine}")
+                assert Path(twin).read_bytes() == path.read_bytes(), path.relative_to(one_by_one)
+                compared += 1
+    assert compared >= 4 * 24  # every asset of every cell
+    assert not list(together.rglob("*.tmp"))
+
+
+def _toml(table: dict) -> str:
+    """A nested table of numbers as a TOML inline table."""
+    return "{ " + ", ".join(f"{k} = {_toml(v) if isinstance(v, dict) else v}" for k, v in table.items()) + " }"

@@ -17,7 +17,7 @@ from esmr_assets.policy.ranker import EngagementRanker
 from esmr_assets.settings import load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv, logging_policy_feed
 
-SMOKE = load_settings("smoke", {"simulation": {"n_days": 6}}).simulation
+SMOKE = load_settings("smoke", {"simulation": {"n_days": 6}}, whole_graph=False).simulation
 SEED = 6
 
 

@@ -12,7 +12,7 @@ from esmr_assets.policy.streak import rl_active
 from esmr_assets.settings import load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv
 
-SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10, "seen_window_days": 0}})  # the bucket never runs dry
+SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10, "seen_window_days": 0}}, whole_graph=False)  # the bucket never runs dry
 SEED = 13
 
 

@@ -8,7 +8,7 @@ from esmr_assets.emotion.features import build_features, previous_labels
 from esmr_assets.emotion.labeller import DailyLabeller
 from esmr_assets.settings import load_settings
 
-SETTINGS = load_settings("smoke", {"simulation": {"n_days": 12}})
+SETTINGS = load_settings("smoke", {"simulation": {"n_days": 12}}, whole_graph=False)
 
 
 class Recorder:

@@ -20,7 +20,7 @@ from esmr_assets.policy.training import new_agent, reward_weights
 from esmr_assets.settings import load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv
 
-SETTINGS = load_settings("smoke", {"simulation": {"n_days": 8}, "evaluation": {"oracle_draws": 2}})
+SETTINGS = load_settings("smoke", {"simulation": {"n_days": 8}, "evaluation": {"oracle_draws": 2}}, whole_graph=False)
 SEED = 11
 
 

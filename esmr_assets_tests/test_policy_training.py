@@ -32,7 +32,7 @@ from esmr_assets.settings import PolicySettings, load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv, DayStep
 from esmr_assets.vocabulary import TRUE_EMOTIONS
 
-SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10}, "policy": {"epochs": 4}})
+SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10}, "policy": {"epochs": 4}}, whole_graph=False)
 SMOKE = SETTINGS.simulation
 SEED = 8
 
@@ -180,7 +180,7 @@ class BucketShareReward:
 
 
 # A bandit version of the task: no discounting, and no seen window, so the bucket never runs dry.
-BANDIT = load_settings("smoke", {"simulation": {"n_days": 10, "seen_window_days": 0}, "policy": {"discount": 0.0}})
+BANDIT = load_settings("smoke", {"simulation": {"n_days": 10, "seen_window_days": 0}, "policy": {"discount": 0.0}}, whole_graph=False)
 
 
 def train_once(world, model, target: int):
@@ -355,7 +355,7 @@ def replicated(logged_world):
 
     def fit(replicates: int):
         settings = load_settings("smoke", {"simulation": {"n_days": 10},
-                                           "policy": {"epochs": 2, "agent_replicates": replicates}})
+                                           "policy": {"epochs": 2, "agent_replicates": replicates}}, whole_graph=False)
         return settings, fit_agents(videos, users, impressions, no_parents, ranker, threshold_model, settings, SEED)
 
     (_, one), (settings, three), (_, again) = fit(1), fit(3), fit(3)

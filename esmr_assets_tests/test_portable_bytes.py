@@ -124,13 +124,31 @@ def test_a_notebook_that_loaded_numpy_first_is_told_and_kept_apart():
     assert "UnpinnedKernelsWarning" not in after.stderr and after.stdout.strip() == numeric_env.fingerprint()
 
 
+def test_the_pins_win_over_what_the_environment_asks_for():
+    """A user's (or a test's) own kernel choices are overridden: one choice is the promise."""
+    if not numeric_env.pinnable():
+        pytest.skip("the pins apply to x86-64 CPUs with AVX2 and FMA only")
+    done = _python("import esmr_assets, json\nfrom esmr_assets import numeric_env as n\n"
+                   "print(json.dumps(n.environment()['kernels']))",
+                   ATEN_CPU_CAPABILITY="default", OPENBLAS_CORETYPE="SkylakeX", MKL_CBWR="AUTO",
+                   NUMBA_DISABLE_INTEL_SVML="0")
+    assert json.loads(done.stdout) == numeric_env.PINNED_KERNELS, done.stderr
+    opted_out = _python("import esmr_assets, json\nfrom esmr_assets import numeric_env as n\n"
+                        "print(json.dumps(n.environment()['kernels']))",
+                        ATEN_CPU_CAPABILITY="default", ESMR_UNPINNED_KERNELS="1")
+    assert json.loads(opted_out.stdout)["torch"] == "DEFAULT"  # no pins: the environment's own choice
+
+
 def test_the_record_names_the_code_and_every_numeric_package():
     record = numeric_env.record()
     assert record["fingerprint"] == numeric_env.fingerprint() and len(record["fingerprint"]) == 16
-    assert record["commit"] != "" and record["esmr_assets"] != "absent"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    if head.returncode == 0:  # a checkout: the commit it is at
+        assert record["commit"] == head.stdout.strip()
+    assert record["esmr_assets"] != "absent"
     assert {"numpy", "torch", "lightgbm", "numba"} <= set(record["versions"])
     assert all(v != "absent" for v in record["versions"].values())
-    assert set(record["kernels"]) == {"torch", "mkl", "openblas"}
+    assert set(record["kernels"]) == set(numeric_env.PINNED_KERNELS) == {"torch", "mkl", "openblas", "svml"}
 
 
 TOY = ("numbers", "parity", "doubled")

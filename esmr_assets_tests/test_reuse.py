@@ -80,7 +80,7 @@ def test_a_write_through_the_io_manager_drops_the_key_and_recomputing_clears_sta
     run(cell)  # recomputed: the stale file is cleared first, so it is not shared either
     assert sorted(p.name for p in folder.iterdir()) == [reuse.KEY_FILE, reuse.RECORD_FILE, "part-0.parquet"]
     assert sorted(p.name for p in (root / "_shared" / "numbers" / key).iterdir()) == [
-        reuse.RECORD_FILE, reuse.SECONDS_FILE, "part-0.parquet"]
+        reuse.KEY_FILE, reuse.RECORD_FILE, reuse.SECONDS_FILE, "part-0.parquet"]
 
 
 def test_a_run_outside_the_planner_is_shared_only_on_current_inputs(toy, materialize, data_dir, instance):

@@ -15,7 +15,7 @@ def test_without_a_content_effect_no_feed_moves_emotion(logged_world, threshold_
     """oracle_best_feed minus lightgbm in each user's mean latent valence (same users and
     noise): within noise (|mean| < 3 standard errors) when content cannot move emotion, well
     above it as designed."""
-    settings = load_settings("smoke", {"simulation": {"content_effect": content_effect, "n_users": 120, "n_days": 12}})
+    settings = load_settings("smoke", {"simulation": {"content_effect": content_effect, "n_users": 120, "n_days": 12}}, whole_graph=False)
     impressions, logs, _, videos, users = logged_world(settings.simulation, 3)
     predictions = logs.select("user_id", "day", pl.col("true_emotion").alias("label"))
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
@@ -36,7 +36,7 @@ def truth_ceiling_accuracy(logged_world, simulation: dict, seed: int = 5) -> tup
     from esmr_assets.emotion.features import split_users
     from esmr_assets.emotion.pipeline import label_days, model_features
 
-    settings = load_settings("smoke", {"simulation": {"n_users": 240, **simulation}})
+    settings = load_settings("smoke", {"simulation": {"n_users": 240, **simulation}}, whole_graph=False)
     _, logs, _, _, _ = logged_world(settings.simulation, seed)
     labels = label_days(logs, settings.emotion, seed).labels
     features, _ = model_features(logs, labels)

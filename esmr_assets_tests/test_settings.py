@@ -20,7 +20,7 @@ from esmr_assets.settings import SettingsError
 
 
 def test_presets_and_scenarios_never_collide(materialize, data_dir):
-    override = json.dumps({"simulation": {"n_users": 7}})
+    override = json.dumps({"simulation": {"n_users": 700}})
     scenario = overrides_scenario_name("paper", override)
     for preset, overrides in (("paper", "{}"), ("smoke", "{}"), ("paper", override)):
         assert materialize(("numbers",), 0, preset=preset, overrides_json=overrides).success
@@ -30,12 +30,12 @@ def test_presets_and_scenarios_never_collide(materialize, data_dir):
                             f"paper/numbers/scenario={scenario}/seed=0"])
     assert scenario.startswith("overrides-")
     assert json.loads((data_dir / "paper/scenarios" / f"{scenario}.json").read_text()) == {
-        "overrides": {"simulation": {"n_users": 7}}}
+        "overrides": {"simulation": {"n_users": 700}}}
 
 
 def test_the_scenario_of_overrides_is_stable():
-    a = overrides_scenario_name("paper", '{"simulation": {"n_users": 7, "n_videos": 9}}')
-    b = overrides_scenario_name("paper", '{"simulation": {"n_videos": 9, "n_users": 7}}')
+    a = overrides_scenario_name("paper", '{"simulation": {"n_users": 700, "n_videos": 900}}')
+    b = overrides_scenario_name("paper", '{"simulation": {"n_videos": 900, "n_users": 700}}')
 
     assert a == b != "baseline"
     # overriding with the preset's value changes nothing
@@ -141,7 +141,7 @@ def test_unwritable_data_dir_fails_before_writing(tmp_path, capsys):
 
     err = capsys.readouterr().err
     assert code == 2
-    assert err == f"esmr: error: data dir {data_dir} is not writable: Not a directory\n"
+    assert err == f"esmr: error: data dir {data_dir} is not writable: {blocker} is a file, not a folder\n"
     assert blocker.read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
 
@@ -149,7 +149,7 @@ def test_unwritable_data_dir_fails_before_writing(tmp_path, capsys):
 def test_a_scenario_with_bad_settings_fails_before_any_output(materialize, data_dir, failure_text):
     """A scenario file edited by hand into nonsense: the run fails naming the field, and
     nothing is written for the cell."""
-    overrides = '{"simulation": {"n_users": 7}}'
+    overrides = '{"simulation": {"n_users": 700}}'
     scenario = overrides_scenario_name("paper", overrides)
     register_scenario(data_dir / "paper", scenario, overrides)
     (data_dir / "paper/scenarios" / f"{scenario}.json").write_text('{"overrides": {"simulation": {"n_users": 0}}}')
@@ -166,7 +166,7 @@ def test_registering_bad_overrides_writes_nothing(data_dir):
     with pytest.raises(SettingsError, match="simulation.n_users"):
         register_scenario(data_dir / "paper", "bad", '{"simulation": {"n_users": 0}}')
     with pytest.raises(SettingsError, match="'baseline' means the preset"):
-        register_scenario(data_dir / "paper", "baseline", '{"simulation": {"n_users": 7}}')
+        register_scenario(data_dir / "paper", "baseline", '{"simulation": {"n_users": 700}}')
     with pytest.raises(SettingsError, match="scenario name"):
         register_scenario(data_dir / "paper", "Bad/Name", "{}")
     assert not data_dir.exists()
@@ -186,8 +186,10 @@ def test_resource_rejects_unwritable_data_dir(materialize, tmp_path, failure_tex
 def test_settings_error_for_bad_overrides_json():
     with pytest.raises(SettingsError, match="not valid JSON"):
         overrides_scenario_name("paper", "[1,")
-    with pytest.raises(SettingsError, match="overrides must be a mapping"):
+    with pytest.raises(SettingsError, match="overrides must be a JSON object"):
         overrides_scenario_name("paper", "[1]")
+    with pytest.raises(SettingsError, match="overrides must be a JSON object"):
+        overrides_scenario_name("paper", "null")
 
 
 def test_cell_from_partition_key():

@@ -93,7 +93,7 @@ def test_the_policy_stage_reads_only_what_it_declares_under_every_variant(logged
         "policy": {"epochs": 1, "igl_epochs": 1, "agent_replicates": 2, "state_last_bucket": True,
                    "reward_timing": "next_day", "learning_rate_decay": 0.8, "ranker_max_users": 40},
         "causal": {"method": "pooled"},
-    })
+    }, whole_graph=False)
 
     def view(asset: str) -> SettingsView:
         return SettingsView(settings, _declared(asset), asset)

@@ -30,7 +30,7 @@ def big_pool() -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def big_population() -> pl.DataFrame:
-    settings = load_settings("paper", {"simulation": {"n_users": N}}).simulation
+    settings = load_settings("paper", {"simulation": {"n_users": N}}, whole_graph=False).simulation
     return population.simulate_users(settings, stream(11, "users"))
 
 
@@ -108,7 +108,7 @@ def test_profile_shares_and_parameters(big_population):
 
 
 def test_session_draws_follow_eq1(big_population):
-    settings = load_settings("paper", {"simulation": {"n_users": N}}).simulation
+    settings = load_settings("paper", {"simulation": {"n_users": N}}, whole_graph=False).simulation
     pop = population.Population.from_frame(big_population)
     noise = day.draw_day_noise(stream(3, "user_day", 0, 2), pop, 2, 4, settings)
     for k in range(3):
@@ -161,7 +161,7 @@ def test_churn_and_reengagement_rule():
         valence=np.zeros(n), arousal=np.zeros(n), engagement_trend=np.zeros(n),
         churned=np.array([False, False, True, True]), last_intensity=np.zeros(n),
     )
-    pop = population.Population.from_frame(population.simulate_users(load_settings("paper", {"simulation": {"n_users": n}}).simulation, stream(0, "users")))
+    pop = population.Population.from_frame(population.simulate_users(load_settings("paper", {"simulation": {"n_users": n}}, whole_graph=False).simulation, stream(0, "users")))
     phi = day.churn_probability(pop.churn_propensity, state.engagement_trend, state.valence, settings)
     u = np.array([phi[0] / 2, min(phi[1] * 2, 0.99), 0.05, 0.5])
     noise = replace(day.draw_day_noise(stream(0, "user_day", 0, 0), pop, 0, 4, settings), churn_uniform=u)

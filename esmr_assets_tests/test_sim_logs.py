@@ -18,7 +18,7 @@ from esmr_assets.sim.rng import stream
 from esmr_assets.vocabulary import EMOTIONS, TRUE_EMOTIONS
 
 SMOKE = load_settings("smoke").simulation
-MEDIUM = load_settings("paper", {"simulation": {"n_users": 300}}).simulation
+MEDIUM = load_settings("paper", {"simulation": {"n_users": 300}}, whole_graph=False).simulation
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,7 @@ def fake_computed(root: Path, cell, settings, steps) -> None:
             folder = root.joinpath(*asset.path) / f"scenario={cell.scenario}" / f"seed={cell.seed}"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "part-0.parquet").write_bytes(asset.to_user_string().encode())
+            reuse.write_record(folder)  # as the IO managers record what they computed with
             reuse.publish(root, asset.path, cell, plan.keys[step.op_name])
 
 
@@ -152,6 +153,7 @@ def test_a_study_schedule_runs_its_grid_and_reuses_what_a_scenario_does_not_chan
             folder = root.joinpath(*asset.path) / "scenario=alphas.a1" / "seed=0"
             folder.mkdir(parents=True)
             (folder / "part-0.parquet").write_bytes(asset.to_user_string().encode())
+            reuse.write_record(folder)
             reuse.publish(root, asset.path, first, plan.keys[step.op_name])
 
     schedule = build_sweep_schedule(cell_steps, defs.resolve_job_def("esmr_job"), "0 3 * * *", 1, "smoke", str(spec))

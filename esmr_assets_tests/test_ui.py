@@ -153,7 +153,7 @@ def test_lineage_shows_the_models_feeding_their_consumers(ui):
     assert {"engagement_ranker", "emotion_model", "bandit_learners"} <= upstream["q_agents"]
 
 
-@pytest.mark.parametrize("scenario, seed, days", [("baseline", "7", 30), ("ui.days_12", "8", 12)])
+@pytest.mark.parametrize("scenario, seed, days", [("baseline", "7", 30), ("ui.days_24", "8", 24)])
 def test_a_smoke_cell_launched_over_graphql_succeeds_with_its_scenarios_settings(ui, scenario, seed, days):
     """What the UI's partition picker launches: the baseline cell, and a study scenario's cell
     (registered as `esmr study run` registers it) whose overrides the run applies."""
@@ -161,7 +161,7 @@ def test_a_smoke_cell_launched_over_graphql_succeeds_with_its_scenarios_settings
 
     graphql, _, data = ui
     if scenario != "baseline":
-        register_scenario(data / "smoke", scenario, '{"simulation": {"n_days": 12}}')
+        register_scenario(data / "smoke", scenario, '{"simulation": {"n_days": 24}}')
     for name, key in (("scenario", scenario), ("seed", seed)):
         added = graphql(ADD_PARTITION, repo=REPOSITORY, name=name, key=key)["addDynamicPartition"]
         assert added["__typename"] == "AddDynamicPartitionSuccess"

@@ -156,7 +156,7 @@ def test_format_table_limits_rows_and_keeps_long_names():
         "-------------------------  ----\n"
         "                        1  x\n"
         "                       22  null\n"
-        "(2 of 3 rows shown; raise --max-rows to see more)"
+        "(2 of 3 rows shown; raise --limit to see more)"
     )
 
 
@@ -224,7 +224,7 @@ def test_a_chunked_population_runs_one_step_per_run(data_dir, monkeypatch, capsy
     """Dagster keeps a run's outputs in memory until it ends: populations simulated in chunks
     (`large`) get one run per step."""
     monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
-    chunked = '{"simulation": {"n_users": 40, "user_chunk_size": 10}}'
+    chunked = '{"simulation": {"n_users": 40, "user_chunk_size": 10}, "policy": {"training_users": 20}}'
 
     assert main(["run", "--seed", "3", "--data-dir", str(data_dir), "--overrides", chunked]) == 0
     assert "wall time per asset" in capsys.readouterr().out
@@ -266,8 +266,7 @@ def test_esmr_run_fails_fast_naming_the_asset(data_dir, monkeypatch, capsys, toy
     err = capsys.readouterr().err
     assert code == 1
     assert err.splitlines()[-1].startswith("esmr: error: asset broken failed for scenario baseline, seed 0")
-    assert err.splitlines()[-1].endswith("ValueError: boom: the toy asset failed")
-    assert 'raise ValueError("boom: the toy asset failed")' in err  # the user's traceback
+    assert "ValueError: boom: the toy asset failed" in err.splitlines()[-1]
     assert not (data_dir / "paper/numbers/scenario=baseline/seed=1").exists()  # later seeds never started
 
 

@@ -405,9 +405,10 @@ class BatchedDirectLiNGAM(BaseEstimator):
         lingam reads it), applied as lingam does with `apply_prior_knowledge_softly=False`:
         it restricts the causal-order candidates and removes forbidden predictors from the
         adjacency regressions. The soft mode is not supported.
-    device : {"auto", "cpu", "cuda", "torch-cpu"}
-        "auto" = CUDA through torch when a GPU is visible, else numpy; "cpu" = numpy;
-        "torch-cpu" runs the torch code path on the CPU (used to test that path).
+    device : {"cpu", "auto", "cuda", "torch-cpu"}
+        "cpu" (the default) = numpy, the same bits on every machine; "auto" = CUDA through
+        torch when a GPU is visible, else numpy; "torch-cpu" runs the torch code path on the
+        CPU (used to test that path).
     drop_tol : float
         A column whose standard deviation is <= drop_tol * max|column| for a user is
         treated as constant for that user (lingam would divide by ~0 and return noise).
@@ -440,7 +441,7 @@ class BatchedDirectLiNGAM(BaseEstimator):
     def __init__(
         self,
         prior_knowledge=None,
-        device: str = "auto",
+        device: str = "cpu",
         drop_tol: float = 1e-12,
         chunk_elements: int | None = None,
         refit_ambiguous: bool = True,

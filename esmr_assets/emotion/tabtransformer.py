@@ -118,7 +118,7 @@ class TabTransformerClassifier(BaseEstimator):
         patience: int = 6,
         random_state: int = 0,
         n_threads: int | None = 1,
-        device: str = "auto",
+        device: str = "cpu",
     ) -> None:
         self.d_model = d_model
         self.n_heads = n_heads
