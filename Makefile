@@ -39,10 +39,14 @@ studies: setup
 # 127.0.0.1:3000 and the daemon (it dequeues runs launched from the UI and runs
 # schedules, sensors and backfills), sharing the instance `esmr run` uses by default.
 # docs/dagster.yaml (sqlite under DAGSTER_HOME, run concurrency limits) is copied in once.
+# Create the instance's storage once, before the webserver and the daemon start: on a fresh
+# instance both would create its tables at once, and one of them fails.
+INIT_INSTANCE := import dagster; dagster.DagsterInstance.get().dispose()
 ui: setup
 	mkdir -p $(DAGSTER_HOME_DIR)
 	test -f $(DAGSTER_HOME_DIR)/dagster.yaml || cp docs/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
 	export DAGSTER_HOME=$(DAGSTER_HOME_DIR); \
+	$(VENV)/bin/python -c "$(INIT_INSTANCE)"; \
 	trap 'kill $$daemon' EXIT; \
 	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \
 	$(VENV)/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000

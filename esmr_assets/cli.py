@@ -31,6 +31,7 @@ from esmr_assets.warehouse import (
     WarehouseError,
     list_tables,
     quote_identifier,
+    numeric_columns,
     query_rows,
     referenced_tables,
     run_query,
@@ -111,6 +112,8 @@ SUMMARY_QUERIES: list[tuple[str, str]] = [
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+#: `esmr sql --limit` at most (`--all` streams any number)
+MAX_PRINTED_ROWS = 10_000_000
 
 
 class UsageError(Exception):
@@ -123,15 +126,17 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def format_table(frame: pl.DataFrame, max_rows: int, more: bool = False) -> str:
+def format_table(frame: pl.DataFrame, max_rows: int, more: bool = False, numeric: set[str] | None = None) -> str:
     """Aligned plain-text table of the first `max_rows` rows: every column, names in full,
-    numbers right-aligned. `more`: the result has rows beyond `frame` (never fetched)."""
+    numbers (the frame's numeric columns, or those named in `numeric`) right-aligned.
+    `more`: the result has rows beyond `frame` (never fetched)."""
     shown = frame.head(max_rows)
     columns = []
     for name in frame.columns:
         header, *cells = [name, *("null" if value is None else str(value) for value in shown[name].to_list())]
         width = max([len(header), *map(len, cells)])
-        align = str.rjust if frame.schema[name].is_numeric() else str.ljust
+        right = name in numeric if numeric is not None else frame.schema[name].is_numeric()
+        align = str.rjust if right else str.ljust
         columns.append([align(header, width), "-" * width, *(align(cell, width) for cell in cells)])
     lines = ["  ".join(row).rstrip() for row in zip(*columns)]
     footer = f"({frame.height} row{'s' if frame.height != 1 else ''})"
@@ -143,6 +148,8 @@ def format_table(frame: pl.DataFrame, max_rows: int, more: bool = False) -> str:
 
 
 def _settings_and_data_dir(args: argparse.Namespace) -> tuple[Settings, Path]:
+    if not args.overrides.strip():
+        raise UsageError("--overrides is empty; give a JSON object such as '{\"policy\": {\"alpha\": 0.5}}'")
     try:
         return load_settings_json(args.preset, args.overrides), resolve_data_dir(args.data_dir)
     except SettingsError as err:
@@ -291,8 +298,8 @@ def _run_cells(
             return _fail(str(err), EXIT_FAILED), steps, outcome, model_seconds
         except OSError as err:  # outside a run: linking reused outputs, sharing, the instance
             bar.close()
-            return _fail(f"{err.strerror or err} ({err.filename or 'no file named'}); nothing was left half written",
-                         EXIT_FAILED), steps, outcome, model_seconds
+            return _fail(f"{err.strerror or err} ({err.filename or 'no file named'}); no cell holds a key for a partial "
+                         "write: rerun to finish", EXIT_FAILED), steps, outcome, model_seconds
     return 0, steps, outcome, model_seconds
 
 
@@ -442,10 +449,10 @@ def _cmd_study_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    if args.limit < 0:
-        return _fail("--limit must not be negative", EXIT_USAGE)
-    if not args.timeout > 0:
-        return _fail("--timeout must be a positive number of seconds", EXIT_USAGE)
+    if not 0 <= args.limit <= MAX_PRINTED_ROWS:
+        return _fail(f"--limit must be between 0 and {MAX_PRINTED_ROWS:,} (--all prints every row)", EXIT_USAGE)
+    if not 0 < args.timeout <= 86_400:
+        return _fail("--timeout must be a positive number of seconds, at most a day", EXIT_USAGE)
     if args.preset not in PRESETS:
         return _fail(f"unknown preset {args.preset!r}; choose one of {sorted(PRESETS)}", EXIT_USAGE)
     data_dir = resolve_data_dir(args.data_dir)
@@ -456,15 +463,17 @@ def _cmd_sql(args: argparse.Namespace) -> int:
         if args.all:  # streamed: every row, a batch at a time, the header once
             rows = 0
             for batch in stream_rows(root, args.query, args.scenario, args.timeout):
-                lines = format_table(batch, batch.height).splitlines()[:-1]
+                batch, numeric = numeric_columns(batch)
+                lines = format_table(batch, batch.height, numeric=numeric).splitlines()[:-1]
                 print("\n".join(lines if rows == 0 else lines[2:]))
                 rows += batch.height
             print(f"({rows} row{'s' if rows != 1 else ''})")
             return 0
-        frame, more = query_rows(root, args.query, args.scenario, args.limit, args.timeout)
+        frame, more = query_rows(root, args.query, args.scenario, args.limit, args.timeout, as_text=True)
     except WarehouseError as err:
         return _fail(str(err), EXIT_FAILED)
-    print(format_table(frame, args.limit, more))
+    frame, numeric = numeric_columns(frame)
+    print(format_table(frame, args.limit, more, numeric))
     return 0
 
 
@@ -472,7 +481,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     """Check every cell and shared output against its key file; with --repair, recompute
     the damaged cells (setting damaged shared copies aside first), leaving intact files alone."""
     from esmr_assets.cells import scenario_settings
-    from esmr_assets.verify import damaged_cells, scan, set_aside_damaged_shared
+    from esmr_assets.reuse import remove_stale
+    from esmr_assets.verify import damaged_cells, preset_roots, scan, set_aside_damaged_shared
 
     data_dir = resolve_data_dir(args.data_dir)
     if not data_dir.is_dir():
@@ -483,9 +493,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     report = scan(data_dir, args.preset)
     for damage in report.damaged:
         print(f"damaged: {damage}")
-    print(f"{report.checked} outputs checked under {data_dir}: {len(report.damaged)} damaged")
+    stale = [tmp for root in preset_roots(data_dir, args.preset) for tmp in remove_stale(root, dry_run=not args.repair)]
+    print(f"{report.checked} outputs checked under {data_dir}: {len(report.damaged)} damaged; {len(stale)} temp "
+          f"file(s) of killed processes {'removed' if args.repair else 'found'}")
     if not report.damaged or not args.repair:
-        return EXIT_FAILED if report.damaged else 0
+        return EXIT_FAILED if report.damaged or (stale and not args.repair) else 0
     try:
         check_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
     except SettingsError as err:
@@ -493,8 +505,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     set_aside_damaged_shared(data_dir, report)
     for preset, cells in damaged_cells(report).items():
         root = storage_root(data_dir, preset)
-        code, *_ = _run_cells([(cell, scenario_settings(root, cell.scenario)) for cell in cells], preset, data_dir,
-                              "repair: ", verbose=args.verbose)
+        chosen = []
+        for cell in cells:
+            try:
+                chosen.append((cell, scenario_settings(root, cell.scenario)))
+            except SettingsError as err:
+                print(f"cannot repair {preset}/{cell}: its scenario does not validate any more ({' '.join(str(err).split())})")
+        code, *_ = _run_cells(chosen, preset, data_dir, "repair: ", verbose=args.verbose) if chosen else (0,)
         if code:
             return code
     after = scan(data_dir, args.preset)
@@ -593,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        print("\nesmr: interrupted", file=sys.stderr)
+        print("esmr: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`esmr sql ... | head`): stop quietly, as Unix tools do.

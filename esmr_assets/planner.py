@@ -105,18 +105,24 @@ def cell_lock(root: Path, cell: Cell) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def adopt_step(root: Path, plan: CellPlan, step: Step, instance: dg.DagsterInstance) -> None:
+def adopt_step(root: Path, plan: CellPlan, step: Step, instance: dg.DagsterInstance) -> bool:
     """Link a reusable step's shared output into the cell, and record each of its assets as
-    materialized for the cell (a runless materialization naming the shared key)."""
+    materialized for the cell (a runless materialization naming the shared key). False when
+    the shared copy turned out damaged (or went away) while it was linked: it is set aside,
+    and the step is to be computed."""
     key = plan.keys[step.op_name]
     for asset in step.asset_keys:
-        files = reuse.link_shared(root, asset.path, plan.cell, key)
+        try:
+            files = reuse.link_shared(root, asset.path, plan.cell, key)  # its key last: a killed adoption is redone
+        except reuse.SharedCopyDamaged:
+            reuse.set_aside(reuse.shared_dir(root, asset.path, key))
+            return False
         instance.report_runless_asset_event(dg.AssetMaterialization(
             asset_key=asset, partition=cell_key(plan.cell),
             description="reused: an identical output (same settings read, seed and upstream keys) existed",
             metadata={"reused_key": key, "files": dg.MetadataValue.json([str(f) for f in files])},
         ))
-        reuse.write_key(root, asset.path, plan.cell, key)  # last: a killed adoption is redone, event and all
+    return True
 
 
 def materialize_cells(
@@ -139,6 +145,7 @@ def materialize_cells(
     damaged step is reported ("damaged") before it is linked or computed again."""
     saved = {} if saved is None else saved
     register_cells(instance, [cell for cell, _ in cells])
+    reuse.remove_stale(root)  # what killed processes left: temp files, half-built shared folders
     outcome: dict[Cell, dict[str, float | str]] = {}
     for cell, settings in cells:
         with cell_lock(root, cell):
@@ -163,12 +170,19 @@ def _bring_up_to_date(
     for step in plan.current:
         per_step[step.label] = "current"
         on_step(cell, step, "current")
+    to_compute = list(plan.to_compute)
     for step in plan.reusable:
-        adopt_step(root, plan, step, instance)
+        seconds = reuse.shared_seconds(root, step.asset_keys[0].path, plan.keys[step.op_name])
+        if not adopt_step(root, plan, step, instance):
+            to_compute.append(step)  # its shared copy went bad meanwhile
+            on_step(cell, step, "damaged: its shared copy changed while it was linked")
+            continue
         per_step[step.label] = "reused"
-        saved[cell, step.label] = reuse.shared_seconds(root, step.asset_keys[0].path, plan.keys[step.op_name])
+        saved[cell, step.label] = seconds
         on_step(cell, step, "reused")
-    for step in plan.to_compute:
+    order = {step.op_name: k for k, step in enumerate(steps)}
+    to_compute.sort(key=lambda step: order[step.op_name])
+    for step in to_compute:
         reuse.forget(root, [asset.path for asset in step.asset_keys], cell)
 
     def progress(step: Step, done: bool, seconds: float, plan: CellPlan = plan, definition: str = definition) -> None:
@@ -184,7 +198,7 @@ def _bring_up_to_date(
                 return
         on_step(plan.cell, step, "done" if done else "start")
 
-    runs = [[step] for step in plan.to_compute] if one_step_per_run else [list(plan.to_compute)]
+    runs = [[step] for step in to_compute] if one_step_per_run else [to_compute]
     redefined: list[str] = []
     mismatched: list[reuse.NumericEnvironmentMismatch] = []
     for run in runs:

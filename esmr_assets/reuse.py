@@ -25,15 +25,17 @@ import functools
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import numeric_env
 from .cells import Cell
 from .settings import Settings
-from .storage import atomic_write_bytes, partition_dir
+from .storage import atomic_write_bytes, partition_dir, pid_alive
 
 KEY_FILE = ".key"
 SECONDS_FILE = ".seconds"  # in a shared folder: how long computing it took
@@ -148,27 +150,49 @@ def _key_text(key: str, files: Mapping[str, list]) -> bytes:
     return json.dumps({"key": key, "files": dict(sorted(files.items()))}, indent=1).encode()
 
 
-def read_key_file(folder: Path) -> tuple[str | None, dict | None]:
+#: what a key file that cannot be read vouches for: nothing (`damage` says why)
+UNREADABLE = "unreadable"
+
+
+def _valid_manifest(files: Any) -> bool:
+    """A manifest maps plain file names of the folder to [size, SHA-256 hex]."""
+    return isinstance(files, dict) and all(
+        isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+        and isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int) and not isinstance(entry[0], bool)
+        and isinstance(entry[1], str) and len(entry[1]) == 64
+        for name, entry in files.items())
+
+
+def read_key_file(folder: Path) -> tuple[str | None, dict | str | None]:
     """(key, manifest) of a cell's or a shared output's key file; (None, None) without one.
-    A key file written before keys vouched for their files holds the key alone: no manifest."""
+    A key file written before keys vouched for their files holds the key alone (no manifest);
+    one that is damaged itself reads as (its key or None, `UNREADABLE`)."""
     path = Path(folder) / KEY_FILE
     if not path.is_file():
         return None, None
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None, UNREADABLE
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
-        return text.strip(), None
-    if not isinstance(data, dict):
-        return text.strip(), None
-    return data.get("key"), data.get("files")
+    except (json.JSONDecodeError, RecursionError):
+        data = None
+    if not isinstance(data, dict):  # a key alone (written before keys vouched), or noise
+        return (text.strip(), None) if re.fullmatch(r"[0-9a-f]{20}", text.strip()) else (None, UNREADABLE)
+    if not isinstance(data.get("key"), str):
+        return None, UNREADABLE
+    files = data.get("files")
+    return data["key"], files if _valid_manifest(files) else UNREADABLE
 
 
-def damage(folder: Path, files: Mapping[str, list] | None) -> list[str]:
-    """What no longer matches the manifest `files` in `folder` (empty: intact); a missing
-    manifest is damage too, since nothing vouches for the files."""
+def damage(folder: Path, files: Mapping[str, list] | str | None) -> list[str]:
+    """What no longer matches the manifest `files` in `folder` (empty: intact); a missing or
+    unreadable manifest is damage too, since nothing vouches for the files."""
     if files is None:
         return ["no record of its files' sizes and hashes (a key written by an older version)"]
+    if files == UNREADABLE:
+        return [f"its key file {KEY_FILE} is damaged itself"]
     found = []
     for name, (size, digest) in sorted(files.items()):
         path = Path(folder) / name
@@ -189,7 +213,7 @@ def cell_damage(root: Path, asset_path: Sequence[str], cell: Cell) -> list[str]:
     """What is wrong with a cell that holds a key (empty when intact, or when it holds none)."""
     folder = _cell_dir(root, asset_path, cell)
     key, files = read_key_file(folder)
-    return [] if key is None else damage(folder, files)
+    return [] if key is None and files is None else damage(folder, files)
 
 
 def is_current(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> bool:
@@ -203,7 +227,9 @@ def is_current(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> b
 def shared_damage(root: Path, asset_path: Sequence[str], key: str) -> list[str]:
     folder = shared_dir(root, asset_path, key)
     stored, files = read_key_file(folder)
-    if stored != key:
+    if stored is None and files is None:
+        return [f"it has no key file {KEY_FILE}"]
+    if stored != key and files != UNREADABLE:
         return [f"its key file names {stored!r}, not {key!r}"]
     return damage(folder, files)
 
@@ -230,24 +256,36 @@ def _link(source: Path, target: Path) -> None:
         tmp.unlink(missing_ok=True)  # gone after the rename, unless it failed or was a no-op
 
 
+class SharedCopyDamaged(RuntimeError):
+    """The shared output changed (was damaged, or set aside) while a cell linked it."""
+
+
 def link_shared(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> list[Path]:
-    """Give `cell` the files of the shared output of `key` (dropping files it does not have);
-    `write_key` records it afterwards. Returns the cell's files."""
+    """Give `cell` the files of the shared output of `key` (dropping files it does not have),
+    and record that it holds `key`: only if the linked files are still what the shared
+    copy's key vouches for (`SharedCopyDamaged` otherwise, the cell left without a key).
+    Returns the cell's files."""
     source, target = shared_dir(root, asset_path, key), _cell_dir(root, asset_path, cell)
     target.mkdir(parents=True, exist_ok=True)
     invalidate(target)  # the cell is not `key` until every file is in
+    stored, vouched = read_key_file(source)
     files = _carried(source)
-    for path in files:
-        _link(path, target / path.name)
+    try:
+        for path in files:
+            _link(path, target / path.name)
+    except OSError as err:  # nothing half linked stays: the cell is left without these files
+        for path in files:
+            (target / path.name).unlink(missing_ok=True)
+        if isinstance(err, FileNotFoundError):  # set aside by another process meanwhile
+            raise SharedCopyDamaged(f"the shared output {source} went away while it was linked ({err})") from None
+        raise
     for extra in set(p.name for p in _carried(target)) - {p.name for p in files}:
         (target / extra).unlink()
+    problems = damage(target, vouched) if stored == key else [f"its key file names {stored!r}"]
+    if problems:
+        raise SharedCopyDamaged(f"the shared output {source} is damaged: {'; '.join(problems)}")
+    atomic_write_bytes(target / KEY_FILE, _key_text(key, vouched))
     return [target / p.name for p in files if p.name != RECORD_FILE]
-
-
-def write_key(root: Path, asset_path: Sequence[str], cell: Cell, key: str) -> None:
-    """Record that the cell holds `key`, vouching for its files as they are now."""
-    folder = _cell_dir(root, asset_path, cell)
-    atomic_write_bytes(folder / KEY_FILE, _key_text(key, manifest(folder)))
 
 
 def invalidate(cell_dir: Path) -> None:
@@ -264,14 +302,36 @@ def _read_only(paths: Iterable[Path]) -> None:
         os.chmod(path, 0o444)
 
 
-def set_aside(folder: Path) -> None:
-    """Remove a damaged shared output (renamed first, so no reader sees it half deleted)."""
-    aside = folder.with_name(f".{folder.name}.damaged.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+def set_aside(folder: Path, seen: int | None = None) -> None:
+    """Remove a damaged shared output (renamed first, so no reader sees it half deleted).
+    `seen`: the folder's inode when it was found damaged; a folder another writer has put in
+    its place since (a good copy) is left alone."""
     try:
+        if seen is not None and folder.stat().st_ino != seen:
+            return
+        aside = folder.with_name(f".{folder.name}.{os.getpid()}.{secrets.token_hex(4)}.damaged.tmp")
         os.rename(folder, aside)
     except FileNotFoundError:  # another writer set it aside first
         return
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_stale(root: Path, dry_run: bool = False) -> list[Path]:
+    """Temp files and folders of the reuse store and the cells left by processes that were
+    killed (`.<name>.<pid>.<hex>[.damaged].tmp`, the pid no longer running); what was removed
+    (or, with `dry_run`, would be)."""
+    removed = []
+    for tmp in sorted(Path(root).rglob(".*.tmp")):
+        parts = tmp.name.split(".")
+        pids = [p for p in parts[2:-1] if p.isdigit()]
+        if pids and int(pids[0]) != os.getpid() and not pid_alive(int(pids[0])):
+            if not dry_run:
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def publish(root: Path, asset_path: Sequence[str], cell: Cell, key: str, seconds: float | None = None) -> None:
@@ -283,7 +343,7 @@ def publish(root: Path, asset_path: Sequence[str], cell: Cell, key: str, seconds
     _read_only(_carried(source))
     shared = shared_dir(root, asset_path, key)
     if shared.is_dir() and shared_damage(root, asset_path, key):
-        set_aside(shared)
+        set_aside(shared, seen=shared.stat().st_ino)
     if not shared.is_dir():
         shared.parent.mkdir(parents=True, exist_ok=True)
         tmp = shared.with_name(f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp")

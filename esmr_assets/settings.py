@@ -32,8 +32,8 @@ class _Frozen(BaseModel):
 # or never end, below MIN_SPLIT_USERS a model has nothing to fit, validate or test on.
 MAX_USERS = 1_000_000
 MAX_DAYS = 365
-#: users x days: the large preset simulates 3 million user-days in about 9 GB
-MAX_USER_DAYS = 10_000_000
+#: users x days: the large preset simulates 3 million user-days in about 9 GB; twice that fits 24 GB
+MAX_USER_DAYS = 6_000_000
 #: users in each part of every split: the emotion models' and the ranker's train / validation /
 #: test users, the agents' training and held-out evaluation users
 MIN_SPLIT_USERS = 4
@@ -180,7 +180,7 @@ class EmotionSettings(_Frozen):
     n_clusters: int = Field(5, ge=2, le=5, description="K-Means clusters on active days (paper: 5)")
     drop_threshold: float = Field(0.5, gt=0, lt=1, description="engagement below this share of the previous active day's is a sharp drop (-> stressed)")
     cluster_sample_days: int | None = Field(
-        None, le=MAX_USER_DAYS, gt=0, description="active days K-Means is fitted on, a seeded sample when there are more "
+        None, le=MAX_USER_DAYS, ge=100, description="active days K-Means is fitted on, a seeded sample when there are more "
         "(None: all); every day is still labelled. Bounds the fit at the large preset"
     )
     standardise_within: Literal["profile", "global"] = Field(
@@ -359,8 +359,8 @@ class Settings(_Frozen):
                                  f"simulation.n_videos ({sim.n_videos})")
         for what, parts in split_sizes(self).items():
             if min(parts) < MIN_SPLIT_USERS:
-                raise ValueError(f"{what} gets {' / '.join(map(str, parts))} users from simulation.n_users = "
-                                 f"{sim.n_users}; each part needs at least {MIN_SPLIT_USERS}")
+                raise ValueError(f"{what} ({SPLIT_FIELDS[what]}) gets {' / '.join(map(str, parts))} users from "
+                                 f"simulation.n_users = {sim.n_users}; each part needs at least {MIN_SPLIT_USERS}")
         available = sim.n_users - held_out_users(self)
         if policy.training_users > available:
             raise ValueError(f"policy.training_users: {policy.training_users} asked, but only {available} of the "
@@ -394,6 +394,15 @@ def _parts(n: int, shares: tuple[float, float, float], max_users: int | None) ->
     if max_users is not None and n > max_users:
         parts = tuple(max(1, round(size * max_users / n)) for size in parts)
     return parts
+
+
+#: the settings besides simulation.n_users that size each split
+SPLIT_FIELDS = {
+    "the emotion models' train / validation / test split": "emotion.split, emotion.max_model_users",
+    "the ranker's train / validation / test split": "policy.ranker_max_users",
+    "the agents' training / held-out evaluation split": "policy.training_users, policy.evaluation_share, "
+                                                          "policy.max_evaluation_users",
+}
 
 
 def split_sizes(settings: Settings) -> dict[str, tuple[int, ...]]:
@@ -463,7 +472,8 @@ def _format_validation_error(err: ValidationError) -> str:
     for e in err.errors():
         message = e["msg"].removeprefix("Value error, ")
         if e["loc"]:
-            parts.append(f"{'.'.join(str(p) for p in e['loc'])}: {message} (got {e.get('input')!r})")
+            field = ".".join(str(p) if str(p).isidentifier() or isinstance(p, int) else repr(p) for p in e["loc"])
+            parts.append(f"{field}: {message} (got {e.get('input')!r})")
         else:  # a constraint between fields: the message names them
             parts.append(message)
     return "invalid settings: " + "; ".join(parts)

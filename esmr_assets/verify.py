@@ -56,9 +56,17 @@ def _cell_of(parts: tuple[str, ...]) -> tuple[str, Cell] | None:
 
 
 def scan(data_dir: Path, preset: str | None = None) -> Report:
-    """Every key file under the data dir (or one preset of it), checked against its files."""
+    """Every key file under the data dir (or one preset of it), checked against its files,
+    and every shared output without one."""
     checked, damaged = 0, []
     for root in preset_roots(data_dir, preset):
+        shared = root / reuse.SHARED_DIR
+        for folder in sorted(shared.rglob("*")) if shared.is_dir() else []:
+            if (folder.is_dir() and not folder.name.startswith(".") and not (folder / reuse.KEY_FILE).exists()
+                    and any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir())):
+                checked += 1
+                damaged.append(Damage(root.name, "/".join(folder.relative_to(shared).parts[:-1]), None, folder.name,
+                                      (f"it has no key file {reuse.KEY_FILE}",)))
         for key_file in sorted(root.rglob(reuse.KEY_FILE)):
             folder = key_file.parent
             parts = folder.relative_to(root).parts

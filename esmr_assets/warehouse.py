@@ -146,9 +146,11 @@ def _unreadable(files: Sequence[Path]) -> list[str]:
     return found
 
 
-def _broken_view(name: str, problems: Sequence[str]) -> str:
+def _broken_view(name: str, problems: Sequence[str], cells: bool) -> str:
     """A view that fails, naming the files, whenever a query reads it."""
-    message = f"table {name} has an unreadable file: {'; '.join(problems)}; `esmr verify --repair` recomputes it"
+    remedy = ("`esmr verify --repair` recomputes it" if cells else
+              "rerun the SQL models (`esmr run` refreshes them after its cells, or `sql_job` in the UI)")
+    message = f"table {name} has an unreadable file: {'; '.join(problems)}; {remedy}"
     return (f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM range(1) "
             f"WHERE error({_quote_literal(message)}) IS NULL")
 
@@ -170,8 +172,8 @@ def connect(root: Path, scenario: str | None = None) -> duckdb.DuckDBPyConnectio
                 con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}{only}")
             except duckdb.BinderException:  # a model without a scenario column
                 con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {source}")
-            except duckdb.Error:
-                con.execute(_broken_view(name, _unreadable([asset_dir / PART_FILE])))
+            except duckdb.Error as err:
+                con.execute(_broken_view(name, _unreadable([asset_dir / PART_FILE]) or [str(err)], cells=False))
             continue
         only_here = only if "scenario" in columns else ""
         pattern = _quote_literal(str(asset_dir.joinpath(*(f"{c}=*" for c in columns), PART_FILE)))
@@ -184,7 +186,7 @@ def connect(root: Path, scenario: str | None = None) -> duckdb.DuckDBPyConnectio
             con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hive}, union_by_name = true){only_here}")
         except duckdb.Error as err:
             files = sorted(asset_dir.glob("/".join([*(f"{c}=*" for c in columns), PART_FILE])))
-            con.execute(_broken_view(name, _unreadable(files) or [str(err)]))
+            con.execute(_broken_view(name, _unreadable(files) or [str(err)], cells="seed" in columns))
     return con
 
 
@@ -243,24 +245,61 @@ def run_query(root: Path, sql: str, scenario: str | None = None) -> pl.DataFrame
 
 
 def query_rows(root: Path, sql: str, scenario: str | None = None, limit: int | None = None,
-               timeout: float | None = None) -> tuple[pl.DataFrame, bool]:
+               timeout: float | None = None, as_text: bool = False) -> tuple[pl.DataFrame, bool]:
     """(at most `limit` rows of the result, whether it has more): only those rows are fetched,
-    however large the result. Past `timeout` seconds the query is stopped (`WarehouseError`)."""
-    with _session(root, sql, scenario, timeout) as con:
-        relation = con.sql(sql)
-        if limit is None:
-            return relation.pl(), False
-        frame = relation.limit(limit + 1).pl()
-        return frame.head(limit), frame.height > limit
+    however large the result. Past `timeout` seconds the query is stopped (`WarehouseError`).
+    `as_text`: every value as DuckDB writes it (for printing: any type prints)."""
+    with _session(root, sql, scenario, timeout) as session:
+        relation = session.sql(sql)
+        if limit is not None:
+            relation = relation.limit(limit + 1)
+        frame = _text(relation) if as_text else _frame(relation)
+        return (frame, False) if limit is None else (frame.head(limit), frame.height > limit)
+
+
+#: DuckDB's numeric types: their text is right-aligned when printed
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+            "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+def _text(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """The relation with every value as DuckDB's text, a column's name ending in a tab when
+    its type is numeric (for `numeric_columns`)."""
+    numeric = [str(t).startswith(_NUMERIC) for t in relation.types]
+    frame = relation.select("COLUMNS(*)::VARCHAR").pl()
+    return frame.rename({c: c + "\t" for c, n in zip(frame.columns, numeric) if n})
+
+
+def numeric_columns(frame: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
+    """A frame of `_text` with its names restored, and the names of its numeric columns."""
+    numeric = {c[:-1] for c in frame.columns if c.endswith("\t")}
+    return frame.rename({c: c[:-1] for c in frame.columns if c.endswith("\t")}), numeric
+
+
+def _frame(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """The relation as a polars frame; columns polars cannot hold (an interval of months, an
+    infinite timestamp, a union) as DuckDB's own text of them."""
+    try:
+        return relation.pl()
+    except (duckdb.Error, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # polars raises several types, pyo3 a PanicException (a BaseException)
+        return relation.select("COLUMNS(*)::VARCHAR").pl()
 
 
 def stream_rows(root: Path, sql: str, scenario: str | None = None, timeout: float | None = None,
                 batch_rows: int = 10_000) -> Iterator[pl.DataFrame]:
-    """Every row of the result, `batch_rows` at a time, never all in memory at once."""
-    with _session(root, sql, scenario, timeout) as con:
-        reader = con.sql(sql).to_arrow_reader(batch_rows)
+    """Every row of the result, `batch_rows` at a time, never all in memory at once. The time
+    limit bounds the wait for each batch, not the time the reader takes over it."""
+    with _session(root, sql, scenario, timeout) as session:
+        relation = session.sql(sql)
+        numeric = [str(t).startswith(_NUMERIC) for t in relation.types]
+        reader = relation.select("COLUMNS(*)::VARCHAR").to_arrow_reader(batch_rows)
         for batch in reader:
-            yield pl.from_arrow(batch)
+            session.pause()
+            frame = pl.from_arrow(batch)
+            yield frame.rename({c: c + "\t" for c, n in zip(frame.columns, numeric) if n})
+            session.resume()
 
 
 class _session:
@@ -275,18 +314,29 @@ class _session:
         self.timed_out = self.interrupted = False
         self.previous_handler = None
 
-    def __enter__(self) -> duckdb.DuckDBPyConnection:
+    def __enter__(self) -> _session:
         try:
             self.con = connect(self.root, self.scenario)
         except duckdb.Error as err:
             raise WarehouseError(str(err)) from None
+        self.resume()
+        if threading.current_thread() is threading.main_thread():
+            self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        return self.con.sql(query)
+
+    def resume(self) -> None:
+        """Start (again) the clock of the time limit."""
         if self.timeout is not None:
             self.timer = threading.Timer(self.timeout, self._stop)
             self.timer.daemon = True
             self.timer.start()
-        if threading.current_thread() is threading.main_thread():
-            self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
-        return self.con
+
+    def pause(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
     def _stop(self) -> None:
         self.timed_out = True
@@ -304,7 +354,7 @@ class _session:
         self.con.close()
         if self.interrupted:
             raise KeyboardInterrupt from None
-        if self.timed_out and isinstance(err, (duckdb.Error, KeyboardInterrupt)):
+        if self.timed_out and isinstance(err, (duckdb.Error, KeyboardInterrupt, OSError)):  # OSError: arrow's
             raise WarehouseError(f"the query ran past its time limit ({self.timeout:g} s) and was stopped") from None
         if isinstance(err, duckdb.CatalogException):
             tables = ", ".join(list_tables(self.root))

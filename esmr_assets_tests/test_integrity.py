@@ -130,8 +130,8 @@ def test_relinking_a_shared_file_onto_itself_leaves_nothing_behind(toy):
     key = reuse.stored_key(root, ["numbers"], cell)
     for _ in range(3):
         reuse.link_shared(root, ["numbers"], cell, key)
-    assert [p.name for p in _part(root, "numbers", cell).parent.iterdir() if p.name.startswith(".")] == [
-        reuse.RECORD_FILE]
+    assert sorted(p.name for p in _part(root, "numbers", cell).parent.iterdir() if p.name.startswith(".")) == [
+        reuse.KEY_FILE, reuse.RECORD_FILE]
     assert not list(root.rglob("*.tmp"))
 
 
@@ -165,6 +165,64 @@ def test_esmr_verify_reports_damage_and_repair_recomputes_only_the_damaged(toy_d
     assert "repaired: 2 of 2" in out and bad.read_bytes() == good
     assert untouched.stat().st_ino == inode  # a good file of a step downstream: left as it was
     assert main(["verify", "--data-dir", str(data_dir)]) == 0
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xfe not text", b'{"key": "k", "files": [1, 2]}',
+                                     b'{"key": "k", "files": {"../../../etc/passwd": [1, "' + b"0" * 64 + b'"]}}',
+                                     b"[]", b""])
+def test_a_damaged_key_file_is_damage_not_a_crash(toy, garbage, data_dir, monkeypatch, toy_defs, capsys):
+    steps, root, run = toy
+    cell = Cell("baseline", 8)
+    run(cell)
+    key_file = _part(root, "numbers", cell).parent / reuse.KEY_FILE
+    key_file.write_bytes(garbage)
+    plan = plan_cell(root, steps, cell, load_settings("paper"))
+    assert "numbers" not in [s.op_name for s in plan.current]
+    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    assert main(["verify", "--data-dir", str(data_dir)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["verify", "--repair", "--data-dir", str(data_dir)]) == 0
+    assert reuse.cell_damage(root, ["numbers"], cell) == []
+
+
+def test_a_shared_copy_damaged_while_it_is_linked_is_computed_instead(toy, monkeypatch):
+    """Between the plan (the shared copy intact) and the link (damaged): never keyed as good."""
+    from esmr_assets import planner
+
+    steps, root, run = toy
+    first, second = Cell("baseline", 9), Cell("other", 9)
+    run(first)
+    good = _part(root, "numbers", first).read_bytes()
+    real = planner.plan_cell
+
+    def plan_then_damage(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        if plan.cell == second:
+            _damage(_part(root, "numbers", first), 100)  # the shared copy, through the first cell's link
+        return plan
+
+    monkeypatch.setattr(planner, "plan_cell", plan_then_damage)
+    outcome = run(second)[second]
+    assert isinstance(outcome["numbers"], float)  # computed, not "reused"
+    assert _part(root, "numbers", second).read_bytes() == good
+    key = reuse.stored_key(root, ["numbers"], second)
+    assert reuse.shared_damage(root, ["numbers"], key) == []  # the good copy is shared again
+
+
+def test_temp_files_of_killed_processes_are_removed_by_the_next_run(toy):
+    steps, root, run = toy
+    cell = Cell("baseline", 10)
+    run(cell)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    leftovers = [root / "_shared" / "numbers" / f".abcd.{dead}.1a2b.tmp",
+                 root / "_shared" / "numbers" / f".k.{dead}.1a2b.damaged.tmp",
+                 _part(root, "numbers", cell).with_name(f".part-0.parquet.{dead}.1a2b.tmp")]
+    leftovers[0].mkdir()
+    leftovers[1].mkdir()
+    leftovers[2].write_bytes(b"half")
+    run(cell)
+    assert not any(p.exists() for p in leftovers)
 
 
 # ------------------------------------------------------------------------- the SQL sandbox
@@ -220,6 +278,24 @@ def test_a_query_past_its_time_limit_is_stopped_in_one_line(warehouse, capsys):
     assert capsys.readouterr().err == "esmr: error: the query ran past its time limit (1 s) and was stopped\n"
 
 
+def test_values_polars_cannot_hold_print_as_duckdb_writes_them(warehouse, capsys):
+    for query, text in (("select '1 year'::interval as i", "1 year"), ("select 'infinity'::timestamp as t", "infinity"),
+                        ("select union_value(k := 1) as u", "1")):
+        assert main(["sql", query, "--data-dir", str(warehouse.parent)]) == 0, query
+        captured = capsys.readouterr()
+        assert captured.out.splitlines()[2].strip() == text and not captured.err
+    assert main(["sql", "select 1", "--timeout", "inf", "--data-dir", str(warehouse.parent)]) == 2
+    assert main(["sql", "select 1", "--limit", str(2**63 - 1), "--data-dir", str(warehouse.parent)]) == 2
+    assert capsys.readouterr().err.count("\n") == 2
+
+
+def test_a_streamed_query_past_its_time_limit_is_one_line(warehouse, capsys):
+    code = main(["sql", "select count(*) from range(1000000000000)", "--all", "--timeout", "1",
+                 "--data-dir", str(warehouse.parent)])
+    assert code == 1 and capsys.readouterr().err == (
+        "esmr: error: the query ran past its time limit (1 s) and was stopped\n")
+
+
 def test_ctrl_c_ends_a_query_with_one_line(warehouse):
     process = subprocess.Popen([BIN / "esmr", "sql", "select count(*) from range(1000000000000)",
                                 "--data-dir", str(warehouse.parent)], stderr=subprocess.PIPE, text=True)
@@ -255,6 +331,11 @@ def test_settings_that_cannot_run_are_refused_before_anything_is_written(overrid
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and field in err, err
     assert not data_dir.exists()
+
+
+def test_a_sample_too_small_to_cluster_is_refused():
+    with pytest.raises(SettingsError, match="emotion.cluster_sample_days"):
+        load_settings_json("smoke", '{"emotion": {"cluster_sample_days": 4}}')
 
 
 @pytest.mark.parametrize("seed", ["4294967296", "³", "٣", "3\n", " 3", "-1", "1e3", "03", ""])
@@ -338,7 +419,7 @@ def test_a_full_disk_while_linking_reused_outputs_is_one_line_and_nothing_half_l
     assert len([line for line in err.splitlines() if line.startswith("esmr:")]) == 1
     assert not list(data_dir.rglob("*.tmp"))
     other = data_dir / "paper" / "numbers"
-    assert not [p for p in other.glob("scenario=overrides-*/seed=0/.key")]  # no key beside a partial link
+    assert not [p for p in other.glob("scenario=overrides-*/seed=0/*")]  # nothing half linked
     monkeypatch.undo()
     monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
     assert main(["run", "--seed", "0", "--overrides", '{"policy": {"alpha": 0.5}}', "--data-dir", str(data_dir)]) == 0

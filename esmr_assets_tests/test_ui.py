@@ -60,6 +60,14 @@ class GraphQL:
         return body["data"]
 
 
+def make_variable(name: str) -> str:
+    """A variable of the Makefile, as `make ui` expands it."""
+    for line in (REPO / "Makefile").read_text().splitlines():
+        if line.startswith(f"{name} :="):
+            return line.partition(":=")[2].strip()
+    raise AssertionError(f"the Makefile has no {name}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,6 +82,9 @@ def ui(tmp_path_factory):
     env = {**os.environ, "DAGSTER_HOME": str(home), "ESMR_DATA_DIR": str(data)}
     port = free_port()
     logs = home / "processes.log"
+    initialized = subprocess.run([sys.executable, "-c", make_variable("INIT_INSTANCE")], env=env, capture_output=True,
+                                 text=True, timeout=300)  # as `make ui` does: the storage before the processes
+    assert initialized.returncode == 0, initialized.stderr[-2000:]
     with open(logs, "w") as log:
         processes = [
             subprocess.Popen([BIN / "dagster-daemon", "run", "-w", "workspace.yaml"], cwd=REPO, env=env,

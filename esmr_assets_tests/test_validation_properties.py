@@ -12,6 +12,7 @@ draws ten times as many at random."""
 import json
 import math
 import os
+import tomllib
 
 import numpy as np
 import polars as pl
@@ -103,8 +104,9 @@ overrides = st.one_of(field_overrides(), sized_overrides, sized_overrides, value
 
 
 def _keys(tree) -> set[str]:
+    """Every key at any depth, as written and as a message quotes an odd one (repr)."""
     if isinstance(tree, dict):
-        return {str(k) for k in tree} | {k for v in tree.values() for k in _keys(v)}
+        return {form for k in tree for form in (str(k), repr(str(k)))} | {k for v in tree.values() for k in _keys(v)}
     if isinstance(tree, list):
         return {k for v in tree for k in _keys(v)}
     return set()
@@ -147,7 +149,7 @@ def test_every_override_is_feasible_or_refused_in_one_line(generated, preset, tm
     except SettingsError:
         event("refused")
         data_dir = tmp_path_factory.mktemp("refused") / "data"
-        mentions = _keys(generated) | {"overrides", "settings", "simulation", "policy", "emotion"}
+        mentions = _keys(generated) | {"overrides"}  # a field the overrides give, or the overrides as a whole
         _refused_in_one_line(capsys, ["run", "--seed", "0", "--preset", preset, f"--overrides={text}",
                                       "--data-dir", str(data_dir)], data_dir, mentions)
         return
@@ -235,8 +237,12 @@ def test_every_study_spec_is_feasible_or_refused_in_one_line(spec, tmp_path_fact
                 return  # refused for its name alone, which no file can carry
             except (StudyError, SettingsError):
                 pass
+        try:
+            spec_keys = _keys(tomllib.loads(text))
+        except tomllib.TOMLDecodeError:
+            spec_keys = {"TOML"}
         _refused_in_one_line(capsys, ["study", "run", str(path), "--data-dir", str(data_dir)], data_dir,
-                             {"study", "scenario", "seeds", "preset", "overrides"})
+                             spec_keys | {"TOML", "study name", "at least one [[scenario]]", "missing field"})
         return
     event("accepted")
     for scenario in study.scenarios:
@@ -245,14 +251,19 @@ def test_every_study_spec_is_feasible_or_refused_in_one_line(spec, tmp_path_fact
 
 
 def test_the_generators_reach_both_sides():
-    """Feasible and refused examples both occur: the properties above test something."""
-    accepted = refused = 0
-    for generated in [{}, {"simulation": {"n_users": 26, "n_days": 22}, "policy": {"training_users": 13}},
-                      {"simulation": {"n_users": 25}}, None, {"policy": {"eta": math.nan}}]:
-        try:
-            load_settings_json("smoke", json.dumps(generated))
-            accepted += 1
-        except SettingsError:
-            refused += 1
-    assert (accepted, refused) == (2, 3)
-    assert all(PRESETS[name].simulation.n_users >= 26 for name in PRESETS)
+    """Of what the strategies above draw, plenty is accepted and plenty refused: the
+    properties test both sides."""
+    seen = {"accepted": 0, "refused": 0}
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(generated=overrides, spec=st.one_of(plausible_specs(), hostile_specs()))
+    def classify(generated, spec):
+        for check in (lambda: load_settings_json("smoke", json.dumps(generated)), lambda: parse_study(spec[1], spec[0])):
+            try:
+                check()
+                seen["accepted"] += 1
+            except (SettingsError, StudyError):
+                seen["refused"] += 1
+
+    classify()
+    assert seen["accepted"] >= 30 and seen["refused"] >= 300, seen
