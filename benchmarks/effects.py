@@ -32,22 +32,22 @@ def main() -> None:
     import numpy as np
     import polars as pl
 
+    from esmr_assets.core.settings import load_settings
     from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
     from esmr_assets.evaluation.effects import paired_effects, user_metrics
-    from esmr_assets.policy import registry
-    from esmr_assets.policy.feeds import feed_builder
-    from esmr_assets.policy.models import AgentSet
-    from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.rollouts import (
+    from esmr_assets.policy.learners.ranker import EngagementRanker
+    from esmr_assets.policy.loop import registry
+    from esmr_assets.policy.loop.feeds import feed_builder
+    from esmr_assets.policy.loop.rollouts import (
         Artifacts,
         build_policy,
         labeller_for,
         rollout,
     )
-    from esmr_assets.policy.users import policy_split, users_in
-    from esmr_assets.settings import load_settings
+    from esmr_assets.policy.loop.users import policy_split, users_in
+    from esmr_assets.policy.training.models import AgentSet
     from esmr_assets.sim.environment import ClosedLoopEnv
-    from esmr_assets.storage import storage_root
+    from esmr_assets.storage.files import storage_root
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))

@@ -19,6 +19,9 @@ import numpy as np
 import polars as pl
 import torch
 
+from esmr_assets.core.rng import stream
+from esmr_assets.core.settings import load_settings
+from esmr_assets.core.vocabulary import TRUE_EMOTIONS
 from esmr_assets.emotion import baselines
 from esmr_assets.emotion.clustering import EmotionClusterer, agreement
 from esmr_assets.emotion.features import (
@@ -29,12 +32,9 @@ from esmr_assets.emotion.features import (
 )
 from esmr_assets.emotion.metrics import classification_scores, confusion_frame
 from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
-from esmr_assets.settings import load_settings
 from esmr_assets.sim.content import simulate_videos
 from esmr_assets.sim.logs import simulate_logs
 from esmr_assets.sim.population import simulate_users
-from esmr_assets.sim.rng import stream
-from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 PAPER_ACCURACY = 0.983
 

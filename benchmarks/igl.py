@@ -22,9 +22,9 @@ REFERENCE_BATCH = 32
 
 
 def synthetic_rounds(n: int, rng: np.random.Generator):
-    from esmr_assets.policy.bandits import N_CONTEXT, N_PERSONAL
-    from esmr_assets.policy.feeds import ACTIONS
-    from esmr_assets.vocabulary import SIGNALS
+    from esmr_assets.core.vocabulary import SIGNALS
+    from esmr_assets.policy.loop.bandits import N_CONTEXT, N_PERSONAL
+    from esmr_assets.policy.loop.feeds import ACTIONS
 
     c = np.column_stack([rng.dirichlet(np.ones(N_PERSONAL - 1), n), np.ones(n)])
     x = np.eye(N_CONTEXT)[rng.integers(N_CONTEXT, size=n)]
@@ -32,10 +32,10 @@ def synthetic_rounds(n: int, rng: np.random.Generator):
 
 
 def ik_figures(batch_size: int, rounds, repeats: int = 3) -> dict[str, float]:
-    from esmr_assets.policy.bandits import N_CONTEXT, N_PERSONAL
-    from esmr_assets.policy.feeds import ACTIONS
-    from esmr_assets.policy.igl import InverseKinematics
-    from esmr_assets.vocabulary import SIGNALS
+    from esmr_assets.core.vocabulary import SIGNALS
+    from esmr_assets.policy.learners.igl import InverseKinematics
+    from esmr_assets.policy.loop.bandits import N_CONTEXT, N_PERSONAL
+    from esmr_assets.policy.loop.feeds import ACTIONS
 
     c, x, y, a, p = rounds
     # initialize(): the lazily created parameters are made before the clock starts
@@ -54,14 +54,14 @@ def ik_figures(batch_size: int, rounds, repeats: int = 3) -> dict[str, float]:
 def closed_loop(data_dir: Path, seed: int) -> str | None:
     import polars as pl
 
+    from esmr_assets.core.settings import load_settings
     from esmr_assets.emotion.labeller import DailyLabeller
     from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
-    from esmr_assets.policy.bandits import BanditPolicy, new_learner
-    from esmr_assets.policy.feeds import feed_builder
-    from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.rollouts import rollout
-    from esmr_assets.policy.users import policy_split
-    from esmr_assets.settings import load_settings
+    from esmr_assets.policy.learners.ranker import EngagementRanker
+    from esmr_assets.policy.loop.bandits import BanditPolicy, new_learner
+    from esmr_assets.policy.loop.feeds import feed_builder
+    from esmr_assets.policy.loop.rollouts import rollout
+    from esmr_assets.policy.loop.users import policy_split
     from esmr_assets.sim.environment import ClosedLoopEnv
 
     root = data_dir / "paper"
@@ -94,14 +94,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from esmr_assets.policy.bandits import N_CONTEXT
-    from esmr_assets.policy.feeds import ACTIONS
-    from esmr_assets.policy.linear_bandit import LinearBandit
-    from esmr_assets.settings import load_settings
+    from esmr_assets.core.settings import load_settings
+    from esmr_assets.policy.learners.linear_bandit import LinearBandit
+    from esmr_assets.policy.loop.bandits import N_CONTEXT
+    from esmr_assets.policy.loop.feeds import ACTIONS
 
     rounds = synthetic_rounds(args.rounds, np.random.default_rng(0))
     configured = load_settings("paper")
-    from esmr_assets.policy.igl import BATCH_SIZE as batch
+    from esmr_assets.policy.learners.igl import BATCH_SIZE as batch
     print(f"1. inverse kinematics, {args.rounds:,} synthetic rounds")
     figures = {b: ik_figures(b, rounds) for b in (batch, REFERENCE_BATCH)}
     ref = figures[REFERENCE_BATCH]

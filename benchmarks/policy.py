@@ -28,15 +28,15 @@ PAPER_AUC = 0.81  # §3.3.1: early stopping on AUC "stops on 0.81"
 
 
 def main() -> None:
+    from esmr_assets.core.settings import load_settings
     from esmr_assets.emotion.labeller import DailyLabeller
     from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
-    from esmr_assets.policy.feeds import feed_builder
-    from esmr_assets.policy.policies import LightGBMPolicy
-    from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.rollouts import rollout
-    from esmr_assets.policy.training import fit_agents, fit_ranker
-    from esmr_assets.policy.users import policy_split
-    from esmr_assets.settings import load_settings
+    from esmr_assets.policy.learners.ranker import EngagementRanker
+    from esmr_assets.policy.loop.feeds import feed_builder
+    from esmr_assets.policy.loop.policies import LightGBMPolicy
+    from esmr_assets.policy.loop.rollouts import rollout
+    from esmr_assets.policy.loop.users import policy_split
+    from esmr_assets.policy.training.stage import fit_agents, fit_ranker
     from esmr_assets.sim.environment import ClosedLoopEnv
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -50,7 +50,7 @@ def step_seconds(stdout: str) -> dict[str, float]:
 
 
 def print_study_timings(data_dir: Path) -> None:
-    from esmr_assets.study_report import study_timings
+    from esmr_assets.studies.report import study_timings
 
     print("\nrecorded study runs (esmr study run): wall time and what reuse saved")
     print(f"{'study':<22}{'wall':>10}{'saved':>10}{'share':>8}{'computed':>10}{'reused':>8}")

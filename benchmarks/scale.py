@@ -31,11 +31,11 @@ IMPORT_ROW = "(import only)"
 def child(preset: str, data_dir: Path, seed: int, index: int) -> None:
     """Run step `index` of the plan for `seed` (-1: only import); print its label, wall time
     and this process's peak RSS as JSON."""
-    from esmr_assets.cells import Cell
     from esmr_assets.definitions import defs
-    from esmr_assets.partitions import register_cells
-    from esmr_assets.resources import run_config
-    from esmr_assets.runner import open_instance, plan_steps, run_step
+    from esmr_assets.orchestration.partitions import register_cells
+    from esmr_assets.orchestration.resources import run_config
+    from esmr_assets.orchestration.runner import open_instance, plan_steps, run_step
+    from esmr_assets.storage.cells import Cell
 
     label, seconds = IMPORT_ROW, 0.0
     if index >= 0:
@@ -60,7 +60,7 @@ def measure(preset: str, data_dir: Path, seed: int, index: int) -> dict:
 
 def run_preset(preset: str, seed: int, data_dir: Path) -> list[dict]:
     from esmr_assets.definitions import defs
-    from esmr_assets.runner import plan_steps
+    from esmr_assets.orchestration.runner import plan_steps
 
     rows = []
     steps = plan_steps(defs)

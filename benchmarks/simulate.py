@@ -23,11 +23,11 @@ REFERENCE_USER_DAYS_PER_S = 3_000.0
 
 
 def measure(n_users: int, seed: int) -> dict[str, float]:
-    from esmr_assets.settings import load_settings
+    from esmr_assets.core.rng import stream
+    from esmr_assets.core.settings import load_settings
     from esmr_assets.sim.content import simulate_videos
     from esmr_assets.sim.logs import simulate_logs
     from esmr_assets.sim.population import simulate_users
-    from esmr_assets.sim.rng import stream
 
     settings = load_settings("paper", {"simulation": {"n_users": n_users}}).simulation
     start = time.perf_counter()

@@ -164,7 +164,7 @@ def main() -> None:
     leftovers = sorted(str(p) for p in (work / "soaked").rglob("*.tmp"))
     verify = subprocess.run([BIN / "esmr", "verify", "--data-dir", str(work / "soaked")], capture_output=True,
                             text=True, env=_env())
-    from esmr_assets.sweeps import parse_seed_ranges
+    from esmr_assets.studies.sweeps import parse_seed_ranges
 
     seeds = parse_seed_ranges(args.seeds)[:8]
     eight_seconds, eight_files, eight_differ = eight_at_once(work / "reference", work, seeds)

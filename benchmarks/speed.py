@@ -78,13 +78,13 @@ def large(work: Path) -> dict:
 def closed_loop(work: Path, days: int = 30) -> dict:
     import polars as pl
 
+    from esmr_assets.core.settings import load_settings
     from esmr_assets.emotion.labeller import DailyLabeller
     from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
-    from esmr_assets.policy.feeds import feed_builder
-    from esmr_assets.policy.policies import LightGBMPolicy
-    from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.rollouts import rollout
-    from esmr_assets.settings import load_settings
+    from esmr_assets.policy.learners.ranker import EngagementRanker
+    from esmr_assets.policy.loop.feeds import feed_builder
+    from esmr_assets.policy.loop.policies import LightGBMPolicy
+    from esmr_assets.policy.loop.rollouts import rollout
     from esmr_assets.sim.environment import ClosedLoopEnv
 
     settings = load_settings("paper", {"simulation": {"n_days": days}})
@@ -108,11 +108,11 @@ def closed_loop(work: Path, days: int = 30) -> dict:
 
 
 def simulator(work: Path, n_users: int = 100_000) -> dict:
-    from esmr_assets.settings import load_settings
+    from esmr_assets.core.rng import stream
+    from esmr_assets.core.settings import load_settings
     from esmr_assets.sim.content import simulate_videos
     from esmr_assets.sim.logs import simulate_logs
     from esmr_assets.sim.population import simulate_users
-    from esmr_assets.sim.rng import stream
 
     settings = load_settings("paper", {"simulation": {"n_users": n_users}}).simulation
     start = time.perf_counter()

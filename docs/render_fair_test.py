@@ -33,11 +33,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
-from esmr_assets.cells import overrides_scenario_name  # noqa: E402
-from esmr_assets.io_manager import markdown_table_text  # noqa: E402
+from esmr_assets.orchestration.parquet_io import markdown_table_text  # noqa: E402
 from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
-from esmr_assets.storage import storage_root  # noqa: E402
-from esmr_assets.warehouse import Query, scenario_query  # noqa: E402
+from esmr_assets.storage.cells import overrides_scenario_name  # noqa: E402
+from esmr_assets.storage.files import storage_root  # noqa: E402
+from esmr_assets.storage.warehouse import Query, scenario_query  # noqa: E402
 
 START, END = "<!-- fair-test:start -->", "<!-- fair-test:end -->"
 PLOT = Path(__file__).resolve().parent / "fair_test.png"

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import polars as pl
 
-from esmr_assets.cells import overrides_scenario_name
 from esmr_assets.evaluation.metrics import (
     PAPER_BASELINE,
     PAPER_FIGURES,
     PAPER_VOLATILITY_CHANGE,
 )
 from esmr_assets.evaluation.plots import effects_forest
-from esmr_assets.io_manager import markdown_table_text
-from esmr_assets.storage import storage_root
-from esmr_assets.warehouse import Query, scenario_query
+from esmr_assets.orchestration.parquet_io import markdown_table_text
+from esmr_assets.storage.cells import overrides_scenario_name
+from esmr_assets.storage.files import storage_root
+from esmr_assets.storage.warehouse import Query, scenario_query
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 FAIRNESS_START, FAIRNESS_END = "<!-- fairness:start -->", "<!-- fairness:end -->"

@@ -36,15 +36,15 @@ from pathlib import Path
 import polars as pl
 
 from esmr_assets.evaluation.plots import style_shares_plot
-from esmr_assets.io_manager import markdown_table_text
-from esmr_assets.studies import STUDY_DIR, load_study
-from esmr_assets.study_report import (
+from esmr_assets.orchestration.parquet_io import markdown_table_text
+from esmr_assets.storage.warehouse import run_query
+from esmr_assets.studies.report import (
     effects_plot,
     model_source,
     read_study_timings,
     study_effects,
 )
-from esmr_assets.warehouse import run_query
+from esmr_assets.studies.spec import STUDY_DIR, load_study
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "studies" / "results"

@@ -18,16 +18,16 @@ from esmr_assets.assets.sql_models import GROUP as SQL_GROUP
 from esmr_assets.assets.sql_models import sql_models
 from esmr_assets.assets.studies import GROUP as STUDY_GROUP
 from esmr_assets.assets.studies import study_report
-from esmr_assets.automation import (
+from esmr_assets.orchestration.automation import (
     build_sql_models_sensor,
     build_study_reports_sensor,
     build_sweep_schedule,
     sweep_settings,
 )
-from esmr_assets.dask_executor import seed_dask_executor
-from esmr_assets.io_manager import ParquetIOManager
-from esmr_assets.model_io_manager import MODEL_IO, ModelIOManager
-from esmr_assets.resources import EsmrConfig
+from esmr_assets.orchestration.dask_executor import seed_dask_executor
+from esmr_assets.orchestration.model_io import MODEL_IO, ModelIOManager
+from esmr_assets.orchestration.parquet_io import ParquetIOManager
+from esmr_assets.orchestration.resources import EsmrConfig
 
 #: what workspace.yaml loads and the fork server preloads: importing it must start no work
 #: (no threads, no torch or polars computation), or the forked steps could deadlock
@@ -84,7 +84,7 @@ esmr_dask_job = dg.define_asset_job(
 @functools.cache
 def cell_steps():
     """The graph's partitioned steps in dependency order (what a cell is made of)."""
-    from esmr_assets.runner import plan_steps
+    from esmr_assets.orchestration.runner import plan_steps
 
     return [step for step in plan_steps(defs) if step.partitioned]
 

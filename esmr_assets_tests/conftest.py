@@ -1,7 +1,9 @@
 """Fixtures for the Dagster plumbing: an empty data dir, a throwaway instance, and a toy
 seed-partitioned graph (so storage, warehouse and CLI are tested without the simulator)."""
 
+# isort: off
 import esmr_assets  # noqa: F401 - first: it pins the numeric kernels before numpy and torch load
+# isort: on
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,11 +12,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.cells import Cell, overrides_scenario_name, register_scenario
-from esmr_assets.io_manager import ParquetIOManager
-from esmr_assets.partitions import cell_partitions, register_cells
-from esmr_assets.resources import EsmrConfig, run_config
-from esmr_assets.storage import storage_root
+from esmr_assets.orchestration.parquet_io import ParquetIOManager
+from esmr_assets.orchestration.partitions import cell_partitions, register_cells
+from esmr_assets.orchestration.resources import EsmrConfig, run_config
+from esmr_assets.storage.cells import Cell, overrides_scenario_name, register_scenario
+from esmr_assets.storage.files import storage_root
 
 
 def add_cell(instance: dg.DagsterInstance, seed: int | str, scenario: str = "baseline") -> str:
@@ -192,10 +194,10 @@ def logged_world() -> Callable[..., tuple[pl.DataFrame, ...]]:
     users), the ranker's `fit` arguments: a logging simulation with the latent label
     standing in for the emotion model's predictions (the policy stage only needs a label
     column; the emotion model is tested elsewhere)."""
+    from esmr_assets.core.rng import stream
     from esmr_assets.sim.content import simulate_videos
     from esmr_assets.sim.logs import simulate_logs
     from esmr_assets.sim.population import simulate_users
-    from esmr_assets.sim.rng import stream
 
     def make(settings, seed: int) -> tuple[pl.DataFrame, ...]:
         videos = simulate_videos(settings.n_videos, stream(seed, "videos"))
@@ -231,8 +233,8 @@ def smoke_graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.Exec
 def feed_world(logged_world) -> Callable[..., tuple]:
     """feed_world(simulation_settings, seed) -> (videos, users, feeds): a logged world, the
     ranker fitted on it and two-stage feeds re-ranking 24 candidates, for closed-loop tests."""
-    from esmr_assets.policy.feeds import FeedBuilder, video_popularity
-    from esmr_assets.policy.ranker import EngagementRanker
+    from esmr_assets.policy.learners.ranker import EngagementRanker
+    from esmr_assets.policy.loop.feeds import FeedBuilder, video_popularity
 
     def make(settings, seed: int) -> tuple:
         impressions, logs, predictions, videos, users = logged_world(settings, seed)

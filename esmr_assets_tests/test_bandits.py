@@ -6,21 +6,21 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.schemas import LATENT_COLUMNS
+from esmr_assets.core.settings import load_settings
+from esmr_assets.core.vocabulary import SIGNALS
 from esmr_assets.emotion.labeller import DailyLabeller
-from esmr_assets.policy.bandits import (
+from esmr_assets.policy.loop.bandits import (
     N_CONTEXT,
     BanditPolicy,
     context_features,
     new_learner,
 )
-from esmr_assets.policy.models import BanditLearners
-from esmr_assets.policy.registry import BANDITS
-from esmr_assets.policy.rollouts import rollout
-from esmr_assets.policy.training import bandit_table
-from esmr_assets.schemas import LATENT_COLUMNS
-from esmr_assets.settings import load_settings
+from esmr_assets.policy.loop.registry import BANDITS
+from esmr_assets.policy.loop.rollouts import rollout
+from esmr_assets.policy.training.models import BanditLearners
+from esmr_assets.policy.training.stage import bandit_table
 from esmr_assets.sim.environment import ClosedLoopEnv
-from esmr_assets.vocabulary import SIGNALS
 
 SETTINGS = load_settings("smoke", {"simulation": {"seen_window_days": 0}})  # buckets never run dry
 SEED = 6

@@ -9,8 +9,8 @@ from sklearn.metrics import precision_score, recall_score
 from esmr_assets.causal.dataset import causal_frame, condition_numbers, user_arrays
 from esmr_assets.causal.discovery import target_parents
 from esmr_assets.causal.scoring import edge_scores
+from esmr_assets.core.vocabulary import TRUE_EMOTIONS, VALENCE_SCORE
 from esmr_assets.sim.causal_graph import CAUSAL_FEATURES, TARGETS, true_adjacency
-from esmr_assets.vocabulary import TRUE_EMOTIONS, VALENCE_SCORE
 
 BEHAVIOUR = CAUSAL_FEATURES[1:16]
 

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from esmr_assets.definitions import CELL_ASSETS, defs
-from esmr_assets.resources import run_config
+from esmr_assets.orchestration.resources import run_config
 from esmr_assets_tests.conftest import add_cell
 
 pytestmark = pytest.mark.slow

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.vocabulary import TRUE_EMOTIONS
 from esmr_assets.evaluation.effects import (
     USER_METRICS,
     paired_effects,
@@ -16,7 +17,6 @@ from esmr_assets.evaluation.effects import (
     user_metrics,
 )
 from esmr_assets.evaluation.metrics import summarise
-from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 
 def synthetic_rollouts(n_users: int = 40, n_days: int = 12, seed: int = 0, policies=("lightgbm", "esmr")):

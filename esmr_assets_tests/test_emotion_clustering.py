@@ -4,6 +4,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.rng import stream
+from esmr_assets.core.schemas import LATENT_COLUMNS
+from esmr_assets.core.settings import load_settings
+from esmr_assets.core.vocabulary import NO_LABEL, TRUE_EMOTIONS
 from esmr_assets.emotion.clustering import (
     CLUSTER_FEATURES,
     EmotionClusterer,
@@ -17,13 +21,9 @@ from esmr_assets.emotion.features import (
     previous_labels,
     split_users,
 )
-from esmr_assets.schemas import LATENT_COLUMNS
-from esmr_assets.settings import load_settings
 from esmr_assets.sim.content import simulate_videos
 from esmr_assets.sim.logs import simulate_logs
 from esmr_assets.sim.population import simulate_users
-from esmr_assets.sim.rng import stream
-from esmr_assets.vocabulary import NO_LABEL, TRUE_EMOTIONS
 
 SMOKE = load_settings("smoke").simulation
 

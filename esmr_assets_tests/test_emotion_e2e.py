@@ -5,8 +5,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.vocabulary import TRUE_EMOTIONS
 from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
-from esmr_assets.vocabulary import TRUE_EMOTIONS
 from esmr_assets_tests.conftest import stored_and_recomputed_labels
 
 pytestmark = pytest.mark.slow

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.baselines import fit_lightgbm, fit_logistic
 from esmr_assets.emotion.estimators import (
     EMOTION_SOURCES,
@@ -16,7 +17,6 @@ from esmr_assets.emotion.estimators import (
     LogisticEmotionModel,
 )
 from esmr_assets.emotion.features import EmotionFeatures
-from esmr_assets.settings import load_settings
 from esmr_assets_tests.conftest import scenario_cell, stored_and_recomputed_labels
 
 
@@ -53,7 +53,7 @@ def test_stored_baselines_predict_what_the_fitted_ones_do_and_round_trip():
 def test_the_setting_accepts_the_sources_and_names_a_bad_one():
     for source in EMOTION_SOURCES:
         assert load_settings("smoke", {"policy": {"emotion_source": source}}).policy.emotion_source == source
-    from esmr_assets.settings import SettingsError
+    from esmr_assets.core.settings import SettingsError
 
     with pytest.raises(SettingsError, match="policy.emotion_source"):
         load_settings("smoke", {"policy": {"emotion_source": "gut_feeling"}})
@@ -91,7 +91,7 @@ def test_a_baseline_source_flows_through_the_graph(tmp_path):
     """emotion_source = logistic_regression: the stage stores the baseline (and no
     TabTransformer), and the predictions are the stored baseline's."""
     from esmr_assets.definitions import defs
-    from esmr_assets.resources import run_config
+    from esmr_assets.orchestration.resources import run_config
 
     overrides = '{"policy": {"emotion_source": "logistic_regression"}}'
     with dg.instance_for_test() as instance:
@@ -113,8 +113,8 @@ def test_a_baseline_source_flows_through_the_graph(tmp_path):
 def test_with_the_truth_as_source_every_policy_sees_it_and_is_marked(logged_world):
     """Rollouts under the `oracle` source: each policy's predicted label is the latent one,
     and every row is marked a diagnostic."""
-    from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.rollouts import run_rollouts
+    from esmr_assets.policy.learners.ranker import EngagementRanker
+    from esmr_assets.policy.loop.rollouts import run_rollouts
 
     settings = load_settings("smoke", {"simulation": {"n_days": 6}, "policy": {"emotion_source": "oracle"}}, whole_graph=False)
     impressions, logs, predictions, videos, users = logged_world(settings.simulation, 4)

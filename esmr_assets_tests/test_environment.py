@@ -5,16 +5,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.rng import stream
+from esmr_assets.core.schemas import USER_DAY_LOGS
+from esmr_assets.core.settings import load_settings
+from esmr_assets.core.vocabulary import EMOTIONS, TRUE_EMOTIONS
 from esmr_assets.emotion.features import build_features, is_active
 from esmr_assets.emotion.labeller import DailyLabeller, predict_classes
-from esmr_assets.schemas import USER_DAY_LOGS
-from esmr_assets.settings import load_settings
 from esmr_assets.sim.content import simulate_videos
 from esmr_assets.sim.environment import ClosedLoopEnv, logging_policy_feed
 from esmr_assets.sim.logs import simulate_logs
 from esmr_assets.sim.population import simulate_users
-from esmr_assets.sim.rng import stream
-from esmr_assets.vocabulary import EMOTIONS, TRUE_EMOTIONS
 
 SMOKE = load_settings("smoke", {"simulation": {"n_days": 8}}, whole_graph=False).simulation
 WIDE = load_settings("paper", {"simulation": {"n_users": 120, "n_days": 10, "feed_length": 60}}, whole_graph=False).simulation

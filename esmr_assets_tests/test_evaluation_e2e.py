@@ -10,13 +10,13 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from esmr_assets.core.settings import load_settings
 from esmr_assets.evaluation.metrics import METRICS
-from esmr_assets.policy.registry import BANDITS, label_sources
-from esmr_assets.policy.registry import POLICY_NAMES as POLICIES
-from esmr_assets.policy.streak import rl_active
-from esmr_assets.resources import run_config
-from esmr_assets.settings import load_settings
-from esmr_assets.warehouse import run_query
+from esmr_assets.orchestration.resources import run_config
+from esmr_assets.policy.loop.registry import BANDITS, label_sources
+from esmr_assets.policy.loop.registry import POLICY_NAMES as POLICIES
+from esmr_assets.policy.loop.streak import rl_active
+from esmr_assets.storage.warehouse import run_query
 from esmr_assets_tests.conftest import add_cell
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.vocabulary import TRUE_EMOTIONS
 from esmr_assets.evaluation import metrics as m
-from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 LETTER = {"H": "happy", "E": "excited", "N": "neutral", "S": "stressed", "D": "disappointed", "C": "churned"}
 

@@ -13,18 +13,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from esmr_assets.storage import remove_stale_temps
-from esmr_assets.warehouse import run_query
+from esmr_assets.storage.files import remove_stale_temps
+from esmr_assets.storage.warehouse import run_query
 
 WRITER = textwrap.dedent(
     """
     import sys, time
     import dagster as dg
     import polars as pl
-    from esmr_assets.io_manager import ParquetIOManager
-    from esmr_assets.cells import Cell
-    from esmr_assets.partitions import cell_partitions, register_cells
-    from esmr_assets.resources import EsmrConfig, run_config
+    from esmr_assets.orchestration.parquet_io import ParquetIOManager
+    from esmr_assets.storage.cells import Cell
+    from esmr_assets.orchestration.partitions import cell_partitions, register_cells
+    from esmr_assets.orchestration.resources import EsmrConfig, run_config
 
     data_dir, value = sys.argv[1], int(sys.argv[2])
 
@@ -128,7 +128,7 @@ def test_four_cells_at_once_give_the_bytes_of_sequential_runs(tmp_path):
     data dir and one instance: they race to compute and share the upstream steps the
     scenarios have in common, and to link them. The reference is the same four cells one
     after another in one process (a study of the two scenarios)."""
-    from esmr_assets.cells import overrides_scenario_name
+    from esmr_assets.storage.cells import overrides_scenario_name
 
     together, one_by_one = tmp_path / "together", tmp_path / "one_by_one"
     _wait([_esmr_run(together, overrides, seed) for overrides in (SMALL, ALPHA) for seed in ("11", "12")])

@@ -6,12 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.settings import STYLE_SIGNALS, SettingsError, load_settings
+from esmr_assets.core.rng import stream
+from esmr_assets.core.settings import STYLE_SIGNALS, SettingsError, load_settings
+from esmr_assets.core.vocabulary import SIGNALS
 from esmr_assets.sim.day import draw_day_noise
 from esmr_assets.sim.feedback import NOT_INTERESTED, SKIP, emit, satisfaction
 from esmr_assets.sim.population import Population, simulate_users
-from esmr_assets.sim.rng import stream
-from esmr_assets.vocabulary import SIGNALS
 
 SIM = load_settings("paper").simulation
 #: every style of the table in one population (outraged at 30 %)

@@ -5,16 +5,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.labeller import DailyLabeller
-from esmr_assets.policy.feeds import (
+from esmr_assets.policy.learners.ranker import EngagementRanker
+from esmr_assets.policy.loop.feeds import (
     ACTIONS,
     FeedBuilder,
     bucket_mask,
     random_feed,
     video_popularity,
 )
-from esmr_assets.policy.ranker import EngagementRanker
-from esmr_assets.settings import load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv, logging_policy_feed
 
 SMOKE = load_settings("smoke", {"simulation": {"n_days": 6}}, whole_graph=False).simulation

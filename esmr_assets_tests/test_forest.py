@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from esmr_assets.policy.forest import Forest, PairLayout, PairScorer
+from esmr_assets.policy.learners.forest import Forest, PairLayout, PairScorer
 
 N_USER, N_VIDEO, KEY_SIZES, N_PAIR = 4, 3, (3, 5), 1
 LAYOUT = PairLayout(n_user=N_USER, n_video=N_VIDEO, keys=(0, 1), n_pair=N_PAIR)

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.labeller import DailyLabeller
 from esmr_assets.evaluation.effects import user_metrics
 from esmr_assets.evaluation.groups import (
@@ -13,9 +14,8 @@ from esmr_assets.evaluation.groups import (
     signal_value_lift,
     style_user_values,
 )
-from esmr_assets.policy.bandits import BanditPolicy, new_learner
-from esmr_assets.policy.rollouts import rollout
-from esmr_assets.settings import load_settings
+from esmr_assets.policy.loop.bandits import BanditPolicy, new_learner
+from esmr_assets.policy.loop.rollouts import rollout
 from esmr_assets.sim.environment import ClosedLoopEnv
 
 OUTRAGED_30 = {"expressive": 0.28, "critical": 0.21, "passive": 0.21, "outraged": 0.3}

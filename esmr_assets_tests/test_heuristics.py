@@ -5,11 +5,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.labeller import DailyLabeller
-from esmr_assets.policy import registry
-from esmr_assets.policy.rollouts import Artifacts, build_policy, rollout
-from esmr_assets.policy.streak import rl_active
-from esmr_assets.settings import load_settings
+from esmr_assets.policy.loop import registry
+from esmr_assets.policy.loop.rollouts import Artifacts, build_policy, rollout
+from esmr_assets.policy.loop.streak import rl_active
 from esmr_assets.sim.environment import ClosedLoopEnv
 
 SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10, "seen_window_days": 0}}, whole_graph=False)  # the bucket never runs dry
@@ -95,12 +95,12 @@ def test_the_best_fixed_bucket_is_chosen_on_the_training_users(logged_world):
     """hybrid_best_fixed: every bucket is tried on the training users only, and the one with
     the fewest predicted negative days is served to the evaluation users."""
     threshold_model = ContentModel()
-    from esmr_assets.policy.feeds import ACTIONS, feed_builder
-    from esmr_assets.policy.policies import FixedBucketPolicy
-    from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.training import choose_heuristic_buckets
-    from esmr_assets.policy.users import policy_split, users_in
-    from esmr_assets.vocabulary import NEGATIVE
+    from esmr_assets.core.vocabulary import NEGATIVE
+    from esmr_assets.policy.learners.ranker import EngagementRanker
+    from esmr_assets.policy.loop.feeds import ACTIONS, feed_builder
+    from esmr_assets.policy.loop.policies import FixedBucketPolicy
+    from esmr_assets.policy.loop.users import policy_split, users_in
+    from esmr_assets.policy.training.stage import choose_heuristic_buckets
 
     impressions, logs, predictions, videos, users = logged_world(SETTINGS.simulation, SEED)
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)

@@ -5,13 +5,13 @@ pathology that the third latent state removes (the paper's Table 1)."""
 import numpy as np
 import pytest
 
-from esmr_assets.policy.igl import (
+from esmr_assets.policy.learners.igl import (
     IGLLearner,
     InverseKinematics,
     decode_rewards,
     extreme_events,
 )
-from esmr_assets.policy.linear_bandit import LinearBandit
+from esmr_assets.policy.learners.linear_bandit import LinearBandit
 
 
 def test_extreme_event_rule_is_k_times_posterior_above_two():

@@ -1,11 +1,13 @@
-"""The layering of the package, read from the source of every module (lazy and
-type-checking imports included), so that a new violation fails here rather than in review:
+"""The floors of the house (docs/design.md §2), read from the source of every module (lazy
+and type-checking imports included), so that a new violation fails here rather than in review:
 
-- `vocabulary` and `portable` (the ground floor) import nothing from the project, and
-  `numeric_env` (which `esmr_assets/__init__` runs before anything else) nothing either;
-- `sim` imports only the ground floor (`vocabulary`, the `schemas` built from it, `portable`),
-  `settings` and its own modules: the simulated world knows nothing of the models that observe it;
-- no domain package imports dagster or the asset layer;
+1. `core`, the ground floor (vocabulary, schemas, settings, random streams, portable
+   numerics, the numeric environment), imports nothing else of the project;
+2. the domain (`sim`, `emotion`, `causal`, `policy`, `evaluation`) imports the ground floor
+   and the domain; `sim` only the ground floor and itself (the simulated world knows nothing
+   of the models that observe it); no domain package imports dagster;
+3. `storage`, 4. `studies`, 5. `orchestration`, 6. `assets`, 7. `definitions` and `cli`:
+   each imports only from its own floor or below. No arrow runs up;
 - no two packages import each other, directly or around a cycle;
 - a name of the vocabulary is imported from `vocabulary`, never through another module.
 """
@@ -17,11 +19,12 @@ from pathlib import Path
 import pytest
 
 import esmr_assets
-from esmr_assets import vocabulary
+from esmr_assets.core import vocabulary
 
 PACKAGE_DIR = Path(esmr_assets.__file__).parent
-DOMAIN = ("sim", "emotion", "causal", "policy", "evaluation", "vocabulary", "schemas", "settings", "portable")
-GROUND_FLOOR = {"vocabulary", "schemas", "settings", "portable"}
+DOMAIN = ("sim", "emotion", "causal", "policy", "evaluation")
+FLOORS = {"core": 1, **dict.fromkeys(DOMAIN, 2), "storage": 3, "studies": 4, "orchestration": 5, "assets": 6,
+          "definitions": 7, "cli": 7}
 
 
 def _module_name(path: Path) -> str:
@@ -46,6 +49,8 @@ def _imports(path: Path, module: str | None = None) -> list[tuple[str, tuple[str
             else:
                 target = node.module
             found.append((target, tuple(alias.name for alias in node.names)))
+            if target == "esmr_assets":  # `from esmr_assets import core`: the subpackages named
+                found += [(f"esmr_assets.{alias.name}", ()) for alias in node.names]
     return found
 
 
@@ -63,18 +68,24 @@ def _violations(rule) -> list[str]:
             for target, names in imports if rule(module, target, names)]
 
 
-def test_every_module_was_read():
-    assert {"esmr_assets.sim.day", "esmr_assets.policy.registry", "esmr_assets.vocabulary"} <= set(MODULES)
+def test_every_module_was_read_and_every_area_has_a_floor():
+    assert {"esmr_assets.sim.day", "esmr_assets.policy.loop.registry", "esmr_assets.core.vocabulary"} <= set(MODULES)
+    assert {_area(m) for m in MODULES} - {None} <= set(FLOORS)
 
 
-@pytest.mark.parametrize("area", ["vocabulary", "portable", "numeric_env"])
-def test_the_ground_floor_imports_nothing_from_the_project(area):
-    assert _violations(lambda m, t, _: _area(m) == area and _area(t) is not None) == []
+def test_the_ground_floor_imports_nothing_else_of_the_project():
+    assert _violations(lambda m, t, _: _area(m) == "core" and _area(t) not in (None, "core")) == []
 
 
-def test_sim_imports_only_the_ground_floor_settings_and_itself():
-    allowed = GROUND_FLOOR | {"sim"}
-    assert _violations(lambda m, t, _: _area(m) == "sim" and _area(t) is not None and _area(t) not in allowed) == []
+def test_sim_imports_only_the_ground_floor_and_itself():
+    assert _violations(lambda m, t, _: _area(m) == "sim" and _area(t) not in (None, "core", "sim")) == []
+
+
+def test_no_arrow_runs_up():
+    def rule(module, target, _):
+        return _area(module) in FLOORS and _area(target) in FLOORS and FLOORS[_area(target)] > FLOORS[_area(module)]
+
+    assert _violations(rule) == []
 
 
 @pytest.mark.parametrize("forbidden", ["dagster", "esmr_assets.assets"])
@@ -96,14 +107,28 @@ def test_no_import_cycles_between_packages():
         order = list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as err:
         pytest.fail(f"import cycle between packages: {' -> '.join(err.args[1])}")
-    assert order.index("vocabulary") < order.index("sim") < order.index("emotion") < order.index("policy")
+    assert order.index("core") < min(order.index("sim"), order.index("emotion")) and order.index("emotion") < order.index("policy")
+
+
+def test_no_cycles_between_the_rooms_of_policy():
+    """learners below the rewards, below the loop, below the stage's training."""
+    rooms = {"learners": 1, "rewards": 2, "loop": 3, "training": 4}
+
+    def room(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[2] if len(parts) > 2 and parts[1] == "policy" and parts[2] in rooms else None
+
+    def rule(module, target, _):
+        return room(module) and room(target) and rooms[room(target)] > rooms[room(module)]
+
+    assert _violations(rule) == []
 
 
 def test_vocabulary_names_come_from_the_vocabulary():
     names = {n for n in vars(vocabulary) if n.isupper() or n == "check_labels"} - {"annotations"}
 
     def rule(module, target, imported):
-        return _area(target) not in (None, "vocabulary") and bool(names & set(imported))
+        return target != "esmr_assets.core.vocabulary" and _area(target) is not None and bool(names & set(imported))
 
     assert _violations(rule) == []
 

@@ -13,19 +13,19 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 import pytest
 
-from esmr_assets import cli, reuse
-from esmr_assets.cells import Cell, check_scenario_name, register_scenario
+from esmr_assets import cli
 from esmr_assets.cli import main
-from esmr_assets.planner import materialize_cells, plan_cell
-from esmr_assets.resources import run_config
-from esmr_assets.runner import plan_steps
-from esmr_assets.settings import SettingsError, load_settings, parse_seed
-from esmr_assets.storage import load_settings_json
-from esmr_assets.studies import StudyError, parse_study
-from esmr_assets.warehouse import WarehouseError, query_rows, run_query
+from esmr_assets.core.settings import SettingsError, load_settings, parse_seed
+from esmr_assets.orchestration.planner import materialize_cells, plan_cell
+from esmr_assets.orchestration.resources import run_config
+from esmr_assets.orchestration.runner import plan_steps
+from esmr_assets.storage import reuse
+from esmr_assets.storage.cells import Cell, check_scenario_name, register_scenario
+from esmr_assets.storage.files import load_settings_json
+from esmr_assets.storage.warehouse import WarehouseError, query_rows, run_query
+from esmr_assets.studies.spec import StudyError, parse_study
 
 TOY = ("numbers", "parity", "doubled")
 BIN = Path(sys.executable).parent
@@ -187,7 +187,7 @@ def test_a_damaged_key_file_is_damage_not_a_crash(toy, garbage, data_dir, monkey
 
 def test_a_shared_copy_damaged_while_it_is_linked_is_computed_instead(toy, monkeypatch):
     """Between the plan (the shared copy intact) and the link (damaged): never keyed as good."""
-    from esmr_assets import planner
+    from esmr_assets.orchestration import planner
 
     steps, root, run = toy
     first, second = Cell("baseline", 9), Cell("other", 9)
@@ -309,7 +309,7 @@ def test_the_sql_models_query_through_the_same_sandbox(warehouse):
     with pytest.raises(WarehouseError, match="disabled by configuration"):
         run_query(warehouse, "select * from read_text('/etc/passwd')")  # run_query is what the models call
     from esmr_assets.assets import sql_models
-    from esmr_assets.study_report import run_query as report_query
+    from esmr_assets.studies.report import run_query as report_query
 
     assert sql_models.run_query is run_query and report_query is run_query
 
@@ -399,7 +399,7 @@ def _no_space(*args, **kwargs):
 
 def test_a_full_disk_while_registering_a_scenario_is_one_line(data_dir, monkeypatch, capsys, toy_defs):
     monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers"))
-    monkeypatch.setattr("esmr_assets.cells.atomic_write_bytes", _no_space)
+    monkeypatch.setattr("esmr_assets.storage.cells.atomic_write_bytes", _no_space)
     code = main(["run", "--seed", "0", "--overrides", '{"policy": {"alpha": 0.5}}', "--data-dir", str(data_dir)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "No space left on device" in err and "register" in err
@@ -443,13 +443,13 @@ SLOW_CELL = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import dagster as dg
-    from esmr_assets.cells import Cell
-    from esmr_assets.io_manager import ParquetIOManager
-    from esmr_assets.partitions import cell_partitions
-    from esmr_assets.planner import materialize_cells
-    from esmr_assets.resources import EsmrConfig, run_config
-    from esmr_assets.runner import open_instance, plan_steps
-    from esmr_assets.settings import load_settings
+    from esmr_assets.storage.cells import Cell
+    from esmr_assets.orchestration.parquet_io import ParquetIOManager
+    from esmr_assets.orchestration.partitions import cell_partitions
+    from esmr_assets.orchestration.planner import materialize_cells
+    from esmr_assets.orchestration.resources import EsmrConfig, run_config
+    from esmr_assets.orchestration.runner import open_instance, plan_steps
+    from esmr_assets.core.settings import load_settings
     import polars as pl
 
     @dg.asset(partitions_def=cell_partitions)

@@ -7,17 +7,17 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from esmr_assets import numeric_env
-from esmr_assets.cells import Cell
-from esmr_assets.io_manager import (
+from esmr_assets.core import numeric_env
+from esmr_assets.orchestration.parquet_io import (
     ParquetIOManager,
     atomic_write_bytes,
     atomic_write_with,
     partition_dir,
 )
-from esmr_assets.resources import EsmrConfig
-from esmr_assets.reuse import RECORD_FILE
-from esmr_assets.warehouse import run_query
+from esmr_assets.orchestration.resources import EsmrConfig
+from esmr_assets.storage.cells import Cell
+from esmr_assets.storage.reuse import RECORD_FILE
+from esmr_assets.storage.warehouse import run_query
 from esmr_assets_tests.conftest import add_cell
 
 TOY = ("numbers", "parity", "doubled")

@@ -4,9 +4,9 @@ builds from the whole log: engagement_change across churn gaps, the previous lab
 import numpy as np
 import polars as pl
 
+from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.features import build_features, previous_labels
 from esmr_assets.emotion.labeller import DailyLabeller
-from esmr_assets.settings import load_settings
 
 SETTINGS = load_settings("smoke", {"simulation": {"n_days": 12}}, whole_graph=False)
 

@@ -10,10 +10,10 @@ import pytest
 from esmr_assets.causal.dataset import causal_frame, user_arrays
 from esmr_assets.causal.direct_lingam import BatchedDirectLiNGAM
 from esmr_assets.causal.discovery import POOLED_USER
-from esmr_assets.policy.registry import POLICY_NAMES as POLICIES
-from esmr_assets.resources import run_config
-from esmr_assets.settings import PRESETS, load_settings
-from esmr_assets.sim.rng import stream
+from esmr_assets.core.rng import stream
+from esmr_assets.core.settings import PRESETS, load_settings
+from esmr_assets.orchestration.resources import run_config
+from esmr_assets.policy.loop.registry import POLICY_NAMES as POLICIES
 from esmr_assets_tests.conftest import scenario_cell
 
 pytestmark = pytest.mark.slow

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
-from esmr_assets.io_manager import ParquetIOManager
-from esmr_assets.model_io_manager import MODEL_IO, ON_CPU, ModelIOManager
-from esmr_assets.partitions import cell_partitions
-from esmr_assets.policy.models import AgentSet
-from esmr_assets.policy.qlearning import QLearningAgent
-from esmr_assets.reuse import RECORD_FILE
-from esmr_assets.resources import EsmrConfig, run_config
+from esmr_assets.orchestration.model_io import MODEL_IO, ON_CPU, ModelIOManager
+from esmr_assets.orchestration.parquet_io import ParquetIOManager
+from esmr_assets.orchestration.partitions import cell_partitions
+from esmr_assets.orchestration.resources import EsmrConfig, run_config
+from esmr_assets.policy.learners.qlearning import QLearningAgent
+from esmr_assets.policy.training.models import AgentSet
+from esmr_assets.storage.reuse import RECORD_FILE
 from esmr_assets_tests.conftest import add_cell
 
 SEEN: dict[str, object] = {}

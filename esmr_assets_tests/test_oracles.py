@@ -8,16 +8,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.labeller import DailyLabeller, LatentLabeller
-from esmr_assets.policy import registry
-from esmr_assets.policy.feeds import ACTIONS
-from esmr_assets.policy.oracles import BestFeedOracle
-from esmr_assets.policy.q_training import StateTracker
-from esmr_assets.policy.qlearning import N_STATES, encode_state
-from esmr_assets.policy.rollouts import Artifacts, build_policy, labeller_for, rollout
-from esmr_assets.policy.streak import streaks
-from esmr_assets.policy.training import new_agent, reward_weights
-from esmr_assets.settings import load_settings
+from esmr_assets.policy.learners.qlearning import N_STATES, encode_state
+from esmr_assets.policy.loop import registry
+from esmr_assets.policy.loop.agent_day import StateTracker
+from esmr_assets.policy.loop.feeds import ACTIONS
+from esmr_assets.policy.loop.oracles import BestFeedOracle
+from esmr_assets.policy.loop.rollouts import Artifacts, build_policy, labeller_for, rollout
+from esmr_assets.policy.loop.streak import streaks
+from esmr_assets.policy.training.stage import new_agent, reward_weights
 from esmr_assets.sim.environment import ClosedLoopEnv
 
 SETTINGS = load_settings("smoke", {"simulation": {"n_days": 8}, "evaluation": {"oracle_draws": 2}}, whole_graph=False)

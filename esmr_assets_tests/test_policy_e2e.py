@@ -5,15 +5,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.policy.bandits import N_CONTEXT
-from esmr_assets.policy.feeds import ACTIONS
-from esmr_assets.policy.models import AgentSet, BanditLearners
-from esmr_assets.policy.qlearning import N_STATES
-from esmr_assets.policy.ranker import FEATURE_NAMES, EngagementRanker
-from esmr_assets.policy.registry import AGENTS, BANDITS
-from esmr_assets.policy.training import bandit_table, q_table_frame
-from esmr_assets.policy.users import policy_split
-from esmr_assets.settings import load_settings
+from esmr_assets.core.settings import load_settings
+from esmr_assets.policy.learners.qlearning import N_STATES
+from esmr_assets.policy.learners.ranker import FEATURE_NAMES, EngagementRanker
+from esmr_assets.policy.loop.bandits import N_CONTEXT
+from esmr_assets.policy.loop.feeds import ACTIONS
+from esmr_assets.policy.loop.registry import AGENTS, BANDITS
+from esmr_assets.policy.loop.users import policy_split
+from esmr_assets.policy.training.models import AgentSet, BanditLearners
+from esmr_assets.policy.training.stage import bandit_table, q_table_frame
 
 pytestmark = pytest.mark.slow
 SMOKE = load_settings("smoke")

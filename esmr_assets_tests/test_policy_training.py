@@ -5,11 +5,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.settings import PolicySettings, load_settings
+from esmr_assets.core.vocabulary import TRUE_EMOTIONS
 from esmr_assets.emotion.labeller import DailyLabeller
-from esmr_assets.policy.feeds import ACTIONS
-from esmr_assets.policy.models import AgentSet
-from esmr_assets.policy.policies import HybridPolicy, LightGBMPolicy, RandomPolicy
-from esmr_assets.policy.q_training import (
+from esmr_assets.policy.learners.qlearning import N_STATES, encode_state
+from esmr_assets.policy.loop.agent_day import (
     DAY_FEATURES,
     RewardModel,
     RewardWeights,
@@ -17,20 +17,20 @@ from esmr_assets.policy.q_training import (
     day_features,
     train_agents,
 )
-from esmr_assets.policy.qlearning import N_STATES, encode_state
-from esmr_assets.policy.registry import AGENTS
-from esmr_assets.policy.rollouts import rollout
-from esmr_assets.policy.streak import rl_active
-from esmr_assets.policy.training import (
+from esmr_assets.policy.loop.feeds import ACTIONS
+from esmr_assets.policy.loop.policies import HybridPolicy, LightGBMPolicy, RandomPolicy
+from esmr_assets.policy.loop.registry import AGENTS
+from esmr_assets.policy.loop.rollouts import rollout
+from esmr_assets.policy.loop.streak import rl_active
+from esmr_assets.policy.loop.users import policy_split
+from esmr_assets.policy.training.models import AgentSet
+from esmr_assets.policy.training.stage import (
     causal_weights,
     new_agent,
     q_table_frame,
     reward_weights,
 )
-from esmr_assets.policy.users import policy_split
-from esmr_assets.settings import PolicySettings, load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv, DayStep
-from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 SETTINGS = load_settings("smoke", {"simulation": {"n_days": 10}, "policy": {"epochs": 4}}, whole_graph=False)
 SMOKE = SETTINGS.simulation
@@ -71,7 +71,7 @@ def test_state_tracker_counts_streaks_through_churn_days():
 def test_the_last_bucket_state_has_nine_times_the_states_and_indexes_them_consistently():
     """The state_last_bucket variant: 72 x 9 states; the tracker records the bucket a user
     was served (none on a churn day), and the agent's states decode back to their parts."""
-    from esmr_assets.policy.qlearning import N_STATES_WITH_LAST_BUCKET, decode_state
+    from esmr_assets.policy.learners.qlearning import N_STATES_WITH_LAST_BUCKET, decode_state
 
     assert N_STATES_WITH_LAST_BUCKET == N_STATES * (len(ACTIONS) + 1) == 648
     tracker = StateTracker(3)
@@ -317,7 +317,7 @@ def test_next_day_timing_credits_a_delayed_effect_to_its_action(world, threshold
 
 
 def test_an_agent_with_the_last_bucket_trains_tabulates_and_acts(world, threshold_model):
-    from esmr_assets.policy.qlearning import N_STATES_WITH_LAST_BUCKET
+    from esmr_assets.policy.learners.qlearning import N_STATES_WITH_LAST_BUCKET
 
     videos, users, feeds = world
     agent = new_agent(BANDIT.policy, N_STATES_WITH_LAST_BUCKET)
@@ -343,9 +343,9 @@ def test_an_agent_with_the_last_bucket_trains_tabulates_and_acts(world, threshol
 def replicated(logged_world):
     """fit_agents and run_rollouts on the smoke world, with 1 and with 3 training replicates
     of esmr (twice), and the ranker they share."""
-    from esmr_assets.policy.ranker import EngagementRanker
-    from esmr_assets.policy.rollouts import run_rollouts
-    from esmr_assets.policy.training import fit_agents
+    from esmr_assets.policy.learners.ranker import EngagementRanker
+    from esmr_assets.policy.loop.rollouts import run_rollouts
+    from esmr_assets.policy.training.stage import fit_agents
     from esmr_assets_tests.conftest import ThresholdModel
 
     threshold_model = ThresholdModel()

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from esmr_assets import numeric_env, portable, reuse
-from esmr_assets.cells import Cell, register_scenario
-from esmr_assets.planner import materialize_cells, plan_cell
-from esmr_assets.resources import run_config
-from esmr_assets.runner import plan_steps
-from esmr_assets.settings import load_settings
+from esmr_assets.core import numeric_env, portable
+from esmr_assets.core.settings import load_settings
+from esmr_assets.orchestration.planner import materialize_cells, plan_cell
+from esmr_assets.orchestration.resources import run_config
+from esmr_assets.orchestration.runner import plan_steps
+from esmr_assets.storage import reuse
+from esmr_assets.storage.cells import Cell, register_scenario
 
 BIN = Path(sys.executable).parent
 AVX512 = "AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL"
@@ -111,7 +112,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_a_notebook_that_loaded_numpy_first_is_told_and_kept_apart():
     if not numeric_env.pinnable():
         pytest.skip("the pins apply to x86-64 CPUs with AVX2 and FMA only")
-    first = _python("import numpy, esmr_assets\nfrom esmr_assets import numeric_env as n\n"
+    first = _python("import numpy, esmr_assets\nfrom esmr_assets.core import numeric_env as n\n"
                     "print(n.environment()['kernels']['openblas'], n.pinned(), n.fingerprint())")
     openblas, pinned, fingerprint = first.stdout.split()
     if openblas == "Haswell":  # an AVX2 machine whose OpenBLAS chose the pinned kernels by itself
@@ -120,7 +121,7 @@ def test_a_notebook_that_loaded_numpy_first_is_told_and_kept_apart():
     assert "UnpinnedKernelsWarning" in first.stderr and "openblas" in first.stderr, first.stderr
     assert "Import esmr_assets first" in first.stderr
     assert pinned == "False" and fingerprint != numeric_env.fingerprint()
-    after = _python("import esmr_assets, numpy\nfrom esmr_assets import numeric_env as n\nprint(n.fingerprint())")
+    after = _python("import esmr_assets, numpy\nfrom esmr_assets.core import numeric_env as n\nprint(n.fingerprint())")
     assert "UnpinnedKernelsWarning" not in after.stderr and after.stdout.strip() == numeric_env.fingerprint()
 
 
@@ -128,12 +129,12 @@ def test_the_pins_win_over_what_the_environment_asks_for():
     """A user's (or a test's) own kernel choices are overridden: one choice is the promise."""
     if not numeric_env.pinnable():
         pytest.skip("the pins apply to x86-64 CPUs with AVX2 and FMA only")
-    done = _python("import esmr_assets, json\nfrom esmr_assets import numeric_env as n\n"
+    done = _python("import esmr_assets, json\nfrom esmr_assets.core import numeric_env as n\n"
                    "print(json.dumps(n.environment()['kernels']))",
                    ATEN_CPU_CAPABILITY="default", OPENBLAS_CORETYPE="SkylakeX", MKL_CBWR="AUTO",
                    NUMBA_DISABLE_INTEL_SVML="0")
     assert json.loads(done.stdout) == numeric_env.PINNED_KERNELS, done.stderr
-    opted_out = _python("import esmr_assets, json\nfrom esmr_assets import numeric_env as n\n"
+    opted_out = _python("import esmr_assets, json\nfrom esmr_assets.core import numeric_env as n\n"
                         "print(json.dumps(n.environment()['kernels']))",
                         ATEN_CPU_CAPABILITY="default", ESMR_UNPINNED_KERNELS="1")
     assert json.loads(opted_out.stdout)["torch"] == "DEFAULT"  # no pins: the environment's own choice

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from esmr_assets.policy.qlearning import N_STATES, QLearningAgent, encode_state
-from esmr_assets.vocabulary import TRUE_EMOTIONS
+from esmr_assets.core.vocabulary import TRUE_EMOTIONS
+from esmr_assets.policy.learners.qlearning import N_STATES, QLearningAgent, encode_state
 
 # Chain MDP: states 0,1,2 (3 = absorbing, never acted in).
 # action 0 "grab": reward 1, episode ends. action 1 "go": reward 0, move right; from state 2

@@ -5,13 +5,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.labeller import DailyLabeller
-from esmr_assets.policy.ranker import (
+from esmr_assets.policy.learners.ranker import (
     FEATURE_NAMES,
     EngagementRanker,
     previous_day_state,
 )
-from esmr_assets.settings import load_settings
 from esmr_assets.sim.environment import ClosedLoopEnv
 
 SMOKE = load_settings("smoke").simulation

@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
-from esmr_assets.policy import registry
-from esmr_assets.policy.rollouts import Artifacts, build_policy
+from esmr_assets.policy.loop import registry
+from esmr_assets.policy.loop.rollouts import Artifacts, build_policy
 
 
 def test_every_entry_names_a_class_that_builds_and_acts():
@@ -14,7 +14,7 @@ def test_every_entry_names_a_class_that_builds_and_acts():
 
     for spec in registry.POLICIES:
         module, name = spec.acts_with.split(":")
-        cls = getattr(importlib.import_module(f"esmr_assets.policy.{module}"), name)
+        cls = getattr(importlib.import_module(f"esmr_assets.policy.loop.{module}"), name)
         assert callable(getattr(cls, "from_artifacts", None)) and callable(getattr(cls, "act", None)), spec.name
 
 

@@ -7,18 +7,18 @@ settings each asset declares."""
 import dagster as dg
 import pytest
 
-from esmr_assets import reuse
-from esmr_assets.cells import Cell, register_scenario
-from esmr_assets.partitions import register_cells
-from esmr_assets.planner import (
+from esmr_assets.core.settings import load_settings
+from esmr_assets.orchestration.partitions import register_cells
+from esmr_assets.orchestration.planner import (
     materialize_cells,
     plan_cell,
     share_run_outputs,
     step_keys,
 )
-from esmr_assets.resources import run_config
-from esmr_assets.runner import plan_steps
-from esmr_assets.settings import load_settings
+from esmr_assets.orchestration.resources import run_config
+from esmr_assets.orchestration.runner import plan_steps
+from esmr_assets.storage import reuse
+from esmr_assets.storage.cells import Cell, register_scenario
 
 TOY = ("numbers", "parity", "doubled")
 
@@ -116,7 +116,7 @@ def test_a_code_version_is_part_of_the_key_of_its_step_and_every_later_one(toy_d
     """Bumping an asset's Dagster code_version retires its shared outputs and its dependents'."""
     import polars as pl
 
-    from esmr_assets.partitions import cell_partitions
+    from esmr_assets.orchestration.partitions import cell_partitions
 
     @dg.asset(partitions_def=cell_partitions, code_version="2")
     def numbers() -> pl.DataFrame:

@@ -2,7 +2,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.policy import streak as switching
+from esmr_assets.core.vocabulary import TRUE_EMOTIONS
+from esmr_assets.policy.loop import streak as switching
 from esmr_assets.policy.rewards import (
     causal_reward,
     emotion_reward,
@@ -11,7 +12,6 @@ from esmr_assets.policy.rewards import (
     parent_weight_matrix,
     total_reward,
 )
-from esmr_assets.vocabulary import TRUE_EMOTIONS
 
 # ---------------------------------------------------------------- rewards
 
@@ -131,7 +131,7 @@ def test_next_day_timing_credits_the_label_change_to_the_action_before_it():
     """A hand-made trajectory: stressed on days 0-1, happy on day 2. The paper's same-day
     timing pays R_emo to day 2's action; the next-day variant pays it to day 1's action,
     whose feed could have caused the change, with day 1's own R_eng."""
-    from esmr_assets.policy.q_training import NextDayCredit, RewardModel
+    from esmr_assets.policy.loop.agent_day import NextDayCredit, RewardModel
     from esmr_assets.policy.rewards import emotion_reward, total_reward
 
     labels = [np.array(["stressed"]), np.array(["stressed"]), np.array(["happy"])]

@@ -5,9 +5,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.policy.ranker import EngagementRanker
-from esmr_assets.policy.rollouts import run_rollouts
-from esmr_assets.settings import load_settings
+from esmr_assets.core.settings import load_settings
+from esmr_assets.policy.learners.ranker import EngagementRanker
+from esmr_assets.policy.loop.rollouts import run_rollouts
 
 
 @pytest.mark.parametrize("content_effect, room", [(0.0, False), (1.0, True)])

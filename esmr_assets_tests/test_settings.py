@@ -8,15 +8,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from esmr_assets.cells import (
+from esmr_assets.cli import main
+from esmr_assets.core.settings import SettingsError
+from esmr_assets.orchestration.resources import EsmrConfig
+from esmr_assets.storage.cells import (
     Cell,
     overrides_scenario_name,
     parse_cell,
     register_scenario,
 )
-from esmr_assets.cli import main
-from esmr_assets.resources import EsmrConfig
-from esmr_assets.settings import SettingsError
 
 
 def test_presets_and_scenarios_never_collide(materialize, data_dir):
@@ -44,7 +44,7 @@ def test_the_scenario_of_overrides_is_stable():
 
 def test_the_scenario_name_hashes_only_what_differs_from_the_preset():
     """A setting added later with a default must not rename the scenarios of earlier runs."""
-    from esmr_assets import settings as module
+    from esmr_assets.core import settings as module
 
     overridden = module.load_settings("paper", {"policy": {"alpha": 0.5}})
     before = overridden.overrides_scenario

@@ -8,9 +8,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from esmr_assets.partitions import cell_partitions
-from esmr_assets.resources import SETTINGS_READ, EsmrConfig, reads, run_config
-from esmr_assets.settings import SettingsView, UndeclaredSettingError, load_settings
+from esmr_assets.core.settings import SettingsView, UndeclaredSettingError, load_settings
+from esmr_assets.orchestration.partitions import cell_partitions
+from esmr_assets.orchestration.resources import SETTINGS_READ, EsmrConfig, reads, run_config
 from esmr_assets_tests.conftest import add_cell
 
 
@@ -77,15 +77,15 @@ def test_the_policy_stage_reads_only_what_it_declares_under_every_variant(logged
     """The policy stage's domain functions, handed only their assets' declared settings, with
     the non-default paths switched on (replicates, the last-bucket state, next-day credit, a
     decaying step, a responsive session, a sampled ranker, the pooled DAG): none reads more."""
-    from esmr_assets.policy.rollouts import run_rollouts
-    from esmr_assets.policy.training import (
+    from esmr_assets.core.rng import stream
+    from esmr_assets.policy.loop.rollouts import run_rollouts
+    from esmr_assets.policy.training.stage import (
         choose_heuristic_buckets,
         fit_agents,
         fit_bandits,
         fit_ranker,
     )
     from esmr_assets.sim.content import simulate_videos
-    from esmr_assets.sim.rng import stream
     from esmr_assets.sim.validation import check_videos
 
     settings = load_settings("smoke", {

@@ -7,8 +7,10 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from esmr_assets import portable
-from esmr_assets.settings import load_settings
+from esmr_assets.core import portable
+from esmr_assets.core.rng import stream
+from esmr_assets.core.settings import load_settings
+from esmr_assets.core.vocabulary import PROFILES, TRUE_EMOTIONS
 from esmr_assets.sim import content, day, population
 from esmr_assets.sim.affect import (
     BEHAVIOUR,
@@ -17,8 +19,6 @@ from esmr_assets.sim.affect import (
     true_emotion,
     update_latent,
 )
-from esmr_assets.sim.rng import stream
-from esmr_assets.vocabulary import PROFILES, TRUE_EMOTIONS
 
 N = 40_000
 

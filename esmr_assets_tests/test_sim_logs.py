@@ -6,16 +6,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets.schemas import LATENT_COLUMNS
-from esmr_assets.settings import load_settings
+from esmr_assets.core.rng import stream
+from esmr_assets.core.schemas import LATENT_COLUMNS
+from esmr_assets.core.settings import load_settings
+from esmr_assets.core.vocabulary import EMOTIONS, TRUE_EMOTIONS
 from esmr_assets.sim import causal_graph, validation
 from esmr_assets.sim.content import VideoPool, simulate_videos
 from esmr_assets.sim.day import UserState, churn_today, draw_day_noise, simulate_day
 from esmr_assets.sim.logging_policy import logging_feed, mixture_weights, top_k_feed
 from esmr_assets.sim.logs import simulate_logs
 from esmr_assets.sim.population import Population, simulate_users
-from esmr_assets.sim.rng import stream
-from esmr_assets.vocabulary import EMOTIONS, TRUE_EMOTIONS
 
 SMOKE = load_settings("smoke").simulation
 MEDIUM = load_settings("paper", {"simulation": {"n_users": 300}}, whole_graph=False).simulation

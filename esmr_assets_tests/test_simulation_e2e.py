@@ -7,9 +7,9 @@ import dagster as dg
 import pytest
 
 from esmr_assets.cli import main
+from esmr_assets.core.settings import load_settings
 from esmr_assets.definitions import defs
-from esmr_assets.resources import run_config
-from esmr_assets.settings import load_settings
+from esmr_assets.orchestration.resources import run_config
 from esmr_assets.sim.validation import CHECK_NAMES
 from esmr_assets_tests.conftest import add_cell
 
@@ -64,10 +64,10 @@ def test_another_seed_gives_other_data(smoke_graph):
     resumed `esmr study run` against this in-process graph); here, that the seed matters."""
     import polars as pl
 
+    from esmr_assets.core.rng import stream
     from esmr_assets.sim.content import simulate_videos
     from esmr_assets.sim.logs import simulate_logs
     from esmr_assets.sim.population import simulate_users
-    from esmr_assets.sim.rng import stream
     from esmr_assets_tests.conftest import SMOKE_GRAPH_SEED
 
     first, _ = smoke_graph

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from esmr_assets.studies import StudyError, load_study, parse_study
+from esmr_assets.studies.spec import StudyError, load_study, parse_study
 
 STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
 

@@ -19,8 +19,8 @@ import pytest
 from scipy import stats
 
 from esmr_assets.definitions import cell_steps
-from esmr_assets.reuse import KEY_FILE
-from esmr_assets.warehouse import run_query
+from esmr_assets.storage.reuse import KEY_FILE
+from esmr_assets.storage.warehouse import run_query
 
 REPO = Path(__file__).resolve().parents[1]
 

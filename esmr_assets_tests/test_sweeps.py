@@ -7,12 +7,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from esmr_assets.automation import build_sweep_schedule, sweep_settings
 from esmr_assets.cli import main
+from esmr_assets.core.settings import SettingsError
 from esmr_assets.definitions import cell_steps, defs, sql_models_sensor
-from esmr_assets.resources import run_config
-from esmr_assets.settings import SettingsError
-from esmr_assets.sweeps import next_unused_seeds, parse_seed_ranges
+from esmr_assets.orchestration.automation import build_sweep_schedule, sweep_settings
+from esmr_assets.orchestration.resources import run_config
+from esmr_assets.studies.sweeps import next_unused_seeds, parse_seed_ranges
 
 
 def test_next_unused_seeds_fill_gaps_first():
@@ -37,8 +37,8 @@ def test_sweep_cli_rejects_bad_ranges_before_writing(tmp_path, capsys):
 
 def fake_computed(root: Path, cell, settings, steps) -> None:
     """As if `cell` had computed `steps`: a file per asset, shared and keyed like a real run's."""
-    from esmr_assets import reuse
-    from esmr_assets.planner import plan_cell
+    from esmr_assets.orchestration.planner import plan_cell
+    from esmr_assets.storage import reuse
 
     plan = plan_cell(root, cell_steps(), cell, settings)
     for step in steps:
@@ -55,7 +55,7 @@ def finished_process_tags() -> dict[str, str]:
     import subprocess
     import sys
 
-    from esmr_assets.runner import process_tags
+    from esmr_assets.orchestration.runner import process_tags
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -73,8 +73,8 @@ def test_schedule_grows_the_grid_and_runs_every_cell_not_done_nor_in_flight(tmp_
     """The first tick adds seeds 0 and 1 (a seed another scenario registered does not count).
     By the second, 0 is done, 1 failed, 2 is running and 3's process was killed before it
     wrote anything: it asks again for 1 and 3, leaves 0 and 2 alone and adds 4 and 5."""
-    from esmr_assets.cells import Cell
-    from esmr_assets.storage import load_settings_json
+    from esmr_assets.storage.cells import Cell
+    from esmr_assets.storage.files import load_settings_json
 
     monkeypatch.setenv("ESMR_DATA_DIR", str(tmp_path))
     schedule = build_sweep_schedule(cell_steps, defs.resolve_job_def("esmr_job"), "0 3 * * *", 2, "smoke")
@@ -104,10 +104,10 @@ def test_schedule_grows_the_grid_and_runs_every_cell_not_done_nor_in_flight(tmp_
 def test_cell_status_tells_each_state_of_a_cell(tmp_path):
     """missing, partial (steps current, no run), failed, interrupted (a started run whose
     process is gone), running (its process lives) and done, from the disk and the instance."""
-    from esmr_assets.cells import Cell
-    from esmr_assets.planner import cell_status
-    from esmr_assets.runner import process_tags
-    from esmr_assets.storage import load_settings_json
+    from esmr_assets.orchestration.planner import cell_status
+    from esmr_assets.orchestration.runner import process_tags
+    from esmr_assets.storage.cells import Cell
+    from esmr_assets.storage.files import load_settings_json
 
     root, settings, cell = tmp_path / "smoke", load_settings_json("smoke", "{}"), Cell("baseline", 0)
 
@@ -135,10 +135,10 @@ def test_a_study_schedule_runs_its_grid_and_reuses_what_a_scenario_does_not_chan
     """Two scenarios that differ only in policy.alpha: once one cell's upstream steps are
     shared, the tick links them into the other scenario's cell (runless materializations) and
     asks only for the agents and what follows them."""
-    from esmr_assets import reuse
-    from esmr_assets.cells import Cell
-    from esmr_assets.planner import plan_cell
-    from esmr_assets.studies import load_study
+    from esmr_assets.orchestration.planner import plan_cell
+    from esmr_assets.storage import reuse
+    from esmr_assets.storage.cells import Cell
+    from esmr_assets.studies.spec import load_study
 
     monkeypatch.setenv("ESMR_DATA_DIR", str(tmp_path))
     spec = tmp_path / "alphas.toml"

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from esmr_assets.definitions import defs
-from esmr_assets.resources import run_config
+from esmr_assets.orchestration.resources import run_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ def test_lineage_shows_the_models_feeding_their_consumers(ui):
 def test_a_smoke_cell_launched_over_graphql_succeeds_with_its_scenarios_settings(ui, scenario, seed, days):
     """What the UI's partition picker launches: the baseline cell, and a study scenario's cell
     (registered as `esmr study run` registers it) whose overrides the run applies."""
-    from esmr_assets.cells import register_scenario
+    from esmr_assets.storage.cells import register_scenario
 
     graphql, _, data = ui
     if scenario != "baseline":

@@ -20,20 +20,19 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from esmr_assets.cells import check_scenario_name
 from esmr_assets.cli import main
-from esmr_assets.emotion.features import limit_split, split_users
-from esmr_assets.policy.users import policy_split
-from esmr_assets.settings import (
+from esmr_assets.core.settings import (
     MAX_USER_DAYS,
     MIN_SPLIT_USERS,
-    PRESETS,
     RANKER_SPLIT,
     Settings,
     SettingsError,
 )
-from esmr_assets.storage import load_settings_json
-from esmr_assets.studies import StudyError, parse_study
+from esmr_assets.emotion.features import limit_split, split_users
+from esmr_assets.policy.loop.users import policy_split
+from esmr_assets.storage.cells import check_scenario_name
+from esmr_assets.storage.files import load_settings_json
+from esmr_assets.studies.spec import StudyError, parse_study
 
 settings.register_profile("ci", max_examples=1_000, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -10,8 +10,8 @@ import pytest
 
 from esmr_assets import cli
 from esmr_assets.cli import format_table, main
-from esmr_assets.runner import Step, plan_steps
-from esmr_assets.warehouse import WarehouseError, connect, list_tables, run_query
+from esmr_assets.orchestration.runner import Step, plan_steps
+from esmr_assets.storage.warehouse import WarehouseError, connect, list_tables, run_query
 
 TOY = ("numbers", "parity", "doubled")
 
@@ -245,7 +245,7 @@ def test_esmr_run_uses_dagster_home(data_dir, tmp_path, monkeypatch, capsys, toy
 def test_esmr_run_configures_its_instance_as_make_ui_does(data_dir, monkeypatch, capsys, toy_defs):
     """A fresh instance gets docs/dagster.yaml (no telemetry banner, the UI's run limits);
     an existing configuration is left alone."""
-    from esmr_assets.runner import INSTANCE_CONFIG
+    from esmr_assets.orchestration.runner import INSTANCE_CONFIG
 
     monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers"))
     assert main(["run", "--seed", "0", "--data-dir", str(data_dir)]) == 0
@@ -284,7 +284,7 @@ def test_corrupt_partition_is_reported_by_name(seeded, capsys):
 
 
 def test_policy_registry_is_a_table_in_the_registry_order(tmp_path):
-    from esmr_assets.policy import registry
+    from esmr_assets.policy.loop import registry
 
     frame = run_query(tmp_path, "select * from policy_registry order by position")
     assert frame["policy"].to_list() == list(registry.POLICY_NAMES)
@@ -307,7 +307,7 @@ def test_t_half_width_is_the_95_t_interval_half_width(tmp_path):
 
 def test_esmr_sql_starts_without_torch_or_lightgbm():
     """The registry the warehouse reads is import-light: `esmr sql` loads no model library."""
-    code = ("import sys; from esmr_assets import cli, warehouse; from esmr_assets.policy import registry; "
+    code = ("import sys; from esmr_assets import cli; from esmr_assets.storage import warehouse; from esmr_assets.policy.loop import registry; "
             "print(sorted(m for m in ('torch', 'lightgbm', 'dagster') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -6,9 +6,9 @@ import polars as pl
 
 from ..causal.discovery import POOLED_USER, discover, target_parents
 from ..evaluation.plots import parent_dag
-from ..metadata import markdown_table, plot_metadata
-from ..partitions import cell_partitions
-from ..resources import EsmrConfig, reads
+from ..orchestration.metadata import markdown_table, plot_metadata
+from ..orchestration.partitions import cell_partitions
+from ..orchestration.resources import EsmrConfig, reads
 from ..sim.causal_graph import CAUSAL_FEATURES, TRUE_EDGES
 
 GROUP = "causal"

@@ -4,6 +4,7 @@ scores, and its per-day predictions. Thin wrappers over `esmr_assets.emotion.pip
 import dagster as dg
 import polars as pl
 
+from ..core.vocabulary import TRUE_EMOTIONS
 from ..emotion.clustering import CLUSTER_FEATURES
 from ..emotion.estimators import EmotionModel
 from ..emotion.pipeline import (
@@ -19,11 +20,10 @@ from ..evaluation.plots import (
     emotion_trajectory,
     training_curve,
 )
-from ..metadata import markdown_table, plot_metadata, value_counts
-from ..model_io_manager import MODEL_IO
-from ..partitions import cell_partitions
-from ..resources import EsmrConfig, reads
-from ..vocabulary import TRUE_EMOTIONS
+from ..orchestration.metadata import markdown_table, plot_metadata, value_counts
+from ..orchestration.model_io import MODEL_IO
+from ..orchestration.partitions import cell_partitions
+from ..orchestration.resources import EsmrConfig, reads
 
 GROUP = "emotion"
 TRAINING_READS = reads("emotion", "policy.emotion_source")

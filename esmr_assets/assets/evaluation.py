@@ -5,6 +5,7 @@ and the paper's metrics computed from them. Thin wrappers over
 import dagster as dg
 import polars as pl
 
+from ..core.rng import stream
 from ..emotion.estimators import EmotionModel
 from ..evaluation.comparison import (
     evaluation_table,
@@ -27,14 +28,13 @@ from ..evaluation.plots import (
     reward_fairness,
     style_shares_plot,
 )
-from ..metadata import markdown_table, plot_metadata
-from ..model_io_manager import ON_CPU
-from ..partitions import cell_partitions
-from ..policy.models import AgentSet, BanditLearners
-from ..policy.ranker import EngagementRanker
-from ..policy.rollouts import run_rollouts
-from ..resources import EsmrConfig, reads
-from ..sim.rng import stream
+from ..orchestration.metadata import markdown_table, plot_metadata
+from ..orchestration.model_io import ON_CPU
+from ..orchestration.partitions import cell_partitions
+from ..orchestration.resources import EsmrConfig, reads
+from ..policy.learners.ranker import EngagementRanker
+from ..policy.loop.rollouts import run_rollouts
+from ..policy.training.models import AgentSet, BanditLearners
 
 GROUP = "evaluation"
 #: the comparison columns `esmr run` prints and the metadata previews

@@ -1,6 +1,6 @@
 """Phase III assets: the LightGBM engagement ranker, the bandits' learners and the Q-learning
 agents of the hybrid policies, each a model stored by the model IO manager, beside the
-tables that report on them. Thin wrappers over `esmr_assets.policy.training`."""
+tables that report on them. Thin wrappers over `esmr_assets.policy.training.stage`."""
 
 import dagster as dg
 import polars as pl
@@ -12,19 +12,19 @@ from ..evaluation.plots import (
     greedy_actions,
     q_learning_curve,
 )
-from ..metadata import markdown_table, plot_metadata
-from ..model_io_manager import MODEL_IO, ON_CPU
-from ..partitions import cell_partitions
-from ..policy.models import BanditLearners
-from ..policy.ranker import EngagementRanker
-from ..policy.training import (
+from ..orchestration.metadata import markdown_table, plot_metadata
+from ..orchestration.model_io import MODEL_IO, ON_CPU
+from ..orchestration.partitions import cell_partitions
+from ..orchestration.resources import EsmrConfig, reads
+from ..policy.learners.ranker import EngagementRanker
+from ..policy.training.models import BanditLearners
+from ..policy.training.stage import (
     bandit_table,
     choose_heuristic_buckets,
     fit_agents,
     fit_bandits,
     fit_ranker,
 )
-from ..resources import EsmrConfig, reads
 
 GROUP = "policy"
 #: who trains and who is evaluated (`users.policy_split`)

@@ -9,14 +9,14 @@ from collections.abc import Iterable
 import dagster as dg
 import polars as pl
 
+from ..core.rng import stream
 from ..evaluation.plots import daily_emotion_mix, engagement_by_emotion
-from ..metadata import plot_metadata, value_counts
-from ..partitions import cell_partitions
-from ..resources import EsmrConfig, reads
+from ..orchestration.metadata import plot_metadata, value_counts
+from ..orchestration.partitions import cell_partitions
+from ..orchestration.resources import EsmrConfig, reads
 from ..sim.content import simulate_videos
 from ..sim.logs import simulate_logs
 from ..sim.population import simulate_users
-from ..sim.rng import stream
 from ..sim.validation import (
     CHECK_NAMES,
     CheckOutcome,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..io_manager import numerics_metadata
-from ..metadata import markdown_table
-from ..resources import EsmrConfig
-from ..storage import PART_FILE, atomic_write_parquet
-from ..warehouse import REGISTRY_TABLE, SQL_DIR, referenced_tables, run_query
+from ..orchestration.metadata import markdown_table
+from ..orchestration.parquet_io import numerics_metadata
+from ..orchestration.resources import EsmrConfig
+from ..storage.files import PART_FILE, atomic_write_parquet
+from ..storage.warehouse import REGISTRY_TABLE, SQL_DIR, referenced_tables, run_query
 
 GROUP = "sql"
 

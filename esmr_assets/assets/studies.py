@@ -6,15 +6,15 @@ import base64
 
 import dagster as dg
 
-from ..io_manager import numerics_metadata
-from ..metadata import markdown_table
-from ..resources import EsmrConfig, reads
-from ..storage import PART_FILE, atomic_write_bytes, atomic_write_parquet
-from ..studies import registered_study
-from ..study_report import SOURCE, effects_plot, study_effects
+from ..orchestration.metadata import markdown_table
+from ..orchestration.parquet_io import numerics_metadata
+from ..orchestration.partitions import study_partitions
+from ..orchestration.resources import EsmrConfig, reads
+from ..storage.files import PART_FILE, atomic_write_bytes, atomic_write_parquet
+from ..studies.report import SOURCE, effects_plot, study_effects
+from ..studies.spec import registered_study
 
 GROUP = "studies"
-study_partitions = dg.DynamicPartitionsDefinition(name="study")
 
 
 @dg.asset(group_name=GROUP, partitions_def=study_partitions, deps=[dg.AssetKey(SOURCE)], kinds={"duckdb", "parquet"},

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import portable
+from ..core import portable
 
 __all__ = ["ArrayOps", "resolve_device"]
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ..core.vocabulary import VALENCE_SCORE
 from ..sim.causal_graph import CAUSAL_FEATURES
-from ..vocabulary import VALENCE_SCORE
 
 PROBABILITY_DECIMALS = 2
 BEHAVIOUR_COLUMNS = tuple(c for c in CAUSAL_FEATURES[1:16])

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from .. import portable
+from ..core import portable
 from .backend import ArrayOps, resolve_device
 from .lars import lars_bic, masked_solve, prefix_regressions
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ..core.rng import stream
 from ..sim.causal_graph import CAUSAL_FEATURES, TARGETS, true_adjacency
-from ..sim.rng import stream
 from .dataset import causal_frame, condition_numbers, user_arrays
 from .direct_lingam import BatchedDirectLiNGAM
 from .scoring import mean_scores

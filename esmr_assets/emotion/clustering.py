@@ -36,8 +36,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from ..portable import matmul
-from ..vocabulary import TRUE_EMOTIONS
+from ..core.portable import matmul
+from ..core.vocabulary import TRUE_EMOTIONS
 from .features import is_active, observed_features, previous_active_engagement
 from .metrics import agreement
 

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..portable import exp, matmul
+from ..core.portable import exp, matmul
 
 EMOTION_SOURCES = ("tabtransformer", "lightgbm", "logistic_regression", "truth_trained", "oracle")
 

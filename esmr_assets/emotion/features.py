@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from ..vocabulary import (
+from ..core.vocabulary import (
     CATEGORY_LABELS,
     EMOTION_LABELS,
     NO_LABEL,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..vocabulary import NO_LABEL, PREVIOUS_LABELS, TRUE_EMOTIONS
+from ..core.vocabulary import NO_LABEL, PREVIOUS_LABELS, TRUE_EMOTIONS
 from .features import EmotionFeatures, build_features, is_active
 
 _CHURNED = np.asarray(TRUE_EMOTIONS) == "churned"

@@ -15,7 +15,7 @@ from sklearn.metrics import (
     normalized_mutual_info_score,
 )
 
-from ..vocabulary import TRUE_EMOTIONS
+from ..core.vocabulary import TRUE_EMOTIONS
 
 Labels = np.ndarray | pl.Series | Sequence[str]
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..schemas import LATENT_COLUMNS
-from ..settings import EmotionSettings
-from ..sim.rng import stream
-from ..vocabulary import TRUE_EMOTIONS
+from ..core.rng import stream
+from ..core.schemas import LATENT_COLUMNS
+from ..core.settings import EmotionSettings
+from ..core.vocabulary import TRUE_EMOTIONS
 from .baselines import score_baselines
 from .clustering import EmotionClusterer
 from .estimators import (

@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..torch_runtime import torch_runtime
+from ..core.torch_runtime import torch_runtime
 
 PREDICT_BATCH = 16_384
 

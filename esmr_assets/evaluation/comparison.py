@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..policy.rollouts import DECODED_ACCURACY, satisfaction_shares
+from ..policy.loop.rollouts import DECODED_ACCURACY, satisfaction_shares
 from .metrics import (
     METRICS,
     PAPER_BASELINE,

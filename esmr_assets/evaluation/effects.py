@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 import polars as pl
 
-from ..policy import registry
-from ..portable import matmul
+from ..core.portable import matmul
+from ..policy.loop import registry
 from .metrics import (
     METRICS,
     bounced,

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..policy.linear_bandit import LinearBandit
-from ..portable import matmul
-from ..vocabulary import SIGNALS
+from ..core.portable import matmul
+from ..core.vocabulary import SIGNALS
+from ..policy.learners.linear_bandit import LinearBandit
 from .effects import percentile_interval, resample_counts
 from .metrics import oracle_flags
 

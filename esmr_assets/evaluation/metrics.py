@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import numpy as np
 import polars as pl
 
-from ..policy import registry
+from ..core.vocabulary import NEGATIVE, POSITIVE, TRUE_EMOTIONS, VALENCE_SCORE, check_labels
+from ..policy.loop import registry
 from ..policy.rewards import engagement_reward
-from ..vocabulary import NEGATIVE, POSITIVE, TRUE_EMOTIONS, VALENCE_SCORE, check_labels
 
 #: label source -> rollout column: what the platform sees, and the simulator's latent truth
 LABEL_SOURCES = {"predicted": "predicted_label", "true": "true_emotion"}

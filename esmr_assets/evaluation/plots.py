@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from ..vocabulary import EMOTIONS, TRUE_EMOTIONS  # noqa: E402
+from ..core.vocabulary import EMOTIONS, TRUE_EMOTIONS  # noqa: E402
 
 EMOTION_COLOURS = {
     "happy": "#f2c14e",
@@ -273,7 +273,7 @@ def greedy_actions(q_table: pl.DataFrame, agent: str) -> bytes:
 def policy_trajectories(rollouts: pl.DataFrame, user_id: int, policies: tuple[str, str] = ("lightgbm", "esmr")) -> bytes:
     """Figure 8 analogue: one user's predicted emotion per day under two policies (coloured
     markers) with the latent valence as a line; days on which RL served the feed shaded."""
-    from ..vocabulary import VALENCE_SCORE
+    from ..core.vocabulary import VALENCE_SCORE
 
     fig, axes = plt.subplots(len(policies), 1, figsize=(9, 2.8 * len(policies)), sharex=True, sharey=True)
     for ax, policy in zip(np.atleast_1d(axes), policies):

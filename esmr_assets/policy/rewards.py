@@ -43,8 +43,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from ..portable import tanh
-from ..vocabulary import NEGATIVE, POSITIVE, check_labels
+from ..core.portable import tanh
+from ..core.vocabulary import NEGATIVE, POSITIVE, check_labels
 
 #: sign with which each emotional target enters lambda_f
 TARGET_SIGNS: dict[str, float] = {"next_day_happy": 1.0, "valence_change": 1.0, "next_day_stressed": -1.0}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..portable import exp, expit, matmul
-from ..vocabulary import TRUE_EMOTIONS
+from ..core.portable import exp, expit, matmul
+from ..core.vocabulary import TRUE_EMOTIONS
 
 CHURNED = TRUE_EMOTIONS.index("churned")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..settings import SimulationSettings
+from ..core.settings import SimulationSettings
 from .content import VideoPool
 from .day import (
     DayNoise,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ..portable import exp, power
-from ..vocabulary import CATEGORIES, EMOTIONS, THEMES
+from ..core.portable import exp, power
+from ..core.vocabulary import CATEGORIES, EMOTIONS, THEMES
 
 CATEGORY_SHARES = np.array([0.25, 0.35, 0.20, 0.20])
 # Category-level base engagement: entertainment draws most interaction, educational least.

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
-from ..portable import expit, log, power
-from ..settings import SimulationSettings
-from ..vocabulary import CATEGORIES, EMOTIONS
+from ..core.portable import expit, log, power
+from ..core.settings import SimulationSettings
+from ..core.vocabulary import CATEGORIES, EMOTIONS
 from .affect import (
     AROUSAL_NOISE_SCALE,
     behaviour_multipliers,

@@ -16,15 +16,15 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
-from ..schemas import LATENT_COLUMNS, USER_DAY_LOGS
-from ..settings import SimulationSettings
-from ..vocabulary import NO_LABEL, PREVIOUS_LABELS
+from ..core.rng import stream
+from ..core.schemas import LATENT_COLUMNS, USER_DAY_LOGS
+from ..core.settings import SimulationSettings
+from ..core.vocabulary import NO_LABEL, PREVIOUS_LABELS
 from .cohort import Cohort
 from .content import VideoPool
 from .logging_policy import logging_feed, mixture_weights
 from .logs import day_frame
 from .population import Population
-from .rng import stream
 
 OBSERVED_COLUMNS = tuple(c for c in USER_DAY_LOGS.names() if c not in LATENT_COLUMNS)
 STATE_LABEL_TYPE = pl.Enum(PREVIOUS_LABELS)

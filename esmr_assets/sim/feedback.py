@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..settings import SimulationSettings
-from ..vocabulary import SIGNALS
+from ..core.settings import SimulationSettings
+from ..core.vocabulary import SIGNALS
 
 SATISFACTION_LEVELS = (-1, 0, 1)
 

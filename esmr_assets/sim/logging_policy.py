@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..portable import matmul
-from ..settings import SimulationSettings
-from ..vocabulary import CATEGORIES
+from ..core.portable import matmul
+from ..core.settings import SimulationSettings
+from ..core.vocabulary import CATEGORIES
 from .content import VideoPool
 
 

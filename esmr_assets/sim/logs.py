@@ -9,8 +9,9 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from ..settings import SimulationSettings
-from ..vocabulary import (
+from ..core.rng import stream
+from ..core.settings import SimulationSettings
+from ..core.vocabulary import (
     CATEGORY_LABELS,
     EMOTION_LABELS,
     PROFILES,
@@ -22,7 +23,6 @@ from .content import VideoPool
 from .day import DayResult
 from .logging_policy import logging_feed, mixture_weights
 from .population import Population
-from .rng import stream
 
 
 def enum_series(codes: np.ndarray, labels: tuple[str, ...]) -> pl.Series:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import polars as pl
 
-from ..settings import SimulationSettings
-from ..vocabulary import CATEGORIES, PROFILES
+from ..core.settings import SimulationSettings
+from ..core.vocabulary import CATEGORIES, PROFILES
 
 # Per-profile parameters, columns follow PROFILES (casual, engaged, highly_active).
 SCROLL_SHAPE = np.array([2.0, 3.0, 4.0])  # k_p of Eq. 1 (Gamma, minutes)

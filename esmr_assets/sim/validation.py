@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
-from ..schemas import CONTRACTS, users_schema
-from ..settings import SimulationSettings
-from ..vocabulary import CATEGORIES, EMOTIONS, PROFILES
+from ..core.schemas import CONTRACTS, users_schema
+from ..core.settings import SimulationSettings
+from ..core.vocabulary import CATEGORIES, EMOTIONS, PROFILES
 
 CHECK_NAMES: dict[str, tuple[str, ...]] = {
     "videos": ("schema", "no_nulls", "row_count", "unique_video_id", "value_ranges", "emotion_imbalance"),

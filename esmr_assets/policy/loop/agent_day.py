@@ -1,0 +1,244 @@
+"""Training the Q-learning agent in the closed-loop environment (paper §3.3.2, Algorithm 2).
+
+Every training user is under the agent every day from day 1 (day 0 has no predicted label
+yet, so it is served by LightGBM): the agent sees all states, not only the vulnerable ones
+the hybrid policy later hands to it, and Q-learning being off-policy, what it learns holds
+for the hybrid's use. Each day: observe the states, act (Boltzmann), serve the action's
+bucket through `FeedBuilder`, step the cohort, score Eq. 8, learn from the day's
+transitions, then replay one batch. Epoch k runs the cohort through episode k + 1 of the
+environment's noise, so epochs see fresh days and evaluation (episode 0) sees unseen ones.
+
+Several agents (ESMR and its ablations) train side by side in one environment, each on its
+own copy of the training users: simulating and ranking cost much less per user in one
+large batch than in several small ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from ...causal.dataset import BEHAVIOUR_COLUMNS
+from ...core.vocabulary import TRUE_EMOTIONS, VALENCE_SCORE
+from ...sim.environment import ClosedLoopEnv, DayStep
+from ..learners.qlearning import N_STATES, N_STATES_WITH_LAST_BUCKET, QLearningAgent, encode_state
+from ..rewards import (
+    causal_reward,
+    emotion_reward,
+    engagement_reward,
+    is_vulnerable,
+    total_reward,
+)
+from .feeds import FeedBuilder, bucket_mask
+from .streak import update_streak
+
+#: The day features whose change R_cause rewards: the causal features of day t.
+DAY_FEATURES = ("valence", *BEHAVIOUR_COLUMNS)
+_VALENCE = np.array([VALENCE_SCORE.get(e, np.nan) for e in TRUE_EMOTIONS])
+
+
+def day_features(step: DayStep) -> np.ndarray:
+    """(n, len(DAY_FEATURES)): the expected valence under the predicted class distribution
+    (as `causal_frame` computes it) and the day's behaviour columns. Churned days are all
+    NaN: the DAGs were fitted on pairs of active days, and a churn day's zeros are absence,
+    not behaviour, so changes into or out of churn earn no causal reward."""
+    p = np.where(np.isnan(_VALENCE), 0.0, step.probabilities)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        valence = (p * np.nan_to_num(_VALENCE)).sum(axis=1) / p.sum(axis=1)
+    behaviour = step.logs.select(pl.col(c).cast(pl.Float64) for c in BEHAVIOUR_COLUMNS).to_numpy()
+    features = np.column_stack([np.round(valence, 2), behaviour])
+    features[np.asarray(step.predicted).astype(str) == "churned"] = np.nan
+    return features
+
+
+class StateTracker:
+    """Each user's Q-learning state as of the last stepped day: its predicted label, the
+    negative-or-neutral streak (churn days neither extend nor break it), its engagement
+    trend, and the bucket that led the feed the user saw (-1: none, or the user churned)."""
+
+    def __init__(self, n_users: int) -> None:
+        self.label = np.full(n_users, "churned", dtype=object)
+        self.streak = np.zeros(n_users, dtype=np.int64)
+        self.trend = np.zeros(n_users)
+        self.served = np.full(n_users, -1, dtype=np.int64)
+
+    def observe(self, step: DayStep, actions: np.ndarray | None = None) -> None:
+        """Take in a stepped day; `actions` are the buckets that led its feeds (-1: none)."""
+        self.label = np.asarray(step.predicted).astype(str)
+        self.streak = update_streak(self.streak, self.label)
+        self.trend = step.logs["engagement_trend"].cast(pl.Float64).to_numpy()
+        if actions is None:
+            actions = np.full(self.label.size, -1)
+        self.served = np.where(step.logs["churned"].to_numpy(), -1, np.asarray(actions, dtype=np.int64))
+
+    def states(self, with_last_bucket: bool = False) -> np.ndarray:
+        """The base state, or the `state_last_bucket` variant's (with the served bucket)."""
+        return encode_state(self.label, self.streak, self.trend, self.served if with_last_bucket else None)
+
+
+REWARD_TIMINGS = ("same_day", "next_day")
+
+
+class NextDayCredit:
+    """The `next_day` timing: each day's transitions wait for tomorrow's observation. `push`
+    takes today's (states, actions, weighted R_eng, next states) and today's R_emo and
+    R_cause (scored on yesterday -> today) and returns yesterday's transitions completed with
+    them: R = R_eng(yesterday) + alpha R_emo + beta R_cause, credited to yesterday's action.
+    The horizon's last day has no tomorrow, so its transitions are never learnt."""
+
+    def __init__(self, alpha, beta) -> None:
+        self.alpha, self.beta = alpha, beta
+        self.waiting: tuple[np.ndarray, ...] | None = None
+
+    def push(self, states, actions, weighted_r_eng, next_states, r_emo, r_cause) -> tuple[np.ndarray, ...] | None:
+        done, self.waiting = self.waiting, (states, actions, weighted_r_eng, next_states)
+        if done is None:
+            return None
+        s, a, r_eng, s2 = done
+        return s, a, total_reward(r_eng, r_emo, r_cause, alpha=self.alpha, beta=self.beta), s2
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Eq. 8's weights; `engagement` is 0 for the no-engagement ablation, `alpha` 0 for
+    the no-emotion one. `engagement`, `alpha` and `beta` may be per-user arrays."""
+
+    engagement: float | np.ndarray = 1.0
+    alpha: float | np.ndarray = 1.0
+    beta: float | np.ndarray = 0.5
+    eta: float = 1.0
+    amplification: float = 2.0
+
+    @classmethod
+    def stack(cls, weights: list[RewardWeights], block: int) -> RewardWeights:
+        """Per-user weights for a cohort of consecutive blocks of `block` users, block k
+        rewarded with `weights[k]` (eta and the amplification must agree)."""
+        if len({(w.eta, w.amplification) for w in weights}) != 1:
+            raise ValueError("stacked reward weights must share eta and the amplification")
+
+        def per_user(field: str) -> np.ndarray:
+            return np.repeat([float(getattr(w, field)) for w in weights], block)
+
+        return cls(per_user("engagement"), per_user("alpha"), per_user("beta"), weights[0].eta, weights[0].amplification)
+
+
+class RewardModel:
+    """Algorithm 2's reward for a cohort: `parent_weights` (n, len(DAY_FEATURES)) are the
+    users' lambda_f. `timing` says which observation R_emo and R_cause score an action by:
+    `same_day` (the paper's: the change into the day the action was served, which that
+    day's behaviour shows before the feed could act on the mood) or `next_day` (the change
+    from that day into the next, which the served feed can cause)."""
+
+    def __init__(
+        self,
+        parent_weights: np.ndarray,
+        weights: RewardWeights,
+        engagement: Callable[[DayStep, DayStep], np.ndarray] | None = None,
+        timing: str = "same_day",
+    ) -> None:
+        if timing not in REWARD_TIMINGS:
+            raise ValueError(f"reward timing must be one of {REWARD_TIMINGS}, got {timing!r}")
+        self.parent_weights = np.asarray(parent_weights, dtype=float)
+        self.weights = weights
+        self.engagement = engagement  # R_eng of (previous, step); None: the watch/scroll ratio
+        self.timing = timing
+
+    def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
+        """R_eng, R_emo, R_cause and R for the transition previous day -> `step`'s day."""
+        w = self.weights
+        previous_label = np.asarray(previous.predicted).astype(str)
+        label = np.asarray(step.predicted).astype(str)
+        if self.engagement is None:
+            r_eng = engagement_reward(step.logs["watch_minutes"].to_numpy(), step.logs["scroll_minutes"].to_numpy())
+        else:
+            r_eng = self.engagement(previous, step)
+        r_emo = emotion_reward(previous_label, label, eta=w.eta)
+        r_cause = causal_reward(
+            day_features(previous),
+            day_features(step),
+            self.parent_weights,
+            is_vulnerable(previous_label),
+            amplification=w.amplification,
+        )
+        r = total_reward(w.engagement * r_eng, r_emo, r_cause, alpha=w.alpha, beta=w.beta)
+        return {"r_eng": r_eng, "r_emo": r_emo, "r_cause": r_cause, "reward": r}
+
+
+def train_agents(
+    make_env: Callable[[int], ClosedLoopEnv],
+    feeds: FeedBuilder,
+    rewards: RewardModel,
+    agents: dict[str, QLearningAgent],
+    rngs: dict[str, np.random.Generator],
+    epochs: int,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> pl.DataFrame:
+    """Train `agents` in place, side by side in one environment: `make_env(episode)` builds
+    a cohort of len(agents) equal blocks of users, block k living under the k-th agent, so
+    the per-day costs of simulation and ranking are paid once for all of them. `rewards`
+    covers the whole cohort (per-row weights, see `RewardWeights.stack`); `rngs` drive each
+    agent's exploration and replay. Returns the learning curve: per agent and epoch the
+    mean reward and its components per transition, the temperature and the share of
+    states visited."""
+    names = list(agents)
+    sizes = {agent.n_states for agent in agents.values()}
+    if len(sizes) != 1 or not sizes <= {N_STATES, N_STATES_WITH_LAST_BUCKET}:
+        raise ValueError(f"agents trained together must all have {N_STATES} states, or all "
+                         f"{N_STATES_WITH_LAST_BUCKET} (with the last served bucket)")
+    with_last = sizes == {N_STATES_WITH_LAST_BUCKET}
+    history = []
+    for epoch in range(epochs):
+        env = make_env(epoch + 1)
+        if env.n_users % len(names):
+            raise ValueError(f"a cohort of {env.n_users} users does not split into {len(names)} equal blocks")
+        blocks = dict(zip(names, np.split(np.arange(env.n_users), len(names))))
+        tracker = StateTracker(env.n_users)
+        previous = env.step(*feeds.build(env.reset(), env.recently_shown()))  # day 0: no label yet
+        tracker.observe(previous)
+        states = tracker.states(with_last)
+        sums = {name: dict.fromkeys(("reward", "r_eng", "r_emo", "r_cause"), 0.0) for name in names}
+        transitions = 0
+        credit = NextDayCredit(rewards.weights.alpha, rewards.weights.beta) if rewards.timing == "next_day" else None
+        while not env.done:
+            actions = np.empty(env.n_users, dtype=np.int64)
+            for name, rows in blocks.items():
+                actions[rows] = agents[name].act(states[rows], rngs[name])
+            boost = bucket_mask(actions, feeds.video_emotion)
+            step = env.step(*feeds.build(env.observation(), env.recently_shown(), boost))
+            parts = rewards.components(previous, step)
+            tracker.observe(step, actions)
+            next_states = tracker.states(with_last)
+            if credit is None:
+                learnt = (states, actions, parts["reward"], next_states)
+            else:
+                learnt = credit.push(states, actions, np.broadcast_to(rewards.weights.engagement, parts["r_eng"].shape)
+                                     * parts["r_eng"], next_states, parts["r_emo"], parts["r_cause"])
+            for name, rows in blocks.items():
+                if learnt is not None:
+                    # The horizon's end is a truncation, not a terminal state (the state has
+                    # no clock), so every transition bootstraps.
+                    transition = (*(x[rows] for x in learnt), False)
+                    agents[name].remember(*transition)
+                    agents[name].update(*transition)
+                    agents[name].replay(rngs[name])
+                for key, total in sums[name].items():  # the reward learnt, and today's Eq. 8 parts
+                    values = (0.0 if learnt is None else learnt[2][rows]) if key == "reward" else parts[key][rows]
+                    sums[name][key] = total + float(np.sum(values))
+            transitions += env.n_users // len(names)
+            previous, states = step, next_states
+        for name, agent in agents.items():
+            row = {
+                "agent": name,
+                "epoch": epoch + 1,
+                "temperature": agent.temperature_,
+                **{f"mean_{k}": v / max(transitions, 1) for k, v in sums[name].items()},
+                "states_visited": float((agent.visits_.sum(axis=1) > 0).mean()),
+            }
+            agent.end_epoch(row["mean_reward"])
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+    return pl.DataFrame(history)

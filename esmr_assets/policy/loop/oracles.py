@@ -1,0 +1,68 @@
+"""Diagnostic policies that read the simulator's latent state (`oracle_*` in the registry):
+ceilings for the comparison, never deployable, never learned from.
+
+`BestFeedOracle` serves each user, each day, the bucket whose feed gives the highest expected
+next-day latent valence given the user's true state. It asks the simulator itself: for every
+bucket it builds the feed a platform would serve (the bucket leading, ranked by LightGBM),
+lets the cohort live through the day with `simulate_day` under `draws` noise draws of its own
+(the same draws for every bucket, so buckets are compared under common random numbers), and
+averages tomorrow's latent valence. Deterministic given the state: the draws come from the
+policy's own stream, keyed by episode and day.
+
+It is a one-step look-ahead: it ignores that today's bucket also moves arousal (which shapes
+tomorrow's behaviour), churn, and what the 5-day seen filter leaves for later days, so it is
+a strong feed but not provably the best sequence of feeds (README, "What limits ESMR").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ...core.rng import stream
+from ...sim.day import churn_today, draw_day_noise, simulate_day
+from ...sim.environment import ClosedLoopEnv
+from .agent_day import StateTracker
+from .feeds import ACTIONS, FeedBuilder, bucket_mask
+
+if TYPE_CHECKING:
+    from .registry import PolicySpec
+    from .rollouts import Artifacts
+
+
+class BestFeedOracle:
+    """The bucket maximising expected next-day latent valence, per user and day."""
+
+    def __init__(self, feeds: FeedBuilder, seed: int, stream_key: int, draws: int) -> None:
+        if draws < 1:
+            raise ValueError(f"draws must be at least 1, got {draws}")
+        self.feeds, self.seed, self.stream_key, self.draws = feeds, seed, stream_key, draws
+
+    @classmethod
+    def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> BestFeedOracle:
+        return cls(artifacts.feeds, artifacts.seed, spec.stream_key, artifacts.settings.evaluation.oracle_draws)
+
+    def expected_valence(self, env: ClosedLoopEnv) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """((n_users, n_buckets) expected next-day latent valence, each bucket's feeds)."""
+        observation, blocked = env.observation(), env.recently_shown()
+        feeds = [self.feeds.build(observation, blocked, bucket_mask(np.full(env.n_users, b), self.feeds.video_emotion))
+                 for b in range(len(ACTIONS))]
+        rng = stream(self.seed, "policy", self.stream_key, env.episode, env.day)
+        noises = [draw_day_noise(rng, env.pop, env.day, env.settings.feed_length, env.settings) for _ in range(self.draws)]
+        valence = np.zeros((env.n_users, len(ACTIONS)))
+        for noise in noises:
+            churned = churn_today(env.state, env.pop, noise, env.settings)
+            for b, (feed, valid) in enumerate(feeds):
+                padded, mask = env.pad_feed(feed, valid)
+                result = simulate_day(padded, mask, env.day, env.pool, env.pop, env.state, noise, churned, env.settings)
+                valence[:, b] += result.state.valence / self.draws
+        return valence, feeds
+
+    def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        valence, feeds = self.expected_valence(env)
+        actions = valence.argmax(axis=1)  # ties go to the first bucket
+        rows = np.arange(env.n_users)
+        feed = np.stack([f for f, _ in feeds])[actions, rows]
+        valid = np.stack([v for _, v in feeds])[actions, rows]
+        return feed, valid, actions

@@ -1,0 +1,328 @@
+"""The policy stage's training, from the stored tables: fit the ranker, train the hybrid
+policies' Q-learning agents and the bandits. The assets call these; so do the benchmarks
+and tests. Which agents and bandits there are, and what each learns from, comes from
+`registry.POLICIES`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from ...causal.discovery import POOLED_USER
+from ...core.rng import stream
+from ...core.settings import PolicySettings, Settings
+from ...core.vocabulary import NEGATIVE
+from ...emotion.estimators import reads_latent
+from ...sim.environment import ClosedLoopEnv
+from ..learners.qlearning import N_STATES, N_STATES_WITH_LAST_BUCKET, QLearningAgent, decode_state
+from ..learners.ranker import EngagementRanker
+from ..loop import registry
+from ..loop.agent_day import DAY_FEATURES, RewardModel, RewardWeights, train_agents
+from ..loop.bandits import BanditPolicy, DecodedEngagement, context_features, new_learner
+from ..loop.feeds import ACTIONS, feed_builder
+from ..loop.policies import FixedBucketPolicy
+from ..loop.registry import AgentSpec
+from ..loop.rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
+from ..loop.users import policy_split, users_in
+from ..rewards import parent_weight_matrix
+from .models import AgentSet, BanditLearners
+
+
+def fit_ranker(
+    impressions: pl.DataFrame | pl.LazyFrame,
+    logs: pl.DataFrame,
+    predictions: pl.DataFrame,
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    settings: Settings,
+    seed: int,
+) -> EngagementRanker:
+    policy = settings.policy
+    return EngagementRanker(
+        random_state=seed,
+        n_estimators=policy.ranker_max_trees,
+        learning_rate=policy.ranker_learning_rate,
+        num_leaves=policy.ranker_num_leaves,
+        early_stopping_rounds=policy.ranker_early_stopping_rounds,
+        max_users=policy.ranker_max_users,
+    ).fit(impressions, logs, predictions, videos, users)
+
+
+def reward_weights(agent: str, settings: PolicySettings) -> RewardWeights:
+    """Eq. 8's weights of the agent of the hybrid policy `agent`: its `AgentSpec` switches
+    terms off."""
+    spec = registry.spec(agent).agent
+    if spec is None:
+        raise ValueError(f"{agent!r} has no Q-learning agent; choose one of {registry.AGENTS}")
+    return RewardWeights(
+        engagement=0.0 if spec.engagement == "none" else 1.0,
+        alpha=settings.alpha if spec.emotion else 0.0,
+        beta=settings.beta,
+        eta=settings.eta,
+        amplification=settings.causal_amplification,
+    )
+
+
+#: Training replicates live in environment episodes from here on: their training noise is
+#: their own (episode 0 is evaluation, 1 .. epochs the other agents' training).
+REPLICA_EPISODES = 1_000
+
+
+def agent_stream(seed: int, name: str) -> np.random.Generator:
+    """The exploration and replay stream of the agent of policy `name`: its registry key, and
+    for a training replicate r >= 1 (`esmr@r`) the key and r."""
+    key = registry.spec(registry.base_name(name)).stream_key
+    replicate = name[len(registry.base_name(name)) + 1:]
+    return stream(seed, "policy", key) if not replicate else stream(seed, "policy", key, int(replicate))
+
+
+def new_agent(settings: PolicySettings, n_states: int) -> QLearningAgent:
+    """An untrained agent with Table 3's hyper-parameters from `settings`."""
+    return QLearningAgent(
+        n_states,
+        len(ACTIONS),
+        learning_rate=settings.learning_rate,
+        discount=settings.discount,
+        temperature=settings.temperature,
+        temperature_decay=settings.temperature_decay,
+        min_temperature=settings.min_temperature,
+        replay_size=settings.replay_size,
+        replay_batch=settings.replay_batch,
+        learning_rate_decay=settings.learning_rate_decay,
+    )
+
+
+def causal_weights(user_causal_parents: pl.DataFrame, user_ids: np.ndarray, settings: Settings) -> np.ndarray:
+    """(len(user_ids), len(DAY_FEATURES)) lambda_f per user: from each user's own DAG, or
+    from the one pooled DAG for everybody when `causal.method` is "pooled"."""
+    if settings.causal.method == "pooled":
+        pooled = parent_weight_matrix(user_causal_parents, [POOLED_USER], DAY_FEATURES)
+        return np.repeat(pooled, len(user_ids), axis=0)
+    return parent_weight_matrix(user_causal_parents, user_ids.tolist(), DAY_FEATURES)
+
+
+def q_table_frame(agents: Mapping[str, QLearningAgent], latent: bool = False) -> pl.DataFrame:
+    """One row per agent, state and action: the state's parts (with the last served bucket,
+    `last_bucket`, null unless the agent's state has it), Q and the visit count. `oracle`
+    marks the agents of `oracle_*` policies, and every agent when they learnt on the latent
+    truth (`latent`: the `oracle` emotion source)."""
+
+    def frame(name: str, agent: QLearningAgent) -> pl.DataFrame:
+        with_last = agent.n_states == N_STATES_WITH_LAST_BUCKET
+        states = np.repeat(np.arange(agent.n_states), len(ACTIONS))
+        label, streak, trend, *last = decode_state(states, with_last)
+        last_bucket = pl.repeat(None, states.size, dtype=pl.String, eager=True)
+        if with_last:  # -1, no bucket served, stays null
+            served = pl.Series(np.asarray(ACTIONS)[np.maximum(last[0], 0)])
+            last_bucket = served.zip_with(pl.Series(last[0] >= 0), last_bucket)
+        return pl.DataFrame(
+            {
+                "agent": name,
+                "oracle": latent or registry.is_oracle(name),
+                "state": states.astype(np.int16),
+                "label": label,
+                "streak": streak.astype(np.int8),
+                "trend": trend,
+                "last_bucket": last_bucket,
+                "action": np.tile(np.asarray(ACTIONS), agent.n_states),
+                "q": agent.initialize().q_.ravel(),
+                "visits": agent.visits_.ravel(),
+            }
+        )
+
+    return pl.concat([frame(name, agent) for name, agent in agents.items()])
+
+
+@dataclass(frozen=True)
+class AgentTraining:
+    agents: AgentSet
+    history: pl.DataFrame  # agent, epoch, temperature, mean_reward, mean_r_eng, ..., states_visited
+    q_table: pl.DataFrame
+    training_users: np.ndarray
+    evaluation_users: np.ndarray
+    seconds: float
+
+
+def fit_agents(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
+    user_causal_parents: pl.DataFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    settings: Settings,
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+    learners: Mapping | None = None,
+) -> AgentTraining:
+    """Train the agents of the registry's hybrid policies on the training users, in registry
+    order: the `side_by_side` ones together, one copy of the training users per agent (user
+    ids offset per copy), then each other agent on its own copy, then the training replicates
+    1 .. K-1 of each of `policy.replicated_agents` together in a cohort of their own, on
+    environment episodes no other agent sees. An agent whose R_eng is a bandit's decoded
+    reward trains only when that bandit's learner is given. Agents come in
+    `registry.with_replicates` order; the learning curve in training order."""
+    policy = settings.policy
+    training_users, evaluation_users = policy_split(users, seed, policy)
+    base = users_in(users, training_users)
+    stride = int(users["user_id"].max()) + 1
+    lam = causal_weights(user_causal_parents, base["user_id"].to_numpy(), settings)
+    feeds = feed_builder(ranker, videos, impressions, settings)
+    learners = learners or {}
+
+    def env_of(users_: pl.DataFrame, spec: registry.PolicySpec, replicas: bool) -> Callable[[int], ClosedLoopEnv]:
+        offset = REPLICA_EPISODES if replicas else 0  # replicates train on days no other agent sees
+        return lambda episode: ClosedLoopEnv(
+            videos, users_, settings.simulation, seed, labeller_for(spec, emotion_model), episode=episode + offset
+        )
+
+    def report(row: dict) -> None:
+        log(
+            f"{row['agent']} epoch {row['epoch']}/{policy.epochs}: mean reward {row['mean_reward']:.3f}, "
+            f"temperature {row['temperature']:.2f}, states visited {row['states_visited']:.0%}"
+        )
+
+    def train(names: list[str], rewards: RewardModel) -> pl.DataFrame:
+        specs = [registry.spec(registry.base_name(name)) for name in names]
+        if len({spec.labels for spec in specs}) != 1:
+            raise ValueError(f"agents trained side by side must see the same labels: {names}")
+        stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
+        for name in names:
+            agents[name] = new_agent(policy, N_STATES_WITH_LAST_BUCKET if policy.state_last_bucket else N_STATES)
+        rngs = {name: agent_stream(seed, name) for name in names}
+        replicas = any(name != spec.name for name, spec in zip(names, specs))
+        return train_agents(env_of(stacked, specs[0], replicas), feeds, rewards, {n: agents[n] for n in names}, rngs,
+                            policy.epochs, on_epoch=report)
+
+    agents: dict[str, QLearningAgent] = {}
+    start = time.perf_counter()
+    together = [name for name in registry.AGENTS if registry.spec(name).agent.side_by_side]
+    weights = RewardWeights.stack([reward_weights(name, policy) for name in together], base.height)
+    timing = policy.reward_timing
+    histories = [train(together, RewardModel(np.tile(lam, (len(together), 1)), weights, timing=timing))] if together else []
+
+    def engagement_of(spec: AgentSpec):
+        if spec.engagement != "decoded":
+            return None
+        return DecodedEngagement(learners[spec.decoder], feeds.video_emotion, settings.policy.bandit_context)
+
+    for name in registry.AGENTS:
+        spec = registry.spec(name).agent
+        if spec.side_by_side or (spec.engagement == "decoded" and spec.decoder not in learners):
+            continue
+        histories.append(train([name], RewardModel(lam, reward_weights(name, policy), engagement_of(spec), timing=timing)))
+    # Replicates 1 .. K-1 of an agent: one cohort of their own, so they change no other agent.
+    for name in (n for n in registry.AGENTS if n in agents and n in policy.replicated_agents):
+        names = [registry.replicate_name(name, r) for r in range(1, policy.agent_replicates)]
+        if not names:
+            continue
+        weights = RewardWeights.stack([reward_weights(name, policy)] * len(names), base.height)
+        histories.append(train(names, RewardModel(np.tile(lam, (len(names), 1)), weights,
+                                                  engagement_of(registry.spec(name).agent), timing=timing)))
+    order = [spec.name for spec in registry.with_replicates(policy.replicated_agents, policy.agent_replicates)]
+    agents = {name: agents[name] for name in order if name in agents}
+    history = pl.concat(histories)
+    latent = reads_latent(emotion_model)
+    oracle = pl.Series("oracle", [latent or registry.is_oracle(name) for name in history["agent"]], dtype=pl.Boolean)
+    history = history.select("agent", oracle, pl.exclude("agent"))
+    return AgentTraining(
+        agents=AgentSet(agents),
+        history=history,
+        q_table=q_table_frame(agents, latent),
+        training_users=training_users,
+        evaluation_users=evaluation_users,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@dataclass(frozen=True)
+class BanditTraining:
+    learners: BanditLearners
+    history: pl.DataFrame  # policy, epoch, rounds, decoded_accuracy, positive_share, negative_share
+    seconds: float
+
+
+def fit_bandits(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    settings: Settings,
+    seed: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> BanditTraining:
+    """The registry's bandits trained online on the training users (the Q-learning
+    agents' users), `igl_epochs` passes over fresh episodes of the environment each."""
+    policy = settings.policy
+    training_users, _ = policy_split(users, seed, policy)
+    trained = users_in(users, training_users)
+    feeds = feed_builder(ranker, videos, impressions, settings)
+    learners = {name: new_learner(name, policy, seed) for name in registry.BANDITS}
+    rows = []
+    start = time.perf_counter()
+    for name, learner in learners.items():
+        bandit = BanditPolicy(feeds, learner, stream(seed, "policy", registry.spec(name).stream_key, 1),
+                              policy.bandit_context)
+        for epoch in range(1, policy.igl_epochs + 1):
+            labeller = labeller_for(registry.spec(name), emotion_model)
+            env = ClosedLoopEnv(videos, trained, settings.simulation, seed, labeller, episode=epoch)
+            summary = rollout(env, bandit, name).select(
+                pl.col("rounds").sum(), DECODED_ACCURACY, *satisfaction_shares()
+            )
+            rows.append({"policy": name, "epoch": epoch, **summary.row(0, named=True)})
+            log(f"{name} epoch {epoch}/{policy.igl_epochs}: decoded-reward sign accuracy "
+                f"{rows[-1]['decoded_accuracy']:.3f}, r=+1 share {rows[-1]['positive_share']:.3f}")
+    return BanditTraining(BanditLearners(learners), pl.DataFrame(rows), time.perf_counter() - start)
+
+
+def bandit_table(learners: Mapping, context: str = "shared") -> pl.DataFrame:
+    """Each bandit's learned policy: one row per bandit, action and context feature (of the
+    `policy.bandit_context` kind) with the coefficient of its reward estimate (the greedy
+    action maximises their sum)."""
+    features = context_features(context)
+    return pl.concat(
+        pl.DataFrame({
+            "policy": name,
+            "action": np.repeat(np.asarray(ACTIONS), len(features)),
+            "feature": np.tile(features, len(ACTIONS)),
+            "coef": learner.bandit.initialize().coef_.ravel(),
+        })
+        for name, learner in learners.items()
+    )
+
+
+def choose_heuristic_buckets(
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.DataFrame | pl.LazyFrame,
+    ranker: EngagementRanker,
+    emotion_model,
+    settings: Settings,
+    seed: int,
+) -> pl.DataFrame:
+    """For each heuristic whose bucket is chosen (`registry.CHOSEN_HEURISTICS`): every bucket
+    run under the heuristic's rule on the training users (the environment's episode 1, the
+    emotion model's labels), their mean predicted negative days, and which bucket is chosen:
+    the fewest (ties: the first in ACTIONS order). Only training users are simulated, and
+    only what a platform sees (predicted labels) decides, so the choice is deployable."""
+    training_users, _ = policy_split(users, seed, settings.policy)
+    trained_on = users_in(users, training_users)
+    feeds = feed_builder(ranker, videos, impressions, settings)
+    rows = []
+    for name in registry.CHOSEN_HEURISTICS:
+        spec = registry.spec(name)
+        for bucket in ACTIONS:
+            env = ClosedLoopEnv(videos, trained_on, settings.simulation, seed, labeller_for(spec, emotion_model),
+                                episode=1)
+            frame = rollout(env, FixedBucketPolicy.with_bucket(feeds, spec, bucket, settings.policy), name)
+            negative = frame["predicted_label"].is_in(list(NEGATIVE)).sum() / trained_on.height
+            rows.append({"policy": name, "bucket": bucket, "predicted_negative_days": float(negative)})
+    table = pl.DataFrame(rows, schema={"policy": pl.String, "bucket": pl.String, "predicted_negative_days": pl.Float64})
+    best = pl.col("predicted_negative_days") == pl.col("predicted_negative_days").min().over("policy")
+    first = pl.int_range(pl.len()).over("policy") == pl.int_range(pl.len()).filter(best).first().over("policy")
+    return table.with_columns(chosen=first)
