@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from esmr_assets.core.settings import load_settings
+from esmr_assets.core.vocabulary import EMOTION_SOURCES
 from esmr_assets.emotion.baselines import fit_lightgbm, fit_logistic
 from esmr_assets.emotion.estimators import (
-    EMOTION_SOURCES,
     LatentEmotion,
     LightGBMEmotionModel,
     LogisticEmotionModel,

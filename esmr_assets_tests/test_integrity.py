@@ -21,9 +21,9 @@ from esmr_assets.core.settings import SettingsError, load_settings, parse_seed
 from esmr_assets.orchestration.planner import materialize_cells, plan_cell
 from esmr_assets.orchestration.resources import run_config
 from esmr_assets.orchestration.runner import plan_steps
+from esmr_assets.policy.loop.registry import graph_settings
 from esmr_assets.storage import reuse
 from esmr_assets.storage.cells import Cell, check_scenario_name, register_scenario
-from esmr_assets.storage.files import load_settings_json
 from esmr_assets.storage.warehouse import WarehouseError, query_rows, run_query
 from esmr_assets.studies.spec import StudyError, parse_study
 
@@ -335,7 +335,7 @@ def test_settings_that_cannot_run_are_refused_before_anything_is_written(overrid
 
 def test_a_sample_too_small_to_cluster_is_refused():
     with pytest.raises(SettingsError, match="emotion.cluster_sample_days"):
-        load_settings_json("smoke", '{"emotion": {"cluster_sample_days": 4}}')
+        graph_settings("smoke", '{"emotion": {"cluster_sample_days": 4}}')
 
 
 @pytest.mark.parametrize("seed", ["4294967296", "³", "٣", "3\n", " 3", "-1", "1e3", "03", ""])
@@ -360,7 +360,7 @@ def test_names_must_match_whole():
 
 def test_training_users_above_what_is_available_are_refused_by_run_and_studies_alike():
     with pytest.raises(SettingsError, match="only 30 of the 60 users"):
-        load_settings_json("smoke", '{"policy": {"training_users": 31}}')
+        graph_settings("smoke", '{"policy": {"training_users": 31}}')
     with pytest.raises(StudyError, match="only 30 of the 60 users"):
         parse_study('preset = "smoke"\nseeds = "0"\n[[scenario]]\nname = "a"\n'
                     'overrides = { policy = { training_users = 31 } }\n', "tiny")
@@ -374,10 +374,10 @@ def test_the_smallest_accepted_population_is_the_one_the_concurrency_test_runs()
     is refused."""
     from esmr_assets_tests.test_fault_tolerance import SMALL
 
-    load_settings_json("smoke", json.dumps(SMALL))
+    graph_settings("smoke", json.dumps(SMALL))
     for fewer in ({"n_users": 25}, {"n_days": 21}):
         with pytest.raises(SettingsError):
-            load_settings_json("smoke", json.dumps({**SMALL, "simulation": {**SMALL["simulation"], **fewer}}))
+            graph_settings("smoke", json.dumps({**SMALL, "simulation": {**SMALL["simulation"], **fewer}}))
 
 
 # ------------------------------------------------------------------------- one line, every time

@@ -44,7 +44,7 @@ def test_the_scenario_of_overrides_is_stable():
 
 def test_the_scenario_name_hashes_only_what_differs_from_the_preset():
     """A setting added later with a default must not rename the scenarios of earlier runs."""
-    from esmr_assets.core import settings as module
+    from esmr_assets.core.settings import presets as module
 
     overridden = module.load_settings("paper", {"policy": {"alpha": 0.5}})
     before = overridden.overrides_scenario

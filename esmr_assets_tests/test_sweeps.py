@@ -73,8 +73,8 @@ def test_schedule_grows_the_grid_and_runs_every_cell_not_done_nor_in_flight(tmp_
     """The first tick adds seeds 0 and 1 (a seed another scenario registered does not count).
     By the second, 0 is done, 1 failed, 2 is running and 3's process was killed before it
     wrote anything: it asks again for 1 and 3, leaves 0 and 2 alone and adds 4 and 5."""
+    from esmr_assets.policy.loop.registry import graph_settings
     from esmr_assets.storage.cells import Cell
-    from esmr_assets.storage.files import load_settings_json
 
     monkeypatch.setenv("ESMR_DATA_DIR", str(tmp_path))
     schedule = build_sweep_schedule(cell_steps, defs.resolve_job_def("esmr_job"), "0 3 * * *", 2, "smoke")
@@ -89,7 +89,7 @@ def test_schedule_grows_the_grid_and_runs_every_cell_not_done_nor_in_flight(tmp_
         assert set(first[0].asset_selection) == everything  # nothing to reuse yet
         assert first[1].run_key == "cell-baseline|1"  # unique within the tick
 
-        root, settings = tmp_path / "smoke", load_settings_json("smoke", "{}")
+        root, settings = tmp_path / "smoke", graph_settings("smoke", "{}")
         fake_computed(root, Cell("baseline", 0), settings, cell_steps())  # done
         fake_computed(root, Cell("baseline", 1), settings, cell_steps()[:1])  # begun, then failed
         add_cell_run(instance, "baseline|1", dg.DagsterRunStatus.FAILURE)
@@ -106,10 +106,10 @@ def test_cell_status_tells_each_state_of_a_cell(tmp_path):
     process is gone), running (its process lives) and done, from the disk and the instance."""
     from esmr_assets.orchestration.planner import cell_status
     from esmr_assets.orchestration.runner import process_tags
+    from esmr_assets.policy.loop.registry import graph_settings
     from esmr_assets.storage.cells import Cell
-    from esmr_assets.storage.files import load_settings_json
 
-    root, settings, cell = tmp_path / "smoke", load_settings_json("smoke", "{}"), Cell("baseline", 0)
+    root, settings, cell = tmp_path / "smoke", graph_settings("smoke", "{}"), Cell("baseline", 0)
 
     def status() -> str:
         return cell_status(root, cell_steps(), cell, settings, instance)

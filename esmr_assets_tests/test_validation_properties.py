@@ -29,9 +29,9 @@ from esmr_assets.core.settings import (
     SettingsError,
 )
 from esmr_assets.emotion.features import limit_split, split_users
+from esmr_assets.policy.loop.registry import graph_settings
 from esmr_assets.policy.loop.users import policy_split
 from esmr_assets.storage.cells import check_scenario_name
-from esmr_assets.storage.files import load_settings_json
 from esmr_assets.studies.spec import StudyError, parse_study
 
 settings.register_profile("ci", max_examples=1_000, deadline=None, derandomize=True,
@@ -144,7 +144,7 @@ def _refused_in_one_line(capsys, argv: list[str], data_dir, mentions: set[str]) 
 def test_every_override_is_feasible_or_refused_in_one_line(generated, preset, tmp_path_factory, capsys):
     text = json.dumps(generated)  # NaN and infinities travel as JSON's NaN / Infinity
     try:
-        accepted = load_settings_json(preset, text)
+        accepted = graph_settings(preset, text)
     except SettingsError:
         event("refused")
         data_dir = tmp_path_factory.mktemp("refused") / "data"
@@ -257,7 +257,7 @@ def test_the_generators_reach_both_sides():
     @settings(max_examples=300, deadline=None, derandomize=True)
     @given(generated=overrides, spec=st.one_of(plausible_specs(), hostile_specs()))
     def classify(generated, spec):
-        for check in (lambda: load_settings_json("smoke", json.dumps(generated)), lambda: parse_study(spec[1], spec[0])):
+        for check in (lambda: graph_settings("smoke", json.dumps(generated)), lambda: parse_study(spec[1], spec[0])):
             try:
                 check()
                 seen["accepted"] += 1

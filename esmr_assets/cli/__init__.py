@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from esmr_assets.core.settings import PRESETS, Settings, SettingsError, parse_seed
+from esmr_assets.policy.loop.registry import graph_settings
 from esmr_assets.storage.cells import Cell, overrides_scenario_name, register_scenario
 from esmr_assets.storage.files import (
     check_writable_dir,
     ensure_writable_dir,
-    load_settings_json,
     resolve_data_dir,
     storage_root,
 )
@@ -151,7 +151,7 @@ def _settings_and_data_dir(args: argparse.Namespace) -> tuple[Settings, Path]:
     if not args.overrides.strip():
         raise UsageError("--overrides is empty; give a JSON object such as '{\"policy\": {\"alpha\": 0.5}}'")
     try:
-        return load_settings_json(args.preset, args.overrides), resolve_data_dir(args.data_dir)
+        return graph_settings(args.preset, args.overrides), resolve_data_dir(args.data_dir)
     except SettingsError as err:
         raise UsageError(str(err)) from None
 

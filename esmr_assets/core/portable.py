@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from esmr_assets.core import compiled
 
 __all__ = ["exp", "expit", "log", "tanh", "cosh", "power", "matmul", "solve"]
 
 _UNARY = ["float64(float64)"]
 
 
-@numba.vectorize(_UNARY, cache=True)
+@compiled.vectorize(_UNARY)
 def exp(x):  # pragma: no cover - compiled
     """e**x with the C library's exp."""
     return math.exp(x)
 
 
-@numba.vectorize(_UNARY, cache=True)
+@compiled.vectorize(_UNARY)
 def log(x):  # pragma: no cover - compiled
     """Natural log with the C library's log (nan below 0, -inf at 0, as numpy)."""
     if x < 0.0:
@@ -45,31 +46,31 @@ def log(x):  # pragma: no cover - compiled
     return math.log(x)
 
 
-@numba.vectorize(_UNARY, cache=True)
+@compiled.vectorize(_UNARY)
 def tanh(x):  # pragma: no cover - compiled
     return math.tanh(x)
 
 
-@numba.vectorize(_UNARY, cache=True)
+@compiled.vectorize(_UNARY)
 def cosh(x):  # pragma: no cover - compiled
     return math.cosh(x)
 
 
-@numba.vectorize(_UNARY, cache=True)
+@compiled.vectorize(_UNARY)
 def expit(x):  # pragma: no cover - compiled
     """The logistic function 1 / (1 + exp(-x))."""
     return 1.0 / (1.0 + math.exp(-x))
 
 
-@numba.vectorize(["float64(float64, float64)"], cache=True)
+@compiled.vectorize(["float64(float64, float64)"])
 def power(x, y):  # pragma: no cover - compiled
     """x**y with the C library's pow."""
     return math.pow(x, y)
 
 
-@numba.guvectorize(["void(float64[:, :], float64[:, :], float64[:, :])",
+@compiled.guvectorize(["void(float64[:, :], float64[:, :], float64[:, :])",
                     "void(float32[:, :], float32[:, :], float32[:, :])"],
-                   "(n,k),(k,m)->(n,m)", cache=True)
+                   "(n,k),(k,m)->(n,m)")
 def _matmul(a, b, out):  # pragma: no cover - compiled
     n, k = a.shape
     m = b.shape[1]
@@ -98,8 +99,7 @@ def matmul(a, b) -> np.ndarray:
     return out
 
 
-@numba.guvectorize(["void(float64[:, :], float64[:, :], float64[:, :], boolean[:])"], "(n,n),(n,m)->(n,m),()",
-                   cache=True)
+@compiled.guvectorize(["void(float64[:, :], float64[:, :], float64[:, :], boolean[:])"], "(n,n),(n,m)->(n,m),()")
 def _solve(a, b, out, singular):  # pragma: no cover - compiled
     """Gaussian elimination with partial pivoting (the first largest pivot), as LAPACK's
     getrf/getrs compute it but in a fixed order; `singular` when a pivot is exactly 0."""

@@ -10,6 +10,7 @@ import polars as pl
 from .vocabulary import (
     CATEGORIES,
     CATEGORY_LABELS,
+    DEFAULT_STYLES,
     EMOTION_LABELS,
     EMOTIONS,
     PROFILES,
@@ -46,7 +47,7 @@ USERS = pl.Schema(
         **{c: F64 for c in ("baseline_valence", "baseline_arousal", "susceptibility", "recovery_rate")},
         "initial_valence": F64,
         "initial_arousal": F64,
-        "feedback_style": pl.Enum(("expressive", "critical", "passive")),  # the default population's
+        "feedback_style": pl.Enum(DEFAULT_STYLES),
     }
 )
 

@@ -42,5 +42,11 @@ EMOTION_LABELS = (NO_LABEL, *EMOTIONS)
 
 # --- users
 PROFILES = ("casual", "engaged", "highly_active")
+#: communication styles, in the order of the style table (settings.STYLE_SIGNALS); the default
+#: population has the first three, `outraged` joins only when given a share
+STYLES = ("expressive", "critical", "passive", "outraged")
+DEFAULT_STYLES = STYLES[:3]
+#: the emotion estimate the platform runs in the loop (`policy.emotion_source`)
+EMOTION_SOURCES = ("tabtransformer", "lightgbm", "logistic_regression", "truth_trained", "oracle")
 #: the one feedback signal of an impression (IGL-P): what a learner may see
 SIGNALS = ("skip", "watch", "like", "comment", "share", "not_interested")

@@ -14,8 +14,6 @@ import numpy as np
 
 from ..core.portable import exp, matmul
 
-EMOTION_SOURCES = ("tabtransformer", "lightgbm", "logistic_regression", "truth_trained", "oracle")
-
 
 @runtime_checkable
 class EmotionModel(Protocol):

@@ -17,11 +17,10 @@ import polars as pl
 from ..core.rng import stream
 from ..core.schemas import LATENT_COLUMNS
 from ..core.settings import EmotionSettings
-from ..core.vocabulary import TRUE_EMOTIONS
+from ..core.vocabulary import EMOTION_SOURCES, TRUE_EMOTIONS
 from .baselines import score_baselines
 from .clustering import EmotionClusterer
 from .estimators import (
-    EMOTION_SOURCES,
     EmotionModel,
     LatentEmotion,
     LightGBMEmotionModel,

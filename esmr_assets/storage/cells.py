@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.settings import Settings, SettingsError, parse_seed
-from .files import atomic_write_bytes, load_settings_json
+from ..policy.loop.registry import graph_settings
+from .files import atomic_write_bytes
 
 BASELINE = "baseline"
 #: a scenario name is a partition key and a path component: no separators, "=", "|" or "/"
@@ -58,7 +59,7 @@ def parse_cell(key: str) -> Cell:
 
 def overrides_scenario_name(preset: str, overrides_json: str) -> str:
     """The scenario `esmr run --overrides` registers (`Settings.overrides_scenario`)."""
-    return load_settings_json(preset, overrides_json).overrides_scenario
+    return graph_settings(preset, overrides_json).overrides_scenario
 
 
 def canonical_overrides(overrides_json: str) -> str:
@@ -78,7 +79,7 @@ def register_scenario(root: Path, name: str, overrides_json: str = "{}") -> Sett
     overrides redefines it: its cells' reuse keys change, so they are recomputed."""
     preset = Path(root).name
     canonical = canonical_overrides(overrides_json)
-    settings = load_settings_json(preset, canonical)
+    settings = graph_settings(preset, canonical)
     if name == BASELINE:
         if settings.overrides_scenario != BASELINE:
             raise SettingsError(f"scenario {BASELINE!r} means the preset without overrides; name this scenario")
@@ -103,7 +104,7 @@ def scenario_overrides(root: Path, name: str) -> str:
 
 def scenario_settings(root: Path, name: str) -> Settings:
     """The settings of scenario `name`: the preset of `root` with the scenario's overrides."""
-    return load_settings_json(Path(root).name, scenario_overrides(root, name))
+    return graph_settings(Path(root).name, scenario_overrides(root, name))
 
 
 def registered_scenarios(root: Path) -> list[str]:

@@ -6,7 +6,6 @@ store model files beside its tables with the same guarantees as the IO manager.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -15,8 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from esmr_assets.core.settings import Settings, SettingsError, load_settings
-from esmr_assets.policy.loop import registry
+from esmr_assets.core.settings import SettingsError
 
 DATA_DIR_ENV = "ESMR_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -28,31 +26,6 @@ def resolve_data_dir(data_dir: str = "") -> Path:
     paths recorded in run metadata do not depend on the working directory of a reader."""
     chosen = data_dir or os.environ.get(DATA_DIR_ENV, "") or DEFAULT_DATA_DIR
     return Path(chosen).expanduser().absolute()
-
-
-def load_settings_json(preset: str, overrides_json: str) -> Settings:
-    """`load_settings` with overrides as JSON text, the form run config and the CLI carry."""
-    try:
-        overrides = json.loads(overrides_json or "{}")
-    except json.JSONDecodeError as err:
-        raise SettingsError(f"overrides are not valid JSON: {err}") from None
-    except RecursionError:
-        raise SettingsError("overrides are nested too deeply") from None
-    if not isinstance(overrides, dict):
-        raise SettingsError(f"overrides must be a JSON object such as '{{\"simulation\": {{\"n_users\": 500}}}}', "
-                            f"got {json.dumps(overrides)[:40]}")
-    settings = load_settings(preset, overrides)
-    reference = settings.evaluation.reference_policy
-    if reference not in registry.POLICY_NAMES:
-        raise SettingsError(f"evaluation.reference_policy: unknown policy {reference!r}; "
-                            f"choose one of {', '.join(registry.POLICY_NAMES)}")
-    unknown = [name for name in settings.policy.replicated_agents if name not in registry.AGENTS]
-    if unknown:
-        raise SettingsError(f"policy.replicated_agents: {unknown} are not agents; choose from {', '.join(registry.AGENTS)}")
-    if settings.policy.agent_replicates > 1 and reference in settings.policy.replicated_agents:
-        raise SettingsError(f"evaluation.reference_policy: {reference!r} has training replicates; compare against "
-                            "a policy without them (its pool would contain the reference itself)")
-    return settings
 
 
 def storage_root(data_dir: Path, preset: str) -> Path:

@@ -33,7 +33,8 @@ from typing import Any
 from ..core.settings import PRESETS, Settings, SettingsError, deep_merge, load_settings
 from ..evaluation.metrics import METRICS
 from ..policy.loop import registry
-from ..storage.files import atomic_write_bytes, load_settings_json
+from ..policy.loop.registry import graph_settings
+from ..storage.files import atomic_write_bytes
 from .sweeps import parse_seed_ranges
 
 #: a scenario's name; "<study>.<scenario>" is its partition key (`cells.SCENARIO_NAME`)
@@ -178,7 +179,7 @@ def parse_study(text: str, name: str, seeds: str | None = None) -> Study:
         overrides = deep_merge(shared, overrides)
         overrides_json = json.dumps(overrides, sort_keys=True)
         try:
-            settings = load_settings_json(preset, overrides_json)
+            settings = graph_settings(preset, overrides_json)
         except SettingsError as err:
             raise StudyError(f"{label}: {err}") from None
         scenarios.append(Scenario(scenario_name, overrides_json, settings, str(entry.get("description", "")),

@@ -17,8 +17,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numba
 import numpy as np
+
+from esmr_assets.core import compiled
 
 _ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
 _CATEGORICAL, _DEFAULT_LEFT = 1, 2  # decision_type bits
@@ -289,7 +290,7 @@ class PairScorer:
 
 # The kernels below are compiled: coverage tools do not see their lines run.
 
-@numba.njit(cache=True, nogil=True)
+@compiled.njit(nogil=True)
 def _goes_left(value, threshold, decision, categories_left):  # pragma: no cover
     """LightGBM's Tree::NumericalDecision / CategoricalDecision for one value; a categorical
     split's bitset is `categories_left` (categories 0-63)."""
@@ -310,7 +311,7 @@ def _goes_left(value, threshold, decision, categories_left):  # pragma: no cover
     return value <= threshold
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled.njit(nogil=True)
 def _side_masks(rows, nodes, tree, column, threshold, decision, categories_left, rule_out, masks):  # pragma: no cover
     for k in nodes:
         t, col, thr, dec, cats, out = tree[k], column[k], threshold[k], decision[k], categories_left[k], rule_out[k]
@@ -325,7 +326,7 @@ for _bit in range(64):
     _DE_BRUIJN_POSITION[(((1 << _bit) * int(_DE_BRUIJN)) % 2**64) >> 58] = _bit
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled.njit(nogil=True)
 def _pair_scores(start, stop, user_masks, video_masks, combination, candidates, extras, out, pair_nodes, pair_start,
                  column, threshold, decision, categories_left, rule_out, leaf_by_position):  # pragma: no cover
     n_trees = user_masks.shape[2]
@@ -345,7 +346,7 @@ def _pair_scores(start, stop, user_masks, video_masks, combination, candidates, 
             out[i, j] = total
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled.njit(nogil=True)
 def _sigmoid(raw):  # pragma: no cover
     out = np.empty_like(raw)
     flat, result = raw.ravel(), out.ravel()

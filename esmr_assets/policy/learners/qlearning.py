@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numba
 import numpy as np
+
+from esmr_assets.core import compiled
 
 from ...core.portable import exp, power
 from ...core.vocabulary import EMOTIONS, TRUE_EMOTIONS, check_labels
@@ -315,7 +316,7 @@ class QLearningAgent:
         return self
 
 
-@numba.njit(cache=True)
+@compiled.njit()
 def _decayed_update(q, visits, keys, targets, omega, count_visits):  # pragma: no cover - compiled
     """Q <- (1 - a) Q + a y in batch order with the per-visit step a = 1 / n(s, a)^omega (n
     counting this visit when it is an experienced one, not a replayed one): the step shrinks

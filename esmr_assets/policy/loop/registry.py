@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from ...core.settings import Settings, SettingsError, load_settings_json
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -197,3 +199,25 @@ def _check(policies: tuple[PolicySpec, ...]) -> None:
 
 
 _check(POLICIES)
+
+
+def check_settings(settings: Settings) -> Settings:
+    """What only the registry can check of settings: the policies they name exist and can be
+    what they are used as. `SettingsError` naming the field, else the settings."""
+    reference = settings.evaluation.reference_policy
+    if reference not in POLICY_NAMES:
+        raise SettingsError(f"evaluation.reference_policy: unknown policy {reference!r}; "
+                            f"choose one of {', '.join(POLICY_NAMES)}")
+    unknown = [name for name in settings.policy.replicated_agents if name not in AGENTS]
+    if unknown:
+        raise SettingsError(f"policy.replicated_agents: {unknown} are not agents; choose from {', '.join(AGENTS)}")
+    if settings.policy.agent_replicates > 1 and reference in settings.policy.replicated_agents:
+        raise SettingsError(f"evaluation.reference_policy: {reference!r} has training replicates; compare against "
+                            "a policy without them (its pool would contain the reference itself)")
+    return settings
+
+
+def graph_settings(preset: str, overrides_json: str) -> Settings:
+    """The settings a cell runs with: loaded from the preset and the overrides' JSON, checked
+    field by field, for the whole graph, and against the registry."""
+    return check_settings(load_settings_json(preset, overrides_json))
