@@ -32,7 +32,7 @@ studies: setup
 	for study in $(STUDIES); do \
 		$(VENV)/bin/esmr study run studies/$$study.toml --data-dir $(STUDY_DATA) $(if $(SEEDS),--seeds $(SEEDS)) || exit 1; \
 	done
-	$(VENV)/bin/python docs/render_studies.py --data-dir $(STUDY_DATA)
+	$(VENV)/bin/python docs/render/studies.py --data-dir $(STUDY_DATA)
 
 # `dagster dev` is deprecated in Dagster 1.13 in favour of `dg dev`, which needs
 # dagster-dg-cli (not a dependency). So run what `dagster dev` runs: the webserver on

@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 
 from ..causal.discovery import POOLED_USER, discover, target_parents
-from ..evaluation.plots import parent_dag
+from ..evaluation.plots.causal import parent_dag
 from ..orchestration.metadata import markdown_table, plot_metadata
 from ..orchestration.partitions import cell_partitions
 from ..orchestration.resources import EsmrConfig, reads

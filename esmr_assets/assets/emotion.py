@@ -13,13 +13,8 @@ from ..emotion.pipeline import (
     predict_days,
     train_emotion_model,
 )
-from ..evaluation.plots import (
-    confusion_heatmap,
-    daily_emotion_mix,
-    elbow_curve,
-    emotion_trajectory,
-    training_curve,
-)
+from ..evaluation.plots.emotion import confusion_heatmap, elbow_curve, emotion_trajectory, training_curve
+from ..evaluation.plots.simulation import daily_emotion_mix
 from ..orchestration.metadata import markdown_table, plot_metadata, value_counts
 from ..orchestration.model_io import MODEL_IO
 from ..orchestration.partitions import cell_partitions

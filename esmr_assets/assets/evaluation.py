@@ -20,14 +20,14 @@ from ..evaluation.effects import (
     user_metrics,
 )
 from ..evaluation.groups import effects_by_style, style_user_values
-from ..evaluation.plots import (
-    daily_emotion_mix,
+from ..evaluation.plots.evaluation import (
     effects_forest,
     policy_comparison,
     policy_trajectories,
     reward_fairness,
     style_shares_plot,
 )
+from ..evaluation.plots.simulation import daily_emotion_mix
 from ..orchestration.metadata import markdown_table, plot_metadata
 from ..orchestration.model_io import ON_CPU
 from ..orchestration.partitions import cell_partitions
@@ -86,7 +86,7 @@ def policy_rollouts(
 def evaluation_metrics(
     context: dg.AssetExecutionContext, esmr: EsmrConfig, policy_rollouts: pl.DataFrame, users: pl.DataFrame
 ):
-    """Every metric of DESIGN §7 per policy and label source (the emotion model's predicted
+    """Every metric of docs/design.md §7 per policy and label source (the emotion model's predicted
     labels, and the simulator's latent truth), with the change relative to lightgbm and
     the paper's figures in separate columns; then the latent satisfaction of what each
     policy served, overall and per communication style, and the decoded rewards' accuracy."""

@@ -6,12 +6,8 @@ import dagster as dg
 import polars as pl
 
 from ..emotion.estimators import EmotionModel
-from ..evaluation.plots import bandit_training as bandit_training_plot
-from ..evaluation.plots import (
-    feature_importance,
-    greedy_actions,
-    q_learning_curve,
-)
+from ..evaluation.plots.policy import bandit_training as bandit_training_plot
+from ..evaluation.plots.policy import feature_importance, greedy_actions, q_learning_curve
 from ..orchestration.metadata import markdown_table, plot_metadata
 from ..orchestration.model_io import MODEL_IO, ON_CPU
 from ..orchestration.partitions import cell_partitions

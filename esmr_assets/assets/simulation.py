@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from ..core.rng import stream
-from ..evaluation.plots import daily_emotion_mix, engagement_by_emotion
+from ..evaluation.plots.simulation import daily_emotion_mix, engagement_by_emotion
 from ..orchestration.metadata import plot_metadata, value_counts
 from ..orchestration.partitions import cell_partitions
 from ..orchestration.resources import EsmrConfig, reads

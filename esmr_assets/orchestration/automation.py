@@ -1,4 +1,4 @@
-"""Scheduled re-simulation sweeps (DESIGN §8), all off until switched on in the UI
+"""Scheduled re-simulation sweeps (docs/operations.md, sweeps), all off until switched on in the UI
 (Automation) or with `dagster schedule start` / `dagster sensor start`:
 
 - `seed_sweep_schedule` grows a study's grid (by default the `baseline` scenario alone) by

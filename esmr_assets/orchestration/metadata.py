@@ -2,6 +2,7 @@
 value counts, small tables as markdown."""
 
 import base64
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -9,8 +10,21 @@ import polars.selectors as cs
 
 from ..storage.files import atomic_write_bytes, partition_dir
 from ..storage.reuse import invalidate
-from .parquet_io import markdown_table_text
 from .resources import EsmrConfig
+
+
+def markdown_table_text(frame: pl.DataFrame) -> str:
+    """A frame as a markdown table (pipes and newlines in cells escaped)."""
+
+    def cell(value: Any) -> str:
+        return "null" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(frame.columns) + " |",
+        "|" + "---|" * len(frame.columns),
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()),
+    ]
+    return "\n".join(lines)
 
 
 def plot_metadata(

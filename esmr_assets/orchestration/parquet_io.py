@@ -15,6 +15,7 @@ from upath import UPath
 
 from esmr_assets.core.numeric_env import numpy_simd
 from esmr_assets.core.settings import SettingsError
+from esmr_assets.orchestration.metadata import markdown_table_text
 from esmr_assets.orchestration.resources import EsmrConfig
 from esmr_assets.storage.cells import KEY_SEPARATOR, parse_cell
 from esmr_assets.storage.files import (
@@ -44,20 +45,6 @@ class UnreadableParquetError(OSError):
 
 def _asset_name(context: dg.InputContext | dg.OutputContext) -> str:
     return context.asset_key.to_user_string()
-
-
-def markdown_table_text(frame: pl.DataFrame) -> str:
-    """A frame as a markdown table (pipes and newlines in cells escaped)."""
-
-    def cell(value: Any) -> str:
-        return "null" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        "| " + " | ".join(frame.columns) + " |",
-        "|" + "---|" * len(frame.columns),
-        *("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()),
-    ]
-    return "\n".join(lines)
 
 
 def numerics_metadata(folder: Path) -> dict[str, dg.MetadataValue]:

@@ -1,4 +1,4 @@
-"""The latent emotion model (DESIGN §5).
+"""The latent emotion model (docs/design.md §5).
 
 Each user carries a latent valence v in [-1, 1] and arousal a in [0, 1]. Today's (v, a)
 shapes today's behaviour; what the user watches today moves (v, a) for tomorrow. The

@@ -1,4 +1,4 @@
-"""The simulator's own causal graph over the 19 causal-discovery features (DESIGN §5).
+"""The simulator's own causal graph over the 19 causal-discovery features (docs/design.md §5).
 
 Edges are read off the structural equations in `day.py` and `affect.py`: an edge
 cause -> effect exists when the effect's equation takes the cause (or a quantity computed

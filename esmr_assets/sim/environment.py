@@ -1,4 +1,4 @@
-"""The closed-loop environment (DESIGN §6): a cohort lives through `n_days` days under a
+"""The closed-loop environment (docs/design.md §6): a cohort lives through `n_days` days under a
 policy that only ranks feeds.
 
 It steps the same daily loop as the logging simulation (`cohort.Cohort`). The day's noise

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..evaluation.plots import plt, to_png
+from ..evaluation.plots.common import plt, to_png
 from ..storage.files import atomic_write_bytes
 from ..storage.warehouse import SQL_DIR, run_query
 from .spec import STUDY_DIR, Study
@@ -31,7 +31,7 @@ def _quoted(names) -> str:
 def model_source(name: str, recompute: bool) -> str:
     """The FROM target of SQL model `name`: its materialized table, or (`recompute`) its SQL
     as a subquery over the root's cells, for a root that holds cell tables only (the
-    committed cell archive, `docs/render_studies.py`)."""
+    committed cell archive, `docs/render/studies.py`)."""
     if not recompute:
         return name
     return f"({(SQL_DIR / f'{name}.sql').read_text()}) as {name}"

@@ -44,7 +44,7 @@ STUDY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # whole names only: fullma
 _TOP_LEVEL = {"description", "preset", "seeds", "overrides", "report", "scenario"}
 _SCENARIO_KEYS = {"name", "overrides", "description"}
 _REPORT_KEYS = {"policies", "metrics", "extras"}
-#: optional parts of a study's rendered report (docs/render_studies.py): the emotion models'
+#: optional parts of a study's rendered report (docs/render/studies.py): the emotion models'
 #: accuracy against the truth, the per-style (IGL-P) tables and plots, the SD of per-seed effects
 REPORT_EXTRAS = ("accuracy", "styles", "spread")
 DEFAULT_METRICS = ("negative_days", "mean_latent_valence", "engagement_reward")

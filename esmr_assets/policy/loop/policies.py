@@ -1,4 +1,4 @@
-"""The policies that rank feeds without learning online (DESIGN §6); `registry.POLICIES`
+"""The policies that rank feeds without learning online (docs/design.md §6); `registry.POLICIES`
 names them, and the bandits that learn online are in `bandits.py`.
 
 A policy turns the day's observation into feeds; it sees what a platform would see

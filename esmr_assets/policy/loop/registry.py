@@ -60,7 +60,7 @@ class HeuristicSpec:
 @dataclass(frozen=True)
 class PolicySpec:
     name: str
-    #: "module:Class" under esmr_assets.policy; the class builds itself with `from_artifacts`
+    #: "module:Class" under esmr_assets.policy.loop; the class builds itself with `from_artifacts`
     acts_with: str
     #: random-stream key of the policy's exploration and own randomness: fixed, so that adding a
     #: policy never changes another's draws

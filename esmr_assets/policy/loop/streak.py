@@ -1,4 +1,4 @@
-"""Hybrid LightGBM / RL switching rule (paper §3.3.2; DESIGN §6).
+"""Hybrid LightGBM / RL switching rule (paper §3.3.2; docs/design.md §6).
 
 RL is active on day t+1 when the user's predicted labels show three or more
 CONSECUTIVE negative-or-neutral days (stressed, disappointed, neutral) ending on day t.

@@ -8,8 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from esmr_assets import cli
-from esmr_assets.cli import format_table, main
+from esmr_assets.cli import commands, format_table, main, printing
 from esmr_assets.orchestration.runner import Step, plan_steps
 from esmr_assets.storage.warehouse import WarehouseError, connect, list_tables, run_query
 
@@ -168,11 +167,11 @@ def test_plan_steps_groups_multi_assets_in_dependency_order(toy_defs):
 
 
 def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, capsys, toy_defs):
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs(*TOY))
     monkeypatch.setattr(
-        cli,
-        "SUMMARY_QUERIES",
-        [
+        printing,
+        "summary_queries",
+        lambda: [
             ("largest n", "select scenario, seed, max(n) as largest from numbers group by all order by seed"),
             ("needs a missing table", "select count(*) from user_day_logs"),
         ],
@@ -223,7 +222,7 @@ def test_esmr_run_materializes_each_seed_and_reports(data_dir, monkeypatch, caps
 def test_a_chunked_population_runs_one_step_per_run(data_dir, monkeypatch, capsys, toy_defs):
     """Dagster keeps a run's outputs in memory until it ends: populations simulated in chunks
     (`large`) get one run per step."""
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs(*TOY))
     chunked = '{"simulation": {"n_users": 40, "user_chunk_size": 10}, "policy": {"training_users": 20}}'
 
     assert main(["run", "--seed", "3", "--data-dir", str(data_dir), "--overrides", chunked]) == 0
@@ -233,7 +232,7 @@ def test_a_chunked_population_runs_one_step_per_run(data_dir, monkeypatch, capsy
 
 
 def test_esmr_run_uses_dagster_home(data_dir, tmp_path, monkeypatch, capsys, toy_defs):
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers"))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs("numbers"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
 
     assert main(["run", "--seed", "0", "--data-dir", str(data_dir)]) == 0
@@ -247,7 +246,7 @@ def test_esmr_run_configures_its_instance_as_make_ui_does(data_dir, monkeypatch,
     an existing configuration is left alone."""
     from esmr_assets.orchestration.runner import INSTANCE_CONFIG
 
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers"))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs("numbers"))
     assert main(["run", "--seed", "0", "--data-dir", str(data_dir)]) == 0
     config = data_dir / ".dagster" / "dagster.yaml"
     assert config.read_bytes() == INSTANCE_CONFIG.read_bytes() and "telemetry" in config.read_text()
@@ -259,7 +258,7 @@ def test_esmr_run_configures_its_instance_as_make_ui_does(data_dir, monkeypatch,
 
 
 def test_esmr_run_fails_fast_naming_the_asset(data_dir, monkeypatch, capsys, toy_defs):
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers", "parity", "broken", "doubled"))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs("numbers", "parity", "broken", "doubled"))
 
     code = main(["run", "--seed", "0", "--seed", "1", "--data-dir", str(data_dir)])
 

@@ -143,7 +143,7 @@ def test_the_pins_win_over_what_the_environment_asks_for():
 def test_the_record_names_the_code_and_every_numeric_package():
     record = numeric_env.record()
     assert record["fingerprint"] == numeric_env.fingerprint() and len(record["fingerprint"]) == 16
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[2], capture_output=True, text=True)
     if head.returncode == 0:  # a checkout: the commit it is at
         assert record["commit"] == head.stdout.strip()
     assert record["esmr_assets"] != "absent"

@@ -15,8 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from esmr_assets import cli
-from esmr_assets.cli import main
+from esmr_assets.cli import commands, main
 from esmr_assets.core.settings import SettingsError, load_settings, parse_seed
 from esmr_assets.orchestration.planner import materialize_cells, plan_cell
 from esmr_assets.orchestration.resources import run_config
@@ -147,7 +146,7 @@ def test_one_unreadable_file_leaves_every_other_table_queryable_and_is_named(toy
 
 
 def test_esmr_verify_reports_damage_and_repair_recomputes_only_the_damaged(toy_defs, data_dir, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs(*TOY))
     assert main(["run", "--seed", "6", "--data-dir", str(data_dir)]) == 0
     assert main(["verify", "--data-dir", str(data_dir)]) == 0
     assert "0 damaged" in capsys.readouterr().out
@@ -178,7 +177,7 @@ def test_a_damaged_key_file_is_damage_not_a_crash(toy, garbage, data_dir, monkey
     key_file.write_bytes(garbage)
     plan = plan_cell(root, steps, cell, load_settings("paper"))
     assert "numbers" not in [s.op_name for s in plan.current]
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs(*TOY))
     assert main(["verify", "--data-dir", str(data_dir)]) == 1
     assert "Traceback" not in capsys.readouterr().err
     assert main(["verify", "--repair", "--data-dir", str(data_dir)]) == 0
@@ -372,7 +371,7 @@ def test_training_users_above_what_is_available_are_refused_by_run_and_studies_a
 def test_the_smallest_accepted_population_is_the_one_the_concurrency_test_runs():
     """`test_fault_tolerance.py` runs four cells of it end to end; one user or one day fewer
     is refused."""
-    from esmr_assets_tests.test_fault_tolerance import SMALL
+    from esmr_assets_tests.e2e.test_fault_tolerance import SMALL
 
     graph_settings("smoke", json.dumps(SMALL))
     for fewer in ({"n_users": 25}, {"n_days": 21}):
@@ -382,7 +381,7 @@ def test_the_smallest_accepted_population_is_the_one_the_concurrency_test_runs()
 
 # ------------------------------------------------------------------------- one line, every time
 def test_a_failed_step_is_one_line_and_the_trace_is_behind_verbose(data_dir, monkeypatch, capsys, toy_defs):
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers", "parity", "broken", "doubled"))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs("numbers", "parity", "broken", "doubled"))
     assert main(["run", "--seed", "0", "--data-dir", str(data_dir)]) == 1
     err = capsys.readouterr().err
     line = [line for line in err.splitlines() if line.startswith("esmr:")]
@@ -398,7 +397,7 @@ def _no_space(*args, **kwargs):
 
 
 def test_a_full_disk_while_registering_a_scenario_is_one_line(data_dir, monkeypatch, capsys, toy_defs):
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs("numbers"))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs("numbers"))
     monkeypatch.setattr("esmr_assets.storage.cells.atomic_write_bytes", _no_space)
     code = main(["run", "--seed", "0", "--overrides", '{"policy": {"alpha": 0.5}}', "--data-dir", str(data_dir)])
     err = capsys.readouterr().err
@@ -408,7 +407,7 @@ def test_a_full_disk_while_registering_a_scenario_is_one_line(data_dir, monkeypa
 
 def test_a_full_disk_while_linking_reused_outputs_is_one_line_and_nothing_half_linked(
         data_dir, monkeypatch, capsys, toy_defs):
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs(*TOY))
     assert main(["run", "--seed", "0", "--data-dir", str(data_dir)]) == 0
     capsys.readouterr()
     monkeypatch.setattr(reuse.os, "link", _no_space)
@@ -421,7 +420,7 @@ def test_a_full_disk_while_linking_reused_outputs_is_one_line_and_nothing_half_l
     other = data_dir / "paper" / "numbers"
     assert not [p for p in other.glob("scenario=overrides-*/seed=0/*")]  # nothing half linked
     monkeypatch.undo()
-    monkeypatch.setattr(cli, "load_definitions", lambda: toy_defs(*TOY))
+    monkeypatch.setattr(commands, "load_definitions", lambda: toy_defs(*TOY))
     assert main(["run", "--seed", "0", "--overrides", '{"policy": {"alpha": 0.5}}', "--data-dir", str(data_dir)]) == 0
 
 

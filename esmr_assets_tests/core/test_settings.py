@@ -213,7 +213,7 @@ def test_cell_from_partition_key():
 
 def test_valid_run_validation_creates_only_data_dir(data_dir: Path, monkeypatch, capsys, toy_defs):
     """A valid request gets past validation: the run itself is exercised in test_warehouse_cli."""
-    monkeypatch.setattr("esmr_assets.cli.load_definitions", lambda: toy_defs("numbers"))
+    monkeypatch.setattr("esmr_assets.cli.commands.load_definitions", lambda: toy_defs("numbers"))
 
     assert main(["run", "--seed", "1", "--preset", "smoke", "--data-dir", str(data_dir)]) == 0
     assert sorted(p.name for p in data_dir.iterdir()) == [".dagster", "smoke"]

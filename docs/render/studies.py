@@ -1,4 +1,4 @@
-"""Render the studies' results into the README (never typed by hand): for each study in
+"""Render the studies' results into the pages of docs/ (never typed by hand): for each study in
 studies/ with results, a table of the paired effects against the reference per scenario (95 %
 t intervals across seeds) between `<!-- study:<name>:start -->` and `<!-- study:<name>:end -->`,
 and its plot. The observability study adds the emotion models' accuracy against the latent
@@ -17,10 +17,10 @@ committed in two layers:
   accuracy.parquet for observability) and each run's timing.
 
 With `--data-dir`, the finished cells of every shipped study found there are archived first
-(replacing the same cells); the reports are then recomputed and the README rendered.
+(replacing the same cells); the reports are then recomputed and the pages rendered.
 
     .venv/bin/esmr study run studies/observability.toml --data-dir <dir> --seeds 0-2
-    .venv/bin/python docs/render_studies.py --data-dir <dir>
+    .venv/bin/python docs/render/studies.py --data-dir <dir>
 """
 
 from __future__ import annotations
@@ -28,15 +28,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import re
 import shutil
+import sys
 from pathlib import Path
 
 import polars as pl
 
-from esmr_assets.evaluation.plots import style_shares_plot
-from esmr_assets.orchestration.parquet_io import markdown_table_text
+from esmr_assets.evaluation.plots.evaluation import style_shares_plot
+from esmr_assets.orchestration.metadata import markdown_table_text
 from esmr_assets.storage.warehouse import run_query
 from esmr_assets.studies.report import (
     effects_plot,
@@ -46,7 +45,10 @@ from esmr_assets.studies.report import (
 )
 from esmr_assets.studies.spec import STUDY_DIR, load_study
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
+from blocks import DOCS, link, write_block  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "studies" / "results"
 CELLS = REPO / "studies" / "cells"
 #: the per-cell tables a study's results are computed from
@@ -235,7 +237,7 @@ def _share(frame: pl.DataFrame, policy: str, style: str) -> dict | None:
 
 
 def igl_predictions(frame: pl.DataFrame, study) -> str:
-    """The IGL-P paper's predictions 1-3 (README, IGL-P section), checked per scenario with
+    """The IGL-P paper's predictions 1-3 (docs/igl.md), checked per scenario with
     outraged users on the r = -1 shares (mean over seeds, 95 % t interval): held or not,
     with the figures. Deployable policies only (no oracle_*)."""
     lines = []
@@ -375,58 +377,56 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
     return done
 
 
-def render(results: Path, readme: Path, specs: list[Path] = SPECS) -> list[str]:
-    """Fill the README's study blocks and timings table from the archived `results`."""
-    text, done = readme.read_text(), []
-    start, end = "<!-- study-timings:start -->", "<!-- study-timings:end -->"
-    block = "\n\n".join([start, timings_table(results), end])
-    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+def render(results: Path, docs: Path = DOCS, specs: list[Path] = SPECS) -> list[str]:
+    """Fill each study's block and the timings table, wherever they are in `docs`, from the archived `results`."""
+    done = []
+    write_block("study-timings", [timings_table(results)], docs, required=False)
     for path in specs:
         study = load_study(path)
-        start, end = f"<!-- study:{study.name}:start -->", f"<!-- study:{study.name}:end -->"
         mine = results / study.name
-        if start not in text or not (mine / "report.parquet").is_file():
+        if not (mine / "report.parquet").is_file():
             continue
         report = pl.read_parquet(mine / "report.parquet")
-        parts = [start, effects_table(report, study, spread="spread" in study.extras)]
-        if "accuracy" in study.extras and (mine / "accuracy.parquet").is_file():
-            parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
-                      accuracy_table(pl.read_parquet(mine / "accuracy.parquet"), study)]
-        if "styles" in study.extras and (mine / "styles.parquet").is_file():
-            styles = pl.read_parquet(mine / "styles.parquet")
-            parts += ["The IGL-P paper's predictions, checked (r = −1 shares of served impressions, mean over seeds, "
-                      "95 % t interval):", igl_predictions(styles, study),
-                      "Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
-                      "impressions by latent satisfaction):", styles_table(styles, study)]
-            if (mine / "fairness.parquet").is_file():
-                parts += ["The worst-served group per policy (IGL-P's fairness summary, `reward_fairness_by_group`; "
-                          "mean over seeds, style in brackets):",
-                          fairness_table(pl.read_parquet(mine / "fairness.parquet"), study)]
-            if (mine / "contrasts.parquet").is_file():
-                parts += ["The emotional side per style: LightGBM's engagement reward and latent valence, and the "
-                          "paired differences a − b on the same users (mean over seeds, 95 % t interval; negative "
-                          "days: fewer is better):",
-                          emotional_side_table(styles, pl.read_parquet(mine / "contrasts.parquet"), study)]
-            for figure in (mine / f"styles-{scenario.name}.png" for scenario in study.scenarios):
-                if figure.is_file():
-                    parts.append(f"![{figure.stem}]({Path(os.path.relpath(figure, readme.resolve().parent)).as_posix()})")
-        plot = os.path.relpath(mine / "effects.png", readme.resolve().parent)
-        parts += [f"![{study.name}]({Path(plot).as_posix()})", end]
-        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n\n".join(parts), text, flags=re.S)
-        done.append(study.name)
-    readme.write_text(text)
+
+        def parts(page: Path, study=study, mine=mine, report=report) -> list[str]:
+            parts = [effects_table(report, study, spread="spread" in study.extras)]
+            if "accuracy" in study.extras and (mine / "accuracy.parquet").is_file():
+                parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
+                          accuracy_table(pl.read_parquet(mine / "accuracy.parquet"), study)]
+            if "styles" in study.extras and (mine / "styles.parquet").is_file():
+                styles = pl.read_parquet(mine / "styles.parquet")
+                parts += ["The IGL-P paper's predictions, checked (r = −1 shares of served impressions, mean over "
+                          "seeds, 95 % t interval):", igl_predictions(styles, study),
+                          "Per communication style (mean over seeds, 95 % t interval; r = ±1: shares of served "
+                          "impressions by latent satisfaction):", styles_table(styles, study)]
+                if (mine / "fairness.parquet").is_file():
+                    parts += ["The worst-served group per policy (IGL-P's fairness summary, "
+                              "`reward_fairness_by_group`; mean over seeds, style in brackets):",
+                              fairness_table(pl.read_parquet(mine / "fairness.parquet"), study)]
+                if (mine / "contrasts.parquet").is_file():
+                    parts += ["The emotional side per style: LightGBM's engagement reward and latent valence, and "
+                              "the paired differences a − b on the same users (mean over seeds, 95 % t interval; "
+                              "negative days: fewer is better):",
+                              emotional_side_table(styles, pl.read_parquet(mine / "contrasts.parquet"), study)]
+                for figure in (mine / f"styles-{scenario.name}.png" for scenario in study.scenarios):
+                    if figure.is_file():
+                        parts.append(f"![{figure.stem}]({link(figure, page)})")
+            return parts + [f"![{study.name}]({link(mine / 'effects.png', page)})"]
+
+        if write_block(f"study:{study.name}", parts, docs, required=False) is not None:
+            done.append(study.name)
     return done
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="archive the studies' finished cells found here first")
-    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
     args = parser.parse_args()
     if args.data_dir is not None:
         print("archived cells of:", ", ".join(archive(args.data_dir)) or "nothing")
     print("reported:", ", ".join(report()) or "nothing")
-    print("rendered:", ", ".join(render(RESULTS, args.readme)) or "nothing")
+    print("rendered:", ", ".join(render(RESULTS, args.docs)) or "nothing")
 
 
 if __name__ == "__main__":

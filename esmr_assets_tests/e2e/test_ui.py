@@ -20,7 +20,7 @@ from esmr_assets.definitions import defs
 from esmr_assets.orchestration.resources import run_config
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 ASSET_NODES = """

@@ -7,7 +7,7 @@ import pytest
 
 from esmr_assets.studies.spec import StudyError, load_study, parse_study
 
-STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
+STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.toml"))
 
 GOOD = """
 description = "a study"

@@ -22,7 +22,7 @@ from esmr_assets.definitions import cell_steps
 from esmr_assets.storage.reuse import KEY_FILE
 from esmr_assets.storage.warehouse import run_query
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -189,11 +189,11 @@ def test_sql_and_the_study_report_show_both_scenarios(study):
 
 
 def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path):
-    """docs/render_studies.py copies the finished cells' small tables out of the data dir,
+    """docs/render/studies.py copies the finished cells' small tables out of the data dir,
     recomputes the study's report from them (equal to the study_report asset's), then fills
-    the README block from the archive alone (the data dir is gone by then)."""
+    the docs page's block from the archive alone (the data dir is gone by then)."""
     spec, data, _, _, _ = study
-    loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render_studies.py")
+    loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render" / "studies.py")
     render_studies = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(render_studies)
     cells, results = tmp_path / "cells", tmp_path / "results"
@@ -237,11 +237,11 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     value = styles.filter((pl.col("scenario") == "tiny.alpha_0") & (pl.col("policy") == "esmr")
                           & (pl.col("feedback_style") == "critical") & (pl.col("metric") == "negative_share"))["value"].item()
     assert row.split("|")[4].strip().startswith(f"{value:.3f} [")
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- study:tiny:start -->\nold\n<!-- study:tiny:end -->\n"
-                      "<!-- study-timings:start --><!-- study-timings:end -->\nend\n")
-    assert render_studies.render(results, readme, [spec]) == ["tiny"]
-    text = readme.read_text()
+    page = tmp_path / "studies.md"  # the block found by its markers in whichever page of the folder holds it
+    page.write_text("intro\n<!-- study:tiny:start -->\nold\n<!-- study:tiny:end -->\n"
+                    "<!-- study-timings:start --><!-- study-timings:end -->\nend\n")
+    assert render_studies.render(results, tmp_path, [spec]) == ["tiny"]
+    text = page.read_text()
     effect = report.filter((pl.col("scenario") == "alpha_0") & (pl.col("policy") == "esmr")
                            & (pl.col("metric") == "negative_days"))["effect"].item()
     row = next(line for line in text.splitlines() if line.startswith("| alpha_0 | esmr |"))  # effects come first
@@ -257,7 +257,7 @@ def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
     seeds are their union, and a record from before steps were counted leaves its sum unknown."""
     import json
 
-    loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render_studies.py")
+    loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render" / "studies.py")
     render_studies = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(render_studies)
     runs = {"s1": [{"seeds": "0,1", "wall_seconds": 600, "reuse_saved_seconds": 600, "steps_computed": 10, "steps_reused": 2},

@@ -231,7 +231,7 @@ def test_study_reports_sensor_refreshes_the_studies_registered_where_the_sql_run
 
 
 def test_local_instance_limits_run_concurrency(tmp_path):
-    shutil.copy(Path(__file__).resolve().parents[1] / "docs" / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(Path(__file__).resolve().parents[2] / "docs" / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         queue = instance.get_concurrency_config().run_queue_config
     assert queue.max_concurrent_runs == 2

@@ -135,12 +135,12 @@ def test_only_igl_p3_learns_that_what_outraged_users_like_is_worse(outraged_worl
 
 
 def test_the_igl_predictions_are_checked_from_the_per_style_results():
-    """docs/render_studies.py says held or not held from the r = -1 shares, with the figures."""
+    """docs/render/studies.py says held or not held from the r = -1 shares, with the figures."""
     import importlib.util
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
-    loaded = importlib.util.spec_from_file_location("render_studies", repo / "docs" / "render_studies.py")
+    repo = Path(__file__).resolve().parents[2]
+    loaded = importlib.util.spec_from_file_location("render_studies", repo / "docs" / "render" / "studies.py")
     render_studies = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(render_studies)
     study = render_studies.load_study(repo / "studies" / "igl_styles.toml")

@@ -58,7 +58,7 @@ def test_runs_out_of_the_ui_fork_their_steps_from_a_server_that_preloaded_the_de
 
     from esmr_assets.definitions import DEFINITIONS_MODULE
 
-    workspace = yaml.safe_load((Path(__file__).parents[1] / "workspace.yaml").read_text())
+    workspace = yaml.safe_load((Path(__file__).parents[2] / "workspace.yaml").read_text())
     assert [entry["python_module"]["module_name"] for entry in workspace["load_from"]] == [DEFINITIONS_MODULE]
     executors = {job.name: defs.resolve_job_def(job.name).executor_def for job in defs.jobs}
     assert executors.pop("esmr_dask_job").name == "dask"

@@ -1,14 +1,14 @@
-"""Regenerate the README's results tables from the stored outputs (never typed by hand).
+"""Regenerate the results tables of docs/ from the stored outputs (never typed by hand).
 
-Reads the SQL models of the given preset and rewrites the README between markers: the paired
+Reads the SQL models of the given preset and rewrites the blocks of docs/ between markers: the paired
 effects (`policy_effects_across_seeds`, with its forest plot written to
-docs/effects_forest.png) between `<!-- effects:start -->` and `<!-- effects:end -->`, the raw
+docs/figures/effects_forest.png) between `<!-- effects:start -->` and `<!-- effects:end -->`, the raw
 means (`policy_comparison`) between `<!-- results:start -->` and `<!-- results:end -->`, and
 the feedback-fairness table (`reward_fairness_by_group`) between `<!-- fairness:start -->` and
 `<!-- fairness:end -->`:
 
     .venv/bin/esmr sweep --seeds 0-4                     # materialize seeds + SQL models
-    .venv/bin/python docs/render_results.py --data-dir data
+    .venv/bin/python docs/render/results.py --data-dir data
 
 With `--overrides`, the same JSON as the sweep's, it reads that configuration's scenario.
 """
@@ -16,7 +16,7 @@ With `--overrides`, the same JSON as the sweep's, it reads that configuration's 
 from __future__ import annotations
 
 import argparse
-import re
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -26,16 +26,16 @@ from esmr_assets.evaluation.metrics import (
     PAPER_FIGURES,
     PAPER_VOLATILITY_CHANGE,
 )
-from esmr_assets.evaluation.plots import effects_forest
-from esmr_assets.orchestration.parquet_io import markdown_table_text
+from esmr_assets.evaluation.plots.evaluation import effects_forest
+from esmr_assets.orchestration.metadata import markdown_table_text
 from esmr_assets.storage.cells import overrides_scenario_name
 from esmr_assets.storage.files import storage_root
 from esmr_assets.storage.warehouse import Query, scenario_query
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
-FAIRNESS_START, FAIRNESS_END = "<!-- fairness:start -->", "<!-- fairness:end -->"
-EFFECTS_START, EFFECTS_END = "<!-- effects:start -->", "<!-- effects:end -->"
-FOREST_PNG = Path(__file__).resolve().parent / "effects_forest.png"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
+from blocks import DOCS, link, write_block  # noqa: E402
+
+FOREST_PNG = DOCS / "figures" / "effects_forest.png"
 #: where each of the paper's figures comes from (../shared/papers/esmr-reference-code-facts.md):
 #: computed by the paper's public code, or only stated in the paper
 PROVENANCE = {
@@ -141,48 +141,34 @@ def fairness_markdown(query: Query) -> str:
             "seeds, latent truth, never seen by a learner):\n\n" + markdown_table_text(pl.DataFrame(rows)))
 
 
-def _replace(text: str, start: str, end: str, block: str, path: Path) -> str:
-    if start not in text or end not in text:
-        raise SystemExit(f"{path} lacks the {start} ... {end} markers")
-    return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--overrides", default="{}", help="JSON of the sweep's setting overrides")
-    parser.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[1] / "README.md")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
     args = parser.parse_args()
     query = scenario_query(storage_root(args.data_dir, args.preset), overrides_scenario_name(args.preset, args.overrides))
-    block = "\n\n".join([
-        START,
+    written = [write_block("results", [
         f"On the latent true emotions (`{args.preset}` preset, evaluation users, 30 days):",
         comparison_markdown(query, "true"),
         "On the emotion model's predicted labels (what the platform sees, and what the paper reports):",
         comparison_markdown(query, "predicted"),
-        END,
-    ])
-    text = _replace(args.readme.read_text(), START, END, block, args.readme)
-    fairness = "\n\n".join([FAIRNESS_START, fairness_markdown(query), FAIRNESS_END])
-    text = _replace(text, FAIRNESS_START, FAIRNESS_END, fairness, args.readme)
-    effects = "\n\n".join([
-        EFFECTS_START,
+    ], args.docs)]
+    written.append(write_block("fairness", [fairness_markdown(query)], args.docs))
+    written.append(write_block("effects", lambda page: [
         f"On the latent true emotions (`{args.preset}` preset, evaluation users, 30 days):",
         effects_markdown(query, "true"),
         "On the emotion model's predicted labels:",
         effects_markdown(query, "predicted"),
-        f"![paired effects]({FOREST_PNG.relative_to(args.readme.resolve().parent)})",
-        EFFECTS_END,
-    ])
-    text = _replace(text, EFFECTS_START, EFFECTS_END, effects, args.readme)
+        f"![paired effects]({link(FOREST_PNG, page)})",
+    ], args.docs))
     across = query("select e.* from policy_effects_across_seeds as e join policy_registry as r "
                              "on r.policy = split_part(e.policy, '@', 1) where e.policy not like '%@%' "
                              "or e.policy like '%@all' order by r.position, e.policy, metric")
     seeds = int(across["seeds"].max())
     FOREST_PNG.write_bytes(effects_forest(across, interval=f"mean of {seeds} seeds, 95 % t interval across seeds"))
-    args.readme.write_text(text)
-    print(f"rewrote the results block of {args.readme}")
+    print("rewrote the results blocks of", ", ".join(sorted({page.name for page in written})))
 
 
 if __name__ == "__main__":

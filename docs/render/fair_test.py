@@ -1,4 +1,4 @@
-"""Regenerate the README's fair-test tables ("Is it ESMR or the implementation?") from stored
+"""Regenerate the fair-test tables of docs/ ("Is it ESMR or the implementation?") from stored
 sweeps (never typed by hand).
 
 Each variant is one `esmr sweep` over the same seeds with its own setting overrides, all with
@@ -13,10 +13,10 @@ writes, between `<!-- fair-test:start -->` and `<!-- fair-test:end -->`:
   two effects, which share users and noise; t interval across seeds);
 - the engagement-responsive scenario's policies on emotion and engagement side by side;
 
-and a plot of the variants, docs/fair_test.png. To reproduce:
+and a plot of the variants, docs/figures/fair_test.png. To reproduce:
 
-    for o in $(python docs/render_fair_test.py --print-overrides); do esmr sweep --seeds 0-4 --overrides "$o"; done
-    .venv/bin/python docs/render_fair_test.py --data-dir data
+    for o in $(python docs/render/fair_test.py --print-overrides); do esmr sweep --seeds 0-4 --overrides "$o"; done
+    .venv/bin/python docs/render/fair_test.py --data-dir data
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -33,14 +33,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
-from esmr_assets.orchestration.parquet_io import markdown_table_text  # noqa: E402
+from esmr_assets.orchestration.metadata import markdown_table_text  # noqa: E402
 from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
 from esmr_assets.storage.cells import overrides_scenario_name  # noqa: E402
 from esmr_assets.storage.files import storage_root  # noqa: E402
 from esmr_assets.storage.warehouse import Query, scenario_query  # noqa: E402
 
-START, END = "<!-- fair-test:start -->", "<!-- fair-test:end -->"
-PLOT = Path(__file__).resolve().parent / "fair_test.png"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
+from blocks import DOCS, link, write_block  # noqa: E402
+
+PLOT = DOCS / "figures" / "fair_test.png"
 REPLICATES = 5
 #: name -> (setting overrides besides the replicates, what the variant changes)
 VARIANTS = {
@@ -192,7 +194,7 @@ def variants_plot(long: pl.DataFrame) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[1] / "README.md")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--print-overrides", action="store_true", help="print each variant's sweep overrides")
     args = parser.parse_args()
@@ -205,8 +207,7 @@ def main() -> None:
     shown = [*replicates, "esmr_no_emotion", "oracle_esmr", *HEURISTICS, "cb_like", "oracle_best_feed"]
     summary, long = variant_rows(args.data_dir, args.preset)
     session = effects(query_of(args.data_dir, "session_response", args.preset))
-    block = "\n\n".join([
-        START,
+    page = write_block("fair-test", lambda page: [
         f"**The paper's configuration, with {REPLICATES} training replicates of ESMR's agent** (paired per-user "
         "effects against `lightgbm` on the latent truth, mean over seeds [95 % t interval across seeds]; "
         f"`{AGENT}` is the default run's agent, `{AGENT}@1`..`@{REPLICATES - 1}` are retrained on their own "
@@ -216,19 +217,13 @@ def main() -> None:
         "**Each variant, all with the same replicates** (pooled ESMR; the differences are paired: per seed the "
         "difference of the two effects on the same users and noise, t interval across seeds):",
         markdown_table_text(summary),
-        f"![fair test]({PLOT.relative_to(args.readme.resolve().parent)})",
+        f"![fair test]({link(PLOT, page)})",
         "**Engagement that responds to the feed** (`session_response` 0.5, the paper's timing and state):",
         policy_table(session, [f"{AGENT}@all", "esmr_no_engagement", "oracle_esmr", *HEURISTICS, "cb_like",
                                "random", "oracle_best_feed"], spread=False),
-        END,
-    ])
-    text = args.readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{args.readme} lacks the {START} ... {END} markers")
-    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    ], args.docs)
     PLOT.write_bytes(variants_plot(long))
-    args.readme.write_text(text)
-    print(f"rewrote the fair-test block of {args.readme}")
+    print(f"rewrote the fair-test block of {page}")
 
 
 if __name__ == "__main__":
