@@ -33,6 +33,7 @@ def main() -> None:
     from esmr_assets.emotion.tabtransformer import TabTransformerClassifier
     from esmr_assets.policy.learners.ranker import EngagementRanker
     from esmr_assets.policy.loop.feeds import feed_builder
+    from esmr_assets.policy.loop.inputs import LoopInputs
     from esmr_assets.policy.loop.policies import LightGBMPolicy
     from esmr_assets.policy.loop.rollouts import rollout
     from esmr_assets.policy.loop.users import policy_split
@@ -98,7 +99,7 @@ def main() -> None:
         print(f"   {name:<26} {what:<24} {results[name]:8,.0f} user-days/s  ({ratio})")
 
     training, _ = policy_split(users, args.seed, settings.policy)
-    result = fit_agents(videos, users, impressions, table("user_causal_parents"), ranker, model, settings, args.seed)
+    result = fit_agents(LoopInputs(videos, users, impressions, ranker, model, settings, args.seed), table("user_causal_parents"))
     print(f"\n3. Q-learning: {len(result.agents)} agents (no IGL-P decoder given) x {training.size} training users x "
           f"{settings.policy.epochs} epochs x {settings.simulation.n_days} days")
     transitions = len(result.agents) * training.size * settings.policy.epochs * (settings.simulation.n_days - 1)

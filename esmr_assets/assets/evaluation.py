@@ -33,6 +33,7 @@ from ..orchestration.model_io import ON_CPU
 from ..orchestration.partitions import cell_partitions
 from ..orchestration.resources import EsmrConfig, reads
 from ..policy.learners.ranker import EngagementRanker
+from ..policy.loop.inputs import LoopInputs
 from ..policy.loop.rollouts import run_rollouts
 from ..policy.training.models import AgentSet, BanditLearners
 
@@ -63,7 +64,7 @@ def policy_rollouts(
     bandits' rounds."""
     settings, seed = esmr.settings_for(context), esmr.seed(context)
     rollouts = run_rollouts(
-        videos, users, impressions, engagement_ranker, emotion_model, q_agents, settings, seed,
+        LoopInputs(videos, users, impressions, engagement_ranker, emotion_model, settings, seed), q_agents,
         log=context.log.info, learners=bandit_learners,
         heuristic_buckets=dict(heuristic_buckets.filter(pl.col("chosen")).select("policy", "bucket").iter_rows()),
     )

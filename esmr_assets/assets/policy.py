@@ -13,6 +13,7 @@ from ..orchestration.model_io import MODEL_IO, ON_CPU
 from ..orchestration.partitions import cell_partitions
 from ..orchestration.resources import EsmrConfig, reads
 from ..policy.learners.ranker import EngagementRanker
+from ..policy.loop.inputs import LoopInputs
 from ..policy.training.models import BanditLearners
 from ..policy.training.stage import (
     bandit_table,
@@ -115,7 +116,7 @@ def bandit_training(
     agents' training users from the feedback signals of what they serve; the latent
     satisfaction is never shown to them."""
     settings, seed = esmr.settings_for(context), esmr.seed(context)
-    trained = fit_bandits(videos, users, impressions, engagement_ranker, emotion_model, settings, seed,
+    trained = fit_bandits(LoopInputs(videos, users, impressions, engagement_ranker, emotion_model, settings, seed),
                           log=context.log.info)
     yield dg.Output(
         trained.learners,
@@ -165,7 +166,7 @@ def agent_training(
     reward is R_eng + alpha R_emo + beta R_cause with each user's causal parents."""
     settings, seed = esmr.settings_for(context), esmr.seed(context)
     result = fit_agents(
-        videos, users, impressions, user_causal_parents, engagement_ranker, emotion_model, settings, seed,
+        LoopInputs(videos, users, impressions, engagement_ranker, emotion_model, settings, seed), user_causal_parents,
         log=context.log.info, learners=bandit_learners,
     )
     final = result.history.group_by("agent", maintain_order=True).last()
@@ -215,7 +216,7 @@ def heuristic_buckets(
     days, and the chosen bucket, the fewest. Training users and predicted labels only, so
     the baseline stays deployable and never sees the evaluation users."""
     settings, seed = esmr.settings_for(context), esmr.seed(context)
-    table = choose_heuristic_buckets(videos, users, impressions, engagement_ranker, emotion_model, settings, seed)
+    table = choose_heuristic_buckets(LoopInputs(videos, users, impressions, engagement_ranker, emotion_model, settings, seed))
     chosen = table.filter(pl.col("chosen"))
     return dg.MaterializeResult(
         value=table,

@@ -50,3 +50,7 @@ DEFAULT_STYLES = STYLES[:3]
 EMOTION_SOURCES = ("tabtransformer", "lightgbm", "logistic_regression", "truth_trained", "oracle")
 #: the one feedback signal of an impression (IGL-P): what a learner may see
 SIGNALS = ("skip", "watch", "like", "comment", "share", "not_interested")
+
+#: When R_emo and R_cause score an action (`policy.reward_timing`): the change into the day it
+#: was served (the paper's), or from that day into the next, which the served feed can cause.
+REWARD_TIMINGS = ("same_day", "next_day")

@@ -17,6 +17,7 @@ from esmr_assets.emotion.estimators import (
     LogisticEmotionModel,
 )
 from esmr_assets.emotion.features import EmotionFeatures
+from esmr_assets.policy.loop.inputs import LoopInputs
 from esmr_assets_tests.conftest import scenario_cell, stored_and_recomputed_labels
 
 
@@ -119,7 +120,7 @@ def test_with_the_truth_as_source_every_policy_sees_it_and_is_marked(logged_worl
     settings = load_settings("smoke", {"simulation": {"n_days": 6}, "policy": {"emotion_source": "oracle"}}, whole_graph=False)
     impressions, logs, predictions, videos, users = logged_world(settings.simulation, 4)
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
-    rollouts = run_rollouts(videos, users, impressions, ranker, LatentEmotion(), {}, settings, 4)
+    rollouts = run_rollouts(LoopInputs(videos, users, impressions, ranker, LatentEmotion(), settings, 4), {})
     assert {"lightgbm", "random", "hybrid_fixed_happy", "oracle_best_feed"} <= set(rollouts["policy"])
     assert rollouts["oracle"].all()
     assert (rollouts["predicted_label"] == rollouts["true_emotion"]).all()

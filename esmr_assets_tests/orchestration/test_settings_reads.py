@@ -11,6 +11,7 @@ import pytest
 from esmr_assets.core.settings import SettingsView, UndeclaredSettingError, load_settings
 from esmr_assets.orchestration.partitions import cell_partitions
 from esmr_assets.orchestration.resources import SETTINGS_READ, EsmrConfig, reads, run_config
+from esmr_assets.policy.loop.inputs import LoopInputs
 from esmr_assets_tests.conftest import add_cell
 
 
@@ -101,13 +102,13 @@ def test_the_policy_stage_reads_only_what_it_declares_under_every_variant(logged
     impressions, logs, predictions, videos, users = logged_world(settings.simulation, 6)
     check_videos(simulate_videos(view("videos").simulation.n_videos, stream(6, "videos")), view("videos").simulation)
     ranker = fit_ranker(impressions, logs, predictions, videos, users, view("engagement_ranker"), 6)
-    bandits = fit_bandits(videos, users, impressions, ranker, threshold_model, view("bandit_learners"), 6)
+    bandits = fit_bandits(LoopInputs(videos, users, impressions, ranker, threshold_model, view("bandit_learners"), 6))
     no_parents = pl.DataFrame(schema={"user_id": pl.Int32, "target": pl.String, "parent": pl.String, "weight": pl.Float64})
-    agents = fit_agents(videos, users, impressions, no_parents, ranker, threshold_model, view("q_agents"), 6,
+    agents = fit_agents(LoopInputs(videos, users, impressions, ranker, threshold_model, view("q_agents"), 6), no_parents,
                         learners=bandits.learners)
     assert "esmr@1" in agents.agents
-    buckets = choose_heuristic_buckets(videos, users, impressions, ranker, threshold_model, view("heuristic_buckets"), 6)
+    buckets = choose_heuristic_buckets(LoopInputs(videos, users, impressions, ranker, threshold_model, view("heuristic_buckets"), 6))
     chosen = dict(buckets.filter(pl.col("chosen")).select("policy", "bucket").iter_rows())
-    rollouts = run_rollouts(videos, users, impressions, ranker, threshold_model, agents.agents, view("policy_rollouts"),
-                            6, learners=bandits.learners, heuristic_buckets=chosen)
+    rollouts = run_rollouts(LoopInputs(videos, users, impressions, ranker, threshold_model, view("policy_rollouts"), 6),
+                            agents.agents, learners=bandits.learners, heuristic_buckets=chosen)
     assert {"esmr@1", "hybrid_best_fixed", "igl_p3"} <= set(rollouts["policy"])

@@ -131,8 +131,7 @@ def test_next_day_timing_credits_the_label_change_to_the_action_before_it():
     """A hand-made trajectory: stressed on days 0-1, happy on day 2. The paper's same-day
     timing pays R_emo to day 2's action; the next-day variant pays it to day 1's action,
     whose feed could have caused the change, with day 1's own R_eng."""
-    from esmr_assets.policy.loop.agent_day import NextDayCredit, RewardModel
-    from esmr_assets.policy.rewards import emotion_reward, total_reward
+    from esmr_assets.policy.rewards import NextDayCredit, RewardModel, emotion_reward, total_reward
 
     labels = [np.array(["stressed"]), np.array(["stressed"]), np.array(["happy"])]
     r_eng = [np.array([0.1]), np.array([0.2]), np.array([0.4])]

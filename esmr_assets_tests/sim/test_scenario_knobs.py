@@ -7,6 +7,7 @@ import pytest
 
 from esmr_assets.core.settings import load_settings
 from esmr_assets.policy.learners.ranker import EngagementRanker
+from esmr_assets.policy.loop.inputs import LoopInputs
 from esmr_assets.policy.loop.rollouts import run_rollouts
 
 
@@ -19,7 +20,7 @@ def test_without_a_content_effect_no_feed_moves_emotion(logged_world, threshold_
     impressions, logs, _, videos, users = logged_world(settings.simulation, 3)
     predictions = logs.select("user_id", "day", pl.col("true_emotion").alias("label"))
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
-    rollouts = run_rollouts(videos, users, impressions, ranker, threshold_model, {}, settings, 3)
+    rollouts = run_rollouts(LoopInputs(videos, users, impressions, ranker, threshold_model, settings, 3), {})
     valence = (rollouts.filter(pl.col("policy").is_in(["lightgbm", "oracle_best_feed"]))
                .group_by("policy", "user_id").agg(pl.col("true_valence").mean())
                .pivot("policy", index="user_id", values="true_valence"))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..vocabulary import DEFAULT_STYLES, EMOTION_SOURCES, STYLES
+from ..vocabulary import DEFAULT_STYLES, EMOTION_SOURCES, REWARD_TIMINGS, STYLES
 
 
 class SettingsError(ValueError):
@@ -258,7 +258,7 @@ class PolicySettings(_Frozen):
         False, description="the agents' state also holds the bucket that led the user's feed yesterday (9 x 72 "
         "states), so a delayed effect of a bucket can be credited to it"
     )
-    reward_timing: Literal["same_day", "next_day"] = Field(
+    reward_timing: Literal[REWARD_TIMINGS] = Field(
         "same_day", description="which observation scores an action's R_emo and R_cause: the day it was served "
         "(the paper's), or the next day, which the served feed can have moved (credited to the action before it)"
     )

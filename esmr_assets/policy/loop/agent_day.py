@@ -16,42 +16,15 @@ large batch than in several small ones.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from ...causal.dataset import BEHAVIOUR_COLUMNS
-from ...core.vocabulary import TRUE_EMOTIONS, VALENCE_SCORE
 from ...sim.environment import ClosedLoopEnv, DayStep
 from ..learners.qlearning import N_STATES, N_STATES_WITH_LAST_BUCKET, QLearningAgent, encode_state
-from ..rewards import (
-    causal_reward,
-    emotion_reward,
-    engagement_reward,
-    is_vulnerable,
-    total_reward,
-)
+from ..rewards import NextDayCredit, RewardModel
 from .feeds import FeedBuilder, bucket_mask
 from .streak import update_streak
-
-#: The day features whose change R_cause rewards: the causal features of day t.
-DAY_FEATURES = ("valence", *BEHAVIOUR_COLUMNS)
-_VALENCE = np.array([VALENCE_SCORE.get(e, np.nan) for e in TRUE_EMOTIONS])
-
-
-def day_features(step: DayStep) -> np.ndarray:
-    """(n, len(DAY_FEATURES)): the expected valence under the predicted class distribution
-    (as `causal_frame` computes it) and the day's behaviour columns. Churned days are all
-    NaN: the DAGs were fitted on pairs of active days, and a churn day's zeros are absence,
-    not behaviour, so changes into or out of churn earn no causal reward."""
-    p = np.where(np.isnan(_VALENCE), 0.0, step.probabilities)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        valence = (p * np.nan_to_num(_VALENCE)).sum(axis=1) / p.sum(axis=1)
-    behaviour = step.logs.select(pl.col(c).cast(pl.Float64) for c in BEHAVIOUR_COLUMNS).to_numpy()
-    features = np.column_stack([np.round(valence, 2), behaviour])
-    features[np.asarray(step.predicted).astype(str) == "churned"] = np.nan
-    return features
 
 
 class StateTracker:
@@ -77,94 +50,6 @@ class StateTracker:
     def states(self, with_last_bucket: bool = False) -> np.ndarray:
         """The base state, or the `state_last_bucket` variant's (with the served bucket)."""
         return encode_state(self.label, self.streak, self.trend, self.served if with_last_bucket else None)
-
-
-REWARD_TIMINGS = ("same_day", "next_day")
-
-
-class NextDayCredit:
-    """The `next_day` timing: each day's transitions wait for tomorrow's observation. `push`
-    takes today's (states, actions, weighted R_eng, next states) and today's R_emo and
-    R_cause (scored on yesterday -> today) and returns yesterday's transitions completed with
-    them: R = R_eng(yesterday) + alpha R_emo + beta R_cause, credited to yesterday's action.
-    The horizon's last day has no tomorrow, so its transitions are never learnt."""
-
-    def __init__(self, alpha, beta) -> None:
-        self.alpha, self.beta = alpha, beta
-        self.waiting: tuple[np.ndarray, ...] | None = None
-
-    def push(self, states, actions, weighted_r_eng, next_states, r_emo, r_cause) -> tuple[np.ndarray, ...] | None:
-        done, self.waiting = self.waiting, (states, actions, weighted_r_eng, next_states)
-        if done is None:
-            return None
-        s, a, r_eng, s2 = done
-        return s, a, total_reward(r_eng, r_emo, r_cause, alpha=self.alpha, beta=self.beta), s2
-
-
-@dataclass(frozen=True)
-class RewardWeights:
-    """Eq. 8's weights; `engagement` is 0 for the no-engagement ablation, `alpha` 0 for
-    the no-emotion one. `engagement`, `alpha` and `beta` may be per-user arrays."""
-
-    engagement: float | np.ndarray = 1.0
-    alpha: float | np.ndarray = 1.0
-    beta: float | np.ndarray = 0.5
-    eta: float = 1.0
-    amplification: float = 2.0
-
-    @classmethod
-    def stack(cls, weights: list[RewardWeights], block: int) -> RewardWeights:
-        """Per-user weights for a cohort of consecutive blocks of `block` users, block k
-        rewarded with `weights[k]` (eta and the amplification must agree)."""
-        if len({(w.eta, w.amplification) for w in weights}) != 1:
-            raise ValueError("stacked reward weights must share eta and the amplification")
-
-        def per_user(field: str) -> np.ndarray:
-            return np.repeat([float(getattr(w, field)) for w in weights], block)
-
-        return cls(per_user("engagement"), per_user("alpha"), per_user("beta"), weights[0].eta, weights[0].amplification)
-
-
-class RewardModel:
-    """Algorithm 2's reward for a cohort: `parent_weights` (n, len(DAY_FEATURES)) are the
-    users' lambda_f. `timing` says which observation R_emo and R_cause score an action by:
-    `same_day` (the paper's: the change into the day the action was served, which that
-    day's behaviour shows before the feed could act on the mood) or `next_day` (the change
-    from that day into the next, which the served feed can cause)."""
-
-    def __init__(
-        self,
-        parent_weights: np.ndarray,
-        weights: RewardWeights,
-        engagement: Callable[[DayStep, DayStep], np.ndarray] | None = None,
-        timing: str = "same_day",
-    ) -> None:
-        if timing not in REWARD_TIMINGS:
-            raise ValueError(f"reward timing must be one of {REWARD_TIMINGS}, got {timing!r}")
-        self.parent_weights = np.asarray(parent_weights, dtype=float)
-        self.weights = weights
-        self.engagement = engagement  # R_eng of (previous, step); None: the watch/scroll ratio
-        self.timing = timing
-
-    def components(self, previous: DayStep, step: DayStep) -> dict[str, np.ndarray]:
-        """R_eng, R_emo, R_cause and R for the transition previous day -> `step`'s day."""
-        w = self.weights
-        previous_label = np.asarray(previous.predicted).astype(str)
-        label = np.asarray(step.predicted).astype(str)
-        if self.engagement is None:
-            r_eng = engagement_reward(step.logs["watch_minutes"].to_numpy(), step.logs["scroll_minutes"].to_numpy())
-        else:
-            r_eng = self.engagement(previous, step)
-        r_emo = emotion_reward(previous_label, label, eta=w.eta)
-        r_cause = causal_reward(
-            day_features(previous),
-            day_features(step),
-            self.parent_weights,
-            is_vulnerable(previous_label),
-            amplification=w.amplification,
-        )
-        r = total_reward(w.engagement * r_eng, r_emo, r_cause, alpha=w.alpha, beta=w.beta)
-        return {"r_eng": r_eng, "r_emo": r_emo, "r_cause": r_cause, "reward": r}
 
 
 def train_agents(

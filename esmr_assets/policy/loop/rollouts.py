@@ -17,11 +17,11 @@ from ...emotion.estimators import reads_latent
 from ...emotion.labeller import DailyLabeller, LatentLabeller
 from ...sim.environment import ClosedLoopEnv, Labeller
 from ..learners.qlearning import QLearningAgent
-from ..learners.ranker import EngagementRanker
 from ..rewards import engagement_reward
 from . import registry
 from .agent_day import StateTracker
 from .feeds import ACTIONS, FeedBuilder, feed_builder
+from .inputs import LoopInputs
 from .users import policy_split, users_in
 
 _ACTION_NAMES = dict(enumerate(ACTIONS))  # -1 (no action) becomes null
@@ -120,14 +120,8 @@ def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
 
 
 def run_rollouts(
-    videos: pl.DataFrame,
-    users: pl.DataFrame,
-    impressions: pl.DataFrame | pl.LazyFrame,
-    ranker: EngagementRanker,
-    emotion_model,
+    inputs: LoopInputs,
     agents: Mapping[str, QLearningAgent],
-    settings: Settings,
-    seed: int,
     log: Callable[[str], None] = lambda message: None,
     learners: Mapping | None = None,
     heuristic_buckets: Mapping[str, str] | None = None,
@@ -136,6 +130,9 @@ def run_rollouts(
     included, as `esmr@1`, ...), over the evaluation users' whole horizon, each from the
     same start with the same noise (episode 0): common random numbers, so differences
     between the policies' rows are the policies' doing."""
+    videos, users, impressions, ranker, emotion_model = (inputs.videos, inputs.users, inputs.impressions, inputs.ranker,
+                                                         inputs.emotion_model)
+    settings, seed = inputs.settings, inputs.seed
     _, evaluation_users = policy_split(users, seed, settings.policy)
     evaluated = users_in(users, evaluation_users)
     artifacts = Artifacts(feed_builder(ranker, videos, impressions, settings), agents, learners or {}, settings, seed,

@@ -21,14 +21,15 @@ from ...sim.environment import ClosedLoopEnv
 from ..learners.qlearning import N_STATES, N_STATES_WITH_LAST_BUCKET, QLearningAgent, decode_state
 from ..learners.ranker import EngagementRanker
 from ..loop import registry
-from ..loop.agent_day import DAY_FEATURES, RewardModel, RewardWeights, train_agents
+from ..loop.agent_day import train_agents
 from ..loop.bandits import BanditPolicy, DecodedEngagement, context_features, new_learner
 from ..loop.feeds import ACTIONS, feed_builder
+from ..loop.inputs import LoopInputs
 from ..loop.policies import FixedBucketPolicy
 from ..loop.registry import AgentSpec
 from ..loop.rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
 from ..loop.users import policy_split, users_in
-from ..rewards import parent_weight_matrix
+from ..rewards import DAY_FEATURES, RewardModel, RewardWeights, parent_weight_matrix
 from .models import AgentSet, BanditLearners
 
 
@@ -58,13 +59,7 @@ def reward_weights(agent: str, settings: PolicySettings) -> RewardWeights:
     spec = registry.spec(agent).agent
     if spec is None:
         raise ValueError(f"{agent!r} has no Q-learning agent; choose one of {registry.AGENTS}")
-    return RewardWeights(
-        engagement=0.0 if spec.engagement == "none" else 1.0,
-        alpha=settings.alpha if spec.emotion else 0.0,
-        beta=settings.beta,
-        eta=settings.eta,
-        amplification=settings.causal_amplification,
-    )
+    return RewardWeights.from_settings(settings, engagement=spec.engagement != "none", emotion=spec.emotion)
 
 
 #: Training replicates live in environment episodes from here on: their training noise is
@@ -148,14 +143,8 @@ class AgentTraining:
 
 
 def fit_agents(
-    videos: pl.DataFrame,
-    users: pl.DataFrame,
-    impressions: pl.DataFrame | pl.LazyFrame,
+    inputs: LoopInputs,
     user_causal_parents: pl.DataFrame,
-    ranker: EngagementRanker,
-    emotion_model,
-    settings: Settings,
-    seed: int,
     log: Callable[[str], None] = lambda message: None,
     learners: Mapping | None = None,
 ) -> AgentTraining:
@@ -166,6 +155,9 @@ def fit_agents(
     environment episodes no other agent sees. An agent whose R_eng is a bandit's decoded
     reward trains only when that bandit's learner is given. Agents come in
     `registry.with_replicates` order; the learning curve in training order."""
+    videos, users, impressions, ranker, emotion_model = (inputs.videos, inputs.users, inputs.impressions, inputs.ranker,
+                                                         inputs.emotion_model)
+    settings, seed = inputs.settings, inputs.seed
     policy = settings.policy
     training_users, evaluation_users = policy_split(users, seed, policy)
     base = users_in(users, training_users)
@@ -247,17 +239,14 @@ class BanditTraining:
 
 
 def fit_bandits(
-    videos: pl.DataFrame,
-    users: pl.DataFrame,
-    impressions: pl.DataFrame | pl.LazyFrame,
-    ranker: EngagementRanker,
-    emotion_model,
-    settings: Settings,
-    seed: int,
+    inputs: LoopInputs,
     log: Callable[[str], None] = lambda message: None,
 ) -> BanditTraining:
     """The registry's bandits trained online on the training users (the Q-learning
     agents' users), `igl_epochs` passes over fresh episodes of the environment each."""
+    videos, users, impressions, ranker, emotion_model = (inputs.videos, inputs.users, inputs.impressions, inputs.ranker,
+                                                         inputs.emotion_model)
+    settings, seed = inputs.settings, inputs.seed
     policy = settings.policy
     training_users, _ = policy_split(users, seed, policy)
     trained = users_in(users, training_users)
@@ -297,19 +286,16 @@ def bandit_table(learners: Mapping, context: str = "shared") -> pl.DataFrame:
 
 
 def choose_heuristic_buckets(
-    videos: pl.DataFrame,
-    users: pl.DataFrame,
-    impressions: pl.DataFrame | pl.LazyFrame,
-    ranker: EngagementRanker,
-    emotion_model,
-    settings: Settings,
-    seed: int,
+    inputs: LoopInputs,
 ) -> pl.DataFrame:
     """For each heuristic whose bucket is chosen (`registry.CHOSEN_HEURISTICS`): every bucket
     run under the heuristic's rule on the training users (the environment's episode 1, the
     emotion model's labels), their mean predicted negative days, and which bucket is chosen:
     the fewest (ties: the first in ACTIONS order). Only training users are simulated, and
     only what a platform sees (predicted labels) decides, so the choice is deployable."""
+    videos, users, impressions, ranker, emotion_model = (inputs.videos, inputs.users, inputs.impressions, inputs.ranker,
+                                                         inputs.emotion_model)
+    settings, seed = inputs.settings, inputs.seed
     training_users, _ = policy_split(users, seed, settings.policy)
     trained_on = users_in(users, training_users)
     feeds = feed_builder(ranker, videos, impressions, settings)

@@ -8,6 +8,7 @@ import pytest
 from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.labeller import DailyLabeller
 from esmr_assets.policy.loop import registry
+from esmr_assets.policy.loop.inputs import LoopInputs
 from esmr_assets.policy.loop.rollouts import Artifacts, build_policy, rollout
 from esmr_assets.policy.loop.streak import rl_active
 from esmr_assets.sim.environment import ClosedLoopEnv
@@ -104,7 +105,7 @@ def test_the_best_fixed_bucket_is_chosen_on_the_training_users(logged_world):
 
     impressions, logs, predictions, videos, users = logged_world(SETTINGS.simulation, SEED)
     ranker = EngagementRanker(random_state=0).fit(impressions, logs, predictions, videos, users)
-    table = choose_heuristic_buckets(videos, users, impressions, ranker, threshold_model, SETTINGS, SEED)
+    table = choose_heuristic_buckets(LoopInputs(videos, users, impressions, ranker, threshold_model, SETTINGS, SEED))
     assert table["policy"].unique().to_list() == ["hybrid_best_fixed"] and table["bucket"].to_list() == list(ACTIONS)
     chosen = table.filter(pl.col("chosen"))
     assert chosen.height == 1 and chosen["predicted_negative_days"][0] == table["predicted_negative_days"].min()

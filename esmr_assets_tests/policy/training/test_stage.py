@@ -9,20 +9,15 @@ from esmr_assets.core.settings import PolicySettings, load_settings
 from esmr_assets.core.vocabulary import TRUE_EMOTIONS
 from esmr_assets.emotion.labeller import DailyLabeller
 from esmr_assets.policy.learners.qlearning import N_STATES, encode_state
-from esmr_assets.policy.loop.agent_day import (
-    DAY_FEATURES,
-    RewardModel,
-    RewardWeights,
-    StateTracker,
-    day_features,
-    train_agents,
-)
+from esmr_assets.policy.loop.agent_day import StateTracker, train_agents
 from esmr_assets.policy.loop.feeds import ACTIONS
+from esmr_assets.policy.loop.inputs import LoopInputs
 from esmr_assets.policy.loop.policies import HybridPolicy, LightGBMPolicy, RandomPolicy
 from esmr_assets.policy.loop.registry import AGENTS
 from esmr_assets.policy.loop.rollouts import rollout
 from esmr_assets.policy.loop.streak import rl_active
 from esmr_assets.policy.loop.users import policy_split
+from esmr_assets.policy.rewards import DAY_FEATURES, RewardModel, RewardWeights, day_features
 from esmr_assets.policy.training.models import AgentSet
 from esmr_assets.policy.training.stage import (
     causal_weights,
@@ -356,10 +351,10 @@ def replicated(logged_world):
     def fit(replicates: int):
         settings = load_settings("smoke", {"simulation": {"n_days": 10},
                                            "policy": {"epochs": 2, "agent_replicates": replicates}}, whole_graph=False)
-        return settings, fit_agents(videos, users, impressions, no_parents, ranker, threshold_model, settings, SEED)
+        return settings, fit_agents(LoopInputs(videos, users, impressions, ranker, threshold_model, settings, SEED), no_parents)
 
     (_, one), (settings, three), (_, again) = fit(1), fit(3), fit(3)
-    rollouts = run_rollouts(videos, users, impressions, ranker, threshold_model, three.agents, settings, SEED)
+    rollouts = run_rollouts(LoopInputs(videos, users, impressions, ranker, threshold_model, settings, SEED), three.agents)
     return one, three, again, rollouts
 
 
