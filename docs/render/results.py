@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own h
 from blocks import DOCS, link, write_block  # noqa: E402
 
 FOREST_PNG = DOCS / "figures" / "effects_forest.png"
-#: where each of the paper's figures comes from (../shared/papers/esmr-reference-code-facts.md):
+#: where each of the paper's figures comes from (docs/paper.md):
 #: computed by the paper's public code, or only stated in the paper
 PROVENANCE = {
     "negative_days": "stated",
