@@ -27,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+import esmr_assets  # noqa: F401  (pins the numeric kernels before numpy loads)
 import matplotlib
 
 matplotlib.use("Agg")
@@ -42,7 +43,8 @@ from esmr_assets.storage.warehouse import Query, scenario_query  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS, link, write_block  # noqa: E402
 
-PLOT = DOCS / "figures" / "fair_test.png"
+#: the variants' plot, under the pages' folder
+PLOT = "figures/fair_test.png"
 REPLICATES = 5
 #: name -> (setting overrides besides the replicates, what the variant changes)
 VARIANTS = {
@@ -217,12 +219,12 @@ def main() -> None:
         "**Each variant, all with the same replicates** (pooled ESMR; the differences are paired: per seed the "
         "difference of the two effects on the same users and noise, t interval across seeds):",
         markdown_table_text(summary),
-        f"![fair test]({link(PLOT, page)})",
+        f"![fair test]({link(args.docs / PLOT, page)})",
         "**Engagement that responds to the feed** (`session_response` 0.5, the paper's timing and state):",
         policy_table(session, [f"{AGENT}@all", "esmr_no_engagement", "oracle_esmr", *HEURISTICS, "cb_like",
                                "random", "oracle_best_feed"], spread=False),
     ], args.docs)
-    PLOT.write_bytes(variants_plot(long))
+    (args.docs / PLOT).write_bytes(variants_plot(long))
     print(f"rewrote the fair-test block of {page}")
 
 

@@ -35,7 +35,8 @@ from esmr_assets.storage.warehouse import Query, scenario_query
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS, link, write_block  # noqa: E402
 
-FOREST_PNG = DOCS / "figures" / "effects_forest.png"
+#: the forest plot, under the pages' folder
+FOREST_PNG = "figures/effects_forest.png"
 #: where each of the paper's figures comes from (docs/paper.md):
 #: computed by the paper's public code, or only stated in the paper
 PROVENANCE = {
@@ -161,13 +162,13 @@ def main() -> None:
         effects_markdown(query, "true"),
         "On the emotion model's predicted labels:",
         effects_markdown(query, "predicted"),
-        f"![paired effects]({link(FOREST_PNG, page)})",
+        f"![paired effects]({link(args.docs / FOREST_PNG, page)})",
     ], args.docs))
     across = query("select e.* from policy_effects_across_seeds as e join policy_registry as r "
                              "on r.policy = split_part(e.policy, '@', 1) where e.policy not like '%@%' "
                              "or e.policy like '%@all' order by r.position, e.policy, metric")
     seeds = int(across["seeds"].max())
-    FOREST_PNG.write_bytes(effects_forest(across, interval=f"mean of {seeds} seeds, 95 % t interval across seeds"))
+    (args.docs / FOREST_PNG).write_bytes(effects_forest(across, interval=f"mean of {seeds} seeds, 95 % t interval across seeds"))
     print("rewrote the results blocks of", ", ".join(sorted({page.name for page in written})))
 
 

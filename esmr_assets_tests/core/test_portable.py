@@ -32,10 +32,12 @@ AVX512 = "AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CN
 #: the issue's variants: default kernels; an AVX2 machine's numpy and torch; numpy without
 #: AVX2/FMA3 and torch's plain C kernels; numba compiled for a generic CPU
 DISPATCH_VARIANTS = {
-    "default": {},
-    "avx2": {"NPY_DISABLE_CPU_FEATURES": AVX512, "ATEN_CPU_CAPABILITY": "avx2"},
-    "no_avx2": {"NPY_DISABLE_CPU_FEATURES": f"AVX2 FMA3 {AVX512}", "ATEN_CPU_CAPABILITY": "default"},
-    "numba_generic": {"NUMBA_CPU_NAME": "generic"},
+    "default": {"ESMR_WORKERS": "1"},
+    "avx2": {"NPY_DISABLE_CPU_FEATURES": AVX512, "ATEN_CPU_CAPABILITY": "avx2", "ESMR_WORKERS": "1"},
+    "no_avx2": {"NPY_DISABLE_CPU_FEATURES": f"AVX2 FMA3 {AVX512}", "ATEN_CPU_CAPABILITY": "default",
+                "ESMR_WORKERS": "1"},
+    # and the closed-loop stages' jobs in two spawned processes (core/parallel.py) instead of one
+    "numba_generic_two_workers": {"NUMBA_CPU_NAME": "generic", "ESMR_WORKERS": "2"},
 }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from ...core import parallel
 from ...core.settings import Settings
 from ...emotion.estimators import reads_latent
 from ...emotion.labeller import DailyLabeller, LatentLabeller
@@ -119,6 +120,37 @@ def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+@dataclass
+class _RolloutState:
+    """What every policy's rollout reads: sent once to each worker process."""
+
+    inputs: LoopInputs
+    agents: Mapping[str, QLearningAgent]
+    learners: Mapping
+    heuristic_buckets: Mapping[str, str]
+    feeds: FeedBuilder | None = None  # built once per process, on first use
+
+
+def _rollout_one(state: _RolloutState, spec: registry.PolicySpec) -> tuple[pl.DataFrame | None, float]:
+    """One policy over the evaluation users' horizon (episode 0), from its own copy of the
+    trained agents and learners: a bandit learns as it acts, and what it learns stays its own.
+    Returns (rows, or None when its trained model is missing; seconds)."""
+    inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
+    if state.feeds is None:
+        state.feeds = feed_builder(inputs.ranker, inputs.videos, inputs.impressions, settings)
+    start = time.perf_counter()
+    artifacts = Artifacts(state.feeds, parallel.fresh(state.agents), parallel.fresh(state.learners), settings, seed,
+                          state.heuristic_buckets)
+    policy = build_policy(spec, artifacts)
+    if policy is None:
+        return None, 0.0
+    _, evaluation_users = policy_split(inputs.users, seed, settings.policy)
+    evaluated = users_in(inputs.users, evaluation_users)
+    env = ClosedLoopEnv(inputs.videos, evaluated, settings.simulation, seed, labeller_for(spec, inputs.emotion_model),
+                        episode=0)
+    return rollout(env, policy, spec.name), time.perf_counter() - start
+
+
 def run_rollouts(
     inputs: LoopInputs,
     agents: Mapping[str, QLearningAgent],
@@ -129,28 +161,26 @@ def run_rollouts(
     """Every registered policy whose models are given (an agent's training replicates
     included, as `esmr@1`, ...), over the evaluation users' whole horizon, each from the
     same start with the same noise (episode 0): common random numbers, so differences
-    between the policies' rows are the policies' doing."""
-    videos, users, impressions, ranker, emotion_model = (inputs.videos, inputs.users, inputs.impressions, inputs.ranker,
-                                                         inputs.emotion_model)
+    between the policies' rows are the policies' doing. The policies run in parallel
+    processes when the work is worth it (`core.parallel`); the rows are the same either way."""
     settings, seed = inputs.settings, inputs.seed
-    _, evaluation_users = policy_split(users, seed, settings.policy)
-    evaluated = users_in(users, evaluation_users)
-    artifacts = Artifacts(feed_builder(ranker, videos, impressions, settings), agents, learners or {}, settings, seed,
-                          heuristic_buckets or {})
+    _, evaluation_users = policy_split(inputs.users, seed, settings.policy)
+    specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates)
+    work = len(specs) * evaluation_users.size * settings.simulation.n_days
+    state = _RolloutState(inputs, agents, learners or {}, heuristic_buckets or {})
     frames = []
-    for spec in registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates):
-        policy = build_policy(spec, artifacts)
-        if policy is None:
-            continue
-        start = time.perf_counter()
-        env = ClosedLoopEnv(videos, evaluated, settings.simulation, seed, labeller_for(spec, emotion_model), episode=0)
-        frames.append(rollout(env, policy, spec.name))
-        log(f"{spec.name}: {evaluated.height} users x {settings.simulation.n_days} days in "
-            f"{time.perf_counter() - start:.1f} s")
+    # the one-step oracle simulates every bucket's feed each day besides its own
+    costs = [1 + len(ACTIONS) * settings.evaluation.oracle_draws if spec.acts_with == "oracles:BestFeedOracle" else 1
+             for spec in specs]
+    results = parallel.map_jobs(_rollout_one, state, specs, parallel.workers(work), costs)
+    for spec, (frame, seconds) in zip(specs, results):
+        if frame is not None:
+            frames.append(frame)
+            log(f"{spec.name}: {evaluation_users.size} users x {settings.simulation.n_days} days in {seconds:.1f} s")
     rollouts = pl.concat(frames)
     # Diagnostics, marked in every table: the oracles, and every policy when the platform's
     # emotion estimate is the latent truth.
-    latent = reads_latent(emotion_model)
+    latent = reads_latent(inputs.emotion_model)
     oracle = pl.col("policy").is_in([n for n in rollouts["policy"].unique() if latent or registry.is_oracle(n)])
     oracle = oracle.alias("oracle")
     return rollouts.select("policy", oracle, pl.exclude("policy"))

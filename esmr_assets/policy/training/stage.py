@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from ...causal.discovery import POOLED_USER
+from ...core import parallel
 from ...core.rng import stream
 from ...core.settings import PolicySettings, Settings
 from ...core.vocabulary import NEGATIVE
@@ -23,7 +24,7 @@ from ..learners.ranker import EngagementRanker
 from ..loop import registry
 from ..loop.agent_day import train_agents
 from ..loop.bandits import BanditPolicy, DecodedEngagement, context_features, new_learner
-from ..loop.feeds import ACTIONS, feed_builder
+from ..loop.feeds import ACTIONS, FeedBuilder, feed_builder
 from ..loop.inputs import LoopInputs
 from ..loop.policies import FixedBucketPolicy
 from ..loop.registry import AgentSpec
@@ -142,6 +143,79 @@ class AgentTraining:
     seconds: float
 
 
+@dataclass
+class _LoopState:
+    """What each job of a training stage reads: sent once to each worker process."""
+
+    inputs: LoopInputs
+    feeds: FeedBuilder | None = None  # built once per process, on first use
+
+    def feed_builder(self) -> FeedBuilder:
+        if self.feeds is None:
+            inputs = self.inputs
+            self.feeds = feed_builder(inputs.ranker, inputs.videos, inputs.impressions, inputs.settings)
+        return self.feeds
+
+
+@dataclass
+class _AgentState(_LoopState):
+    """What each cohort of agents trains from: the loop's inputs, each training user's causal
+    weights, and the bandits whose decoded rewards some agents learn from."""
+
+    lam: np.ndarray | None = None
+    learners: Mapping | None = None
+
+
+def _train_cohort(state: _AgentState, job: tuple[str, tuple[str, ...]]) -> tuple[dict, pl.DataFrame, list[str]]:
+    """One cohort of agents trained together on copies of the training users: `together` (the
+    side-by-side agents), `single` (an agent on its own) or `replicates` (an agent's training
+    replicates 1 .. K-1, on episodes no other agent sees). Returns (agents, learning curve,
+    log lines)."""
+    kind, names = job
+    inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
+    policy = settings.policy
+    training_users, _ = policy_split(inputs.users, seed, policy)
+    base = users_in(inputs.users, training_users)
+    stride = int(inputs.users["user_id"].max()) + 1
+    feeds, lam, learners = state.feed_builder(), state.lam, parallel.fresh(state.learners or {})
+    timing = policy.reward_timing
+    specs = [registry.spec(registry.base_name(name)) for name in names]
+    if len({spec.labels for spec in specs}) != 1:
+        raise ValueError(f"agents trained side by side must see the same labels: {list(names)}")
+
+    def engagement_of(spec: AgentSpec):
+        if spec.engagement != "decoded":
+            return None
+        return DecodedEngagement(learners[spec.decoder], feeds.video_emotion, policy.bandit_context)
+
+    if kind == "together":
+        weights = RewardWeights.stack([reward_weights(name, policy) for name in names], base.height)
+        rewards = RewardModel(np.tile(lam, (len(names), 1)), weights, timing=timing)
+    elif kind == "single":
+        rewards = RewardModel(lam, reward_weights(names[0], policy), engagement_of(specs[0].agent), timing=timing)
+    else:
+        weights = RewardWeights.stack([reward_weights(specs[0].name, policy)] * len(names), base.height)
+        rewards = RewardModel(np.tile(lam, (len(names), 1)), weights, engagement_of(specs[0].agent), timing=timing)
+    messages: list[str] = []
+
+    def report(row: dict) -> None:
+        messages.append(f"{row['agent']} epoch {row['epoch']}/{policy.epochs}: mean reward {row['mean_reward']:.3f}, "
+                        f"temperature {row['temperature']:.2f}, states visited {row['states_visited']:.0%}")
+
+    stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
+    offset = REPLICA_EPISODES if kind == "replicates" else 0  # replicates train on days no other agent sees
+
+    def env(episode: int) -> ClosedLoopEnv:
+        return ClosedLoopEnv(inputs.videos, stacked, settings.simulation, seed,
+                             labeller_for(specs[0], inputs.emotion_model), episode=episode + offset)
+
+    agents = {name: new_agent(policy, N_STATES_WITH_LAST_BUCKET if policy.state_last_bucket else N_STATES)
+              for name in names}
+    rngs = {name: agent_stream(seed, name) for name in names}
+    history = train_agents(env, feeds, rewards, agents, rngs, policy.epochs, on_epoch=report)
+    return agents, history, messages
+
+
 def fit_agents(
     inputs: LoopInputs,
     user_causal_parents: pl.DataFrame,
@@ -154,71 +228,41 @@ def fit_agents(
     1 .. K-1 of each of `policy.replicated_agents` together in a cohort of their own, on
     environment episodes no other agent sees. An agent whose R_eng is a bandit's decoded
     reward trains only when that bandit's learner is given. Agents come in
-    `registry.with_replicates` order; the learning curve in training order."""
-    videos, users, impressions, ranker, emotion_model = (inputs.videos, inputs.users, inputs.impressions, inputs.ranker,
-                                                         inputs.emotion_model)
+    `registry.with_replicates` order; the learning curve in training order. Each cohort is a
+    job, in parallel processes when the work is worth it (`core.parallel`)."""
     settings, seed = inputs.settings, inputs.seed
     policy = settings.policy
-    training_users, evaluation_users = policy_split(users, seed, policy)
-    base = users_in(users, training_users)
-    stride = int(users["user_id"].max()) + 1
-    lam = causal_weights(user_causal_parents, base["user_id"].to_numpy(), settings)
-    feeds = feed_builder(ranker, videos, impressions, settings)
+    training_users, evaluation_users = policy_split(inputs.users, seed, policy)
     learners = learners or {}
-
-    def env_of(users_: pl.DataFrame, spec: registry.PolicySpec, replicas: bool) -> Callable[[int], ClosedLoopEnv]:
-        offset = REPLICA_EPISODES if replicas else 0  # replicates train on days no other agent sees
-        return lambda episode: ClosedLoopEnv(
-            videos, users_, settings.simulation, seed, labeller_for(spec, emotion_model), episode=episode + offset
-        )
-
-    def report(row: dict) -> None:
-        log(
-            f"{row['agent']} epoch {row['epoch']}/{policy.epochs}: mean reward {row['mean_reward']:.3f}, "
-            f"temperature {row['temperature']:.2f}, states visited {row['states_visited']:.0%}"
-        )
-
-    def train(names: list[str], rewards: RewardModel) -> pl.DataFrame:
-        specs = [registry.spec(registry.base_name(name)) for name in names]
-        if len({spec.labels for spec in specs}) != 1:
-            raise ValueError(f"agents trained side by side must see the same labels: {names}")
-        stacked = pl.concat([base.with_columns(pl.col("user_id") + k * stride) for k in range(len(names))])
-        for name in names:
-            agents[name] = new_agent(policy, N_STATES_WITH_LAST_BUCKET if policy.state_last_bucket else N_STATES)
-        rngs = {name: agent_stream(seed, name) for name in names}
-        replicas = any(name != spec.name for name, spec in zip(names, specs))
-        return train_agents(env_of(stacked, specs[0], replicas), feeds, rewards, {n: agents[n] for n in names}, rngs,
-                            policy.epochs, on_epoch=report)
-
-    agents: dict[str, QLearningAgent] = {}
-    start = time.perf_counter()
-    together = [name for name in registry.AGENTS if registry.spec(name).agent.side_by_side]
-    weights = RewardWeights.stack([reward_weights(name, policy) for name in together], base.height)
-    timing = policy.reward_timing
-    histories = [train(together, RewardModel(np.tile(lam, (len(together), 1)), weights, timing=timing))] if together else []
-
-    def engagement_of(spec: AgentSpec):
-        if spec.engagement != "decoded":
-            return None
-        return DecodedEngagement(learners[spec.decoder], feeds.video_emotion, settings.policy.bandit_context)
-
+    lam = causal_weights(user_causal_parents, users_in(inputs.users, training_users)["user_id"].to_numpy(), settings)
+    together = tuple(name for name in registry.AGENTS if registry.spec(name).agent.side_by_side)
+    jobs: list[tuple[str, tuple[str, ...]]] = [("together", together)] if together else []
     for name in registry.AGENTS:
         spec = registry.spec(name).agent
         if spec.side_by_side or (spec.engagement == "decoded" and spec.decoder not in learners):
             continue
-        histories.append(train([name], RewardModel(lam, reward_weights(name, policy), engagement_of(spec), timing=timing)))
+        jobs.append(("single", (name,)))
+    trained = {name for _, names in jobs for name in names}
     # Replicates 1 .. K-1 of an agent: one cohort of their own, so they change no other agent.
-    for name in (n for n in registry.AGENTS if n in agents and n in policy.replicated_agents):
-        names = [registry.replicate_name(name, r) for r in range(1, policy.agent_replicates)]
-        if not names:
-            continue
-        weights = RewardWeights.stack([reward_weights(name, policy)] * len(names), base.height)
-        histories.append(train(names, RewardModel(np.tile(lam, (len(names), 1)), weights,
-                                                  engagement_of(registry.spec(name).agent), timing=timing)))
+    for name in (n for n in registry.AGENTS if n in trained and n in policy.replicated_agents):
+        names = tuple(registry.replicate_name(name, r) for r in range(1, policy.agent_replicates))
+        if names:
+            jobs.append(("replicates", names))
+    work = sum(len(names) for _, names in jobs) * policy.epochs * training_users.size * settings.simulation.n_days
+    start = time.perf_counter()
+    state = _AgentState(inputs, lam=lam, learners=learners)
+    agents: dict[str, QLearningAgent] = {}
+    histories = []
+    results = parallel.map_jobs(_train_cohort, state, jobs, parallel.workers(work), [len(n) for _, n in jobs])
+    for trained_agents, history, messages in results:
+        agents.update(trained_agents)
+        histories.append(history)
+        for message in messages:
+            log(message)
     order = [spec.name for spec in registry.with_replicates(policy.replicated_agents, policy.agent_replicates)]
     agents = {name: agents[name] for name in order if name in agents}
     history = pl.concat(histories)
-    latent = reads_latent(emotion_model)
+    latent = reads_latent(inputs.emotion_model)
     oracle = pl.Series("oracle", [latent or registry.is_oracle(name) for name in history["agent"]], dtype=pl.Boolean)
     history = history.select("agent", oracle, pl.exclude("agent"))
     return AgentTraining(
@@ -238,34 +282,46 @@ class BanditTraining:
     seconds: float
 
 
+def _fit_bandit(state: _LoopState, name: str) -> tuple[object, list[dict], list[str]]:
+    """One bandit's `igl_epochs` passes over the training users: (learner, its rows, its log lines)."""
+    inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
+    policy = settings.policy
+    training_users, _ = policy_split(inputs.users, seed, policy)
+    trained = users_in(inputs.users, training_users)
+    learner = new_learner(name, policy, seed)
+    bandit = BanditPolicy(state.feed_builder(), learner, stream(seed, "policy", registry.spec(name).stream_key, 1),
+                          policy.bandit_context)
+    rows, messages = [], []
+    for epoch in range(1, policy.igl_epochs + 1):
+        labeller = labeller_for(registry.spec(name), inputs.emotion_model)
+        env = ClosedLoopEnv(inputs.videos, trained, settings.simulation, seed, labeller, episode=epoch)
+        summary = rollout(env, bandit, name).select(pl.col("rounds").sum(), DECODED_ACCURACY, *satisfaction_shares())
+        rows.append({"policy": name, "epoch": epoch, **summary.row(0, named=True)})
+        messages.append(f"{name} epoch {epoch}/{policy.igl_epochs}: decoded-reward sign accuracy "
+                        f"{rows[-1]['decoded_accuracy']:.3f}, r=+1 share {rows[-1]['positive_share']:.3f}")
+    return learner, rows, messages
+
+
 def fit_bandits(
     inputs: LoopInputs,
     log: Callable[[str], None] = lambda message: None,
 ) -> BanditTraining:
     """The registry's bandits trained online on the training users (the Q-learning
-    agents' users), `igl_epochs` passes over fresh episodes of the environment each."""
-    videos, users, impressions, ranker, emotion_model = (inputs.videos, inputs.users, inputs.impressions, inputs.ranker,
-                                                         inputs.emotion_model)
+    agents' users), `igl_epochs` passes over fresh episodes of the environment each; each
+    bandit is a job of its own, in parallel processes when the work is worth it."""
     settings, seed = inputs.settings, inputs.seed
     policy = settings.policy
-    training_users, _ = policy_split(users, seed, policy)
-    trained = users_in(users, training_users)
-    feeds = feed_builder(ranker, videos, impressions, settings)
-    learners = {name: new_learner(name, policy, seed) for name in registry.BANDITS}
-    rows = []
+    training_users, _ = policy_split(inputs.users, seed, policy)
+    names = list(registry.BANDITS)
+    work = len(names) * policy.igl_epochs * training_users.size * settings.simulation.n_days
     start = time.perf_counter()
-    for name, learner in learners.items():
-        bandit = BanditPolicy(feeds, learner, stream(seed, "policy", registry.spec(name).stream_key, 1),
-                              policy.bandit_context)
-        for epoch in range(1, policy.igl_epochs + 1):
-            labeller = labeller_for(registry.spec(name), emotion_model)
-            env = ClosedLoopEnv(videos, trained, settings.simulation, seed, labeller, episode=epoch)
-            summary = rollout(env, bandit, name).select(
-                pl.col("rounds").sum(), DECODED_ACCURACY, *satisfaction_shares()
-            )
-            rows.append({"policy": name, "epoch": epoch, **summary.row(0, named=True)})
-            log(f"{name} epoch {epoch}/{policy.igl_epochs}: decoded-reward sign accuracy "
-                f"{rows[-1]['decoded_accuracy']:.3f}, r=+1 share {rows[-1]['positive_share']:.3f}")
+    learners, rows = {}, []
+    for name, (learner, mine, messages) in zip(
+            names, parallel.map_jobs(_fit_bandit, _LoopState(inputs), names, parallel.workers(work))):
+        learners[name] = learner
+        rows += mine
+        for message in messages:
+            log(message)
     return BanditTraining(BanditLearners(learners), pl.DataFrame(rows), time.perf_counter() - start)
 
 
@@ -285,6 +341,19 @@ def bandit_table(learners: Mapping, context: str = "shared") -> pl.DataFrame:
     )
 
 
+def _bucket_negative_days(state: _LoopState, job: tuple[str, str]) -> float:
+    """Mean predicted negative days per training user under heuristic `name` with `bucket`."""
+    name, bucket = job
+    inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
+    training_users, _ = policy_split(inputs.users, seed, settings.policy)
+    trained_on = users_in(inputs.users, training_users)
+    spec = registry.spec(name)
+    env = ClosedLoopEnv(inputs.videos, trained_on, settings.simulation, seed,
+                        labeller_for(spec, inputs.emotion_model), episode=1)
+    frame = rollout(env, FixedBucketPolicy.with_bucket(state.feed_builder(), spec, bucket, settings.policy), name)
+    return float(frame["predicted_label"].is_in(list(NEGATIVE)).sum() / trained_on.height)
+
+
 def choose_heuristic_buckets(
     inputs: LoopInputs,
 ) -> pl.DataFrame:
@@ -292,22 +361,15 @@ def choose_heuristic_buckets(
     run under the heuristic's rule on the training users (the environment's episode 1, the
     emotion model's labels), their mean predicted negative days, and which bucket is chosen:
     the fewest (ties: the first in ACTIONS order). Only training users are simulated, and
-    only what a platform sees (predicted labels) decides, so the choice is deployable."""
-    videos, users, impressions, ranker, emotion_model = (inputs.videos, inputs.users, inputs.impressions, inputs.ranker,
-                                                         inputs.emotion_model)
+    only what a platform sees (predicted labels) decides, so the choice is deployable. Each
+    (heuristic, bucket) is a job, in parallel processes when the work is worth it."""
     settings, seed = inputs.settings, inputs.seed
-    training_users, _ = policy_split(users, seed, settings.policy)
-    trained_on = users_in(users, training_users)
-    feeds = feed_builder(ranker, videos, impressions, settings)
-    rows = []
-    for name in registry.CHOSEN_HEURISTICS:
-        spec = registry.spec(name)
-        for bucket in ACTIONS:
-            env = ClosedLoopEnv(videos, trained_on, settings.simulation, seed, labeller_for(spec, emotion_model),
-                                episode=1)
-            frame = rollout(env, FixedBucketPolicy.with_bucket(feeds, spec, bucket, settings.policy), name)
-            negative = frame["predicted_label"].is_in(list(NEGATIVE)).sum() / trained_on.height
-            rows.append({"policy": name, "bucket": bucket, "predicted_negative_days": float(negative)})
+    training_users, _ = policy_split(inputs.users, seed, settings.policy)
+    jobs = [(name, bucket) for name in registry.CHOSEN_HEURISTICS for bucket in ACTIONS]
+    work = len(jobs) * training_users.size * settings.simulation.n_days
+    negative = parallel.map_jobs(_bucket_negative_days, _LoopState(inputs), jobs, parallel.workers(work))
+    rows = [{"policy": name, "bucket": bucket, "predicted_negative_days": value}
+            for (name, bucket), value in zip(jobs, negative)]
     table = pl.DataFrame(rows, schema={"policy": pl.String, "bucket": pl.String, "predicted_negative_days": pl.Float64})
     best = pl.col("predicted_negative_days") == pl.col("predicted_negative_days").min().over("policy")
     first = pl.int_range(pl.len()).over("policy") == pl.int_range(pl.len()).filter(best).first().over("policy")

@@ -11,6 +11,7 @@ from esmr_assets.policy.learners.ranker import EngagementRanker
 from esmr_assets.policy.loop.feeds import (
     ACTIONS,
     FeedBuilder,
+    candidate_order,
     bucket_mask,
     random_feed,
     video_popularity,
@@ -113,3 +114,18 @@ def test_random_feed_is_a_permutation_of_the_eligible_videos():
     other, _ = random_feed(blocked, 45, np.random.default_rng(1))
     assert np.array_equal(feed, again) and not np.array_equal(feed, other)
     assert valid[0].sum() == 40 and valid[1:].all() and set(feed[0][valid[0]]) == set(range(10, 50))
+
+
+@pytest.mark.parametrize("with_boost", [False, True])
+def test_the_candidate_order_is_the_stable_sort_of_each_users_class(with_boost):
+    """`candidate_order` against the definition it replaces: a stable argsort of the class
+    (0 boosted, 1 other, 2-3 blocked) in prior order, cut to the feed length."""
+    rng = np.random.default_rng(7)
+    for n_videos, feed_length, share_blocked in [(50, 20, 0.3), (50, 50, 0.9), (200, 60, 0.99), (30, 40, 0.0)]:
+        prior = rng.permutation(n_videos)
+        blocked = rng.random((25, n_videos)) < share_blocked
+        boost = rng.random((25, n_videos)) < 0.2 if with_boost else None
+        rank_class = blocked[:, prior].astype(np.int8) * 2
+        rank_class += 1 if boost is None else (~boost[:, prior]).astype(np.int8)
+        expected = prior[np.argsort(rank_class, axis=1, kind="stable")[:, :feed_length]]
+        np.testing.assert_array_equal(candidate_order(prior, blocked, boost, feed_length), expected)

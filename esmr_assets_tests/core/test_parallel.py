@@ -1,0 +1,41 @@
+"""Jobs in spawned workers (core/parallel.py): the same results, in job order, however many."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from esmr_assets.core import parallel
+
+
+def _scaled(shared: dict, job: int) -> tuple[int, int]:
+    shared["calls"] = shared.get("calls", 0) + 1  # a side effect no other job may see
+    return job * shared["factor"], os.getpid()
+
+
+def test_jobs_come_back_in_order_whatever_the_workers_and_costs():
+    jobs = list(range(7))
+    serial = parallel.map_jobs(_scaled, {"factor": 3}, jobs, 1)
+    spread = parallel.map_jobs(_scaled, {"factor": 3}, jobs, 2, costs=[0, 0, 0, 0, 0, 0, 9])
+    assert [value for value, _ in serial] == [value for value, _ in spread] == [3 * job for job in jobs]
+    assert {pid for _, pid in serial} == {os.getpid()}
+    assert os.getpid() not in {pid for _, pid in spread}  # the work left this process
+
+
+def test_the_worker_count_follows_esmr_workers_and_the_work(monkeypatch):
+    monkeypatch.delenv("ESMR_WORKERS", raising=False)
+    assert parallel.workers(parallel.MIN_PARALLEL_WORK - 1) == 1
+    assert parallel.workers(parallel.MIN_PARALLEL_WORK) == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("ESMR_WORKERS", "3")
+    assert parallel.workers(1) == 3
+    monkeypatch.setenv("ESMR_WORKERS", "two")
+    with pytest.raises(ValueError, match="ESMR_WORKERS"):
+        parallel.workers()
+
+
+def test_fresh_copies_are_independent():
+    learner = {"weights": [1.0]}
+    copy = parallel.fresh(learner)
+    copy["weights"].append(2.0)
+    assert learner == {"weights": [1.0]}
