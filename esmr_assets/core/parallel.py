@@ -3,9 +3,10 @@
 A job is a module-level function of (shared state, job), where the shared state is sent to
 each worker process once. Workers are spawned, never forked: polars' and torch's thread pools
 do not survive a fork. A job sees only the shared state and its own argument, and returns a
-picklable result; results come back in job order. So one process or several give the same
-bytes: the jobs must not depend on each other's side effects (each job copies what it
-mutates, see `fresh`).
+picklable result; results come back in job order, through pickle even in-process (what comes
+back from a worker has been pickled: a polars frame arrives in one chunk, a torch optimizer
+with its defaults restored). So one process or several give the same bytes: the jobs must
+not depend on each other's side effects (each job copies what it mutates, see `fresh`).
 
 Starting a worker costs a few seconds (it imports the project and unpickles the state), so
 jobs run in parallel only when their total work is worth it (`MIN_PARALLEL_WORK`), or when
@@ -25,10 +26,12 @@ from typing import Any, TypeVar
 
 __all__ = ["MIN_PARALLEL_WORK", "fresh", "map_jobs", "workers"]
 
-#: below this many closed-loop user-days in all, the jobs run in-process: starting a worker
-#: (a fresh interpreter importing the project and unpickling the state) costs a few seconds,
-#: some 30,000 user-days
-MIN_PARALLEL_WORK = 50_000
+#: below this many closed-loop user-days in all, the jobs run in-process. Starting the workers
+#: (fresh interpreters importing the project and unpickling the state) costs 4-5 s on 2 cores,
+#: which the bandits' 192,000 user-days at `paper` (10 s) did not win back, while the agents'
+#: 300,000 and the rollouts' 465,000 (the look-ahead oracle's included) did: 24 -> 18 s and
+#: 25 -> 20 s (docs/performance.md)
+MIN_PARALLEL_WORK = 250_000
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -72,7 +75,9 @@ def map_jobs(function: Callable[[Any, J], R], shared: Any, jobs: Sequence[J], n_
     that a long one does not run alone at the end."""
     n_workers = min(n_workers, len(jobs))
     if n_workers <= 1 or multiprocessing.current_process().daemon:
-        return [function(shared, job) for job in jobs]
+        # Results cross a pickle boundary here too, so that they are the same objects as a
+        # worker's: a frame's chunks, an optimizer's restored defaults.
+        return [pickle.loads(pickle.dumps(function(shared, job), protocol=pickle.HIGHEST_PROTOCOL)) for job in jobs]
     order = sorted(range(len(jobs)), key=lambda k: -costs[k]) if costs is not None else list(range(len(jobs)))
     state = pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
     context = multiprocessing.get_context("spawn")

@@ -166,12 +166,12 @@ def run_rollouts(
     settings, seed = inputs.settings, inputs.seed
     _, evaluation_users = policy_split(inputs.users, seed, settings.policy)
     specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates)
-    work = len(specs) * evaluation_users.size * settings.simulation.n_days
     state = _RolloutState(inputs, agents, learners or {}, heuristic_buckets or {})
     frames = []
     # the one-step oracle simulates every bucket's feed each day besides its own
     costs = [1 + len(ACTIONS) * settings.evaluation.oracle_draws if spec.acts_with == "oracles:BestFeedOracle" else 1
              for spec in specs]
+    work = sum(costs) * evaluation_users.size * settings.simulation.n_days
     results = parallel.map_jobs(_rollout_one, state, specs, parallel.workers(work), costs)
     for spec, (frame, seconds) in zip(specs, results):
         if frame is not None:
