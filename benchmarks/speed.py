@@ -87,7 +87,14 @@ def closed_loop(work: Path, days: int = 30) -> dict:
     from esmr_assets.policy.loop.rollouts import rollout
     from esmr_assets.sim.environment import ClosedLoopEnv
 
-    settings = load_settings("paper", {"simulation": {"n_days": days}})
+    def partial(overrides: dict):
+        """Settings for the closed loop alone (a code from before `whole_graph` has no such check)."""
+        try:
+            return load_settings("paper", overrides, whole_graph=False)
+        except TypeError:
+            return load_settings("paper", overrides)
+
+    settings = partial({"simulation": {"n_days": days}})
     root = work / "data" / "paper"
 
     def path(asset: str, file: str = "part-0.parquet") -> Path:
@@ -98,7 +105,7 @@ def closed_loop(work: Path, days: int = 30) -> dict:
     ranker = EngagementRanker.from_text(path("engagement_ranker", "lightgbm_ranker.txt").read_text())
     model = TabTransformerClassifier.from_bytes(path("emotion_model", "tabtransformer.pt").read_bytes(), device="cpu")
     policy = LightGBMPolicy(feed_builder(ranker, videos, pl.scan_parquet(path("impressions")), settings))
-    warm_up = load_settings("paper", {"simulation": {"n_days": 2}}).simulation  # one-off compilation, untimed
+    warm_up = partial({"simulation": {"n_days": 2}}).simulation  # one-off compilation, untimed
     rollout(ClosedLoopEnv(videos, users.head(10), warm_up, 0, DailyLabeller(model)), policy, "lightgbm")
     env = ClosedLoopEnv(videos, users, settings.simulation, 0, DailyLabeller(model))
     start = time.perf_counter()
