@@ -1,26 +1,31 @@
 """Independent jobs on every core, with results that do not depend on how many there are.
 
-A job is a module-level function of (shared state, job), where the shared state is sent to
-each worker process once. Workers are spawned, never forked: polars' and torch's thread pools
-do not survive a fork. A job sees only the shared state and its own argument, and returns a
-picklable result; results come back in job order, through pickle even in-process (what comes
-back from a worker has been pickled: a polars frame arrives in one chunk, a torch optimizer
-with its defaults restored). So one process or several give the same bytes: the jobs must
-not depend on each other's side effects (each job copies what it mutates, see `fresh`).
+A job is a module-level function of (shared state, job). Workers are spawned, never forked:
+polars' and torch's thread pools do not survive a fork. Both the shared state and the results
+cross a pickle boundary on every path, in-process too, so a job sees the same objects in a
+worker and at home (a polars frame arrives in one chunk, a torch optimizer with its defaults
+restored), and results come back in job order. So one process or several give the same
+bytes, provided a job does not depend on another's side effects: a job copies what it
+mutates (`fresh`); the caches it may fill in the shared state (a feed builder, a scorer) must
+give the same results filled or not.
 
-Starting a worker costs a few seconds (it imports the project), so the workers are kept for
-the process's next stage, each stage's state is unpickled once per worker, and jobs run in
-parallel only when their total work is worth it (`MIN_PARALLEL_WORK`), or when
-`ESMR_WORKERS` asks for a number of workers explicitly. A daemonic process (a Dask worker)
-may not have children: there the jobs run in-process.
+Starting a worker costs a few seconds (it imports the project), so the main thread's workers
+are kept for the process's next stage; each stage's state is written once to a temporary
+file that each worker reads once. Jobs run in parallel only when their total work is worth
+it (`MIN_PARALLEL_WORK`), or when `ESMR_WORKERS` asks for a number of workers explicitly. A
+daemonic process (a Dask worker) may not have children, and a process whose numeric kernels
+are not pinned would compute otherwise than its pinned workers: both run the jobs in-process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import multiprocessing
 import os
 import pickle
+import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -38,7 +43,11 @@ MIN_PARALLEL_WORK = 150_000
 J = TypeVar("J")
 R = TypeVar("R")
 
-_shared: Any = None  # a worker's copy of the shared state
+_shared: Any = None  # a worker's copy of the stage's shared state
+_worker_token: str | None = None  # which stage's state a worker holds
+
+_pool: ProcessPoolExecutor | None = None  # the main thread's workers, kept for the next stage
+_pool_size = 0
 
 
 def workers(work: float = float("inf")) -> int:
@@ -61,28 +70,63 @@ def fresh(value: J) -> J:
     return copy.deepcopy(value)
 
 
-_pool: ProcessPoolExecutor | None = None  # this process's workers, kept for the next stage
-_pool_size = 0
-_worker_token: str | None = None  # which stage's state a worker holds
+def _round_trip(value: Any) -> Any:
+    return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _workers_of(n_workers: int) -> ProcessPoolExecutor:
-    """The process's pool of `n_workers` spawned workers, started once and kept: a later stage
-    in the same process (the next asset of `esmr run`) finds them warm, their imports done."""
+def _new_pool(n_workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop `pool` now, its running jobs too: a failed or interrupted stage leaves nothing
+    computing behind it, and the process can exit at once."""
+    for process in list((pool._processes or {}).values()):  # Python 3.11 has no terminate_workers()
+        with contextlib.suppress(Exception):
+            process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _workers_of(n_workers: int):
+    """A pool of at least `n_workers` spawned workers: on the main thread the process's own,
+    started once and kept (a later stage finds it warm); on another thread one of its own."""
     global _pool, _pool_size
-    if _pool is None or _pool_size != n_workers:
+    if threading.current_thread() is not threading.main_thread():
+        pool = _new_pool(n_workers)
+        try:
+            yield pool
+        except BaseException:
+            _kill(pool)
+            raise
+        pool.shutdown(wait=True)
+        return
+    if _pool is None or _pool_size < n_workers:
         if _pool is not None:
-            _pool.shutdown(cancel_futures=True)
-        _pool, _pool_size = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")), n_workers
-    return _pool
+            _pool.shutdown(wait=True)
+        _pool, _pool_size = _new_pool(n_workers), n_workers
+    try:
+        yield _pool
+    except BaseException:
+        _kill(_pool)
+        _pool, _pool_size = None, 0
+        raise
 
 
-def _run_in_worker(function: Callable[[Any, J], R], token: str, state: bytes, job: J) -> R:
-    """In a worker: unpickle the stage's state once per stage (by `token`), then run the job."""
+def _run_in_worker(function: Callable[[Any, J], R], token: str, state_file: str, job: J) -> R:
+    """In a worker: read the stage's state once per stage (by `token`), then run the job."""
     global _shared, _worker_token
     if _worker_token != token:
-        _shared, _worker_token = pickle.loads(state), token
+        with open(state_file, "rb") as handle:
+            _shared = pickle.load(handle)
+        _worker_token = token
     return function(_shared, job)
+
+
+def _in_process() -> bool:
+    from . import numeric_env
+
+    return multiprocessing.current_process().daemon or not numeric_env.pinned()
 
 
 def map_jobs(function: Callable[[Any, J], R], shared: Any, jobs: Sequence[J], n_workers: int = 1,
@@ -90,22 +134,18 @@ def map_jobs(function: Callable[[Any, J], R], shared: Any, jobs: Sequence[J], n_
     """`[function(shared, job) for job in jobs]`, in `n_workers` spawned processes when more
     than one is asked for and allowed; there the costliest jobs (by `costs`) start first, so
     that a long one does not run alone at the end."""
-    global _pool
     n_workers = min(n_workers, len(jobs))
-    if n_workers <= 1 or multiprocessing.current_process().daemon:
-        # Results cross a pickle boundary here too, so that they are the same objects as a
-        # worker's: a frame's chunks, an optimizer's restored defaults.
-        return [pickle.loads(pickle.dumps(function(shared, job), protocol=pickle.HIGHEST_PROTOCOL)) for job in jobs]
+    if n_workers <= 1 or _in_process():
+        mine = _round_trip(shared)
+        return [_round_trip(function(mine, job)) for job in jobs]
     order = sorted(range(len(jobs)), key=lambda k: -costs[k]) if costs is not None else list(range(len(jobs)))
-    state, token = pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL), uuid.uuid4().hex
-    pool = _workers_of(n_workers)
-    try:
-        futures = [pool.submit(_run_in_worker, function, token, state, jobs[k]) for k in order]
-        done = [future.result() for future in futures]
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)  # a failed or interrupted stage leaves no workers behind
-        _pool = None
-        raise
+    with tempfile.NamedTemporaryFile(prefix="esmr-stage-", suffix=".pickle") as state:
+        pickle.dump(shared, state, protocol=pickle.HIGHEST_PROTOCOL)
+        state.flush()
+        token = uuid.uuid4().hex
+        with _workers_of(n_workers) as pool:
+            futures = [pool.submit(_run_in_worker, function, token, state.name, jobs[k]) for k in order]
+            done = [future.result() for future in futures]
     results: list = [None] * len(jobs)
     for k, result in zip(order, done):
         results[k] = result

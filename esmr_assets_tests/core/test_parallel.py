@@ -10,14 +10,15 @@ from esmr_assets.core import parallel
 
 
 def _scaled(shared: dict, job: int) -> tuple[int, int]:
-    shared["calls"] = shared.get("calls", 0) + 1  # a side effect no other job may see
+    shared["seen"].append(job)  # mutates its copy of the state, never the caller's
     return job * shared["factor"], os.getpid()
 
 
 def test_jobs_come_back_in_order_whatever_the_workers_and_costs():
-    jobs = list(range(7))
-    serial = parallel.map_jobs(_scaled, {"factor": 3}, jobs, 1)
-    spread = parallel.map_jobs(_scaled, {"factor": 3}, jobs, 2, costs=[0, 0, 0, 0, 0, 0, 9])
+    jobs, shared = list(range(7)), {"factor": 3, "seen": []}
+    serial = parallel.map_jobs(_scaled, shared, jobs, 1)
+    spread = parallel.map_jobs(_scaled, shared, jobs, 2, costs=[0, 0, 0, 0, 0, 0, 9])
+    assert shared == {"factor": 3, "seen": []}  # the jobs ran on copies, in-process too
     assert [value for value, _ in serial] == [value for value, _ in spread] == [3 * job for job in jobs]
     assert {pid for _, pid in serial} == {os.getpid()}
     assert os.getpid() not in {pid for _, pid in spread}  # the work left this process
@@ -39,3 +40,16 @@ def test_fresh_copies_are_independent():
     copy = parallel.fresh(learner)
     copy["weights"].append(2.0)
     assert learner == {"weights": [1.0]}
+
+
+def _fails(shared: dict, job: int) -> int:
+    if job == 1:
+        raise RuntimeError("job 1 failed")
+    return job
+
+
+def test_a_failing_job_fails_the_stage_and_leaves_no_workers():
+    with pytest.raises(RuntimeError, match="job 1 failed"):
+        parallel.map_jobs(_fails, {}, [0, 1, 2, 3], 2)
+    assert parallel._pool is None  # killed, not kept half-used
+    assert parallel.map_jobs(_fails, {}, [0, 2], 2) == [0, 2]  # a later stage starts new ones
