@@ -70,6 +70,15 @@ def _dagster_home(data_dir: Path) -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir / ".dagster").absolute()
 
 
+def _ready_dirs(data_dir: Path) -> None:
+    """The data dir and the Dagster instance's folder, created if need be; both refused
+    (SettingsError) before either is created."""
+    check_writable_dir(data_dir)
+    check_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
+    ensure_writable_dir(data_dir)
+    ensure_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
+
+
 def _validate_run(args: argparse.Namespace) -> tuple[list[int], Settings, Path]:
     """Everything that can be wrong with the input, checked before anything is written."""
     try:
@@ -78,10 +87,7 @@ def _validate_run(args: argparse.Namespace) -> tuple[list[int], Settings, Path]:
         raise UsageError(str(err)) from None
     settings, data_dir = _settings_and_data_dir(args)
     try:
-        check_writable_dir(data_dir)  # both refused before either is created
-        check_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
-        ensure_writable_dir(data_dir)
-        ensure_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
+        _ready_dirs(data_dir)
     except SettingsError as err:
         raise UsageError(str(err)) from None
     return seeds, settings, data_dir
@@ -197,10 +203,7 @@ def _load_study(args: argparse.Namespace):
     try:
         study = load_study(args.study, args.seeds)
         data_dir = resolve_data_dir(args.data_dir)
-        check_writable_dir(data_dir)  # both refused before either is created
-        check_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
-        ensure_writable_dir(data_dir)
-        ensure_writable_dir(_dagster_home(data_dir), "the Dagster instance's folder ($DAGSTER_HOME)")
+        _ready_dirs(data_dir)
     except SettingsError as err:
         raise UsageError(str(err)) from None
     return study, data_dir

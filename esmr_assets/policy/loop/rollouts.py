@@ -21,9 +21,9 @@ from ..learners.qlearning import QLearningAgent
 from ..rewards import engagement_reward
 from . import registry
 from .agent_day import StateTracker
-from .feeds import ACTIONS, FeedBuilder, feed_builder
-from .inputs import LoopInputs
-from .users import policy_split, users_in
+from .feeds import ACTIONS, FeedBuilder
+from .inputs import LoopInputs, LoopState
+from .users import policy_split
 
 _ACTION_NAMES = dict(enumerate(ACTIONS))  # -1 (no action) becomes null
 
@@ -121,14 +121,12 @@ def rollout(env: ClosedLoopEnv, policy, name: str) -> pl.DataFrame:
 
 
 @dataclass
-class _RolloutState:
+class _RolloutState(LoopState):
     """What every policy's rollout reads: sent once to each worker process."""
 
-    inputs: LoopInputs
-    agents: Mapping[str, QLearningAgent]
-    learners: Mapping
-    heuristic_buckets: Mapping[str, str]
-    feeds: FeedBuilder | None = None  # built once per process, on first use
+    agents: Mapping[str, QLearningAgent] = field(default_factory=dict)
+    learners: Mapping = field(default_factory=dict)
+    heuristic_buckets: Mapping[str, str] = field(default_factory=dict)
 
 
 def _rollout_one(state: _RolloutState, spec: registry.PolicySpec) -> tuple[pl.DataFrame | None, float]:
@@ -136,18 +134,14 @@ def _rollout_one(state: _RolloutState, spec: registry.PolicySpec) -> tuple[pl.Da
     trained agents and learners: a bandit learns as it acts, and what it learns stays its own.
     Returns (rows, or None when its trained model is missing; seconds)."""
     inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
-    if state.feeds is None:
-        state.feeds = feed_builder(inputs.ranker, inputs.videos, inputs.impressions, settings)
     start = time.perf_counter()
-    artifacts = Artifacts(state.feeds, parallel.fresh(state.agents), parallel.fresh(state.learners), settings, seed,
-                          state.heuristic_buckets)
+    artifacts = Artifacts(state.feed_builder(), parallel.fresh(state.agents), parallel.fresh(state.learners), settings,
+                          seed, state.heuristic_buckets)
     policy = build_policy(spec, artifacts)
     if policy is None:
         return None, 0.0
-    _, evaluation_users = policy_split(inputs.users, seed, settings.policy)
-    evaluated = users_in(inputs.users, evaluation_users)
-    env = ClosedLoopEnv(inputs.videos, evaluated, settings.simulation, seed, labeller_for(spec, inputs.emotion_model),
-                        episode=0)
+    env = ClosedLoopEnv(inputs.videos, state.cohort("evaluation"), settings.simulation, seed,
+                        labeller_for(spec, inputs.emotion_model), episode=0)
     return rollout(env, policy, spec.name), time.perf_counter() - start
 
 
@@ -166,7 +160,7 @@ def run_rollouts(
     settings, seed = inputs.settings, inputs.seed
     _, evaluation_users = policy_split(inputs.users, seed, settings.policy)
     specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates)
-    state = _RolloutState(inputs, agents, learners or {}, heuristic_buckets or {})
+    state = _RolloutState(inputs, agents=agents, learners=learners or {}, heuristic_buckets=heuristic_buckets or {})
     frames = []
     # the one-step oracle simulates every bucket's feed each day besides its own
     costs = [1 + len(ACTIONS) * settings.evaluation.oracle_draws if spec.acts_with == "oracles:BestFeedOracle" else 1

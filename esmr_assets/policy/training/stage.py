@@ -24,8 +24,8 @@ from ..learners.ranker import EngagementRanker
 from ..loop import registry
 from ..loop.agent_day import train_agents
 from ..loop.bandits import BanditPolicy, DecodedEngagement, context_features, new_learner
-from ..loop.feeds import ACTIONS, FeedBuilder, feed_builder
-from ..loop.inputs import LoopInputs
+from ..loop.feeds import ACTIONS
+from ..loop.inputs import LoopInputs, LoopState
 from ..loop.policies import FixedBucketPolicy
 from ..loop.registry import AgentSpec
 from ..loop.rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
@@ -144,21 +144,7 @@ class AgentTraining:
 
 
 @dataclass
-class _LoopState:
-    """What each job of a training stage reads: sent once to each worker process."""
-
-    inputs: LoopInputs
-    feeds: FeedBuilder | None = None  # built once per process, on first use
-
-    def feed_builder(self) -> FeedBuilder:
-        if self.feeds is None:
-            inputs = self.inputs
-            self.feeds = feed_builder(inputs.ranker, inputs.videos, inputs.impressions, inputs.settings)
-        return self.feeds
-
-
-@dataclass
-class _AgentState(_LoopState):
+class _AgentState(LoopState):
     """What each cohort of agents trains from: the loop's inputs, each training user's causal
     weights, and the bandits whose decoded rewards some agents learn from."""
 
@@ -174,8 +160,7 @@ def _train_cohort(state: _AgentState, job: tuple[str, tuple[str, ...]]) -> tuple
     kind, names = job
     inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
     policy = settings.policy
-    training_users, _ = policy_split(inputs.users, seed, policy)
-    base = users_in(inputs.users, training_users)
+    base = state.cohort("training")
     stride = int(inputs.users["user_id"].max()) + 1
     feeds, lam, learners = state.feed_builder(), state.lam, parallel.fresh(state.learners or {})
     timing = policy.reward_timing
@@ -282,12 +267,11 @@ class BanditTraining:
     seconds: float
 
 
-def _fit_bandit(state: _LoopState, name: str) -> tuple[object, list[dict], list[str]]:
+def _fit_bandit(state: LoopState, name: str) -> tuple[object, list[dict], list[str]]:
     """One bandit's `igl_epochs` passes over the training users: (learner, its rows, its log lines)."""
     inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
     policy = settings.policy
-    training_users, _ = policy_split(inputs.users, seed, policy)
-    trained = users_in(inputs.users, training_users)
+    trained = state.cohort("training")
     learner = new_learner(name, policy, seed)
     bandit = BanditPolicy(state.feed_builder(), learner, stream(seed, "policy", registry.spec(name).stream_key, 1),
                           policy.bandit_context)
@@ -317,7 +301,7 @@ def fit_bandits(
     start = time.perf_counter()
     learners, rows = {}, []
     for name, (learner, mine, messages) in zip(
-            names, parallel.map_jobs(_fit_bandit, _LoopState(inputs), names, parallel.workers(work))):
+            names, parallel.map_jobs(_fit_bandit, LoopState(inputs), names, parallel.workers(work))):
         learners[name] = learner
         rows += mine
         for message in messages:
@@ -341,12 +325,11 @@ def bandit_table(learners: Mapping, context: str = "shared") -> pl.DataFrame:
     )
 
 
-def _bucket_negative_days(state: _LoopState, job: tuple[str, str]) -> float:
+def _bucket_negative_days(state: LoopState, job: tuple[str, str]) -> float:
     """Mean predicted negative days per training user under heuristic `name` with `bucket`."""
     name, bucket = job
     inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
-    training_users, _ = policy_split(inputs.users, seed, settings.policy)
-    trained_on = users_in(inputs.users, training_users)
+    trained_on = state.cohort("training")
     spec = registry.spec(name)
     env = ClosedLoopEnv(inputs.videos, trained_on, settings.simulation, seed,
                         labeller_for(spec, inputs.emotion_model), episode=1)
@@ -367,7 +350,7 @@ def choose_heuristic_buckets(
     training_users, _ = policy_split(inputs.users, seed, settings.policy)
     jobs = [(name, bucket) for name in registry.CHOSEN_HEURISTICS for bucket in ACTIONS]
     work = len(jobs) * training_users.size * settings.simulation.n_days
-    negative = parallel.map_jobs(_bucket_negative_days, _LoopState(inputs), jobs, parallel.workers(work))
+    negative = parallel.map_jobs(_bucket_negative_days, LoopState(inputs), jobs, parallel.workers(work))
     rows = [{"policy": name, "bucket": bucket, "predicted_negative_days": value}
             for (name, bucket), value in zip(jobs, negative)]
     table = pl.DataFrame(rows, schema={"policy": pl.String, "bucket": pl.String, "predicted_negative_days": pl.Float64})
