@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
 from ..core.portable import expit, log, power
 from ..core.settings import SimulationSettings
@@ -26,6 +25,7 @@ from .affect import (
 )
 from .content import NEGATIVE_EMOTIONS, VideoPool
 from .feedback import emit, satisfaction
+from .poisson import poisson_quantiles
 from .population import Population
 
 SKIP_SCALE = 1.3  # kappa of P(skip) = kappa * mood * preference * (1 - engagement)
@@ -163,13 +163,6 @@ def churn_today(state: UserState, pop: Population, noise: DayNoise, settings: Si
     return starts | stays
 
 
-def _poisson(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Inverse-CDF Poisson: one uniform per draw whatever lambda is (keeps streams aligned)."""
-    lam = np.asarray(lam, dtype=float)
-    out = stats.poisson.ppf(u, np.maximum(lam, 1e-12))
-    return np.where(lam > 0, out, 0.0).astype(np.int32)
-
-
 def responsive_session(
     seconds: np.ndarray,
     started_before: np.ndarray,
@@ -296,10 +289,10 @@ def simulate_day(
     # Interactions: Poisson counts per watched video with a daily intensity: lognormal for
     # likes (long tail), increasingly over-dispersed gamma for comments and shares.
     u = noise.count_uniform
-    likes = _poisson(u[:, 0], n_watched * pop.like_rate * mult["like"] * noise.like_intensity * (0.5 + mean_engagement))
-    comments = _poisson(u[:, 1], n_watched * pop.comment_rate * mult["comment"] * noise.comment_intensity)
-    shares = _poisson(u[:, 2], n_watched * pop.share_rate * mult["share"] * noise.share_intensity)
-    logins = np.where(active, 1 + _poisson(u[:, 3], pop.login_rate * noise.session * mult["login"]), 0)
+    likes = poisson_quantiles(u[:, 0], n_watched * pop.like_rate * mult["like"] * noise.like_intensity * (0.5 + mean_engagement))
+    comments = poisson_quantiles(u[:, 1], n_watched * pop.comment_rate * mult["comment"] * noise.comment_intensity)
+    shares = poisson_quantiles(u[:, 2], n_watched * pop.share_rate * mult["share"] * noise.share_intensity)
+    logins = np.where(active, 1 + poisson_quantiles(u[:, 3], pop.login_rate * noise.session * mult["login"]), 0)
     burst = active & (noise.post_uniform[:, 0] < np.clip(pop.post_probability * mult["post"], 0, 1))
     burst_len = 1 + np.floor(log(noise.post_uniform[:, 1]) / math.log(POST_BURST_CONTINUE)).astype(np.int32)
     posts = np.where(burst, burst_len, 0)

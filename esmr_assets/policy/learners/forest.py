@@ -259,10 +259,12 @@ class PairScorer:
         # A user's masks per combination of the keys (a category and an emotion: 4 x 8), ANDed
         # with the user's own, so that a pair reads two mask rows: its user's for the video's
         # keys, and its video's.
-        user_masks = self._masks(users, USER).T[:, None, :]  # (n, 1, T)
+        user_masks = np.ascontiguousarray(self._masks(users, USER).T[:, None, :])  # (n, 1, T)
         for j, table in enumerate(keyed):
-            masks = self._masks(table.reshape(-1, 1), KEYED + j).reshape(-1, n, table.shape[1]).transpose(1, 2, 0)
-            user_masks = (user_masks[:, :, None, :] & masks[:, None, :, :]).reshape(n, -1, masks.shape[2])
+            masks = self._masks(table.reshape(-1, 1), KEYED + j).reshape(-1, n, table.shape[1])  # (T, n, K_j)
+            combined = np.empty((n, user_masks.shape[1] * table.shape[1], masks.shape[0]), np.uint64)
+            _and_outer(user_masks, masks, combined)
+            user_masks = combined
         keys = videos[:, list(layout.keys)].astype(np.int64)
         combination = np.ravel_multi_index(keys.T, [table.shape[1] for table in keyed]) if keyed else np.zeros(
             videos.shape[0], np.int64)
@@ -318,6 +320,18 @@ def _side_masks(rows, nodes, tree, column, threshold, decision, categories_left,
         for r in range(rows.shape[0]):
             if not _goes_left(rows[r, col], thr, dec, cats):
                 masks[t, r] &= out
+
+
+@compiled.njit(nogil=True)
+def _and_outer(masks, key_masks, out):  # pragma: no cover
+    """out[i, p * K + k, t] = masks[i, p, t] & key_masks[t, i, k]: each combination of the keys
+    so far with key k, in row-major order (as `np.ravel_multi_index`)."""
+    n_keys = key_masks.shape[2]
+    for i in range(masks.shape[0]):
+        for p in range(masks.shape[1]):
+            for k in range(n_keys):
+                for t in range(masks.shape[2]):
+                    out[i, p * n_keys + k, t] = masks[i, p, t] & key_masks[t, i, k]
 
 
 _DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
