@@ -31,7 +31,7 @@ from ..evaluation.plots.simulation import daily_emotion_mix
 from ..orchestration.metadata import markdown_table, plot_metadata
 from ..orchestration.model_io import ON_CPU
 from ..orchestration.partitions import cell_partitions
-from ..orchestration.resources import EsmrConfig, reads
+from ..orchestration.resources import EsmrConfig, parallel_jobs, reads
 from ..policy.learners.ranker import EngagementRanker
 from ..policy.loop.inputs import LoopInputs
 from ..policy.loop.rollouts import run_rollouts
@@ -44,6 +44,7 @@ HEADLINE = ("negative_days", "happy_at_least_once", "final_dominant_happy", "ful
 
 
 @dg.asset(group_name=GROUP, partitions_def=cell_partitions, ins={"emotion_model": ON_CPU}, kinds={"numpy", "parquet"},
+          op_tags=parallel_jobs("esmr_assets.policy.loop.rollouts"),
           metadata=reads("simulation", "policy", "evaluation.oracle_draws"))
 def policy_rollouts(
     context: dg.AssetExecutionContext,

@@ -11,7 +11,7 @@ from ..evaluation.plots.policy import feature_importance, greedy_actions, q_lear
 from ..orchestration.metadata import markdown_table, plot_metadata
 from ..orchestration.model_io import MODEL_IO, ON_CPU
 from ..orchestration.partitions import cell_partitions
-from ..orchestration.resources import EsmrConfig, reads
+from ..orchestration.resources import EsmrConfig, parallel_jobs, reads
 from ..policy.learners.ranker import EngagementRanker
 from ..policy.loop.inputs import LoopInputs
 from ..policy.training.models import BanditLearners
@@ -24,6 +24,8 @@ from ..policy.training.stage import (
 )
 
 GROUP = "policy"
+#: the closed-loop stages' jobs (`core.parallel`)
+STAGE_JOBS = parallel_jobs("esmr_assets.policy.training.stage")
 #: who trains and who is evaluated (`users.policy_split`)
 SPLIT_READS = ("policy.evaluation_share", "policy.max_evaluation_users", "policy.training_users")
 RANKER_READS = reads("policy.ranker_learning_rate", "policy.ranker_num_leaves", "policy.ranker_max_trees", "policy.ranker_early_stopping_rounds", "policy.ranker_max_users")
@@ -92,6 +94,7 @@ def ranker_training(
     group_name=GROUP,
     partitions_def=cell_partitions,
     ins={"emotion_model": ON_CPU},
+    op_tags=STAGE_JOBS,
     outs={
         "bandit_learners": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"torch"}, metadata=BANDIT_READS, description=(
             "The feedback-learning bandits' learners (IGL-P with three and two latent states, the like and comment "
@@ -134,6 +137,7 @@ def bandit_training(
     group_name=GROUP,
     partitions_def=cell_partitions,
     ins={"emotion_model": ON_CPU},
+    op_tags=STAGE_JOBS,
     outs={
         "q_agents": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"numpy"}, metadata=AGENT_READS, description=(
             "The Q-learning agents of the hybrid policies (ESMR, its ablations esmr_no_emotion and "
@@ -201,7 +205,7 @@ def agent_training(
 
 
 @dg.asset(group_name=GROUP, partitions_def=cell_partitions, ins={"emotion_model": ON_CPU}, kinds={"parquet"},
-          metadata=reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.rl_streak"))
+          op_tags=STAGE_JOBS, metadata=reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.rl_streak"))
 def heuristic_buckets(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ..core import parallel
 from ..core.rng import stream
 from ..sim.causal_graph import CAUSAL_FEATURES, TARGETS, true_adjacency
 from .dataset import causal_frame, condition_numbers, user_arrays
@@ -45,6 +46,14 @@ def _edge_frame(method: str, user_ids: list[int], adjacency: np.ndarray) -> pl.D
     )
 
 
+def _fit_pooled(arrays: list[np.ndarray], device: str) -> tuple[BatchedDirectLiNGAM, float]:
+    """One DAG for all `arrays`' rows together, and its fit's seconds."""
+    start = time.perf_counter()
+    pooled = BatchedDirectLiNGAM(device=device, refit_ambiguous=False).fit([np.concatenate(arrays)],
+                                                                           user_ids=["pooled"])
+    return pooled, time.perf_counter() - start
+
+
 def discover(
     logs: pl.DataFrame,
     predictions: pl.DataFrame,
@@ -68,21 +77,18 @@ def discover(
     truth = true_adjacency()
     fits, rows = {}, []
 
-    start = time.perf_counter()
-    # refit_ambiguous=False: the few regressions whose BIC selection hinges on rounding keep
-    # the batched solver's own (portable) choice; sklearn's, which lingam uses, follows numpy's
-    # CPU-dependent log (docs/portable_bytes.md).
-    per_user = BatchedDirectLiNGAM(device=device, refit_ambiguous=False).fit(arrays, user_ids=user_ids)
-    fits["per_user"] = (user_ids, per_user.adjacency_matrix_, time.perf_counter() - start)
-
-    start = time.perf_counter()
     pooled_arrays = arrays
     if pooled_max_users is not None and len(arrays) > pooled_max_users:
         chosen = np.sort(stream(seed, "sampling", 2).choice(len(arrays), pooled_max_users, replace=False))
         pooled_arrays = [arrays[i] for i in chosen]
-    pooled = BatchedDirectLiNGAM(device=device, refit_ambiguous=False).fit([np.concatenate(pooled_arrays)],
-                                                                           user_ids=["pooled"])
-    fits["pooled"] = ([POOLED_USER], pooled.adjacency_matrix_, time.perf_counter() - start)
+    # The pooled DAG does not depend on the per-user ones: it is fitted meanwhile in a worker,
+    # if one is running (a few seconds at `paper`: not worth starting one).
+    with parallel.beside(_fit_pooled, pooled_arrays, device, start_workers=False) as pooled_fit:
+        start = time.perf_counter()
+        per_user = BatchedDirectLiNGAM(device=device, refit_ambiguous=False).fit(arrays, user_ids=user_ids)
+        fits["per_user"] = (user_ids, per_user.adjacency_matrix_, time.perf_counter() - start)
+        pooled, seconds = pooled_fit()
+    fits["pooled"] = ([POOLED_USER], pooled.adjacency_matrix_, seconds)
 
     start = time.perf_counter()
     constrained = BatchedDirectLiNGAM(device=device, refit_ambiguous=False).fit(

@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import multiprocessing
 import os
 import pickle
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["MIN_PARALLEL_WORK", "fresh", "map_jobs", "workers"]
+__all__ = ["MIN_PARALLEL_WORK", "beside", "fresh", "map_jobs", "prestart", "workers"]
 
 #: below this many closed-loop user-days in all, the jobs run in-process. Starting the workers
 #: (fresh interpreters importing the project) costs 4-5 s on 2 cores, once per process; at
@@ -39,6 +40,9 @@ __all__ = ["MIN_PARALLEL_WORK", "fresh", "map_jobs", "workers"]
 #: (the look-ahead oracle's included) find the workers warm, and the heuristic buckets' 96,000
 #: stay in-process (docs/performance.md)
 MIN_PARALLEL_WORK = 150_000
+#: the same once this process's workers are running (`prestart`): then a stage pays only for
+#: sending them its inputs, well under a second at `paper`
+MIN_WARM_PARALLEL_WORK = 40_000
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -52,14 +56,16 @@ _pool_size = 0
 
 def workers(work: float = float("inf")) -> int:
     """How many processes to use for `work` (in closed-loop user-days): `ESMR_WORKERS` if set,
-    else the CPUs this process may run on when the work is worth it, else 1."""
+    else the CPUs this process may run on when the work is worth it (less work is, once the
+    workers are running), else 1."""
     asked = os.environ.get("ESMR_WORKERS", "").strip()
     if asked:
         try:
             return max(1, int(asked))
         except ValueError:
             raise ValueError(f"ESMR_WORKERS must be a whole number of processes, got {asked!r}") from None
-    if work < MIN_PARALLEL_WORK:
+    warm = _pool is not None and threading.current_thread() is threading.main_thread()
+    if work < (MIN_WARM_PARALLEL_WORK if warm else MIN_PARALLEL_WORK):
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -113,6 +119,22 @@ def _workers_of(n_workers: int):
         raise
 
 
+def _import(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+def prestart(n_workers: int, modules: Sequence[str] = ()) -> None:
+    """Start the main thread's kept workers now, each importing `modules`, and return at once:
+    a run that will have parallel stages later pays the workers' start on the spare core while
+    its first stages run on this one. Nothing happens where the jobs would run in-process."""
+    if n_workers <= 1 or _in_process() or threading.current_thread() is not threading.main_thread():
+        return
+    with _workers_of(n_workers) as pool:
+        for _ in range(n_workers):  # one each, as long as each import outlasts a worker's start
+            pool.submit(_import, tuple(modules))
+
+
 def _run_in_worker(function: Callable[[Any, J], R], token: str, state_file: str, job: J) -> R:
     """In a worker: read the stage's state once per stage (by `token`), then run the job."""
     global _shared, _worker_token
@@ -150,3 +172,19 @@ def map_jobs(function: Callable[[Any, J], R], shared: Any, jobs: Sequence[J], n_
     for k, result in zip(order, done):
         results[k] = result
     return results
+
+
+@contextlib.contextmanager
+def beside(function: Callable[..., R], *args: Any, start_workers: bool = True) -> Iterator[Callable[[], R]]:
+    """Run `function(*args)` in a worker while the block runs; yields a callable returning its
+    result (or raising its error). Where jobs run in-process, or one worker is asked for, or
+    no worker is running and `start_workers` is False (the call is shorter than a worker's
+    start), the call runs in-process when its result is asked for. Arguments and result
+    cross a pickle boundary either way, as in `map_jobs`."""
+    n_workers = workers()
+    running = _pool is not None and threading.current_thread() is threading.main_thread()
+    if n_workers <= 1 or _in_process() or not (start_workers or running):
+        yield lambda: _round_trip(function(*_round_trip(args)))
+        return
+    with _workers_of(n_workers) as pool:
+        yield pool.submit(function, *args).result

@@ -3,17 +3,13 @@ cluster labels, model training with baselines, and per-day predictions."""
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import polars as pl
 
+from ..core import parallel
 from ..core.rng import stream
 from ..core.schemas import LATENT_COLUMNS
 from ..core.settings import EmotionSettings
@@ -104,19 +100,6 @@ def _classifier(settings: EmotionSettings, seed: int) -> TabTransformerClassifie
     )
 
 
-@contextlib.contextmanager
-def _beside(function: Callable, *args) -> Iterator[Callable[[], Any]]:
-    """Run `function(*args)` in a spawned process while the block runs; yields a callable
-    returning its result. A daemonic process (a Dask worker) may not have children: there
-    the call runs in this process when its result is asked for."""
-    if multiprocessing.current_process().daemon:
-        yield lambda: function(*args)
-        return
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        future = pool.submit(function, *args)
-        yield future.result
-
-
 def truth_ceiling(
     settings: EmotionSettings, seed: int, train: EmotionFeatures, y_train: np.ndarray, val: EmotionFeatures,
     y_val: np.ndarray, test: EmotionFeatures, y_test: np.ndarray,
@@ -152,18 +135,20 @@ def train_emotion_model(
         stream(seed, "sampling", 0),
     )
     train, val, test = (features.take(mask) for mask in split)
-    # The observability ceiling is independent of the pipeline's model: it trains in a
-    # second process meanwhile (each fit is single-threaded and deterministic on its own).
-    with _beside(
+    # The observability ceiling and the baselines are independent of the pipeline's model:
+    # they train in workers meanwhile (each fit is single-threaded and deterministic on its own).
+    with parallel.beside(
         truth_ceiling, settings, seed, train, truth[split.train], val, truth[split.val], test, truth[split.test]
-    ) as ceiling:
+    ) as ceiling, parallel.beside(
+        score_baselines, train, y[split.train], val, y[split.val], test, y[split.test], seed
+    ) as scored_baselines:
         model = _classifier(settings, seed)
         start = time.perf_counter()
         model.fit(train.cont, train.cat, y[split.train], val.cont, val.cat, y[split.val],
                   cardinalities=features.cardinalities)
         fit_seconds = time.perf_counter() - start
         predicted = model.predict(test.cont, test.cat)
-        baselines = score_baselines(train, y[split.train], val, y[split.val], test, y[split.test], random_state=seed)
+        baselines = scored_baselines()
         truth_models, truth_trained = ceiling()
 
     def row(name: str, trained_on: str | None, scores: dict, predictions: np.ndarray) -> dict:

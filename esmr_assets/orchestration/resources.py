@@ -23,6 +23,17 @@ from esmr_assets.storage.files import ensure_writable_dir, resolve_data_dir, sto
 SETTINGS_READ = "esmr/settings_read"
 
 
+#: op tag of a step whose domain code runs independent jobs in worker processes
+#: (`core.parallel`): the modules of its jobs, comma-separated (`parallel_jobs`)
+PARALLEL_JOBS = "esmr/parallel_jobs"
+
+
+def parallel_jobs(*modules: str) -> dict:
+    """Op tags declaring that a step's jobs may run in workers, and the modules they live in: a
+    run that will compute such a step starts its workers early (`planner.py`)."""
+    return {PARALLEL_JOBS: ",".join(modules)}
+
+
 def reads(*paths: str) -> dict:
     """Asset metadata declaring the settings an asset reads: whole sections ("simulation") or
     single settings ("policy.alpha"). `EsmrConfig.settings_for` hands the asset only these;

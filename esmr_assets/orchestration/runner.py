@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 
 from esmr_assets.orchestration.partitions import cell_key
-from esmr_assets.orchestration.resources import SETTINGS_READ
+from esmr_assets.orchestration.resources import PARALLEL_JOBS, SETTINGS_READ
 from esmr_assets.storage.cells import Cell
 from esmr_assets.storage.files import atomic_write_bytes, pid_alive
 
@@ -48,6 +48,7 @@ class Step:
     upstream: tuple[str, ...] = ()  # op names of the partitioned steps it reads from
     by_study: bool = False  # a study report: one partition per study
     code_version: str | None = None  # its assets' Dagster `code_version`s: part of its reuse key
+    job_modules: tuple[str, ...] = ()  # where its parallel jobs live (`resources.parallel_jobs`), if it has any
 
     @property
     def label(self) -> str:
@@ -95,6 +96,10 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
         values = [d.value if isinstance(d, dg.MetadataValue) else d for d in declared if d is not None]
         return tuple(dict.fromkeys(path for paths in values for path in paths))
 
+    def job_modules(assets_def: dg.AssetsDefinition) -> tuple[str, ...]:
+        declared = assets_def.node_def.tags.get(PARALLEL_JOBS, "")
+        return tuple(module for module in declared.split(",") if module)
+
     def upstream(n: int) -> tuple[str, ...]:
         found = {producer[key] for key in ops[n].dependency_keys if key in producer} - {n}
         return tuple(sorted(ops[m].node_def.name for m in found if by_cell(ops[m])))
@@ -102,7 +107,7 @@ def plan_steps(defs: dg.Definitions) -> list[Step]:
     return [
         Step(tuple(sorted(ops[n].keys, key=rank.__getitem__)), by_cell(ops[n]), ops[n].node_def.name,
              reads(ops[n]), upstream(n), by_study=isinstance(ops[n].partitions_def, dg.DynamicPartitionsDefinition),
-             code_version=code_version(ops[n]))
+             code_version=code_version(ops[n]), job_modules=job_modules(ops[n]))
         for n in order
     ]
 

@@ -26,8 +26,13 @@ def test_jobs_come_back_in_order_whatever_the_workers_and_costs():
 
 def test_the_worker_count_follows_esmr_workers_and_the_work(monkeypatch):
     monkeypatch.delenv("ESMR_WORKERS", raising=False)
+    cpus = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(parallel, "_pool", None)  # no workers running: only large work pays their start
     assert parallel.workers(parallel.MIN_PARALLEL_WORK - 1) == 1
-    assert parallel.workers(parallel.MIN_PARALLEL_WORK) == len(os.sched_getaffinity(0))
+    assert parallel.workers(parallel.MIN_PARALLEL_WORK) == cpus
+    monkeypatch.setattr(parallel, "_pool", object())  # workers running: smaller work is worth them
+    assert parallel.workers(parallel.MIN_WARM_PARALLEL_WORK - 1) == 1
+    assert parallel.workers(parallel.MIN_WARM_PARALLEL_WORK) == cpus
     monkeypatch.setenv("ESMR_WORKERS", "3")
     assert parallel.workers(1) == 3
     monkeypatch.setenv("ESMR_WORKERS", "two")
@@ -53,3 +58,35 @@ def test_a_failing_job_fails_the_stage_and_leaves_no_workers():
         parallel.map_jobs(_fails, {}, [0, 1, 2, 3], 2)
     assert parallel._pool is None  # killed, not kept half-used
     assert parallel.map_jobs(_fails, {}, [0, 2], 2) == [0, 2]  # a later stage starts new ones
+
+
+def _pid_and(value: int) -> tuple[int, int]:
+    if value < 0:
+        raise ValueError("negative")
+    return os.getpid(), value
+
+
+def test_prestarted_workers_run_the_next_stage(monkeypatch):
+    monkeypatch.delenv("ESMR_WORKERS", raising=False)
+    parallel.prestart(2, ["esmr_assets.core.portable"])
+    pool = parallel._pool
+    assert pool is not None and parallel._pool_size == 2  # started without waiting for a stage
+    results = parallel.map_jobs(_scaled, {"factor": 2, "seen": []}, [1, 2, 3], 2)
+    assert parallel._pool is pool  # the stage found them and kept them
+    assert [value for value, _ in results] == [2, 4, 6] and os.getpid() not in {pid for _, pid in results}
+
+
+def test_a_call_beside_gives_the_in_process_result_and_its_error(monkeypatch):
+    monkeypatch.setenv("ESMR_WORKERS", "2")
+    with parallel.beside(_pid_and, 5) as result:
+        here = _pid_and(5)
+    pid, value = result()
+    assert value == here[1] and pid != os.getpid()  # computed in a worker meanwhile
+    with parallel.beside(_pid_and, -1) as result, pytest.raises(ValueError, match="negative"):
+        result()
+    monkeypatch.setattr(parallel, "_pool", None)  # none running: a short call does not start one
+    with parallel.beside(_pid_and, 7, start_workers=False) as result:
+        assert result() == (os.getpid(), 7)
+    monkeypatch.setenv("ESMR_WORKERS", "1")
+    with parallel.beside(_pid_and, 8) as result:
+        assert result() == (os.getpid(), 8)

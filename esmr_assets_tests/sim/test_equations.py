@@ -11,7 +11,6 @@ from esmr_assets.core import portable
 from esmr_assets.core.rng import stream
 from esmr_assets.core.settings import load_settings
 from esmr_assets.core.vocabulary import PROFILES, TRUE_EMOTIONS
-from esmr_assets.sim.poisson import poisson_quantiles
 from esmr_assets.sim import content, day, population
 from esmr_assets.sim.affect import (
     BEHAVIOUR,
@@ -20,6 +19,7 @@ from esmr_assets.sim.affect import (
     true_emotion,
     update_latent,
 )
+from esmr_assets.sim.poisson import poisson_quantiles
 
 N = 40_000
 

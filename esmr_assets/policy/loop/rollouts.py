@@ -23,7 +23,7 @@ from . import registry
 from .agent_day import StateTracker
 from .feeds import ACTIONS, FeedBuilder
 from .inputs import LoopInputs, LoopState
-from .users import policy_split
+from .users import policy_split, split_sizes
 
 _ACTION_NAMES = dict(enumerate(ACTIONS))  # -1 (no action) becomes null
 
@@ -145,6 +145,21 @@ def _rollout_one(state: _RolloutState, spec: registry.PolicySpec) -> tuple[pl.Da
     return rollout(env, policy, spec.name), time.perf_counter() - start
 
 
+def _costs(specs: list[registry.PolicySpec], settings: Settings) -> list[int]:
+    """Each policy's rollout in cohort-days: the one-step oracle simulates every bucket's feed
+    each day besides its own."""
+    return [1 + len(ACTIONS) * settings.evaluation.oracle_draws if spec.acts_with == "oracles:BestFeedOracle" else 1
+            for spec in specs]
+
+
+def rollout_work(settings: Settings) -> int:
+    """The rollouts' closed-loop user-days, the most of any closed-loop stage: what decides,
+    before the users exist, whether a cell's closed-loop stages will want workers."""
+    specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates)
+    _, _, n_evaluation = split_sizes(settings.simulation.n_users, settings.policy)
+    return sum(_costs(specs, settings)) * n_evaluation * settings.simulation.n_days
+
+
 def run_rollouts(
     inputs: LoopInputs,
     agents: Mapping[str, QLearningAgent],
@@ -162,9 +177,7 @@ def run_rollouts(
     specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates)
     state = _RolloutState(inputs, agents=agents, learners=learners or {}, heuristic_buckets=heuristic_buckets or {})
     frames = []
-    # the one-step oracle simulates every bucket's feed each day besides its own
-    costs = [1 + len(ACTIONS) * settings.evaluation.oracle_draws if spec.acts_with == "oracles:BestFeedOracle" else 1
-             for spec in specs]
+    costs = _costs(specs, settings)
     work = sum(costs) * evaluation_users.size * settings.simulation.n_days
     results = parallel.map_jobs(_rollout_one, state, specs, parallel.workers(work), costs)
     for spec, (frame, seconds) in zip(specs, results):

@@ -15,11 +15,16 @@ def policy_split(users: pl.DataFrame, seed: int, policy: PolicySettings) -> tupl
     `training_users` of the others train the agents."""
     ids = np.sort(users["user_id"].to_numpy())
     shuffled = stream(seed, "policy", 0).permutation(ids)
-    n_held_out = max(1, round(policy.evaluation_share * ids.size))
-    if n_held_out >= ids.size:
-        raise ValueError(f"{ids.size} users cannot be split into training and evaluation users")
-    n_eval = min(n_held_out, policy.max_evaluation_users or n_held_out)
-    return np.sort(shuffled[n_held_out:][: policy.training_users]), np.sort(shuffled[:n_eval])
+    n_held_out, n_training, n_eval = split_sizes(ids.size, policy)
+    return np.sort(shuffled[n_held_out:][:n_training]), np.sort(shuffled[:n_eval])
+
+
+def split_sizes(n_users: int, policy: PolicySettings) -> tuple[int, int, int]:
+    """(held out, training, evaluation) user counts of `policy_split` for `n_users` users."""
+    n_held_out = max(1, round(policy.evaluation_share * n_users))
+    if n_held_out >= n_users:
+        raise ValueError(f"{n_users} users cannot be split into training and evaluation users")
+    return n_held_out, min(n_users - n_held_out, policy.training_users), min(n_held_out, policy.max_evaluation_users or n_held_out)
 
 
 def users_in(users: pl.DataFrame, user_ids: np.ndarray) -> pl.DataFrame:
