@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..core import compiled
 from ..core.portable import expit, log, power
 from ..core.settings import SimulationSettings
 from ..core.vocabulary import CATEGORIES, EMOTIONS
@@ -193,6 +194,46 @@ def responsive_session(
     return np.logical_and.accumulate((started_before < budget_at) & ~left, axis=1)
 
 
+def scroll_feeds(
+    feed: np.ndarray, feed_valid: np.ndarray, skip_scale: np.ndarray, pool: VideoPool, noise: DayNoise
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (user, position) of the feeds, as if the budget were endless: whether the video is
+    skipped, the float32 seconds spent on it (0 past the feed's valid prefix) and the seconds
+    spent before it, from the user's skip scale per category (n, 4). One compiled pass, in
+    float32 as numpy's: P(skip) = clip(scale[category] * (1 - engagement)), skipped when the
+    day's uniform falls below it; a skipped video is seen for its partial-view share; the
+    seconds before a position are the running sum less its own seconds."""
+    n, f = feed.shape
+    skipped = np.empty((n, f), dtype=np.bool_)
+    seconds = np.empty((n, f), dtype=np.float32)
+    started_before = np.empty((n, f), dtype=np.float32)
+    _scroll(np.ascontiguousarray(feed, dtype=np.int64), np.ascontiguousarray(feed_valid, dtype=np.bool_),
+            np.ascontiguousarray(skip_scale, dtype=np.float32), pool.category, pool.engagement, pool.duration_s,
+            noise.skip_uniform, noise.partial_view, np.float32(SKIP_PROBABILITY_BOUNDS[0]),
+            np.float32(SKIP_PROBABILITY_BOUNDS[1]), skipped, seconds, started_before)
+    return skipped, seconds, started_before
+
+
+@compiled.njit(nogil=True)
+def _scroll(feed, valid, skip_scale, category, engagement, duration, skip_uniform, partial_view, low, high,
+            skipped, seconds, started_before):  # pragma: no cover - compiled
+    one, zero = np.float32(1.0), np.float32(0.0)
+    for i in range(feed.shape[0]):
+        total = zero
+        for j in range(feed.shape[1]):
+            video = feed[i, j]
+            p = skip_scale[i, category[video]] * (one - engagement[video])
+            p = min(max(p, low), high)
+            skip = skip_uniform[i, j] < p
+            spent = duration[video] * (partial_view[i, j] if skip else one)
+            if not valid[i, j]:
+                spent = zero
+            total = total + spent
+            skipped[i, j] = skip
+            seconds[i, j] = spent
+            started_before[i, j] = total - spent
+
+
 @dataclass(frozen=True)
 class DayResult:
     """The day's features per user plus the impressions, as flat arrays of equal length
@@ -235,14 +276,8 @@ def simulate_day(
     # Algorithm 1: skip probability rises as engagement falls; preferred categories are
     # skipped less, and the mood scales skipping (stressed users skip most).
     pref_factor = np.clip(power(0.25 / np.maximum(noise.preference, 1e-6), 0.25), 0.6, 1.6)
-    skip_scale = (SKIP_SCALE * mult["skip"][:, None] * pref_factor).astype(np.float32).ravel()
-    cat_cells = np.arange(n)[:, None] * len(CATEGORIES) + pool.category[feed]
-    p_skip = skip_scale[cat_cells] * (1.0 - pool.engagement[feed])
-    np.clip(p_skip, *SKIP_PROBABILITY_BOUNDS, out=p_skip)
-    skipped = noise.skip_uniform < p_skip
-    seconds = pool.duration_s[feed] * np.where(skipped, noise.partial_view, np.float32(1.0))
-    seconds *= feed_valid
-    started_before = np.cumsum(seconds, axis=1) - seconds
+    skip_scale = (SKIP_SCALE * mult["skip"][:, None] * pref_factor).astype(np.float32)
+    skipped, seconds, started_before = scroll_feeds(feed, feed_valid, skip_scale, pool, noise)
     if settings.session_response > 0:
         consumed = responsive_session(
             seconds, started_before, skipped, pool.engagement[feed], budget_s, settings.session_response,

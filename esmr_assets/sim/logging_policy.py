@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core import compiled
 from ..core.portable import matmul
 from ..core.settings import SimulationSettings
 from ..core.vocabulary import CATEGORIES
@@ -32,17 +33,6 @@ def mixture_weights(pool: VideoPool, settings: SimulationSettings) -> np.ndarray
     return weights
 
 
-def _top_f(keys: np.ndarray, f: int) -> np.ndarray:
-    """(n, f) column indices of each row's f largest keys, in index order. Ties at the f-th
-    key go to the lowest indices: `np.argpartition` would leave them to its algorithm, which
-    numpy picks by CPU (an AVX-512 selection or its own introselect)."""
-    kth = np.partition(keys, keys.shape[1] - f, axis=1)[:, keys.shape[1] - f, None]  # a value: the same either way
-    above = keys > kth
-    tied = keys == kth
-    take = above | (tied & (np.cumsum(tied, axis=1) <= f - above.sum(axis=1, keepdims=True)))
-    return np.nonzero(take)[1].reshape(keys.shape[0], f)
-
-
 def top_k_feed(weights: np.ndarray, rng: np.random.Generator, feed_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Rank a weighted sample without replacement per row: (feed ids, valid mask).
 
@@ -51,21 +41,41 @@ def top_k_feed(weights: np.ndarray, rng: np.random.Generator, feed_length: int) 
     n, m = weights.shape
     exponential = np.maximum(rng.standard_exponential((n, m), dtype=np.float32), np.float32(1e-30))
     keys = np.divide(weights, exponential, out=weights if weights.dtype == np.float32 else None, dtype=np.float32)
-    f = min(feed_length, m)
-    if f < m:
-        part = _top_f(keys, f)
-    else:
-        part = np.broadcast_to(np.arange(m), (n, m))
-    part_keys = np.take_along_axis(keys, part, axis=1)
-    order = np.argsort(-part_keys, axis=1, kind="stable")  # largest first, ties by video id
-    feed = np.take_along_axis(part, order, axis=1).astype(np.int32)
-    valid = np.take_along_axis(part_keys, order, axis=1) > 0
-    feed[~valid] = 0  # past the eligible videos: a fixed id, as the padding below
-    if f < feed_length:  # pad to the fixed feed shape the day's noise was drawn for
-        pad = feed_length - f
-        feed = np.pad(feed, ((0, 0), (0, pad)))
-        valid = np.pad(valid, ((0, 0), (0, pad)))
+    feed = np.zeros((n, feed_length), dtype=np.int32)  # past the eligible videos: a fixed id
+    valid = np.zeros((n, feed_length), dtype=np.bool_)
+    _ranked_top(keys, min(feed_length, m), feed, valid)
     return feed, valid
+
+
+@compiled.njit(nogil=True)
+def _ranked_top(keys, f, feed, valid):  # pragma: no cover - compiled
+    """Per row, the ids of the f largest keys, largest first, ties by the lower id; valid
+    where the key is positive. The same as a stable sort of each row by descending key, cut
+    at f, without sorting the row: the f-th largest key is found by selection (a value, the
+    same whatever the algorithm), and only the f chosen are sorted. numpy's `argpartition`
+    would leave ties to an algorithm that numpy picks by CPU."""
+    n, m = keys.shape
+    chosen = np.empty(f, dtype=np.int64)
+    chosen_keys = np.empty(f, dtype=np.float32)
+    for i in range(n):
+        row = keys[i]
+        kth = np.partition(row, m - f)[m - f]
+        n_above = 0
+        for v in range(m):
+            n_above += row[v] > kth
+        ties_left = f - n_above
+        count = 0
+        for v in range(m):  # in id order: a tie goes to the lower id
+            if row[v] > kth or (row[v] == kth and ties_left > 0):
+                if row[v] == kth:
+                    ties_left -= 1
+                chosen[count] = v
+                chosen_keys[count] = -row[v]
+                count += 1
+        order = np.argsort(chosen_keys, kind="mergesort")  # stable: equal keys keep id order
+        for j in range(f):
+            feed[i, j] = chosen[order[j]] if -chosen_keys[order[j]] > 0 else 0
+            valid[i, j] = -chosen_keys[order[j]] > 0
 
 
 def logging_feed(

@@ -10,7 +10,7 @@ from esmr_assets.core.rng import stream
 from esmr_assets.core.schemas import LATENT_COLUMNS
 from esmr_assets.core.settings import load_settings
 from esmr_assets.core.vocabulary import EMOTIONS, TRUE_EMOTIONS
-from esmr_assets.sim import causal_graph, validation
+from esmr_assets.sim import causal_graph, logging_policy, validation
 from esmr_assets.sim.content import VideoPool, simulate_videos
 from esmr_assets.sim.day import UserState, churn_today, draw_day_noise, simulate_day
 from esmr_assets.sim.logging_policy import logging_feed, mixture_weights, top_k_feed
@@ -62,6 +62,38 @@ def test_top_k_feed_samples_in_proportion_to_weight_without_replacement():
     assert not (feed == 4).any()  # zero weight is never sampled
     short_feed, short_valid = top_k_feed(weights[:5], rng, 5)
     assert short_valid.sum(axis=1).tolist() == [4] * 5  # the zero-weight video is not a valid entry
+
+
+def _sorted_top(keys: np.ndarray, f: int, feed_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The definition: each row stably sorted by descending key, cut at f, valid where positive."""
+    order = np.argsort(-keys, axis=1, kind="stable")[:, :f]
+    ranked = np.take_along_axis(keys, order, axis=1)
+    feed = np.where(ranked > 0, order, 0).astype(np.int32)
+    pad = ((0, 0), (0, feed_length - f))
+    return np.pad(feed, pad), np.pad(ranked > 0, pad)
+
+
+@pytest.mark.parametrize("feed_length", [1, 7, 40, 50, 64])
+def test_top_k_feed_is_a_stable_sort_by_key_cut_at_the_feed(feed_length):
+    """The keys of the Gumbel-top-k trick, ranked: zero weights (seen videos) end the feed, and
+    a feed longer than the pool is padded."""
+    weights = np.random.default_rng(3).integers(0, 4, (300, 50)).astype(np.float32) / 4
+    exponential = np.maximum(np.random.default_rng(4).standard_exponential(weights.shape, dtype=np.float32),
+                             np.float32(1e-30))
+    feed, valid = top_k_feed(weights.copy(), np.random.default_rng(4), feed_length)
+    expected_feed, expected_valid = _sorted_top(weights / exponential, min(feed_length, 50), feed_length)
+    np.testing.assert_array_equal(feed, expected_feed)
+    np.testing.assert_array_equal(valid, expected_valid)
+
+
+@pytest.mark.parametrize("f", [1, 5, 29, 30])
+def test_ranked_top_breaks_ties_by_the_lower_id(f):
+    keys = np.random.default_rng(5).integers(0, 4, (500, 30)).astype(np.float32)  # many ties, zeros too
+    feed, valid = np.zeros((500, f), np.int32), np.zeros((500, f), np.bool_)
+    logging_policy._ranked_top(keys, f, feed, valid)
+    expected_feed, expected_valid = _sorted_top(keys, f, f)
+    np.testing.assert_array_equal(feed, expected_feed)
+    np.testing.assert_array_equal(valid, expected_valid)
 
 
 def test_seen_filter_excludes_recent_videos():

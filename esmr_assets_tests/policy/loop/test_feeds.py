@@ -11,8 +11,8 @@ from esmr_assets.policy.learners.ranker import EngagementRanker
 from esmr_assets.policy.loop.feeds import (
     ACTIONS,
     FeedBuilder,
-    candidate_order,
     bucket_mask,
+    candidate_order,
     random_feed,
     video_popularity,
 )
