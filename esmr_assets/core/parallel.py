@@ -23,6 +23,7 @@ import contextlib
 import copy
 import importlib
 import multiprocessing
+import multiprocessing.util
 import os
 import pickle
 import tempfile
@@ -111,6 +112,11 @@ def _workers_of(n_workers: int):
         if _pool is not None:
             _pool.shutdown(wait=True)
         _pool, _pool_size = _new_pool(n_workers), n_workers
+        # A multiprocessing child (a Dagster step process) joins its children as it exits,
+        # before the pool's own exit hook would stop them: stop them first, before the pool's
+        # queues close (their finalizers have priority 10, and a closed queue would never
+        # deliver the workers their signal to stop).
+        multiprocessing.util.Finalize(None, _pool.shutdown, kwargs={"cancel_futures": True}, exitpriority=100)
     try:
         yield _pool
     except BaseException:

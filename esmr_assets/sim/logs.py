@@ -111,10 +111,12 @@ def simulate_logs(
             if progress is not None:
                 progress(done, total)
         # Sorted chunk by chunk: one sort of the whole table would briefly double the
-        # largest allocation of the large preset (~140 M rows).
-        impression_frames.append(pl.concat(chunk_impressions).sort("user_id", "day", "position"))
+        # largest allocation of the large preset (~140 M rows). Each day's rows are in user
+        # then position order and the days follow each other, so a stable sort by user alone
+        # gives the (user_id, day, position) order, in a third of a three-key sort's time.
+        impression_frames.append(pl.concat(chunk_impressions).sort("user_id", maintain_order=True))
         del chunk_impressions
-    logs = pl.concat(day_frames).sort("user_id", "day")
+    logs = pl.concat(day_frames).sort("user_id", maintain_order=True)  # days in order, as above
     impressions = pl.concat(impression_frames, rechunk=False)
     if not impressions["user_id"].is_sorted():  # chunks follow the order of `users`
         impressions = impressions.sort("user_id", "day", "position")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import pytest
@@ -90,3 +91,25 @@ def test_a_call_beside_gives_the_in_process_result_and_its_error(monkeypatch):
     monkeypatch.setenv("ESMR_WORKERS", "1")
     with parallel.beside(_pid_and, 8) as result:
         assert result() == (os.getpid(), 8)
+    monkeypatch.setenv("ESMR_WORKERS", "2")
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)  # as in a Dask worker: no children
+    with parallel.beside(_pid_and, 9) as result:
+        assert result() == (os.getpid(), 9)
+
+
+def _start_workers_and_return() -> None:
+    os.environ["ESMR_WORKERS"] = "2"
+    with parallel.beside(_pid_and, 1) as result:
+        result()
+
+
+def test_a_child_process_with_kept_workers_still_exits():
+    """A multiprocessing child (a Dagster step process) joins its non-daemonic children as it
+    exits: the kept workers must be shut down first, or it waits for them forever."""
+    child = multiprocessing.get_context("spawn").Process(target=_start_workers_and_return)
+    child.start()
+    child.join(timeout=120)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0

@@ -55,16 +55,3 @@ def test_predictions_are_distributions_and_match_the_stored_model(smoke_run):
     stored, again = stored_and_recomputed_labels(model, root, "2")
     assert (again == stored).all()
     assert (root / "emotion_predictions" / "scenario=baseline/seed=2" / "trajectory.png").stat().st_size > 0
-
-
-def test_the_ceiling_trains_in_a_second_process_unless_this_one_is_daemonic(monkeypatch):
-    import multiprocessing
-    import os
-
-    from esmr_assets.emotion.pipeline import _beside
-
-    with _beside(os.getpid) as result:
-        assert result() != os.getpid()
-    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)  # as in a Dask worker
-    with _beside(os.getpid) as result:
-        assert result() == os.getpid()
