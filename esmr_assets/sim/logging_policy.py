@@ -41,41 +41,64 @@ def top_k_feed(weights: np.ndarray, rng: np.random.Generator, feed_length: int) 
     n, m = weights.shape
     exponential = np.maximum(rng.standard_exponential((n, m), dtype=np.float32), np.float32(1e-30))
     keys = np.divide(weights, exponential, out=weights if weights.dtype == np.float32 else None, dtype=np.float32)
+    if m >= 2**32 or (keys < 0).any():
+        raise ValueError("the logging policy's keys must be non-negative, for fewer than 2**32 videos")
     feed = np.zeros((n, feed_length), dtype=np.int32)  # past the eligible videos: a fixed id
     valid = np.zeros((n, feed_length), dtype=np.bool_)
-    _ranked_top(keys, min(feed_length, m), feed, valid)
+    _ranked_top(keys.view(np.uint32), min(feed_length, m), feed, valid)
     return feed, valid
 
 
 @compiled.njit(nogil=True)
-def _ranked_top(keys, f, feed, valid):  # pragma: no cover - compiled
+def _ranked_top(key_bits, f, feed, valid):  # pragma: no cover - compiled
     """Per row, the ids of the f largest keys, largest first, ties by the lower id; valid
-    where the key is positive. The same as a stable sort of each row by descending key, cut
-    at f, without sorting the row: the f-th largest key is found by selection (a value, the
-    same whatever the algorithm), and only the f chosen are sorted. numpy's `argpartition`
-    would leave ties to an algorithm that numpy picks by CPU."""
-    n, m = keys.shape
-    chosen = np.empty(f, dtype=np.int64)
-    chosen_keys = np.empty(f, dtype=np.float32)
+    where the key is positive: a stable sort of each row by descending key, cut at f.
+
+    A non-negative float32's bits order like its value, so (inverted key bits, id) packed in
+    one uint64 orders each row exactly so, with no two alike: the f smallest are selected
+    (quickselect), and only they are sorted. `key_bits` are the keys' bits (`view(np.uint32)`)."""
+    n, m = key_bits.shape
+    packed = np.empty(m, dtype=np.uint64)
+    low_bits = np.uint64(0xFFFFFFFF)
     for i in range(n):
-        row = keys[i]
-        kth = np.partition(row, m - f)[m - f]
-        n_above = 0
         for v in range(m):
-            n_above += row[v] > kth
-        ties_left = f - n_above
-        count = 0
-        for v in range(m):  # in id order: a tie goes to the lower id
-            if row[v] > kth or (row[v] == kth and ties_left > 0):
-                if row[v] == kth:
-                    ties_left -= 1
-                chosen[count] = v
-                chosen_keys[count] = -row[v]
-                count += 1
-        order = np.argsort(chosen_keys, kind="mergesort")  # stable: equal keys keep id order
+            bits = np.uint64(key_bits[i, v]) & np.uint64(0x7FFFFFFF)  # -0.0 is 0
+            packed[v] = ((low_bits - bits) << np.uint64(32)) | np.uint64(v)
+        if f < m:
+            _select(packed, f - 1)
+        head = packed[:f]
+        head.sort()
         for j in range(f):
-            feed[i, j] = chosen[order[j]] if -chosen_keys[order[j]] > 0 else 0
-            valid[i, j] = -chosen_keys[order[j]] > 0
+            bits = low_bits - (head[j] >> np.uint64(32))
+            valid[i, j] = bits != 0
+            feed[i, j] = np.int32(head[j] & low_bits) if bits != 0 else 0
+
+
+@compiled.njit(nogil=True)
+def _select(a, k):  # pragma: no cover - compiled
+    """Reorder the distinct values `a` so that a[k] is the k-th smallest, with the smaller ones
+    before it (Hoare's quickselect, median-of-three pivots)."""
+    lo, hi = 0, a.size - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        x, y, z = a[lo], a[mid], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
 
 
 def logging_feed(

@@ -90,10 +90,15 @@ def test_top_k_feed_is_a_stable_sort_by_key_cut_at_the_feed(feed_length):
 def test_ranked_top_breaks_ties_by_the_lower_id(f):
     keys = np.random.default_rng(5).integers(0, 4, (500, 30)).astype(np.float32)  # many ties, zeros too
     feed, valid = np.zeros((500, f), np.int32), np.zeros((500, f), np.bool_)
-    logging_policy._ranked_top(keys, f, feed, valid)
+    logging_policy._ranked_top(keys.view(np.uint32), f, feed, valid)
     expected_feed, expected_valid = _sorted_top(keys, f, f)
     np.testing.assert_array_equal(feed, expected_feed)
     np.testing.assert_array_equal(valid, expected_valid)
+
+
+def test_top_k_feed_refuses_negative_weights():
+    with pytest.raises(ValueError, match="non-negative"):
+        top_k_feed(np.array([[0.5, -0.1, 0.2]]), np.random.default_rng(0), 2)
 
 
 def test_seen_filter_excludes_recent_videos():
