@@ -10,11 +10,13 @@ mutates (`fresh`); the caches it may fill in the shared state (a feed builder, a
 give the same results filled or not.
 
 Starting a worker costs a few seconds (it imports the project), so the main thread's workers
-are kept for the process's next stage; each stage's state is written once to a temporary
-file that each worker reads once. Jobs run in parallel only when their total work is worth
-it (`MIN_PARALLEL_WORK`), or when `ESMR_WORKERS` asks for a number of workers explicitly. A
-daemonic process (a Dask worker) may not have children, and a process whose numeric kernels
-are not pinned would compute otherwise than its pinned workers: both run the jobs in-process.
+are kept for the process's next stage, and a run that will need them starts them early
+(`prestart`); each stage's state is written once to a temporary file that each worker reads
+once. `beside` runs one call in a worker while the caller computes something else. Jobs run
+in parallel only when their total work is worth it (`MIN_PARALLEL_WORK`, less once workers
+are running), or when `ESMR_WORKERS` asks for a number of workers explicitly. A daemonic
+process (a Dask worker) may not have children, and a process whose numeric kernels are not
+pinned would compute otherwise than its pinned workers: both run the jobs in-process.
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ from typing import Any, TypeVar
 
 __all__ = ["MIN_PARALLEL_WORK", "beside", "fresh", "map_jobs", "prestart", "workers"]
 
-#: below this many closed-loop user-days in all, the jobs run in-process. Starting the workers
-#: (fresh interpreters importing the project) costs 4-5 s on 2 cores, once per process; at
-#: `paper` the bandits' 192,000 user-days pay it, the agents' 300,000 and the rollouts' 465,000
-#: (the look-ahead oracle's included) find the workers warm, and the heuristic buckets' 96,000
-#: stay in-process (docs/performance.md)
+#: below this many closed-loop user-days in all, the jobs run in-process while no workers are
+#: running: starting them (fresh interpreters importing the project) costs 4-5 s on 2 cores,
+#: once per process (docs/performance.md)
 MIN_PARALLEL_WORK = 150_000
-#: the same once this process's workers are running (`prestart`): then a stage pays only for
-#: sending them its inputs, well under a second at `paper`
+#: the same once this process's workers are running (`prestart`, which `esmr run` calls when a
+#: cell's closed-loop stages are to be computed): then a stage pays only for sending them its
+#: inputs, well under a second at `paper`, where the heuristic buckets' 96,000 user-days, the
+#: bandits' 120,000, the agents' 300,000 and the rollouts' 465,000 all go to the workers
 MIN_WARM_PARALLEL_WORK = 40_000
 
 J = TypeVar("J")
