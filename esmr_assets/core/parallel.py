@@ -111,20 +111,45 @@ def _workers_of(n_workers: int):
         pool.shutdown(wait=True)
         return
     if _pool is None or _pool_size < n_workers:
-        if _pool is not None:
-            _pool.shutdown(wait=True)
+        _retire_pool(kill=False)
         _pool, _pool_size = _new_pool(n_workers), n_workers
-        # A multiprocessing child (a Dagster step process) joins its children as it exits,
-        # before the pool's own exit hook would stop them: stop them first, before the pool's
-        # queues close (their finalizers have priority 10, and a closed queue would never
-        # deliver the workers their signal to stop).
-        multiprocessing.util.Finalize(None, _pool.shutdown, kwargs={"cancel_futures": True}, exitpriority=100)
+        _start_finalizer()
+    pool = _pool
     try:
-        yield _pool
+        yield pool
     except BaseException:
-        _kill(_pool)
-        _pool, _pool_size = None, 0
+        if _pool is pool:  # a nested block may have retired it already
+            _retire_pool(kill=True)
         raise
+
+
+_pool_finalizer: multiprocessing.util.Finalize | None = None
+
+
+def _start_finalizer() -> None:
+    """A multiprocessing child (a Dagster step process) joins its children as it exits, before
+    the pool's own exit hook would stop them: stop them first, before the pool's queues close
+    (their finalizers have priority 10, and a closed queue would never deliver the workers
+    their signal to stop)."""
+    global _pool_finalizer
+    assert _pool is not None
+    _pool_finalizer = multiprocessing.util.Finalize(None, _pool.shutdown, kwargs={"cancel_futures": True},
+                                                    exitpriority=100)
+
+
+def _retire_pool(kill: bool) -> None:
+    """Stop the kept workers (killing them mid-job when `kill`) and forget them."""
+    global _pool, _pool_size, _pool_finalizer
+    if _pool is None:
+        return
+    if _pool_finalizer is not None:
+        _pool_finalizer.cancel()
+        _pool_finalizer = None
+    if kill:
+        _kill(_pool)
+    else:
+        _pool.shutdown(wait=True)
+    _pool, _pool_size = None, 0
 
 
 def _import(modules: tuple[str, ...]) -> None:
@@ -133,13 +158,14 @@ def _import(modules: tuple[str, ...]) -> None:
 
 
 def prestart(n_workers: int, modules: Sequence[str] = ()) -> None:
-    """Start the main thread's kept workers now, each importing `modules`, and return at once:
-    a run that will have parallel stages later pays the workers' start on the spare core while
-    its first stages run on this one. Nothing happens where the jobs would run in-process."""
+    """Start the main thread's kept workers now, each importing `modules`, without waiting for
+    them: a run that will have parallel stages later pays the workers' start on the spare core
+    while its first stages run on this one. Nothing happens where the jobs would run
+    in-process. (A smaller pool already running is replaced, which waits for its jobs.)"""
     if n_workers <= 1 or _in_process() or threading.current_thread() is not threading.main_thread():
         return
     with _workers_of(n_workers) as pool:
-        for _ in range(n_workers):  # one each, as long as each import outlasts a worker's start
+        for _ in range(n_workers):  # each submit starts a worker until there are n_workers
             pool.submit(_import, tuple(modules))
 
 
@@ -194,5 +220,5 @@ def beside(function: Callable[..., R], *args: Any, start_workers: bool = True) -
     if n_workers <= 1 or _in_process() or not (start_workers or running):
         yield lambda: _round_trip(function(*_round_trip(args)))
         return
-    with _workers_of(n_workers) as pool:
+    with _workers_of(min(n_workers, _pool_size) if running else n_workers) as pool:  # any size does for one call
         yield pool.submit(function, *args).result

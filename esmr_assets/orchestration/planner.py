@@ -23,7 +23,6 @@ from esmr_assets.core import parallel
 from esmr_assets.core.settings import Settings
 from esmr_assets.orchestration.partitions import cell_key, register_cells
 from esmr_assets.orchestration.runner import Step, StepFailed, process_alive, run_cell
-from esmr_assets.policy.loop.rollouts import rollout_work
 from esmr_assets.storage import reuse
 from esmr_assets.storage.cells import Cell, scenario_overrides
 
@@ -161,6 +160,8 @@ def _prestart_workers(steps: Sequence[Step], settings: Settings) -> None:
     spare core pays their start while the first stages run (docs/performance.md)."""
     modules = tuple(dict.fromkeys(module for step in steps for module in step.job_modules))
     if modules:
+        from esmr_assets.policy.loop.rollouts import rollout_work  # lightgbm and torch: only when needed
+
         parallel.prestart(parallel.workers(rollout_work(settings)), modules)
 
 

@@ -69,6 +69,7 @@ def _pid_and(value: int) -> tuple[int, int]:
 
 def test_prestarted_workers_run_the_next_stage(monkeypatch):
     monkeypatch.delenv("ESMR_WORKERS", raising=False)
+    parallel._retire_pool(kill=False)  # none running, whatever earlier tests left
     parallel.prestart(2, ["esmr_assets.core.portable"])
     pool = parallel._pool
     assert pool is not None and parallel._pool_size == 2  # started without waiting for a stage
@@ -100,7 +101,16 @@ def test_a_call_beside_gives_the_in_process_result_and_its_error(monkeypatch):
 def _start_workers_and_return() -> None:
     os.environ["ESMR_WORKERS"] = "2"
     with parallel.beside(_pid_and, 1) as result:
-        result()
+        if result()[0] == os.getpid():
+            raise SystemExit(3)  # no worker ran it: the test would prove nothing
+
+
+def test_an_error_in_nested_calls_beside_arrives_as_itself(monkeypatch):
+    monkeypatch.setenv("ESMR_WORKERS", "2")
+    with pytest.raises(KeyError, match="stop"):
+        with parallel.beside(_pid_and, 1), parallel.beside(_pid_and, 2):
+            raise KeyError("stop")  # the inner block kills the workers; the outer finds none to kill
+    assert parallel._pool is None
 
 
 def test_a_child_process_with_kept_workers_still_exits():

@@ -112,3 +112,18 @@ def test_the_policy_stage_reads_only_what_it_declares_under_every_variant(logged
     rollouts = run_rollouts(LoopInputs(videos, users, impressions, ranker, threshold_model, view("policy_rollouts"), 6),
                             agents.agents, learners=bandits.learners, heuristic_buckets=chosen)
     assert {"esmr@1", "hybrid_best_fixed", "igl_p3"} <= set(rollouts["policy"])
+
+
+def test_the_closed_loop_steps_name_the_modules_of_their_jobs():
+    """The planner starts workers for these steps, importing the modules they name."""
+    import importlib
+
+    from esmr_assets.definitions import defs
+    from esmr_assets.orchestration.runner import plan_steps
+
+    tagged = {step.label: step.job_modules for step in plan_steps(defs) if step.job_modules}
+    assert set(tagged) == {"bandit_coefficients, bandit_learners", "heuristic_buckets",
+                           "q_agents, q_learning_curve, q_table", "policy_rollouts"}
+    for modules in tagged.values():
+        for module in modules:
+            importlib.import_module(module)

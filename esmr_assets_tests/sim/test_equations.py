@@ -259,3 +259,33 @@ def test_content_effect_scales_only_the_content_terms():
     double = update_latent(*start, content_valence=np.array([0.5, -0.5]), content_effect=2.0, **kw)
     assert np.allclose(double[0] - none[0], 2 * (designed[0] - none[0]))
     assert np.allclose(double[1] - none[1], 2 * (designed[1] - none[1]))
+
+
+def _scroll_in_numpy(feed, valid, skip_scale, pool, noise):
+    """The feeds' scrolling as numpy computed it before the compiled pass."""
+    cat_cells = np.arange(feed.shape[0])[:, None] * skip_scale.shape[1] + pool.category[feed]
+    p_skip = skip_scale.ravel()[cat_cells] * (1.0 - pool.engagement[feed])
+    np.clip(p_skip, *day.SKIP_PROBABILITY_BOUNDS, out=p_skip)
+    skipped = noise.skip_uniform < p_skip
+    seconds = pool.duration_s[feed] * np.where(skipped, noise.partial_view, np.float32(1.0))
+    seconds *= valid
+    return skipped, seconds, np.cumsum(seconds, axis=1) - seconds
+
+
+def test_scrolling_the_feeds_equals_numpys_float32_arithmetic():
+    settings = load_settings("paper", {"simulation": {"n_users": 300}}, whole_graph=False).simulation
+    pool = content.VideoPool.from_frame(content.simulate_videos(settings.n_videos, stream(4, "videos")))
+    pop = population.Population.from_frame(population.simulate_users(settings, stream(4, "users")))
+    noise = day.draw_day_noise(stream(4, "user_day", 0, 0), pop, 0, settings.feed_length, settings)
+    rng = np.random.default_rng(4)
+    feed = rng.integers(0, pool.size, (pop.size, settings.feed_length))
+    valid = np.arange(settings.feed_length)[None, :] < rng.integers(0, settings.feed_length + 1, (pop.size, 1))
+    skip_scale = rng.uniform(0.3, 2.5, (pop.size, 4)).astype(np.float32)
+    got = day.scroll_feeds(feed, valid, skip_scale, pool, noise)
+    for mine, numpys in zip(got, _scroll_in_numpy(feed, valid, skip_scale, pool, noise)):
+        assert mine.dtype == numpys.dtype
+        np.testing.assert_array_equal(mine, numpys)
+    with pytest.raises(ValueError, match="outside"):
+        day.scroll_feeds(np.full_like(feed, pool.size), valid, skip_scale, pool, noise)
+    with pytest.raises(ValueError, match="one shape"):
+        day.scroll_feeds(feed[:, :10], valid[:, :10], skip_scale, pool, noise)

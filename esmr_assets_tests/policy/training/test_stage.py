@@ -16,7 +16,7 @@ from esmr_assets.policy.loop.policies import HybridPolicy, LightGBMPolicy, Rando
 from esmr_assets.policy.loop.registry import AGENTS
 from esmr_assets.policy.loop.rollouts import rollout
 from esmr_assets.policy.loop.streak import rl_active
-from esmr_assets.policy.loop.users import policy_split
+from esmr_assets.policy.loop.users import policy_split, split_sizes
 from esmr_assets.policy.rewards import DAY_FEATURES, RewardModel, RewardWeights, day_features
 from esmr_assets.policy.training.models import AgentSet
 from esmr_assets.policy.training.stage import (
@@ -149,6 +149,9 @@ def test_policy_split_is_disjoint_seeded_and_capped():
     capped_train, capped = policy_split(users, 3, PolicySettings(evaluation_share=0.4, training_users=25,
                                                                   max_evaluation_users=10))
     assert capped.size == 10 and set(capped) <= set(evaluation) and np.array_equal(capped_train, train)
+    for settings in (policy, PolicySettings(evaluation_share=0.4, training_users=99, max_evaluation_users=10)):
+        train_ids, evaluation_ids = policy_split(users, 3, settings)
+        assert split_sizes(100, settings)[1:] == (train_ids.size, evaluation_ids.size)  # what the planner expects
 
 
 @pytest.fixture(scope="module")
