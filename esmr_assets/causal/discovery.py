@@ -81,6 +81,9 @@ def discover(
     if pooled_max_users is not None and len(arrays) > pooled_max_users:
         chosen = np.sort(stream(seed, "sampling", 2).choice(len(arrays), pooled_max_users, replace=False))
         pooled_arrays = [arrays[i] for i in chosen]
+    # refit_ambiguous=False: the few regressions whose BIC selection hinges on rounding keep
+    # the batched solver's own (portable) choice; sklearn's, which lingam uses, follows numpy's
+    # CPU-dependent log (docs/portable_bytes.md).
     # The pooled DAG does not depend on the per-user ones: it is fitted meanwhile in a worker,
     # if one is running (a few seconds at `paper`: not worth starting one).
     with parallel.beside(_fit_pooled, pooled_arrays, device, start_workers=False) as pooled_fit:

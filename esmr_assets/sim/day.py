@@ -204,9 +204,11 @@ def scroll_feeds(
     day's uniform falls below it; a skipped video is seen for its partial-view share; the
     seconds before a position are the running sum less its own seconds."""
     n, f = feed.shape
-    if feed_valid.shape != feed.shape or noise.skip_uniform.shape != feed.shape or skip_scale.shape[0] != n:
+    if feed_valid.shape != feed.shape or noise.skip_uniform.shape != feed.shape:
         raise ValueError(f"feeds {feed.shape}, their mask {feed_valid.shape} and the day's noise "
                          f"{noise.skip_uniform.shape} must have one shape")
+    if skip_scale.shape != (n, len(CATEGORIES)):
+        raise ValueError(f"skip_scale must be (n_users, {len(CATEGORIES)}), got {skip_scale.shape}")
     if feed.size and (feed.min() < 0 or feed.max() >= pool.size):
         raise ValueError(f"feeds name videos outside 0..{pool.size - 1}")
     skipped = np.empty((n, f), dtype=np.bool_)

@@ -24,7 +24,8 @@ def split_sizes(n_users: int, policy: PolicySettings) -> tuple[int, int, int]:
     n_held_out = max(1, round(policy.evaluation_share * n_users))
     if n_held_out >= n_users:
         raise ValueError(f"{n_users} users cannot be split into training and evaluation users")
-    return n_held_out, min(n_users - n_held_out, policy.training_users), min(n_held_out, policy.max_evaluation_users or n_held_out)
+    n_evaluation = min(n_held_out, policy.max_evaluation_users or n_held_out)
+    return n_held_out, min(n_users - n_held_out, policy.training_users), n_evaluation
 
 
 def users_in(users: pl.DataFrame, user_ids: np.ndarray) -> pl.DataFrame:
