@@ -67,10 +67,15 @@ def workers(work: float = float("inf")) -> int:
             return max(1, int(asked))
         except ValueError:
             raise ValueError(f"ESMR_WORKERS must be a whole number of processes, got {asked!r}") from None
-    warm = _pool is not None and threading.current_thread() is threading.main_thread()
-    if work < (MIN_WARM_PARALLEL_WORK if warm else MIN_PARALLEL_WORK):
+    if work < (MIN_WARM_PARALLEL_WORK if _workers_running() else MIN_PARALLEL_WORK):
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _workers_running() -> bool:
+    """Whether this thread would find the process's kept workers running (only the main
+    thread keeps them)."""
+    return _pool is not None and threading.current_thread() is threading.main_thread()
 
 
 def fresh(value: J) -> J:
@@ -216,7 +221,7 @@ def beside(function: Callable[..., R], *args: Any, start_workers: bool = True) -
     start), the call runs in-process when its result is asked for. Arguments and result
     cross a pickle boundary either way, as in `map_jobs`."""
     n_workers = workers()
-    running = _pool is not None and threading.current_thread() is threading.main_thread()
+    running = _workers_running()
     if n_workers <= 1 or _in_process() or not (start_workers or running):
         yield lambda: _round_trip(function(*_round_trip(args)))
         return

@@ -177,9 +177,8 @@ def run_rollouts(
     specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates)
     state = _RolloutState(inputs, agents=agents, learners=learners or {}, heuristic_buckets=heuristic_buckets or {})
     frames = []
-    costs = _costs(specs, settings)
-    work = sum(costs) * evaluation_users.size * settings.simulation.n_days
-    results = parallel.map_jobs(_rollout_one, state, specs, parallel.workers(work), costs)
+    results = parallel.map_jobs(_rollout_one, state, specs, parallel.workers(rollout_work(settings)),
+                                _costs(specs, settings))
     for spec, (frame, seconds) in zip(specs, results):
         if frame is not None:
             frames.append(frame)

@@ -29,7 +29,7 @@ from ..loop.inputs import LoopInputs, LoopState
 from ..loop.policies import FixedBucketPolicy
 from ..loop.registry import AgentSpec
 from ..loop.rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
-from ..loop.users import policy_split, users_in
+from ..loop.users import policy_split
 from ..rewards import DAY_FEATURES, RewardModel, RewardWeights, parent_weight_matrix
 from .models import AgentSet, BanditLearners
 
@@ -219,7 +219,8 @@ def fit_agents(
     policy = settings.policy
     training_users, evaluation_users = policy_split(inputs.users, seed, policy)
     learners = learners or {}
-    lam = causal_weights(user_causal_parents, users_in(inputs.users, training_users)["user_id"].to_numpy(), settings)
+    state = _AgentState(inputs, learners=learners)
+    state.lam = causal_weights(user_causal_parents, state.cohort("training")["user_id"].to_numpy(), settings)
     together = tuple(name for name in registry.AGENTS if registry.spec(name).agent.side_by_side)
     jobs: list[tuple[str, tuple[str, ...]]] = [("together", together)] if together else []
     for name in registry.AGENTS:
@@ -235,7 +236,6 @@ def fit_agents(
             jobs.append(("replicates", names))
     work = sum(len(names) for _, names in jobs) * policy.epochs * training_users.size * settings.simulation.n_days
     start = time.perf_counter()
-    state = _AgentState(inputs, lam=lam, learners=learners)
     agents: dict[str, QLearningAgent] = {}
     histories = []
     results = parallel.map_jobs(_train_cohort, state, jobs, parallel.workers(work), [len(n) for _, n in jobs])
