@@ -45,8 +45,9 @@ import numpy as np
 import polars as pl
 
 from ..causal.dataset import BEHAVIOUR_COLUMNS
+from ..causal.discovery import POOLED_USER
 from ..core.portable import tanh
-from ..core.settings import PolicySettings
+from ..core.settings import PolicySettings, Settings
 from ..core.vocabulary import NEGATIVE, POSITIVE, REWARD_TIMINGS, TRUE_EMOTIONS, VALENCE_SCORE, check_labels
 from ..sim.environment import DayStep
 
@@ -137,6 +138,15 @@ def parent_weight_matrix(
     )
     out[lam["_u"].to_numpy(), lam["_f"].to_numpy()] = lam["lam"].to_numpy()
     return out
+
+
+def causal_weights(user_causal_parents: pl.DataFrame, user_ids: np.ndarray, settings: Settings) -> np.ndarray:
+    """(len(user_ids), len(DAY_FEATURES)) lambda_f per user: from each user's own DAG, or
+    from the one pooled DAG for everybody when `causal.method` is "pooled"."""
+    if settings.causal.method == "pooled":
+        pooled = parent_weight_matrix(user_causal_parents, [POOLED_USER], DAY_FEATURES)
+        return np.repeat(pooled, len(user_ids), axis=0)
+    return parent_weight_matrix(user_causal_parents, user_ids.tolist(), DAY_FEATURES)
 
 
 def total_reward(r_eng, r_emo, r_cause, alpha: float = _DEFAULT.alpha, beta: float = _DEFAULT.beta) -> np.ndarray:

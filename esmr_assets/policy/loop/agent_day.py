@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
+from ...core.vocabulary import TRUE_EMOTIONS
 from ...sim.environment import ClosedLoopEnv, DayStep
 from ..learners.qlearning import N_STATES, N_STATES_WITH_LAST_BUCKET, QLearningAgent, encode_state
 from ..rewards import NextDayCredit, RewardModel
@@ -30,10 +31,12 @@ from .streak import update_streak
 class StateTracker:
     """Each user's Q-learning state as of the last stepped day: its predicted label, the
     negative-or-neutral streak (churn days neither extend nor break it), its engagement
-    trend, and the bucket that led the feed the user saw (-1: none, or the user churned)."""
+    trend, the bucket that led the feed the user saw (-1: none, or the user churned) and the
+    emotion model's class probabilities of the day (zeros before the first day)."""
 
     def __init__(self, n_users: int) -> None:
         self.label = np.full(n_users, "churned", dtype=object)
+        self.probabilities = np.zeros((n_users, len(TRUE_EMOTIONS)))
         self.streak = np.zeros(n_users, dtype=np.int64)
         self.trend = np.zeros(n_users)
         self.served = np.full(n_users, -1, dtype=np.int64)
@@ -41,6 +44,7 @@ class StateTracker:
     def observe(self, step: DayStep, actions: np.ndarray | None = None) -> None:
         """Take in a stepped day; `actions` are the buckets that led its feeds (-1: none)."""
         self.label = np.asarray(step.predicted).astype(str)
+        self.probabilities = np.asarray(step.probabilities, dtype=float)
         self.streak = update_streak(self.streak, self.label)
         self.trend = step.logs["engagement_trend"].cast(pl.Float64).to_numpy()
         if actions is None:

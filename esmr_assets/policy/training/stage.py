@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ...causal.discovery import POOLED_USER
 from ...core import parallel
 from ...core.rng import stream
 from ...core.settings import PolicySettings, Settings
@@ -30,7 +29,7 @@ from ..loop.policies import FixedBucketPolicy
 from ..loop.registry import AgentSpec
 from ..loop.rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
 from ..loop.users import policy_split
-from ..rewards import DAY_FEATURES, RewardModel, RewardWeights, parent_weight_matrix
+from ..rewards import RewardModel, RewardWeights, causal_weights
 from .models import AgentSet, BanditLearners
 
 
@@ -90,15 +89,6 @@ def new_agent(settings: PolicySettings, n_states: int) -> QLearningAgent:
         replay_batch=settings.replay_batch,
         learning_rate_decay=settings.learning_rate_decay,
     )
-
-
-def causal_weights(user_causal_parents: pl.DataFrame, user_ids: np.ndarray, settings: Settings) -> np.ndarray:
-    """(len(user_ids), len(DAY_FEATURES)) lambda_f per user: from each user's own DAG, or
-    from the one pooled DAG for everybody when `causal.method` is "pooled"."""
-    if settings.causal.method == "pooled":
-        pooled = parent_weight_matrix(user_causal_parents, [POOLED_USER], DAY_FEATURES)
-        return np.repeat(pooled, len(user_ids), axis=0)
-    return parent_weight_matrix(user_causal_parents, user_ids.tolist(), DAY_FEATURES)
 
 
 def q_table_frame(agents: Mapping[str, QLearningAgent], latent: bool = False) -> pl.DataFrame:

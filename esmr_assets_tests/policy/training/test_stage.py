@@ -17,10 +17,9 @@ from esmr_assets.policy.loop.registry import AGENTS
 from esmr_assets.policy.loop.rollouts import rollout
 from esmr_assets.policy.loop.streak import rl_active
 from esmr_assets.policy.loop.users import policy_split, split_sizes
-from esmr_assets.policy.rewards import DAY_FEATURES, RewardModel, RewardWeights, day_features
+from esmr_assets.policy.rewards import DAY_FEATURES, RewardModel, RewardWeights, causal_weights, day_features
 from esmr_assets.policy.training.models import AgentSet
 from esmr_assets.policy.training.stage import (
-    causal_weights,
     new_agent,
     q_table_frame,
     reward_weights,
