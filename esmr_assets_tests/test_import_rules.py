@@ -23,7 +23,7 @@ from esmr_assets.core import vocabulary
 
 PACKAGE_DIR = Path(esmr_assets.__file__).parent
 DOMAIN = ("sim", "emotion", "causal", "policy", "evaluation")
-FLOORS = {"core": 1, **dict.fromkeys(DOMAIN, 2), "storage": 3, "studies": 4, "orchestration": 5, "assets": 6,
+FLOORS = {"core": 1, **dict.fromkeys(DOMAIN, 2), "storage": 3, "studies": 4, "gym": 4, "orchestration": 5, "assets": 6,
           "definitions": 7, "cli": 7}
 
 

@@ -35,7 +35,7 @@ from ..orchestration.resources import EsmrConfig, parallel_jobs, reads
 from ..policy.learners.ranker import EngagementRanker
 from ..policy.loop.inputs import LoopInputs
 from ..policy.loop.rollouts import run_rollouts
-from ..policy.training.models import AgentSet, BanditLearners
+from ..policy.training.models import AgentSet, BanditLearners, DeepAgents
 
 GROUP = "evaluation"
 #: the comparison columns `esmr run` prints and the metadata previews
@@ -57,6 +57,7 @@ def policy_rollouts(
     q_agents: AgentSet,
     bandit_learners: BanditLearners,
     heuristic_buckets: pl.DataFrame,
+    deep_agents: DeepAgents,
 ):
     """The held-out users over the whole horizon under each policy of the registry
     (`policy.registry.POLICIES`) with common random numbers: one row per policy, user and
@@ -68,6 +69,7 @@ def policy_rollouts(
         LoopInputs(videos, users, impressions, engagement_ranker, emotion_model, settings, seed), q_agents,
         log=context.log.info, learners=bandit_learners,
         heuristic_buckets=dict(heuristic_buckets.filter(pl.col("chosen")).select("policy", "bucket").iter_rows()),
+        deep_agents=deep_agents,
     )
     user = representative_user(rollouts)
     return dg.MaterializeResult(

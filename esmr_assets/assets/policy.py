@@ -7,6 +7,7 @@ import polars as pl
 
 from ..emotion.estimators import EmotionModel
 from ..evaluation.plots.policy import bandit_training as bandit_training_plot
+from ..evaluation.plots.policy import deep_learning_curve as deep_learning_curve_plot
 from ..evaluation.plots.policy import feature_importance, greedy_actions, q_learning_curve
 from ..orchestration.metadata import markdown_table, plot_metadata
 from ..orchestration.model_io import MODEL_IO, ON_CPU
@@ -14,6 +15,7 @@ from ..orchestration.partitions import cell_partitions
 from ..orchestration.resources import EsmrConfig, parallel_jobs, reads
 from ..policy.learners.ranker import EngagementRanker
 from ..policy.loop.inputs import LoopInputs
+from ..policy.training.deep import fit_deep_agents
 from ..policy.training.models import BanditLearners
 from ..policy.training.stage import (
     bandit_table,
@@ -32,6 +34,9 @@ RANKER_READS = reads("policy.ranker_learning_rate", "policy.ranker_num_leaves", 
 BANDIT_READS = reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.bandit_epsilon", "policy.igl_alpha",
                      "policy.igl_learning_rate", "policy.igl_epochs", "policy.bandit_context")
 AGENT_READS = reads("simulation", "policy", "causal.method")
+DEEP_READS = reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.deep_learners", "policy.deep_budget",
+                   "policy.epochs", "policy.discount", "policy.alpha", "policy.beta", "policy.eta",
+                   "policy.causal_amplification", "causal.method")
 PAPER_AUC = 0.81  # §3.3.1: early stopping "stops on 0.81"
 
 
@@ -229,3 +234,44 @@ def heuristic_buckets(
             "training_users": markdown_table(table),
         },
     )
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=cell_partitions,
+    ins={"emotion_model": ON_CPU},
+    op_tags=STAGE_JOBS,
+    outs={
+        "deep_agents": dg.AssetOut(io_manager_key=MODEL_IO, kinds={"torch"}, metadata=DEEP_READS, description=(
+            "The stable-baselines3 learners `policy.deep_learners` names (DQN and PPO on the Gymnasium environment), "
+            "stored as weights and JSON; none by default."
+        )),
+        "deep_learning_curve": dg.AssetOut(kinds={"parquet"}, metadata=DEEP_READS, description=(
+            "Per deep learner and training episode: mean reward per user-day and its Eq. 8 terms."
+        )),
+    },
+)
+def deep_agent_training(
+    context: dg.AssetExecutionContext,
+    esmr: EsmrConfig,
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    impressions: pl.LazyFrame,
+    user_causal_parents: pl.DataFrame,
+    engagement_ranker: EngagementRanker,
+    emotion_model: EmotionModel,
+):
+    """DQN and PPO (stable-baselines3, unmodified) trained on the closed loop's Gymnasium
+    environment over the training users, each with its own Eq. 8 terms, for the tabular
+    agent's budget in user-days times `policy.deep_budget`. Every day they choose the ranker's
+    feed or a bucket leading it."""
+    settings, seed = esmr.settings_for(context), esmr.seed(context)
+    result = fit_deep_agents(LoopInputs(videos, users, impressions, engagement_ranker, emotion_model, settings, seed),
+                             user_causal_parents, log=context.log.info)
+    yield dg.Output(result.agents, output_name="deep_agents",
+                    metadata={"agents": len(result.agents), "training_seconds": round(result.seconds, 1)})
+    metadata = {}
+    if result.history.height:
+        metadata = plot_metadata(context, esmr, "deep_learning_curve", deep_learning_curve_plot(result.history),
+                                 output="deep_learning_curve")
+    yield dg.Output(result.history, output_name="deep_learning_curve", metadata=metadata)

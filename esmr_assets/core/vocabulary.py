@@ -54,3 +54,5 @@ SIGNALS = ("skip", "watch", "like", "comment", "share", "not_interested")
 #: When R_emo and R_cause score an action (`policy.reward_timing`): the change into the day it
 #: was served (the paper's), or from that day into the next, which the served feed can cause.
 REWARD_TIMINGS = ("same_day", "next_day")
+#: Eq. 8's terms, by name: R_eng, R_emo and R_cause (what a learner on the environment is rewarded with)
+REWARD_TERMS = ("engagement", "emotion", "cause")

@@ -89,7 +89,7 @@ def _registry_sql() -> str:
     rows = ", ".join(
         f"({_quote_literal(p.name)}, {k}, {_quote_literal(p.acts_with)}, {p.learns_online}, {p.reads_latent}, "
         f"{p.stream_key}, {_quote_literal(p.description)})"
-        for k, p in enumerate(registry.POLICIES, start=1)
+        for k, p in enumerate(registry.registered(), start=1)
     )
     columns = "policy, position, acts_with, learns_online, reads_latent, stream_key, description"
     return f"CREATE VIEW {REGISTRY_TABLE} AS SELECT * FROM (VALUES {rows}) AS r ({columns})"

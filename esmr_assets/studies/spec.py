@@ -225,11 +225,11 @@ def _report(report: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...], 
     def known(policy: str) -> bool:
         name, _, replicate = policy.partition(registry.REPLICATE_MARK)
         pooled_or_replicate = replicate == registry.POOLED or (replicate.isdigit() and int(replicate) > 0)
-        return name in registry.POLICY_NAMES and (not replicate or (name in registry.AGENTS and pooled_or_replicate))
+        return name in registry.registered_names() and (not replicate or (name in registry.AGENTS and pooled_or_replicate))
 
     unknown_policies = [p for p in policies if not known(p)]
     if unknown_policies:
-        raise StudyError(f"{where}: report.policies: unknown {unknown_policies}; choose from {registry.POLICY_NAMES}")
+        raise StudyError(f"{where}: report.policies: unknown {unknown_policies}; choose from {registry.registered_names()}")
     unknown_metrics = [m for m in metrics if m not in METRICS]
     if unknown_metrics:
         raise StudyError(f"{where}: report.metrics: unknown {unknown_metrics}; choose from {METRICS}")

@@ -42,7 +42,7 @@ def test_whole_graph_out_of_process_matches_the_in_process_run(smoke_graph, tmp_
     ours = sorted(p.relative_to(data / "smoke") for p in (data / "smoke").rglob("scenario=baseline/seed=2/*") if p.is_file())
     seed_tables = CELL_ASSETS.resolve(defs.resolve_asset_graph())
     assert {p.parts[0] for p in ours} == {key.to_user_string() for key in seed_tables}  # every asset of the graph
-    models = {"tabtransformer.pt", "lightgbm_ranker.txt", "bandit_learners.pt", "q_agents.npz"}
+    models = {"tabtransformer.pt", "lightgbm_ranker.txt", "bandit_learners.pt", "q_agents.npz", "deep_agents.zip"}
     assert models <= {p.name for p in ours}
     assert sum(p.name == "part-0.parquet" for p in ours) == len(seed_tables) - len(models)  # and every table
     for rel in ours:  # tables, models and plots

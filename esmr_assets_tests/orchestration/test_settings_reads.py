@@ -122,7 +122,7 @@ def test_the_closed_loop_steps_name_the_modules_of_their_jobs():
     from esmr_assets.orchestration.runner import plan_steps
 
     tagged = {step.label: step.job_modules for step in plan_steps(defs) if step.job_modules}
-    assert set(tagged) == {"bandit_coefficients, bandit_learners", "heuristic_buckets",
+    assert set(tagged) == {"bandit_coefficients, bandit_learners", "heuristic_buckets", "deep_agents, deep_learning_curve",
                            "q_agents, q_learning_curve, q_table", "policy_rollouts"}
     for modules in tagged.values():
         for module in modules:

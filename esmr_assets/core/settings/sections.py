@@ -279,6 +279,18 @@ class PolicySettings(_Frozen):
     replicated_agents: tuple[str, ...] = Field(
         ("esmr",), description="the agents (policy names) trained agent_replicates times"
     )
+    plugins: tuple[str, ...] = Field(
+        (), description="modules outside the package that register policies (`policy.loop.registry.register`): "
+        "imported before the graph runs, their policies act in the rollouts beside the package's own"
+    )
+    deep_learners: tuple[str, ...] = Field(
+        (), description="the stable-baselines3 learners of the registry the policy stage trains (dqn_esmr, ppo_esmr, "
+        "ppo_engagement, ppo_emotion); none by default, to keep a seed's graph fast"
+    )
+    deep_budget: float = Field(
+        1.0, gt=0, le=100, description="each deep learner's training in user-days, as a multiple of one tabular agent's "
+        "(epochs x training users x days)"
+    )
     discount: float = Field(0.95, ge=0, lt=1, description="gamma (Table 3: 0.95)")
     eta: float = Field(1.0, le=100, ge=0, description="emotional recovery bonus of Algorithm 2 (Table 3: 1.0)")
     alpha: float = Field(1.0, le=100, ge=0, description="weight of R_emo in Eq. 8")

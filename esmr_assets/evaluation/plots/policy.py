@@ -35,6 +35,20 @@ def q_learning_curve(history: pl.DataFrame) -> bytes:
     return to_png(fig)
 
 
+def deep_learning_curve(history: pl.DataFrame) -> bytes:
+    """Per deep learner and training episode: the mean reward it learns from, and its Eq. 8
+    terms (unweighted), per user-day."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    for ax, column in zip(axes, ("mean_reward", "mean_r_eng", "mean_r_emo", "mean_r_cause")):
+        for agent in history["agent"].unique(maintain_order=True):
+            rows = history.filter(pl.col("agent") == agent)
+            ax.plot(np.arange(1, rows.height + 1), rows[column], marker="o", label=agent)
+        ax.set(xlabel="training episode", title=column.removeprefix("mean_") + " per user-day")
+    axes[0].legend(frameon=False)
+    fig.tight_layout()
+    return to_png(fig)
+
+
 def bandit_training(history: pl.DataFrame) -> bytes:
     """Per bandit and epoch on the training users: the share of rounds whose decoded reward
     had the sign of the latent r, and the shares of impressions with r = +1 and r = -1."""

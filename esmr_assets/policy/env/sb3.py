@@ -5,7 +5,8 @@ all of SB3's environments at once.
 Episodes stay the environment's (training noise episodes 1, 2, ...): SB3's `seed()` seeds
 only the learner, so an agent's seed never moves the users' noise. When the cohort's horizon
 ends, every user is done at once: each info gets the `terminal_observation` and
-`TimeLimit.truncated`, and the next episode starts, as SB3 expects."""
+`TimeLimit.truncated`, and the next episode starts, as SB3 expects. `episodes` keeps each
+finished episode's mean reward and Eq. 8 terms per user-day: the learning curve."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ class Sb3VecEnv(VecEnv):
     def __init__(self, env: ClosedLoopVectorEnv) -> None:
         self.env = env
         self._actions: np.ndarray | None = None
+        self.episodes: list[dict] = []
+        self._sums = dict.fromkeys(_CURVE, 0.0)
+        self._steps = 0
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
 
     def reset(self) -> np.ndarray:
+        self._sums, self._steps = dict.fromkeys(_CURVE, 0.0), 0
         observation, info = self.env.reset()
         self.reset_infos = _per_env(info, self.num_envs)
         return observation
@@ -36,12 +41,17 @@ class Sb3VecEnv(VecEnv):
         observation, reward, terminated, truncated, info = self.env.step(self._actions)
         done = terminated | truncated
         infos = _per_env(info, self.num_envs)
+        for key, values in zip(_CURVE, (reward, info["r_eng"], info["r_emo"], info["r_cause"])):
+            self._sums[key] += float(np.sum(values))
+        self._steps += self.num_envs
         if done.any():
             if not done.all():
                 raise RuntimeError("the cohort's users end their episodes together; some did not")
             for i, entry in enumerate(infos):
                 entry["terminal_observation"] = observation[i]
                 entry["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+            self.episodes.append({"episode": self.env.episode, **{f"mean_{k}": v / self._steps for k, v in self._sums.items()}})
+            self._sums, self._steps = dict.fromkeys(_CURVE, 0.0), 0
             observation, reset_info = self.env.reset()
             self.reset_infos = _per_env(reset_info, self.num_envs)
         return observation, reward.astype(np.float32), done, infos
@@ -65,6 +75,9 @@ class Sb3VecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False] * len(list(self._get_indices(indices)))
+
+
+_CURVE = ("reward", "r_eng", "r_emo", "r_cause")
 
 
 def _per_env(info: dict, n: int) -> list[dict]:

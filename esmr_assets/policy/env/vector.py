@@ -30,18 +30,17 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ...core.settings import Settings
+from ...core.vocabulary import REWARD_TERMS
 from ...emotion.estimators import reads_latent
 from ...emotion.labeller import DailyLabeller, LatentLabeller
 from ...sim.environment import ClosedLoopEnv, DayStep
 from ..loop.agent_day import StateTracker
 from ..loop.feeds import ACTIONS
 from ..loop.inputs import LoopInputs, LoopState
+from ..loop.observation import OBSERVATION_NAMES, observe
 from ..loop.policies import serve_buckets
 from ..rewards import RewardModel, RewardWeights, causal_weights
-from .observation import OBSERVATION_NAMES, observe
 
-#: Eq. 8's terms, by the names `terms` takes
-TERMS = ("engagement", "emotion", "cause")
 SPLITS = ("training", "evaluation")
 #: action 0: the ranker's feed; action 1 + b: bucket b leads it
 N_ACTIONS = 1 + len(ACTIONS)
@@ -59,9 +58,9 @@ def reward_weights(settings: Settings, terms: tuple[str, ...], alpha: float | No
                    eta: float | None) -> RewardWeights:
     """Eq. 8's weights: the settings' alpha, beta and eta unless given, and 0 for each term
     not in `terms`."""
-    unknown = set(terms) - set(TERMS)
+    unknown = set(terms) - set(REWARD_TERMS)
     if not terms or unknown:
-        raise ValueError(f"terms must be a non-empty subset of {TERMS}, got {terms}")
+        raise ValueError(f"terms must be a non-empty subset of {REWARD_TERMS}, got {terms}")
     policy = settings.policy
     alpha, beta, eta = (policy.alpha if alpha is None else alpha, policy.beta if beta is None else beta,
                         policy.eta if eta is None else eta)
@@ -104,7 +103,7 @@ class ClosedLoopVectorEnv(VectorEnv):
         num_envs: int | None = None,
         *,
         first_user: int = 0,
-        terms: tuple[str, ...] = TERMS,
+        terms: tuple[str, ...] = REWARD_TERMS,
         alpha: float | None = None,
         beta: float | None = None,
         eta: float | None = None,

@@ -12,10 +12,12 @@ Import-light on purpose (no torch, LightGBM or polars): `esmr sql` reads it.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from ...core.settings import Settings, SettingsError, load_settings_json
+from ...core.vocabulary import REWARD_TERMS
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,21 @@ class HeuristicSpec:
 
 
 @dataclass(frozen=True)
+class DeepSpec:
+    """A learner of stable-baselines3 (`dqn` or `ppo`, unmodified) trained on the closed loop's
+    Gymnasium environment (`policy.env`) with Eq. 8's `terms`: every day from day 1 it
+    chooses the ranker's feed or a bucket leading it (the hybrid's choice, without its
+    switch). The policy stage trains it only when `policy.deep_learners` names it."""
+
+    algorithm: Literal["dqn", "ppo"]
+    terms: tuple[str, ...] = REWARD_TERMS
+
+
+@dataclass(frozen=True)
 class PolicySpec:
     name: str
-    #: "module:Class" under esmr_assets.policy.loop; the class builds itself with `from_artifacts`
+    #: "module:Class" under esmr_assets.policy.loop, or "package.module:Class" for a policy from
+    #: outside the package (`register`); the class builds itself with `from_artifacts`
     acts_with: str
     #: random-stream key of the policy's exploration and own randomness: fixed, so that adding a
     #: policy never changes another's draws
@@ -69,6 +83,7 @@ class PolicySpec:
     agent: AgentSpec | None = None
     learner: LearnerSpec | None = None
     heuristic: HeuristicSpec | None = None
+    deep: DeepSpec | None = None
     #: the emotion labels it acts and (for an agent) learns on: the emotion model's daily
     #: prediction, or the simulator's latent truth (a diagnostic)
     labels: Literal["predicted", "latent"] = "predicted"
@@ -83,6 +98,7 @@ class PolicySpec:
 _HYBRID = "policies:HybridPolicy"
 _BANDIT = "bandits:BanditPolicy"
 _FIXED = "policies:FixedBucketPolicy"
+_DEEP = "deep:DeepAgentPolicy"
 
 #: In the order of every table and plot.
 POLICIES: tuple[PolicySpec, ...] = (
@@ -108,6 +124,14 @@ POLICIES: tuple[PolicySpec, ...] = (
                heuristic=HeuristicSpec("happy", hybrid=False)),
     PolicySpec("hybrid_best_fixed", _FIXED, 15, "the ESMR hybrid switch with the action fixed to the bucket that "
                "gave the training users the fewest predicted negative days", heuristic=HeuristicSpec()),
+    # Capable learners on the Gymnasium environment, trained when `policy.deep_learners` names them.
+    PolicySpec("dqn_esmr", _DEEP, 16, "a DQN agent choosing every day the ranker's feed or a bucket leading it, "
+               "rewarded by Eq. 8", deep=DeepSpec("dqn")),
+    PolicySpec("ppo_esmr", _DEEP, 17, "a PPO agent choosing every day the ranker's feed or a bucket leading it, "
+               "rewarded by Eq. 8", deep=DeepSpec("ppo")),
+    PolicySpec("ppo_engagement", _DEEP, 18, "the PPO agent rewarded by R_eng alone", deep=DeepSpec("ppo", ("engagement",))),
+    PolicySpec("ppo_emotion", _DEEP, 19, "the PPO agent rewarded by R_emo and R_cause alone",
+               deep=DeepSpec("ppo", ("emotion", "cause"))),
     # Diagnostic ceilings: they read the simulator's latent state, so no platform could deploy
     # them, and nothing deployable learns from them.
     PolicySpec("oracle_esmr", _HYBRID, 11, "ESMR trained and run on the latent true emotion instead of the "
@@ -125,6 +149,8 @@ AGENTS = tuple(spec.name for spec in POLICIES if spec.agent is not None)
 BANDITS = tuple(spec.name for spec in POLICIES if spec.learner is not None)
 #: the heuristics whose bucket the policy stage chooses on the training users
 CHOSEN_HEURISTICS = tuple(spec.name for spec in POLICIES if spec.heuristic is not None and spec.heuristic.bucket is None)
+#: the learners of stable-baselines3 that `policy.deep_learners` may name
+DEEP_LEARNERS = tuple(spec.name for spec in POLICIES if spec.deep is not None)
 #: the diagnostic policies that read the latent state (`oracle_*`)
 ORACLES = tuple(spec.name for spec in POLICIES if spec.reads_latent)
 
@@ -153,14 +179,15 @@ def with_replicates(replicated: tuple[str, ...], replicates: int) -> tuple[Polic
         raise ValueError(f"only agents have training replicates: {sorted(unknown)} are not among {AGENTS}")
     return tuple(
         replace(p, name=replicate_name(p.name, r))
-        for p in POLICIES
+        for p in registered()
         for r in range(replicates if p.name in replicated else 1)
     )
 
 
 def is_oracle(name: str) -> bool:
     """Whether the policy `name` (or a replicate of it) is a diagnostic that reads the latent state."""
-    return base_name(name) in ORACLES
+    registered = _lookup(base_name(name))
+    return registered is not None and registered.reads_latent
 
 
 def label_sources(name: str) -> tuple[str, ...]:
@@ -168,16 +195,20 @@ def label_sources(name: str) -> tuple[str, ...]:
     and the latent truth, or only the truth for a policy that acts on the truth (its
     predicted labels are the truth: comparing them with another policy's predictions would
     credit it with the emotion model's errors). Unregistered names get both."""
-    registered = BY_NAME.get(base_name(name))
+    registered = _lookup(base_name(name))
     return ("true",) if registered is not None and registered.labels == "latent" else ("predicted", "true")
 
 
 def spec(name: str) -> PolicySpec:
     """The entry of `name`, or ValueError listing the known policies."""
-    try:
-        return BY_NAME[name]
-    except KeyError:
-        raise ValueError(f"unknown policy {name!r}; choose one of {POLICY_NAMES}") from None
+    found = _lookup(name)
+    if found is None:
+        raise ValueError(f"unknown policy {name!r}; choose one of {registered_names()}")
+    return found
+
+
+def _lookup(name: str) -> PolicySpec | None:
+    return BY_NAME.get(name) or _PLUGINS.get(name)
 
 
 def _check(policies: tuple[PolicySpec, ...]) -> None:
@@ -188,8 +219,10 @@ def _check(policies: tuple[PolicySpec, ...]) -> None:
         raise ValueError(f"policy names may not contain {REPLICATE_MARK!r}: it marks training replicates")
     bandits = {p.name for p in policies if p.learner is not None}
     for p in policies:
-        if (p.agent is not None) + (p.learner is not None) + (p.heuristic is not None) > 1:
-            raise ValueError(f"{p.name}: a policy acts with one of an agent, a learner or a heuristic")
+        if (p.agent is not None) + (p.learner is not None) + (p.heuristic is not None) + (p.deep is not None) > 1:
+            raise ValueError(f"{p.name}: a policy acts with one of an agent, a learner, a heuristic or a deep learner")
+        if p.deep is not None and (not p.deep.terms or set(p.deep.terms) - set(REWARD_TERMS)):
+            raise ValueError(f"{p.name}: a deep learner's terms are a non-empty subset of {REWARD_TERMS}")
         if p.agent is not None and (p.agent.engagement == "decoded") != (p.agent.decoder in bandits):
             raise ValueError(f"{p.name}: an agent learns from a decoded reward exactly when it names a bandit as decoder")
         if p.labels == "latent" and not p.reads_latent:
@@ -200,17 +233,67 @@ def _check(policies: tuple[PolicySpec, ...]) -> None:
 
 _check(POLICIES)
 
+#: Policies from outside the package, registered by the modules `policy.plugins` names.
+_PLUGINS: dict[str, PolicySpec] = {}
+#: the smallest stream key of a policy from outside the package: the package's own stay below it
+PLUGIN_STREAM_KEYS = 1_000
+
+
+def register(*specs: PolicySpec) -> None:
+    """Register policies defined outside the package (a plugin module calls this on import;
+    `policy.plugins` names the module). They act from the trained artifacts like the
+    package's own (`acts_with` an absolute "package.module:Class"), after every built-in
+    policy in each table. They train nothing in the policy stage, so they carry no agent,
+    learner, heuristic or deep learner; their stream keys are >= PLUGIN_STREAM_KEYS.
+    Registering the same entry again changes nothing."""
+    for entry in specs:
+        where = f"policy {entry.name!r} from outside the package"
+        if entry.agent or entry.learner or entry.heuristic or entry.deep:
+            raise ValueError(f"{where}: it acts from the trained artifacts and trains nothing of its own")
+        if entry.stream_key < PLUGIN_STREAM_KEYS:
+            raise ValueError(f"{where}: stream keys below {PLUGIN_STREAM_KEYS} are the package's own")
+        if "." not in entry.acts_with.partition(":")[0] or ":" not in entry.acts_with:
+            raise ValueError(f"{where}: acts_with must be an absolute 'package.module:Class', got {entry.acts_with!r}")
+        if _PLUGINS.get(entry.name) == entry:
+            continue
+        _check((*registered(), entry))
+        _PLUGINS[entry.name] = entry
+
+
+def load_plugins(modules: tuple[str, ...]) -> None:
+    """Import the plugin modules (each registers its policies); `SettingsError` naming a
+    module that cannot be imported."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise SettingsError(f"policy.plugins: cannot import {module!r} ({err}); is it installed or on "
+                                "PYTHONPATH?") from err
+
+
+def registered() -> tuple[PolicySpec, ...]:
+    """Every policy in table order: the package's, then those registered from outside it."""
+    return (*POLICIES, *_PLUGINS.values())
+
+
+def registered_names() -> tuple[str, ...]:
+    return tuple(p.name for p in registered())
+
 
 def check_settings(settings: Settings) -> Settings:
     """What only the registry can check of settings: the policies they name exist and can be
     what they are used as. `SettingsError` naming the field, else the settings."""
+    load_plugins(settings.policy.plugins)
     reference = settings.evaluation.reference_policy
-    if reference not in POLICY_NAMES:
+    if reference not in registered_names():
         raise SettingsError(f"evaluation.reference_policy: unknown policy {reference!r}; "
-                            f"choose one of {', '.join(POLICY_NAMES)}")
+                            f"choose one of {', '.join(registered_names())}")
     unknown = [name for name in settings.policy.replicated_agents if name not in AGENTS]
     if unknown:
         raise SettingsError(f"policy.replicated_agents: {unknown} are not agents; choose from {', '.join(AGENTS)}")
+    unknown = [name for name in settings.policy.deep_learners if name not in DEEP_LEARNERS]
+    if unknown:
+        raise SettingsError(f"policy.deep_learners: {unknown} are not deep learners; choose from {', '.join(DEEP_LEARNERS)}")
     if settings.policy.agent_replicates > 1 and reference in settings.policy.replicated_agents:
         raise SettingsError(f"evaluation.reference_policy: {reference!r} has training replicates; compare against "
                             "a policy without them (its pool would contain the reference itself)")

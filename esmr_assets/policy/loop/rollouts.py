@@ -40,6 +40,7 @@ class Artifacts:
     settings: Settings
     seed: int
     heuristic_buckets: Mapping[str, str] = field(default_factory=dict)
+    deep_agents: Mapping = field(default_factory=dict)
 
 
 def labeller_for(spec: registry.PolicySpec, emotion_model) -> Labeller:
@@ -52,7 +53,7 @@ def labeller_for(spec: registry.PolicySpec, emotion_model) -> Labeller:
 def build_policy(spec: registry.PolicySpec, artifacts: Artifacts):
     """The acting policy of a registry entry, or None when its trained model is missing."""
     module, name = spec.acts_with.split(":")
-    cls = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    cls = getattr(importlib.import_module(module if "." in module else f"{__package__}.{module}"), name)
     return cls.from_artifacts(artifacts, spec)
 
 
@@ -127,6 +128,7 @@ class _RolloutState(LoopState):
     agents: Mapping[str, QLearningAgent] = field(default_factory=dict)
     learners: Mapping = field(default_factory=dict)
     heuristic_buckets: Mapping[str, str] = field(default_factory=dict)
+    deep_agents: Mapping = field(default_factory=dict)
 
 
 def _rollout_one(state: _RolloutState, spec: registry.PolicySpec) -> tuple[pl.DataFrame | None, float]:
@@ -136,7 +138,7 @@ def _rollout_one(state: _RolloutState, spec: registry.PolicySpec) -> tuple[pl.Da
     inputs, settings, seed = state.inputs, state.inputs.settings, state.inputs.seed
     start = time.perf_counter()
     artifacts = Artifacts(state.feed_builder(), parallel.fresh(state.agents), parallel.fresh(state.learners), settings,
-                          seed, state.heuristic_buckets)
+                          seed, state.heuristic_buckets, state.deep_agents)
     policy = build_policy(spec, artifacts)
     if policy is None:
         return None, 0.0
@@ -166,6 +168,7 @@ def run_rollouts(
     log: Callable[[str], None] = lambda message: None,
     learners: Mapping | None = None,
     heuristic_buckets: Mapping[str, str] | None = None,
+    deep_agents: Mapping | None = None,
 ) -> pl.DataFrame:
     """Every registered policy whose models are given (an agent's training replicates
     included, as `esmr@1`, ...), over the evaluation users' whole horizon, each from the
@@ -175,7 +178,8 @@ def run_rollouts(
     settings, seed = inputs.settings, inputs.seed
     _, evaluation_users = policy_split(inputs.users, seed, settings.policy)
     specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates)
-    state = _RolloutState(inputs, agents=agents, learners=learners or {}, heuristic_buckets=heuristic_buckets or {})
+    state = _RolloutState(inputs, agents=agents, learners=learners or {}, heuristic_buckets=heuristic_buckets or {},
+                          deep_agents=deep_agents or {})
     frames = []
     results = parallel.map_jobs(_rollout_one, state, specs, parallel.workers(rollout_work(settings)),
                                 _costs(specs, settings))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ...core.settings import PolicySettings
+from ..learners.deep import DeepAgent
 from ..learners.igl import IGLLearner
 from ..learners.qlearning import QLearningAgent
 from ..loop.bandits import HandRewardLearner, new_learner
@@ -117,3 +118,31 @@ class BanditLearners(_Models):
                 ik.optimizer_.load_state_dict(entry["ik"]["optimizer"])
             learners[name] = learner
         return cls(learners)
+
+
+class DeepAgents(_Models):
+    """The deep learners (stable-baselines3) by policy name: a zip of a JSON manifest (each
+    agent's algorithm, hyper-parameters and observation normalisation, in order) and each
+    agent's weights as a torch state dict, loaded with `weights_only=True`."""
+
+    file_name = "deep_agents.zip"
+
+    def to_bytes(self) -> bytes:
+        manifest = [{"name": name, **agent.manifest()} for name, agent in self.items()]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(zipfile.ZipInfo("manifest.json", _ZIP_TIME), json.dumps(manifest, sort_keys=True))
+            for name, agent in self.items():
+                weights = io.BytesIO()
+                torch.save(agent.state_dict(), weights)
+                archive.writestr(zipfile.ZipInfo(f"{name}.pt", _ZIP_TIME), weights.getvalue())
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DeepAgents:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return cls({
+                entry["name"]: DeepAgent.from_manifest(
+                    entry, torch.load(io.BytesIO(archive.read(f"{entry['name']}.pt")), weights_only=True))
+                for entry in json.loads(archive.read("manifest.json"))
+            })

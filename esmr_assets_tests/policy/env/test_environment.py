@@ -10,12 +10,12 @@ from gymnasium.utils.env_checker import check_env
 from esmr_assets.core.schemas import LATENT_COLUMNS
 from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.labeller import DailyLabeller
-from esmr_assets.policy.env.observation import OBSERVATION_NAMES
 from esmr_assets.policy.env.user import ClosedLoopUserEnv
 from esmr_assets.policy.env.vector import N_ACTIONS, ClosedLoopVectorEnv
 from esmr_assets.policy.learners.ranker import EngagementRanker
 from esmr_assets.policy.loop.feeds import ACTIONS
 from esmr_assets.policy.loop.inputs import LoopInputs, LoopState
+from esmr_assets.policy.loop.observation import OBSERVATION_NAMES
 from esmr_assets.policy.loop.policies import FixedBucketPolicy
 from esmr_assets.policy.loop.registry import spec
 from esmr_assets.policy.loop.rollouts import rollout

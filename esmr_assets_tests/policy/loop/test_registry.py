@@ -23,7 +23,8 @@ def test_stream_keys_are_fixed():
     keys = {spec.name: spec.stream_key for spec in registry.POLICIES}
     assert keys == {"lightgbm": 1, "esmr": 2, "esmr_no_emotion": 3, "esmr_no_engagement": 4, "random": 5,
                     "igl_p3": 6, "igl_p2": 7, "cb_like": 8, "cb_comment": 9, "esmr_igl": 10, "oracle_esmr": 11,
-                    "oracle_best_feed": 12, "hybrid_fixed_happy": 13, "always_happy": 14, "hybrid_best_fixed": 15}
+                    "oracle_best_feed": 12, "hybrid_fixed_happy": 13, "always_happy": 14, "hybrid_best_fixed": 15,
+                    "dqn_esmr": 16, "ppo_esmr": 17, "ppo_engagement": 18, "ppo_emotion": 19}
 
 
 def test_agents_and_bandits_come_from_the_entries():

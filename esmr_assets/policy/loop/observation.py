@@ -10,7 +10,7 @@ import polars as pl
 
 from ...core.vocabulary import PROFILES, TRUE_EMOTIONS
 from ...sim.environment import OBSERVED_COLUMNS
-from ..loop.agent_day import StateTracker
+from .agent_day import StateTracker
 
 #: yesterday's observed behaviour: every observed numeric column of `user_day_logs` (the
 #: categorical dominant category and emotion are summed up by the time and share columns)
