@@ -207,10 +207,15 @@ def _run_smoke(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[dict[str
     data, home = tmp_path / name, tmp_path / f"{name}.home"
     home.mkdir()
     clean = {k: v for k, v in os.environ.items() if k not in numeric_env.PINS and k != "ESMR_DATA_DIR"}
-    done = subprocess.run([BIN / "esmr", "run", "--seed", "0", "--preset", "smoke", "--data-dir", str(data)],
+    done = subprocess.run([BIN / "esmr", "run", "--seed", "0", "--preset", "smoke", "--data-dir", str(data),
+                           "--overrides", DEEP_LEARNERS_ON],
                           capture_output=True, text=True, timeout=900, env={**clean, **env, "DAGSTER_HOME": str(home)})
     assert done.returncode == 0, (name, (done.stdout + done.stderr)[-3000:])
     return _digests(data), done.stderr
+
+
+#: the deep learners are off by default; the dispatch variants train them too
+DEEP_LEARNERS_ON = json.dumps({"policy": {"deep_learners": ["dqn_esmr", "ppo_esmr", "ppo_engagement", "ppo_emotion"]}})
 
 
 @pytest.mark.slow
@@ -219,6 +224,7 @@ def test_the_smoke_graph_is_the_same_bytes_under_every_kernel_dispatch(tmp_path)
         runs = dict(zip(DISPATCH_VARIANTS, pool.map(lambda item: _run_smoke(tmp_path, *item), DISPATCH_VARIANTS.items())))
     default, _ = runs["default"]
     assert any(name.endswith("tabtransformer.pt") for name in default) and len(default) > 100
+    assert any(name.endswith("deep_agents.zip") for name in default)
     assert sum(name.endswith(reuse.RECORD_FILE) for name in default) >= 24  # every cell records its environment
     for name, (digests, stderr) in runs.items():
         differ = sorted(k for k in default.keys() | digests.keys() if default.get(k) != digests.get(k))
