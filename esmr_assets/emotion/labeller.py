@@ -44,6 +44,12 @@ class DailyLabeller:
         self.last_engagement_ = np.full(n_users, np.nan)
         return self
 
+    def copy(self) -> DailyLabeller:
+        """The same model with its own copy of what it remembers of each user."""
+        other = DailyLabeller(self.model)
+        other.predicted_, other.last_engagement_ = self.predicted_.copy(), self.last_engagement_.copy()
+        return other
+
     def label(self, observed: pl.DataFrame, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Today's (labels, probabilities) for `observed`, one row per user of the cohort in
         the order of `reset`; they become the previous labels of tomorrow. The latent
@@ -74,6 +80,9 @@ class LatentLabeller:
     design would do with a perfect emotion model."""
 
     def reset(self, n_users: int) -> LatentLabeller:
+        return self
+
+    def copy(self) -> LatentLabeller:
         return self
 
     def label(self, observed: pl.DataFrame, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,8 @@ category preferences and the latent affect stay inside.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +24,7 @@ from ..core.settings import SimulationSettings
 from ..core.vocabulary import NO_LABEL, PREVIOUS_LABELS
 from .cohort import Cohort
 from .content import VideoPool
+from .day import DayNoise
 from .logging_policy import logging_feed, mixture_weights
 from .logs import day_frame
 from .population import Population
@@ -55,6 +58,8 @@ class Labeller(Protocol):
     which only a diagnostic labeller reads (`LatentLabeller`, for the `oracle_*` policies)."""
 
     def reset(self, n_users: int) -> object: ...
+
+    def copy(self) -> Labeller: ...
 
     def label(self, observed: pl.DataFrame, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -113,6 +118,16 @@ class ClosedLoopEnv(Cohort):
             pl.lit(self.day, dtype=pl.Int16).alias("day"),
             pl.Series("predicted_label", self.predicted.astype(str), dtype=STATE_LABEL_TYPE),
         )
+
+    def branch(self, noise: DayNoise, noise_rng: Callable[[int], np.random.Generator]) -> ClosedLoopEnv:
+        """A copy of the cohort as it stands today that lives today under `noise` and later
+        days under `noise_rng`'s draws, leaving this one untouched: a look-ahead's world."""
+        other = copy.copy(self)
+        other.noise_rng, other.noise = noise_rng, noise
+        other.last_seen = self.last_seen.copy()
+        other.labeller = self.labeller.copy()
+        other.predicted = self.predicted.copy()
+        return other
 
     def recently_shown(self) -> np.ndarray:
         """(n, n_videos) bool: shown within `seen_window_days` days, so not to be shown today."""

@@ -330,3 +330,7 @@ class EvaluationSettings(_Frozen):
         2, le=100, ge=1, description="oracle_best_feed: days simulated per bucket to estimate the expected next-day "
         "latent valence (the same draws for every bucket)"
     )
+    planner_horizon: int = Field(
+        0, ge=0, le=30, description="oracle_planner's look-ahead in days (today's bucket, then the ranker's feed); "
+        "0 leaves it out (its cost grows with horizon x buckets x oracle_draws); 1 is oracle_best_feed"
+    )

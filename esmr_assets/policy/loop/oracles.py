@@ -12,6 +12,14 @@ policy's own stream, keyed by episode and day.
 It is a one-step look-ahead: it ignores that today's bucket also moves arousal (which shapes
 tomorrow's behaviour), churn, and what the 5-day seen filter leaves for later days, so it is
 a strong feed but not provably the best sequence of feeds (README, "What limits ESMR").
+
+`PlannerOracle` (`oracle_planner`) asks whether looking further helps: for each bucket it lets
+a copy of the cohort live today under that bucket's feed and then `horizon - 1` days under the
+ranker's feed, and picks the bucket with the highest mean latent valence over those days.
+Today's draws are `BestFeedOracle`'s own (its stream, in its order), so at horizon 1 it is
+`oracle_best_feed` to the byte; the later days draw from the planner's stream, the same for
+every bucket. The look-ahead's later days run the platform's emotion model on what the copy
+shows, as the ranker would see it.
 """
 
 from __future__ import annotations
@@ -61,6 +69,57 @@ class BestFeedOracle:
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         valence, feeds = self.expected_valence(env)
+        actions = valence.argmax(axis=1)  # ties go to the first bucket
+        rows = np.arange(env.n_users)
+        feed = np.stack([f for f, _ in feeds])[actions, rows]
+        valid = np.stack([v for _, v in feeds])[actions, rows]
+        return feed, valid, actions
+
+
+class PlannerOracle:
+    """The bucket maximising the mean latent valence over `horizon` days: today under the
+    bucket's feed, then the ranker's feed, per user and day, averaged over `draws` draws."""
+
+    def __init__(self, feeds: FeedBuilder, seed: int, stream_key: int, draws: int, horizon: int,
+                 today_key: int) -> None:
+        if draws < 1 or horizon < 1:
+            raise ValueError(f"draws and horizon must be at least 1, got {draws} and {horizon}")
+        self.feeds, self.seed, self.stream_key, self.draws, self.horizon = feeds, seed, stream_key, draws, horizon
+        self.today_key = today_key
+
+    @classmethod
+    def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> PlannerOracle | None:
+        """None while `evaluation.planner_horizon` is 0 (the default: the planner is costly)."""
+        from .registry import spec as registered
+
+        horizon = artifacts.settings.evaluation.planner_horizon
+        if horizon == 0:
+            return None
+        return cls(artifacts.feeds, artifacts.seed, spec.stream_key, artifacts.settings.evaluation.oracle_draws,
+                   horizon, registered("oracle_best_feed").stream_key)
+
+    def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        observation, blocked = env.observation(), env.recently_shown()
+        feeds = [self.feeds.build(observation, blocked, bucket_mask(np.full(env.n_users, b), self.feeds.video_emotion))
+                 for b in range(len(ACTIONS))]
+        today = stream(self.seed, "policy", self.today_key, env.episode, env.day)  # oracle_best_feed's draws
+        noises = [draw_day_noise(today, env.pop, env.day, env.settings.feed_length, env.settings)
+                  for _ in range(self.draws)]
+        valence = np.zeros((env.n_users, len(ACTIONS)))
+        for d, noise in enumerate(noises):
+            def later(day: int, d: int = d) -> np.random.Generator:
+                return stream(self.seed, "policy", self.stream_key, env.episode, env.day, d, day)
+
+            for b, (feed, valid) in enumerate(feeds):
+                world = env.branch(noise, later)
+                world.step(feed, valid)
+                total = world.state.valence.copy()
+                for _ in range(self.horizon - 1):
+                    if world.done:
+                        break
+                    world.step(*self.feeds.build(world.observation(), world.recently_shown()))
+                    total += world.state.valence
+                valence[:, b] += total / self.horizon / self.draws
         actions = valence.argmax(axis=1)  # ties go to the first bucket
         rows = np.arange(env.n_users)
         feed = np.stack([f for f, _ in feeds])[actions, rows]

@@ -140,6 +140,9 @@ POLICIES: tuple[PolicySpec, ...] = (
     PolicySpec("oracle_best_feed", "oracles:BestFeedOracle", 12, "each day the bucket whose feed gives the highest "
                "expected next-day latent valence given the user's true state (one-step look-ahead)",
                reads_latent=True),
+    PolicySpec("oracle_planner", "oracles:PlannerOracle", 20, "each day the bucket with the highest mean latent "
+               "valence over the next evaluation.planner_horizon days (today's bucket, then the ranker's feed), given "
+               "the user's true state: a multi-step look-ahead, run when the horizon is set", reads_latent=True),
 )
 BY_NAME = {spec.name: spec for spec in POLICIES}
 POLICY_NAMES = tuple(BY_NAME)

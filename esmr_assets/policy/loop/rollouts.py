@@ -148,9 +148,10 @@ def _rollout_one(state: _RolloutState, spec: registry.PolicySpec) -> tuple[pl.Da
 
 
 def _costs(specs: list[registry.PolicySpec], settings: Settings) -> list[int]:
-    """Each policy's rollout in cohort-days: the one-step oracle simulates every bucket's feed
-    each day besides its own."""
-    return [1 + len(ACTIONS) * settings.evaluation.oracle_draws if spec.acts_with == "oracles:BestFeedOracle" else 1
+    """Each policy's rollout in cohort-days: the oracles simulate every bucket's feed each
+    day besides their own, the planner for its horizon."""
+    looked_ahead = {"oracles:BestFeedOracle": 1, "oracles:PlannerOracle": settings.evaluation.planner_horizon}
+    return [1 + len(ACTIONS) * settings.evaluation.oracle_draws * looked_ahead.get(spec.acts_with, 0)
             for spec in specs]
 
 

@@ -30,7 +30,7 @@ def world(feed_world):
 
 
 def test_oracles_are_marked_in_the_registry():
-    assert registry.ORACLES == ("oracle_esmr", "oracle_best_feed")
+    assert registry.ORACLES == ("oracle_esmr", "oracle_best_feed", "oracle_planner")
     assert all(registry.spec(name).reads_latent for name in registry.ORACLES)
     assert isinstance(labeller_for(registry.spec("oracle_esmr"), None), LatentLabeller)
     assert isinstance(labeller_for(registry.spec("esmr"), None), DailyLabeller)
@@ -125,3 +125,24 @@ def test_an_oracle_must_be_named_so():
     spec = dataclasses.replace(registry.spec("oracle_best_feed"), name="best_feed", stream_key=99)
     with pytest.raises(ValueError, match="oracle_"):
         registry._check((*registry.POLICIES, spec))
+
+
+def test_the_planner_at_horizon_one_is_oracle_best_feed_and_looks_further_beyond(world, threshold_model):
+    """Horizon 1: the same draws, the same choice, the same rows. Longer horizons choose
+    otherwise on some user-days, and never read anything a platform deploys from."""
+    videos, users, feeds = world
+
+    def run(name: str, horizon: int) -> pl.DataFrame:
+        settings = load_settings("smoke", {"simulation": {"n_days": 8}, "evaluation": {"oracle_draws": 2,
+                                                                                       "planner_horizon": horizon}},
+                                 whole_graph=False)
+        artifacts = Artifacts(feeds, {}, {}, settings, SEED)
+        policy = build_policy(registry.spec(name), artifacts)
+        env = ClosedLoopEnv(videos, users.head(40), settings.simulation, SEED, DailyLabeller(threshold_model))
+        return rollout(env, policy, name).drop("policy")
+
+    assert build_policy(registry.spec("oracle_planner"), Artifacts(feeds, {}, {}, SETTINGS, SEED)) is None  # off
+    best = run("oracle_best_feed", 1)
+    assert run("oracle_planner", 1).equals(best)
+    further = run("oracle_planner", 3)
+    assert not further["action"].equals(best["action"])

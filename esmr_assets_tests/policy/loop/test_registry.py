@@ -24,7 +24,7 @@ def test_stream_keys_are_fixed():
     assert keys == {"lightgbm": 1, "esmr": 2, "esmr_no_emotion": 3, "esmr_no_engagement": 4, "random": 5,
                     "igl_p3": 6, "igl_p2": 7, "cb_like": 8, "cb_comment": 9, "esmr_igl": 10, "oracle_esmr": 11,
                     "oracle_best_feed": 12, "hybrid_fixed_happy": 13, "always_happy": 14, "hybrid_best_fixed": 15,
-                    "dqn_esmr": 16, "ppo_esmr": 17, "ppo_engagement": 18, "ppo_emotion": 19}
+                    "dqn_esmr": 16, "ppo_esmr": 17, "ppo_engagement": 18, "ppo_emotion": 19, "oracle_planner": 20}
 
 
 def test_agents_and_bandits_come_from_the_entries():
@@ -61,7 +61,7 @@ def test_replicates_follow_their_agent_and_resolve_to_its_entry():
     specs = registry.with_replicates(("esmr", "oracle_esmr"), 3)
     names = [spec.name for spec in specs]
     assert names[names.index("esmr"):names.index("esmr") + 3] == ["esmr", "esmr@1", "esmr@2"]
-    assert names[-4:] == ["oracle_esmr", "oracle_esmr@1", "oracle_esmr@2", "oracle_best_feed"]
+    assert names[-5:] == ["oracle_esmr", "oracle_esmr@1", "oracle_esmr@2", "oracle_best_feed", "oracle_planner"]
     assert len(names) == len(registry.POLICIES) + 4
     assert [spec.name for spec in registry.with_replicates(("esmr",), 1)] == list(registry.POLICY_NAMES)
     replicate = specs[names.index("esmr@2")]
@@ -71,3 +71,24 @@ def test_replicates_follow_their_agent_and_resolve_to_its_entry():
     assert registry.label_sources("oracle_esmr@1") == ("true",)
     with pytest.raises(ValueError, match="only agents"):
         registry.with_replicates(("lightgbm",), 2)
+
+
+def test_policies_from_outside_the_package_are_checked_before_they_join(monkeypatch):
+    from esmr_assets.core.settings import SettingsError, load_settings
+
+    monkeypatch.setattr(registry, "_PLUGINS", {})
+    outside = registry.PolicySpec("mine", "my_package.policy:Mine", 1001, "an outside policy")
+    for bad, reason in ((dataclasses.replace(outside, stream_key=40), "stream keys below"),
+                        (dataclasses.replace(outside, acts_with="policies:Mine"), "absolute"),
+                        (dataclasses.replace(outside, heuristic=registry.HeuristicSpec("happy")), "trains nothing"),
+                        (dataclasses.replace(outside, name="lightgbm"), "unique"),
+                        (dataclasses.replace(outside, name="oracle_mine"), "oracle_")):
+        with pytest.raises(ValueError, match=reason):
+            registry.register(bad)
+    registry.register(outside)
+    registry.register(outside)  # again: nothing changes
+    assert registry.registered_names()[-1] == "mine" and registry.spec("mine") is outside
+    assert "mine" in [p.name for p in registry.with_replicates(("esmr",), 1)] and not registry.is_oracle("mine")
+    with pytest.raises(SettingsError, match="cannot import 'no_such_plugin'"):
+        registry.graph_settings("smoke", '{"policy": {"plugins": ["no_such_plugin"]}}')
+    assert load_settings("smoke").policy.plugins == ()
