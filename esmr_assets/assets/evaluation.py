@@ -45,7 +45,7 @@ HEADLINE = ("negative_days", "happy_at_least_once", "final_dominant_happy", "ful
 
 @dg.asset(group_name=GROUP, partitions_def=cell_partitions, ins={"emotion_model": ON_CPU}, kinds={"numpy", "parquet"},
           op_tags=parallel_jobs("esmr_assets.policy.loop.rollouts"),
-          metadata=reads("simulation", "policy", "evaluation.oracle_draws"))
+          metadata=reads("simulation", "policy", "evaluation.oracle_draws", "evaluation.planner_horizon"))
 def policy_rollouts(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,

@@ -208,14 +208,15 @@ def _run_smoke(tmp_path: Path, name: str, env: dict[str, str]) -> tuple[dict[str
     home.mkdir()
     clean = {k: v for k, v in os.environ.items() if k not in numeric_env.PINS and k != "ESMR_DATA_DIR"}
     done = subprocess.run([BIN / "esmr", "run", "--seed", "0", "--preset", "smoke", "--data-dir", str(data),
-                           "--overrides", DEEP_LEARNERS_ON],
+                           "--overrides", TESTBED_ON],
                           capture_output=True, text=True, timeout=900, env={**clean, **env, "DAGSTER_HOME": str(home)})
     assert done.returncode == 0, (name, (done.stdout + done.stderr)[-3000:])
     return _digests(data), done.stderr
 
 
-#: the deep learners are off by default; the dispatch variants train them too
-DEEP_LEARNERS_ON = json.dumps({"policy": {"deep_learners": ["dqn_esmr", "ppo_esmr", "ppo_engagement", "ppo_emotion"]}})
+#: the deep learners and the planner are off by default; the dispatch variants run them too
+TESTBED_ON = json.dumps({"policy": {"deep_learners": ["dqn_esmr", "ppo_esmr", "ppo_engagement", "ppo_emotion"]},
+                         "evaluation": {"planner_horizon": 2}})
 
 
 @pytest.mark.slow
