@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "studies" / "results"
 CELLS = REPO / "studies" / "cells"
 #: the per-cell tables a study's results are computed from
-CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores")
+CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares")
 SPECS = sorted((REPO / "studies").glob("*.toml"))
 DIGITS = {"negative_days": 2, "engagement_reward": 2, "mean_latent_valence": 3}
 

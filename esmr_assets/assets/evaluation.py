@@ -7,6 +7,7 @@ import polars as pl
 
 from ..core.rng import stream
 from ..emotion.estimators import EmotionModel
+from ..evaluation.actions import RANKER, action_shares
 from ..evaluation.comparison import (
     evaluation_table,
     representative_user,
@@ -124,6 +125,18 @@ def user_metrics_asset(policy_rollouts: pl.DataFrame) -> pl.DataFrame:
     valence, recovery time (null where undefined). The paired effects are built from it;
     SQL users can run their own statistics on it."""
     return user_metrics(policy_rollouts)
+
+
+@dg.asset(name="action_shares", group_name=GROUP, partitions_def=cell_partitions, kinds={"parquet"},
+          metadata=reads())
+def action_shares_asset(policy_rollouts: pl.DataFrame) -> dg.MaterializeResult:
+    """What each policy served in which predicted state: per policy, yesterday's predicted
+    label and the bucket that led the feed (`ranker`: none), the user-days from day 1 on and
+    their share in that state and overall. Small enough to archive with a study's cells."""
+    table = action_shares(policy_rollouts)
+    acting = table.filter(pl.col("action") != RANKER).group_by("policy", maintain_order=True).agg(
+        pl.col("share_of_days").sum().round(3).alias("share_of_days_a_bucket_led"))
+    return dg.MaterializeResult(value=table, metadata={"bucket_days": markdown_table(acting)})
 
 
 @dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"numpy", "parquet"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 
 import pytest
 
@@ -123,3 +124,35 @@ def test_a_child_process_with_kept_workers_still_exits():
     if alive:
         child.kill()
     assert not alive and child.exitcode == 0
+
+
+def _start_workers_and_report(queue) -> None:
+    os.environ["ESMR_WORKERS"] = "2"
+    with parallel.beside(_pid_and, 1) as result:
+        queue.put(result()[0])  # a worker's pid
+    time.sleep(600)  # killed here, with its workers kept
+
+
+def test_kept_workers_exit_when_their_process_is_killed():
+    """A killed process never shuts its pool down: its workers must not wait for work forever."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_start_workers_and_report, args=(queue,))
+    child.start()
+    worker = queue.get(timeout=120)
+    assert worker != child.pid
+    child.kill()
+    child.join()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.2)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for our purpose
+        return stat.read().split(")")[-1].split()[0] != "Z"
