@@ -123,6 +123,51 @@ def accuracy_table(frame: pl.DataFrame, study) -> str:
         pl.exclude("scenario").round(3)))
 
 
+#: the predicted states an agent acts in, in the order of the action table's columns
+STATES = ("happy", "excited", "neutral", "stressed", "disappointed", "churned")
+
+
+def action_results(root: Path, study) -> pl.DataFrame:
+    """Per scenario, reported policy, predicted state and action: the share of the policy's
+    user-days in that state on which the action led the feed (mean over seeds; a seed where
+    it never did counts 0), and the share of all its days a bucket led."""
+    keys = _scenario_keys(study)
+    policies = ", ".join(f"'{p}'" for p in study.policies)
+    return run_query(root, f"""
+        with cells as (select distinct scenario, seed, policy from action_shares
+                       where scenario in ({keys}) and policy in ({policies})),
+        seeds as (select scenario, policy, count(*) as seeds from cells group by all),
+        shares as (select scenario, policy, state, action, sum(share) as total from action_shares
+                   where scenario in ({keys}) and policy in ({policies}) group by all),
+        bucket_days as (select scenario, policy, sum(share_of_days) / count(distinct seed) as bucket_days
+                        from action_shares where scenario in ({keys}) and policy in ({policies})
+                        and action <> 'ranker' group by all)
+        select s.scenario, s.policy, s.state, s.action, s.total / n.seeds as share, n.seeds,
+               coalesce(b.bucket_days, 0) as bucket_days
+        from shares s join seeds n using (scenario, policy) left join bucket_days b using (scenario, policy)
+        order by all""")
+
+
+def action_table(frame: pl.DataFrame, study) -> str:
+    """One row per scenario (spec order) and reported policy that served a bucket: the share of
+    its days a bucket led, and per predicted state (yesterday's label) the bucket it led with
+    most and that bucket's share of the state's days (`ranker`: no bucket)."""
+    rows = []
+    for scenario in study.scenarios:
+        mine = frame.filter(pl.col("scenario") == study.cell_scenario(scenario))
+        for policy in study.policies:
+            theirs = mine.filter(pl.col("policy") == policy)
+            if theirs.is_empty() or theirs["bucket_days"][0] == 0:
+                continue
+            cells = {"scenario": scenario.name, "policy": policy,
+                     "days a bucket led": f"{theirs['bucket_days'][0]:.0%}"}
+            for state in STATES:
+                top = theirs.filter(pl.col("state") == state).sort("share", "action", descending=[True, False])
+                cells[state] = "–" if top.is_empty() else f"{top['action'][0]} {top['share'][0]:.0%}"
+            rows.append(cells)
+    return markdown_table_text(pl.DataFrame(rows)) if rows else "(no scenario materialized yet)"
+
+
 def style_results(root: Path, study) -> pl.DataFrame:
     """The study's per-style values and effects across seeds (`style_effects_across_seeds`)."""
     keys = _scenario_keys(study)
@@ -373,6 +418,8 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
                         (target / f"styles-{scenario.name}.png").write_bytes(style_shares_plot(mine))
         if "accuracy" in study.extras:
             accuracy(root, study).write_parquet(target / "accuracy.parquet")
+        if "actions" in study.extras and (root / "action_shares").is_dir():
+            action_results(root, study).write_parquet(target / "actions.parquet")
         done.append(study.name)
     return done
 
@@ -390,6 +437,11 @@ def render(results: Path, docs: Path = DOCS, specs: list[Path] = SPECS) -> list[
 
         def parts(page: Path, study=study, mine=mine, report=report) -> list[str]:
             parts = [effects_table(report, study, spread="spread" in study.extras)]
+            if "actions" in study.extras and (mine / "actions.parquet").is_file():
+                parts += ["What each policy served (mean over seeds): the share of its user-days from day 1 on "
+                          "that a bucket led the feed, and per predicted state of the day before the bucket it "
+                          "led with most, with its share of that state's days (`ranker`: the ranker's feed):",
+                          action_table(pl.read_parquet(mine / "actions.parquet"), study)]
             if "accuracy" in study.extras and (mine / "accuracy.parquet").is_file():
                 parts += ["Emotion models' accuracy against the latent truth (test users, mean over seeds):",
                           accuracy_table(pl.read_parquet(mine / "accuracy.parquet"), study)]

@@ -204,11 +204,12 @@ class RewardWeights:
     amplification: float = _DEFAULT.causal_amplification
 
     @classmethod
-    def from_settings(cls, settings: PolicySettings, engagement: bool = True, emotion: bool = True) -> RewardWeights:
-        """The weights of the settings, with R_eng (`engagement`) or R_emo (`emotion`) switched
-        off for an agent that does not learn from them (its `AgentSpec` says which)."""
-        return cls(engagement=1.0 if engagement else 0.0, alpha=settings.alpha if emotion else 0.0, beta=settings.beta,
-                   eta=settings.eta, amplification=settings.causal_amplification)
+    def from_settings(cls, settings: PolicySettings, engagement: bool = True, emotion: bool = True,
+                      cause: bool = True) -> RewardWeights:
+        """The weights of the settings, with R_eng (`engagement`), R_emo (`emotion`) or R_cause
+        (`cause`) switched off for an agent that does not learn from them."""
+        return cls(engagement=1.0 if engagement else 0.0, alpha=settings.alpha if emotion else 0.0,
+                   beta=settings.beta if cause else 0.0, eta=settings.eta, amplification=settings.causal_amplification)
 
     @classmethod
     def stack(cls, weights: list[RewardWeights], block: int) -> RewardWeights:

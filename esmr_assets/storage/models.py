@@ -98,23 +98,29 @@ def stored_loop_inputs(data_dir: Path | str, preset: str = "paper", seed: int = 
     from ..emotion.estimators import EmotionModel
     from ..policy.learners.ranker import EngagementRanker
     from ..policy.loop.inputs import LoopInputs
-    from .cells import Cell, check_scenario_name, scenario_settings
+    from .cells import BASELINE, Cell, check_scenario_name, scenario_overrides, scenario_settings
     from .files import PART_FILE, partition_dir, storage_root
 
     root = storage_root(Path(data_dir), preset)
     cell = Cell(check_scenario_name(scenario), int(seed))
     settings = scenario_settings(root, scenario)
+    make = (f"esmr run --seed {seed} --preset {preset} --data-dir {data_dir}" if scenario == BASELINE else
+            f"esmr run --seed {seed} --preset {preset} --data-dir {data_dir} --overrides "
+            f"'{scenario_overrides(root, scenario)}' (or the study that defines {scenario!r})")
 
     def folder(asset: str) -> Path:
         path = partition_dir(root, asset, cell)
         if not path.is_dir():
-            raise FileNotFoundError(f"{asset} of {cell} is not under {root}; materialize the cell first: "
-                                    f"esmr run --seed {seed} --preset {preset} --data-dir {data_dir}")
+            raise FileNotFoundError(f"{asset} of {cell} is not under {root}; materialize the cell first: {make}")
         return path
 
+    def model(asset: str, kind: type):
+        try:
+            return stored_model(folder(asset), kind, LoadContext(settings, cell.seed, "cpu"), asset)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{err}: {make}") from None
+
     videos, users, parents = (pl.read_parquet(folder(a) / PART_FILE) for a in ("videos", "users", "user_causal_parents"))
-    context = LoadContext(settings, cell.seed, "cpu")
-    ranker = stored_model(folder("engagement_ranker"), EngagementRanker, context, "engagement_ranker")
-    emotion_model = stored_model(folder("emotion_model"), EmotionModel, context, "emotion_model")
+    ranker, emotion_model = model("engagement_ranker", EngagementRanker), model("emotion_model", EmotionModel)
     impressions = pl.scan_parquet(folder("impressions") / PART_FILE)
     return LoopInputs(videos, users, impressions, ranker, emotion_model, settings, cell.seed), parents

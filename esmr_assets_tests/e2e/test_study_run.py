@@ -34,7 +34,7 @@ seeds = "2-3"
 [report]
 policies = ["esmr", "oracle_esmr", "oracle_best_feed"]
 metrics = ["negative_days", "mean_latent_valence"]
-extras = ["styles"]
+extras = ["styles", "actions"]
 
 [[scenario]]
 name = "base"
@@ -204,9 +204,17 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     assert render_studies.report(cells, results, [spec]) == ["tiny"]
     (timing,) = (results / "tiny").glob("timing-*.json")  # one per run, named by content: archiving twice adds none
     assert render_studies.archive(data, cells, results, [spec]) == ["tiny"]
-    assert {p.name for p in (results / "tiny").iterdir()} == {  # with what extras = ["styles"] adds
+    assert {p.name for p in (results / "tiny").iterdir()} == {  # with what extras = ["styles", "actions"] add
         "report.parquet", "effects.png", "styles.parquet", "contrasts.parquet", "fairness.parquet",
-        "styles-base.png", "styles-alpha_0.png", timing.name}
+        "styles-base.png", "styles-alpha_0.png", "actions.parquet", timing.name}
+    actions = pl.read_parquet(results / "tiny" / "actions.parquet")
+    archived_actions = pl.concat(pl.read_parquet(path) for path in
+                                 (cells / "smoke" / "action_shares" / "scenario=tiny.base").glob("seed=*/part-0.parquet"))
+    mine = archived_actions.filter((pl.col("policy") == "esmr") & (pl.col("state") == "stressed"))
+    top = mine.group_by("action").agg(pl.col("share").sum() / 2).sort("share", "action", descending=[True, False])
+    (hit,) = actions.filter((pl.col("scenario") == "tiny.base") & (pl.col("policy") == "esmr")
+                            & (pl.col("state") == "stressed") & (pl.col("action") == top["action"][0])).to_dicts()
+    assert hit["seeds"] == 2 and hit["share"] == pytest.approx(top["share"][0])
     assert timing.name.startswith("timing-seeds-2_3-")
     report = pl.read_parquet(results / "tiny" / "report.parquet")
     assert report.equals(pl.read_parquet(data / "smoke" / "study_report" / "study=tiny" / "part-0.parquet"))
@@ -247,6 +255,7 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     row = next(line for line in text.splitlines() if line.startswith("| alpha_0 | esmr |"))  # effects come first
     assert f"{effect:+.2f}" in row and "old" not in text and text.endswith("end\n")
     assert "| alpha_0 | oracle_esmr (oracle) |" in text and "![tiny](results/tiny/effects.png)" in text
+    assert "What each policy served" in text and "| scenario | policy | days a bucket led | happy |" in text
     assert "The IGL-P paper's predictions, checked" in text and "![styles-alpha_0](results/tiny/styles-alpha_0.png)" in text
     (row,) = [line for line in text.splitlines() if line.startswith("| tiny |")]
     assert [cell.strip() for cell in row.split("|")[2:4]] == ["1", "2,3"]  # runs, seeds

@@ -106,7 +106,8 @@ def test_keys_follow_the_settings_each_asset_declares():
     signal = step_keys(cell_steps(), load_settings("paper", {"simulation": {"emotion_signal": 0.5}}), 0)
     other_seed = step_keys(cell_steps(), load_settings("paper"), 1)
     changed = {op for op in base if base[op] != alpha[op]}
-    assert changed == {"agent_training", "deep_agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics",
+    assert changed == {"agent_training", "deep_agent_training", "policy_rollouts", "action_shares", "evaluation_metrics",
+                       "user_metrics",
                        "policy_effects", "style_effects"}
     assert {op for op in base if base[op] == signal[op]} == {"videos"}  # the content pool reads n_videos only
     assert all(base[op] != other_seed[op] for op in base)

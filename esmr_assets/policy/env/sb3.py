@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-from .vector import ClosedLoopVectorEnv
+from .vector import ClosedLoopVectorEnv, per_env
 
 
 class Sb3VecEnv(VecEnv):
@@ -31,7 +31,7 @@ class Sb3VecEnv(VecEnv):
     def reset(self) -> np.ndarray:
         self._sums, self._steps = dict.fromkeys(_CURVE, 0.0), 0
         observation, info = self.env.reset()
-        self.reset_infos = _per_env(info, self.num_envs)
+        self.reset_infos = per_env(info, self.num_envs)
         return observation
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -40,7 +40,7 @@ class Sb3VecEnv(VecEnv):
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         observation, reward, terminated, truncated, info = self.env.step(self._actions)
         done = terminated | truncated
-        infos = _per_env(info, self.num_envs)
+        infos = per_env(info, self.num_envs)
         for key, values in zip(_CURVE, (reward, info["r_eng"], info["r_emo"], info["r_cause"])):
             self._sums[key] += float(np.sum(values))
         self._steps += self.num_envs
@@ -53,7 +53,7 @@ class Sb3VecEnv(VecEnv):
             self.episodes.append({"episode": self.env.episode, **{f"mean_{k}": v / self._steps for k, v in self._sums.items()}})
             self._sums, self._steps = dict.fromkeys(_CURVE, 0.0), 0
             observation, reset_info = self.env.reset()
-            self.reset_infos = _per_env(reset_info, self.num_envs)
+            self.reset_infos = per_env(reset_info, self.num_envs)
         return observation, reward.astype(np.float32), done, infos
 
     def seed(self, seed: int | None = None) -> Sequence[None]:
@@ -78,9 +78,3 @@ class Sb3VecEnv(VecEnv):
 
 
 _CURVE = ("reward", "r_eng", "r_emo", "r_cause")
-
-
-def _per_env(info: dict, n: int) -> list[dict]:
-    """Gymnasium's vector info (arrays with `_key` masks) as SB3's list of per-env dicts."""
-    keys = [key for key in info if not key.startswith("_")]
-    return [{key: info[key][i] for key in keys} for i in range(n)]

@@ -1,6 +1,7 @@
 """`ClosedLoopUserEnv`: one user of the closed loop as a plain Gymnasium environment (a
 cohort of one), for tools that want `gymnasium.Env`. The vector form steps many users at the
-cost of about one."""
+cost of about one. The day's noise is drawn per cohort row, so user k alone lives through
+other draws than user k in the whole split's cohort (the rollouts')."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from ..loop.inputs import LoopInputs
-from .vector import ClosedLoopVectorEnv
+from .vector import ClosedLoopVectorEnv, per_env
 
 
 class ClosedLoopUserEnv(gymnasium.Env):
@@ -29,12 +30,8 @@ class ClosedLoopUserEnv(gymnasium.Env):
         """Noise episode `seed` (None: the next one), as `ClosedLoopVectorEnv.reset`."""
         super().reset(seed=seed)
         observation, info = self.cohort.reset(seed=seed)
-        return observation[0], _one(info)
+        return observation[0], per_env(info, 1)[0]
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
         observation, reward, terminated, truncated, info = self.cohort.step(np.asarray([action]))
-        return observation[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), _one(info)
-
-
-def _one(info: dict) -> dict:
-    return {key: value[0] for key, value in info.items() if not key.startswith("_")}
+        return observation[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), per_env(info, 1)[0]

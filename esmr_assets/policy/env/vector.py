@@ -7,10 +7,11 @@ for the next episode.
 
 - **Episodes are noise.** Episode k lives through the closed loop's noise episode k
   (`stream(seed, "closed_loop", k, day)`): `reset(seed=k)` chooses it, and a plain `reset()`
-  takes the next one. The first is 1 for the training users (the episodes the project's own
-  agents train on) and 0 for the evaluation users (the rollouts' episode), so two agents on
-  the same seed face the same noise, and an agent acting on the evaluation users faces the
-  noise every registered policy faced.
+  takes the next one. The first is 1 for the training users (the first episode the project's
+  own agents train on) and 0 for the evaluation users (the rollouts' episode). Two agents on
+  the same seed and cohort face the same noise. A user's draws follow its row in the cohort
+  and the cohort's size: the whole evaluation split faces exactly the noise every registered
+  policy faced in the rollouts; a part of it, or the agents' stacked cohort, other draws.
 - **Day 0** is served by the plain ranker inside `reset()`, as for the project's agents: it
   has no predicted label yet. The agent acts from day 1, for `n_days - 1` steps.
 - **Action** `Discrete(9)`: 0 serves the ranker's feed, 1 + b lets bucket `ACTIONS[b]` lead it.
@@ -35,25 +36,13 @@ from ...emotion.estimators import reads_latent
 from ...emotion.labeller import DailyLabeller, LatentLabeller
 from ...sim.environment import ClosedLoopEnv, DayStep
 from ..loop.agent_day import StateTracker
-from ..loop.feeds import ACTIONS
+from ..loop.feeds import FEED_CHOICES, buckets_of
 from ..loop.inputs import LoopInputs, LoopState
 from ..loop.observation import OBSERVATION_NAMES, observe
 from ..loop.policies import serve_buckets
 from ..rewards import RewardModel, RewardWeights, causal_weights
 
 SPLITS = ("training", "evaluation")
-#: action 0: the ranker's feed; action 1 + b: bucket b leads it
-N_ACTIONS = 1 + len(ACTIONS)
-
-
-def buckets_of(actions: np.ndarray) -> np.ndarray:
-    """The bucket each environment action lets lead the feed (-1: none, the ranker's feed)."""
-    actions = np.asarray(actions, dtype=np.int64)
-    if actions.size and (actions.min() < 0 or actions.max() >= N_ACTIONS):
-        raise ValueError(f"actions must lie in 0..{N_ACTIONS - 1} (0: the ranker's feed, 1 + b: bucket b leads)")
-    return actions - 1
-
-
 def reward_weights(settings: Settings, terms: tuple[str, ...], alpha: float | None, beta: float | None,
                    eta: float | None) -> RewardWeights:
     """Eq. 8's weights: the settings' alpha, beta and eta unless given, and 0 for each term
@@ -61,19 +50,20 @@ def reward_weights(settings: Settings, terms: tuple[str, ...], alpha: float | No
     unknown = set(terms) - set(REWARD_TERMS)
     if not terms or unknown:
         raise ValueError(f"terms must be a non-empty subset of {REWARD_TERMS}, got {terms}")
-    policy = settings.policy
-    alpha, beta, eta = (policy.alpha if alpha is None else alpha, policy.beta if beta is None else beta,
-                        policy.eta if eta is None else eta)
-    if min(alpha, beta, eta) < 0:
-        raise ValueError("alpha, beta and eta must be >= 0")
-    return RewardWeights(engagement=float("engagement" in terms), alpha=alpha if "emotion" in terms else 0.0,
-                         beta=beta if "cause" in terms else 0.0, eta=eta, amplification=policy.causal_amplification)
+    given = {"alpha": alpha, "beta": beta, "eta": eta}
+    if any(value is not None and value < 0 for value in given.values()):
+        raise ValueError(f"alpha, beta and eta must be >= 0, got {given}")
+    policy = settings.policy.model_copy(update={k: float(v) for k, v in given.items() if v is not None})
+    return RewardWeights.from_settings(policy, engagement="engagement" in terms, emotion="emotion" in terms,
+                                       cause="cause" in terms)
 
 
-def cohort_users(inputs: LoopInputs, split: str, num_envs: int | None, first_user: int = 0) -> pl.DataFrame:
-    """The split's users from `first_user` on, `num_envs` of them (None: all). More than the
-    split holds are copies of its users, with user ids offset per copy (their noise rows are
-    their own, as for the agents trained side by side)."""
+def cohort_users(inputs: LoopInputs, split: str, num_envs: int | None, first_user: int = 0) -> tuple[pl.DataFrame,
+                                                                                                     np.ndarray]:
+    """(the split's users from `first_user` on, `num_envs` of them (None: all), each one's own
+    user id). More than the split holds are copies of its users, with user ids offset per
+    copy. A user's noise follows its row in the cohort and the cohort's size, so the same
+    user in another cohort lives through other draws."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     users = LoopState(inputs).cohort(split)
@@ -85,7 +75,8 @@ def cohort_users(inputs: LoopInputs, split: str, num_envs: int | None, first_use
         raise ValueError(f"num_envs must be at least 1, got {num_envs}")
     stride = int(inputs.users["user_id"].max()) + 1
     copies = -(-n // users.height)
-    return pl.concat([users.with_columns(pl.col("user_id") + k * stride) for k in range(copies)]).head(n)
+    cohort = pl.concat([users.with_columns(pl.col("user_id") + k * stride) for k in range(copies)]).head(n)
+    return cohort, cohort["user_id"].to_numpy() % stride
 
 
 class ClosedLoopVectorEnv(VectorEnv):
@@ -112,9 +103,7 @@ class ClosedLoopVectorEnv(VectorEnv):
         settings = inputs.settings
         if settings.simulation.n_days < 2:
             raise ValueError("the environment needs n_days >= 2: day 0 is served before the agent acts")
-        users = cohort_users(inputs, split, num_envs, first_user)
-        stride = int(inputs.users["user_id"].max()) + 1
-        own_ids = users["user_id"].to_numpy() % stride
+        users, own_ids = cohort_users(inputs, split, num_envs, first_user)
         self.rewards = RewardModel(causal_weights(user_causal_parents, own_ids, settings),
                                    reward_weights(settings, tuple(terms), alpha, beta, eta))
         self.feeds = LoopState(inputs).feed_builder()
@@ -127,7 +116,7 @@ class ClosedLoopVectorEnv(VectorEnv):
         self.diagnostic_latent_info = diagnostic_latent_info
         self.num_envs = users.height
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (len(OBSERVATION_NAMES),), np.float32)
-        self.single_action_space = spaces.Discrete(N_ACTIONS)
+        self.single_action_space = spaces.Discrete(FEED_CHOICES)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_names = OBSERVATION_NAMES
@@ -142,9 +131,9 @@ class ClosedLoopVectorEnv(VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         """Start noise episode `seed` (None: the next one), serve day 0 with the ranker's feed,
         and return the observation for day 1."""
+        if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
+            raise ValueError(f"reset's seed is the noise episode: an integer >= 0, got {seed!r}")
         super().reset(seed=seed)
-        if seed is not None and seed < 0:
-            raise ValueError(f"the episode (reset's seed) must be >= 0, got {seed}")
         self._episode = seed if seed is not None else (self.first_episode if self._episode is None else self._episode + 1)
         self.loop.episode = self._episode
         self.loop.reset()
@@ -169,9 +158,15 @@ class ClosedLoopVectorEnv(VectorEnv):
         if self.diagnostic_latent_info:
             info |= {"latent_emotion": day.true_label, "latent_valence": day.logs["true_valence"].to_numpy(),
                      "latent_arousal": day.logs["true_arousal"].to_numpy()}
-        info |= {f"_{key}": np.ones(self.num_envs, bool) for key in list(info)}
+        info |= {f"_{key}": np.ones(self.num_envs, bool) for key in list(info)}  # every user has every key
         truncated = np.full(self.num_envs, self.loop.done)
         return self._observation(), parts["reward"], np.zeros(self.num_envs, bool), truncated, info
 
     def _observation(self) -> np.ndarray:
         return observe(self.loop.observation(), self.tracker, self.loop.day)
+
+
+def per_env(info: dict, n: int) -> list[dict]:
+    """A vector info (arrays, with Gymnasium's `_key` masks) as one dict per sub-environment."""
+    keys = [key for key in info if not key.startswith("_")]
+    return [{key: info[key][i] for key in keys} for i in range(n)]

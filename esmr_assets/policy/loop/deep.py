@@ -12,7 +12,7 @@ import numpy as np
 from ...sim.environment import ClosedLoopEnv
 from ..learners.deep import DeepAgent
 from .agent_day import StateTracker
-from .feeds import FeedBuilder
+from .feeds import FeedBuilder, buckets_of
 from .observation import observe
 from .policies import serve_buckets
 
@@ -33,5 +33,5 @@ class DeepAgentPolicy:
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if env.day == 0:
             return serve_buckets(self.feeds, env, np.full(env.n_users, -1))
-        actions = self.agent.greedy(observe(env.observation(), tracker, env.day))
-        return serve_buckets(self.feeds, env, actions - 1)  # action 0 is the ranker's feed: no bucket
+        choices = self.agent.greedy(observe(env.observation(), tracker, env.day))
+        return serve_buckets(self.feeds, env, buckets_of(choices))

@@ -29,6 +29,19 @@ from ..learners.ranker import EngagementRanker
 
 #: RL actions: the eight video-emotion buckets (see `bucket_mask`).
 ACTIONS = EMOTIONS
+#: the daily choices of the Gymnasium environment and the deep learners: 0 serves the ranker's
+#: feed, 1 + b lets bucket b lead it
+FEED_CHOICES = 1 + len(ACTIONS)
+
+
+def buckets_of(choices) -> np.ndarray:
+    """The bucket each of `choices` (0 .. FEED_CHOICES - 1) lets lead the feed (-1: none)."""
+    choices = np.asarray(choices)
+    if choices.size and not np.issubdtype(choices.dtype, np.integer):
+        raise ValueError(f"actions must be integers, got {choices.dtype}")
+    if choices.size and (choices.min() < 0 or choices.max() >= FEED_CHOICES):
+        raise ValueError(f"actions must lie in 0..{FEED_CHOICES - 1} (0: the ranker's feed, 1 + b: bucket b leads)")
+    return choices.astype(np.int64) - 1
 
 
 def video_popularity(impressions: pl.DataFrame | pl.LazyFrame, n_videos: int) -> np.ndarray:

@@ -53,11 +53,8 @@ class BestFeedOracle:
 
     def expected_valence(self, env: ClosedLoopEnv) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """((n_users, n_buckets) expected next-day latent valence, each bucket's feeds)."""
-        observation, blocked = env.observation(), env.recently_shown()
-        feeds = [self.feeds.build(observation, blocked, bucket_mask(np.full(env.n_users, b), self.feeds.video_emotion))
-                 for b in range(len(ACTIONS))]
-        rng = stream(self.seed, "policy", self.stream_key, env.episode, env.day)
-        noises = [draw_day_noise(rng, env.pop, env.day, env.settings.feed_length, env.settings) for _ in range(self.draws)]
+        feeds = bucket_feeds(self.feeds, env)
+        noises = todays_draws(self.seed, self.stream_key, self.draws, env)
         valence = np.zeros((env.n_users, len(ACTIONS)))
         for noise in noises:
             churned = churn_today(env.state, env.pop, noise, env.settings)
@@ -69,11 +66,27 @@ class BestFeedOracle:
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         valence, feeds = self.expected_valence(env)
-        actions = valence.argmax(axis=1)  # ties go to the first bucket
-        rows = np.arange(env.n_users)
-        feed = np.stack([f for f, _ in feeds])[actions, rows]
-        valid = np.stack([v for _, v in feeds])[actions, rows]
-        return feed, valid, actions
+        return best_bucket(valence, feeds)
+
+
+def bucket_feeds(feeds: FeedBuilder, env: ClosedLoopEnv) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Today's feeds of every user with each bucket leading, in ACTIONS order."""
+    observation, blocked = env.observation(), env.recently_shown()
+    return [feeds.build(observation, blocked, bucket_mask(np.full(env.n_users, b), feeds.video_emotion))
+            for b in range(len(ACTIONS))]
+
+
+def todays_draws(seed: int, stream_key: int, draws: int, env: ClosedLoopEnv) -> list:
+    """`draws` noise draws of today for the cohort, from the policy stream `stream_key`."""
+    rng = stream(seed, "policy", stream_key, env.episode, env.day)
+    return [draw_day_noise(rng, env.pop, env.day, env.settings.feed_length, env.settings) for _ in range(draws)]
+
+
+def best_bucket(value: np.ndarray, feeds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """(feed, valid, bucket) of each user's highest-`value` bucket; ties go to the first."""
+    actions = value.argmax(axis=1)
+    rows = np.arange(value.shape[0])
+    return np.stack([f for f, _ in feeds])[actions, rows], np.stack([v for _, v in feeds])[actions, rows], actions
 
 
 class PlannerOracle:
@@ -99,12 +112,8 @@ class PlannerOracle:
                    horizon, registered("oracle_best_feed").stream_key)
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        observation, blocked = env.observation(), env.recently_shown()
-        feeds = [self.feeds.build(observation, blocked, bucket_mask(np.full(env.n_users, b), self.feeds.video_emotion))
-                 for b in range(len(ACTIONS))]
-        today = stream(self.seed, "policy", self.today_key, env.episode, env.day)  # oracle_best_feed's draws
-        noises = [draw_day_noise(today, env.pop, env.day, env.settings.feed_length, env.settings)
-                  for _ in range(self.draws)]
+        feeds = bucket_feeds(self.feeds, env)
+        noises = todays_draws(self.seed, self.today_key, self.draws, env)  # oracle_best_feed's draws
         valence = np.zeros((env.n_users, len(ACTIONS)))
         for d, noise in enumerate(noises):
             def later(day: int, d: int = d) -> np.random.Generator:
@@ -120,8 +129,4 @@ class PlannerOracle:
                     world.step(*self.feeds.build(world.observation(), world.recently_shown()))
                     total += world.state.valence
                 valence[:, b] += total / self.horizon / self.draws
-        actions = valence.argmax(axis=1)  # ties go to the first bucket
-        rows = np.arange(env.n_users)
-        feed = np.stack([f for f, _ in feeds])[actions, rows]
-        valid = np.stack([v for _, v in feeds])[actions, rows]
-        return feed, valid, actions
+        return best_bucket(valence, feeds)

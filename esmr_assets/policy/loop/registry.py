@@ -174,15 +174,16 @@ def base_name(policy: str) -> str:
     return policy.split(REPLICATE_MARK, 1)[0]
 
 
-def with_replicates(replicated: tuple[str, ...], replicates: int) -> tuple[PolicySpec, ...]:
-    """Every registered policy in table order, each agent of `replicated` followed by its
-    replicates 1 .. `replicates` - 1: the same entry under `replicate_name`."""
+def with_replicates(replicated: tuple[str, ...], replicates: int, plugins: tuple[str, ...] = ()) -> tuple[PolicySpec, ...]:
+    """Every policy of the package, and those of the modules `plugins` (`policy.plugins`), in
+    table order, each agent of `replicated` followed by its replicates 1 .. `replicates` - 1:
+    the same entry under `replicate_name`."""
     unknown = set(replicated) - set(AGENTS)
     if unknown:
         raise ValueError(f"only agents have training replicates: {sorted(unknown)} are not among {AGENTS}")
     return tuple(
         replace(p, name=replicate_name(p.name, r))
-        for p in registered()
+        for p in registered(plugins)
         for r in range(replicates if p.name in replicated else 1)
     )
 
@@ -216,8 +217,9 @@ def _lookup(name: str) -> PolicySpec | None:
 
 def _check(policies: tuple[PolicySpec, ...]) -> None:
     keys, names = [p.stream_key for p in policies], [p.name for p in policies]
-    if len(set(keys)) != len(keys) or len(set(names)) != len(names):
-        raise ValueError("policy names and stream keys must be unique")
+    repeated = sorted({n for n in names if names.count(n) > 1}) + sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"policy names and stream keys must be unique; repeated: {repeated}")
     if any(REPLICATE_MARK in name for name in names):
         raise ValueError(f"policy names may not contain {REPLICATE_MARK!r}: it marks training replicates")
     bandits = {p.name for p in policies if p.learner is not None}
@@ -244,9 +246,9 @@ PLUGIN_STREAM_KEYS = 1_000
 
 def register(*specs: PolicySpec) -> None:
     """Register policies defined outside the package (a plugin module calls this on import;
-    `policy.plugins` names the module). They act from the trained artifacts like the
-    package's own (`acts_with` an absolute "package.module:Class"), after every built-in
-    policy in each table. They train nothing in the policy stage, so they carry no agent,
+    `policy.plugins` names the module, and a cell runs the policies whose class lives in a
+    module it names or below it). They act from the trained artifacts like the package's own
+    (`acts_with` an absolute "package.module:Class"), after every built-in policy in each table. They train nothing in the policy stage, so they carry no agent,
     learner, heuristic or deep learner; their stream keys are >= PLUGIN_STREAM_KEYS.
     Registering the same entry again changes nothing."""
     for entry in specs:
@@ -270,27 +272,38 @@ def load_plugins(modules: tuple[str, ...]) -> None:
         try:
             importlib.import_module(module)
         except ImportError as err:
-            raise SettingsError(f"policy.plugins: cannot import {module!r} ({err}); is it installed or on "
-                                "PYTHONPATH?") from err
+            where = ("is it installed or on PYTHONPATH?" if err.name and module.startswith(err.name)
+                     else "it failed to import something of its own")
+            raise SettingsError(f"policy.plugins: cannot import {module!r} ({err}); {where}") from err
 
 
-def registered() -> tuple[PolicySpec, ...]:
-    """Every policy in table order: the package's, then those registered from outside it."""
-    return (*POLICIES, *_PLUGINS.values())
+def registered(plugins: tuple[str, ...] | None = None) -> tuple[PolicySpec, ...]:
+    """Every policy in table order: the package's, then those registered from outside it, of
+    every module imported so far (None), or only of the modules `plugins` names: a cell's
+    policies are its own settings', whatever else its process imported."""
+    outside = [p for p in _PLUGINS.values() if plugins is None or _from_any(p, plugins)]
+    return (*POLICIES, *outside)
 
 
-def registered_names() -> tuple[str, ...]:
-    return tuple(p.name for p in registered())
+def registered_names(plugins: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    return tuple(p.name for p in registered(plugins))
+
+
+def _from_any(entry: PolicySpec, modules: tuple[str, ...]) -> bool:
+    """Whether the class of `entry` lives in one of `modules` or below it."""
+    module = entry.acts_with.partition(":")[0]
+    return any(module == m or module.startswith(f"{m}.") for m in modules)
 
 
 def check_settings(settings: Settings) -> Settings:
     """What only the registry can check of settings: the policies they name exist and can be
     what they are used as. `SettingsError` naming the field, else the settings."""
-    load_plugins(settings.policy.plugins)
+    plugins = settings.policy.plugins
+    load_plugins(plugins)
     reference = settings.evaluation.reference_policy
-    if reference not in registered_names():
+    if reference not in registered_names(plugins):
         raise SettingsError(f"evaluation.reference_policy: unknown policy {reference!r}; "
-                            f"choose one of {', '.join(registered_names())}")
+                            f"choose one of {', '.join(registered_names(plugins))}")
     unknown = [name for name in settings.policy.replicated_agents if name not in AGENTS]
     if unknown:
         raise SettingsError(f"policy.replicated_agents: {unknown} are not agents; choose from {', '.join(AGENTS)}")

@@ -44,15 +44,20 @@ ALGORITHMS = {"dqn": DQN, "ppo": PPO}
 NET_ARCH = [64, 64]
 
 
-def hyper_parameters(algorithm: str, n_envs: int, horizon: int, settings: Settings) -> dict:
-    """The learner's SB3 arguments for a cohort of `n_envs` users and `horizon` steps an episode."""
+def hyper_parameters(algorithm: str, n_envs: int, horizon: int, episodes: int, settings: Settings) -> dict:
+    """The learner's SB3 arguments for `episodes` episodes of a cohort of `n_envs` users and
+    `horizon` steps each."""
     common = {"gamma": settings.policy.discount, "policy_kwargs": {"net_arch": NET_ARCH}}
     if algorithm == "ppo":
-        # One update per episode of every user; mini-batches of one step of every user.
+        # One update per episode of every user, in shuffled mini-batches as large as the cohort.
         return {**common, "learning_rate": 3e-4, "n_steps": horizon, "batch_size": n_envs, "n_epochs": 10,
                 "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.01}
     if algorithm == "dqn":
-        return {**common, "learning_rate": 1e-4, "buffer_size": 100_000, "learning_starts": n_envs * horizon,
+        # Learning starts after one episode, or half the run when it is one episode long (SB3
+        # learns only once it has collected more than `learning_starts` transitions).
+        episode = n_envs * horizon
+        return {**common, "learning_rate": 1e-4, "buffer_size": 100_000,
+                "learning_starts": min(episode, episodes * episode // 2),
                 "batch_size": 256, "train_freq": 1, "gradient_steps": max(1, n_envs // 25),
                 "target_update_interval": n_envs * horizon, "exploration_fraction": 0.5,
                 "exploration_final_eps": 0.05}
@@ -71,14 +76,18 @@ def budget_episodes(settings: Settings) -> int:
 
 @contextlib.contextmanager
 def _own_global_random_states() -> Iterator[None]:
-    """SB3 seeds Python's, numpy's and torch's global generators: put them back afterwards."""
+    """SB3 seeds Python's, numpy's and torch's global generators (CUDA's too): put them back
+    afterwards."""
     python, numpy, torch_state = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     try:
         yield
     finally:
         random.setstate(python)
         np.random.set_state(numpy)
         torch.random.set_rng_state(torch_state)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def train_deep_agent(env: ClosedLoopVectorEnv, algorithm: str, episodes: int, seed: int,
@@ -88,7 +97,7 @@ def train_deep_agent(env: ClosedLoopVectorEnv, algorithm: str, episodes: int, se
     horizon = settings.simulation.n_days - 1
     adapter = Sb3VecEnv(env)
     normalised = VecNormalize(adapter, norm_obs=True, norm_reward=False, gamma=settings.policy.discount)
-    hyper = hyper_parameters(algorithm, env.num_envs, horizon, settings)
+    hyper = hyper_parameters(algorithm, env.num_envs, horizon, episodes, settings)
     with torch_runtime(1), _own_global_random_states():
         model = ALGORITHMS[algorithm]("MlpPolicy", normalised, seed=seed, device="cpu", verbose=0, **hyper)
         model.learn(total_timesteps=episodes * horizon * env.num_envs)

@@ -11,9 +11,9 @@ from esmr_assets.core.schemas import LATENT_COLUMNS
 from esmr_assets.core.settings import load_settings
 from esmr_assets.emotion.labeller import DailyLabeller
 from esmr_assets.policy.env.user import ClosedLoopUserEnv
-from esmr_assets.policy.env.vector import N_ACTIONS, ClosedLoopVectorEnv
+from esmr_assets.policy.env.vector import ClosedLoopVectorEnv
 from esmr_assets.policy.learners.ranker import EngagementRanker
-from esmr_assets.policy.loop.feeds import ACTIONS
+from esmr_assets.policy.loop.feeds import ACTIONS, FEED_CHOICES
 from esmr_assets.policy.loop.inputs import LoopInputs, LoopState
 from esmr_assets.policy.loop.observation import OBSERVATION_NAMES
 from esmr_assets.policy.loop.policies import FixedBucketPolicy
@@ -96,9 +96,9 @@ def test_the_same_actions_on_the_same_seed_give_the_same_trajectories(inputs):
         rng = np.random.default_rng(0)
         observations, rewards = [env.reset(seed=4)[0]], []
         for _ in range(SETTINGS.simulation.n_days - 1):
-            actions = rng.integers(0, N_ACTIONS, env.num_envs)
+            actions = rng.integers(0, FEED_CHOICES, env.num_envs)
             if flip_first:
-                actions[0] = (actions[0] + 1) % N_ACTIONS
+                actions[0] = (actions[0] + 1) % FEED_CHOICES
             observation, reward, *_ = env.step(actions)
             observations.append(observation)
             rewards.append(reward)
@@ -148,6 +148,10 @@ def test_bad_use_is_refused_with_the_reason(inputs):
     env.reset()
     with pytest.raises(ValueError, match="actions must lie in 0..8"):
         env.step(np.array([0, 9, 0]))
+    with pytest.raises(ValueError, match="integers"):
+        env.step(np.array([0.7, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="an integer >= 0"):
+        env.reset(seed=-1)
     with pytest.raises(ValueError, match="terms"):
         ClosedLoopVectorEnv(inputs, PARENTS, terms=("fun",))
     with pytest.raises(ValueError, match="split"):

@@ -88,7 +88,12 @@ def test_policies_from_outside_the_package_are_checked_before_they_join(monkeypa
     registry.register(outside)
     registry.register(outside)  # again: nothing changes
     assert registry.registered_names()[-1] == "mine" and registry.spec("mine") is outside
-    assert "mine" in [p.name for p in registry.with_replicates(("esmr",), 1)] and not registry.is_oracle("mine")
+    assert not registry.is_oracle("mine")
+    # A cell runs the outside policies of the modules its settings name, whatever its process imported.
+    assert "mine" in [p.name for p in registry.with_replicates(("esmr",), 1, ("my_package",))]
+    assert "mine" in [p.name for p in registry.with_replicates(("esmr",), 1, ("my_package.policy",))]
+    assert "mine" not in [p.name for p in registry.with_replicates(("esmr",), 1)]
+    assert "mine" not in [p.name for p in registry.with_replicates(("esmr",), 1, ("my_pack",))]
     with pytest.raises(SettingsError, match="cannot import 'no_such_plugin'"):
         registry.graph_settings("smoke", '{"policy": {"plugins": ["no_such_plugin"]}}')
     assert load_settings("smoke").policy.plugins == ()

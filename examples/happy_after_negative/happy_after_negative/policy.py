@@ -4,10 +4,9 @@ so far). It never sees the simulator's latent state."""
 
 import numpy as np
 
+from esmr_assets.core.vocabulary import NEGATIVE
 from esmr_assets.policy.loop.feeds import ACTIONS
 from esmr_assets.policy.loop.policies import serve_buckets
-
-NEGATIVE = ("stressed", "disappointed")
 
 
 class HappyAfterNegativeDay:
