@@ -43,6 +43,8 @@ from ..loop.policies import serve_buckets
 from ..rewards import RewardModel, RewardWeights, causal_weights
 
 SPLITS = ("training", "evaluation")
+
+
 def reward_weights(settings: Settings, terms: tuple[str, ...], alpha: float | None, beta: float | None,
                    eta: float | None) -> RewardWeights:
     """Eq. 8's weights: the settings' alpha, beta and eta unless given, and 0 for each term
@@ -58,22 +60,22 @@ def reward_weights(settings: Settings, terms: tuple[str, ...], alpha: float | No
                                        cause="cause" in terms)
 
 
-def cohort_users(inputs: LoopInputs, split: str, num_envs: int | None, first_user: int = 0) -> tuple[pl.DataFrame,
-                                                                                                     np.ndarray]:
+def cohort_users(state: LoopState, split: str, num_envs: int | None, first_user: int = 0) -> tuple[pl.DataFrame,
+                                                                                                   np.ndarray]:
     """(the split's users from `first_user` on, `num_envs` of them (None: all), each one's own
     user id). More than the split holds are copies of its users, with user ids offset per
     copy. A user's noise follows its row in the cohort and the cohort's size, so the same
     user in another cohort lives through other draws."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    users = LoopState(inputs).cohort(split)
+    users = state.cohort(split)
     if not 0 <= first_user < users.height:
         raise ValueError(f"first_user must lie in 0..{users.height - 1} (the {split} users), got {first_user}")
     users = users.slice(first_user)
     n = users.height if num_envs is None else int(num_envs)
     if n < 1:
         raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-    stride = int(inputs.users["user_id"].max()) + 1
+    stride = int(state.inputs.users["user_id"].max()) + 1
     copies = -(-n // users.height)
     cohort = pl.concat([users.with_columns(pl.col("user_id") + k * stride) for k in range(copies)]).head(n)
     return cohort, cohort["user_id"].to_numpy() % stride
@@ -103,10 +105,11 @@ class ClosedLoopVectorEnv(VectorEnv):
         settings = inputs.settings
         if settings.simulation.n_days < 2:
             raise ValueError("the environment needs n_days >= 2: day 0 is served before the agent acts")
-        users, own_ids = cohort_users(inputs, split, num_envs, first_user)
+        state = LoopState(inputs)
+        users, own_ids = cohort_users(state, split, num_envs, first_user)
         self.rewards = RewardModel(causal_weights(user_causal_parents, own_ids, settings),
                                    reward_weights(settings, tuple(terms), alpha, beta, eta))
-        self.feeds = LoopState(inputs).feed_builder()
+        self.feeds = state.feed_builder()
         model = inputs.emotion_model
         labeller = LatentLabeller() if reads_latent(model) else DailyLabeller(model)
         self.first_episode = 1 if split == "training" else 0
