@@ -38,6 +38,7 @@ from ..env.vector import ClosedLoopVectorEnv
 from ..learners.deep import DeepAgent
 from ..loop import registry
 from ..loop.inputs import LoopInputs, LoopState
+from ..loop.users import split_sizes
 from .models import DeepAgents
 
 ALGORITHMS = {"dqn": DQN, "ppo": PPO}
@@ -143,7 +144,7 @@ def fit_deep_agents(inputs: LoopInputs, user_causal_parents: pl.DataFrame,
               **{f"mean_{k}": pl.Float64 for k in ("reward", "r_eng", "r_emo", "r_cause")}}
     if not names:
         return DeepTraining(DeepAgents({}), pl.DataFrame(schema=schema), 0.0)
-    n_training = LoopState(inputs).cohort("training").height
+    _, n_training, _ = split_sizes(inputs.users.height, settings.policy)
     work = len(names) * budget_episodes(settings) * n_training * settings.simulation.n_days
     state = _DeepState(inputs, user_causal_parents=user_causal_parents)
     agents, rows = {}, []

@@ -28,7 +28,7 @@ from ..loop.inputs import LoopInputs, LoopState
 from ..loop.policies import FixedBucketPolicy
 from ..loop.registry import AgentSpec
 from ..loop.rollouts import DECODED_ACCURACY, labeller_for, rollout, satisfaction_shares
-from ..loop.users import policy_split
+from ..loop.users import policy_split, split_sizes
 from ..rewards import RewardModel, RewardWeights, causal_weights
 from .models import AgentSet, BanditLearners
 
@@ -283,11 +283,11 @@ def fit_bandits(
     """The registry's bandits trained online on the training users (the Q-learning
     agents' users), `igl_epochs` passes over fresh episodes of the environment each; each
     bandit is a job of its own, in parallel processes when the work is worth it."""
-    settings, seed = inputs.settings, inputs.seed
+    settings = inputs.settings
     policy = settings.policy
-    training_users, _ = policy_split(inputs.users, seed, policy)
+    _, n_training, _ = split_sizes(inputs.users.height, policy)
     names = list(registry.BANDITS)
-    work = len(names) * policy.igl_epochs * training_users.size * settings.simulation.n_days
+    work = len(names) * policy.igl_epochs * n_training * settings.simulation.n_days
     start = time.perf_counter()
     learners, rows = {}, []
     for name, (learner, mine, messages) in zip(
@@ -336,10 +336,10 @@ def choose_heuristic_buckets(
     the fewest (ties: the first in ACTIONS order). Only training users are simulated, and
     only what a platform sees (predicted labels) decides, so the choice is deployable. Each
     (heuristic, bucket) is a job, in parallel processes when the work is worth it."""
-    settings, seed = inputs.settings, inputs.seed
-    training_users, _ = policy_split(inputs.users, seed, settings.policy)
+    settings = inputs.settings
+    _, n_training, _ = split_sizes(inputs.users.height, settings.policy)
     jobs = [(name, bucket) for name in registry.CHOSEN_HEURISTICS for bucket in ACTIONS]
-    work = len(jobs) * training_users.size * settings.simulation.n_days
+    work = len(jobs) * n_training * settings.simulation.n_days
     negative = parallel.map_jobs(_bucket_negative_days, LoopState(inputs), jobs, parallel.workers(work))
     rows = [{"policy": name, "bucket": bucket, "predicted_negative_days": value}
             for (name, bucket), value in zip(jobs, negative)]
