@@ -205,11 +205,15 @@ class RewardWeights:
 
     @classmethod
     def from_settings(cls, settings: PolicySettings, engagement: bool = True, emotion: bool = True,
-                      cause: bool = True) -> RewardWeights:
-        """The weights of the settings, with R_eng (`engagement`), R_emo (`emotion`) or R_cause
-        (`cause`) switched off for an agent that does not learn from them."""
-        return cls(engagement=1.0 if engagement else 0.0, alpha=settings.alpha if emotion else 0.0,
-                   beta=settings.beta if cause else 0.0, eta=settings.eta, amplification=settings.causal_amplification)
+                      cause: bool = True, alpha: float | None = None, beta: float | None = None,
+                      eta: float | None = None) -> RewardWeights:
+        """The weights of the settings (or `alpha`, `beta`, `eta` where given), with R_eng
+        (`engagement`), R_emo (`emotion`) or R_cause (`cause`) switched off for an agent that
+        does not learn from them."""
+        alpha, beta, eta = (settings.alpha if alpha is None else alpha, settings.beta if beta is None else beta,
+                            settings.eta if eta is None else eta)
+        return cls(engagement=1.0 if engagement else 0.0, alpha=alpha if emotion else 0.0, beta=beta if cause else 0.0,
+                   eta=eta, amplification=settings.causal_amplification)
 
     @classmethod
     def stack(cls, weights: list[RewardWeights], block: int) -> RewardWeights:

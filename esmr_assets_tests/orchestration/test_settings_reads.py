@@ -77,9 +77,11 @@ def _declared(asset: str) -> list[str]:
 def test_the_policy_stage_reads_only_what_it_declares_under_every_variant(logged_world, threshold_model):
     """The policy stage's domain functions, handed only their assets' declared settings, with
     the non-default paths switched on (replicates, the last-bucket state, next-day credit, a
-    decaying step, a responsive session, a sampled ranker, the pooled DAG): none reads more."""
+    decaying step, a responsive session, a sampled ranker, the pooled DAG, the deep learners,
+    the planner): none reads more."""
     from esmr_assets.core.rng import stream
     from esmr_assets.policy.loop.rollouts import run_rollouts
+    from esmr_assets.policy.training.deep import fit_deep_agents
     from esmr_assets.policy.training.stage import (
         choose_heuristic_buckets,
         fit_agents,
@@ -92,8 +94,9 @@ def test_the_policy_stage_reads_only_what_it_declares_under_every_variant(logged
     settings = load_settings("smoke", {
         "simulation": {"n_days": 5, "session_response": 0.5},
         "policy": {"epochs": 1, "igl_epochs": 1, "agent_replicates": 2, "state_last_bucket": True,
-                   "reward_timing": "next_day", "learning_rate_decay": 0.8, "ranker_max_users": 40},
-        "causal": {"method": "pooled"},
+                   "reward_timing": "next_day", "learning_rate_decay": 0.8, "ranker_max_users": 40,
+                   "deep_learners": ["dqn_esmr", "ppo_emotion"]},
+        "causal": {"method": "pooled"}, "evaluation": {"planner_horizon": 2},
     }, whole_graph=False)
 
     def view(asset: str) -> SettingsView:
@@ -109,9 +112,11 @@ def test_the_policy_stage_reads_only_what_it_declares_under_every_variant(logged
     assert "esmr@1" in agents.agents
     buckets = choose_heuristic_buckets(LoopInputs(videos, users, impressions, ranker, threshold_model, view("heuristic_buckets"), 6))
     chosen = dict(buckets.filter(pl.col("chosen")).select("policy", "bucket").iter_rows())
+    deep = fit_deep_agents(LoopInputs(videos, users, impressions, ranker, threshold_model, view("deep_agents"), 6),
+                           no_parents)
     rollouts = run_rollouts(LoopInputs(videos, users, impressions, ranker, threshold_model, view("policy_rollouts"), 6),
-                            agents.agents, learners=bandits.learners, heuristic_buckets=chosen)
-    assert {"esmr@1", "hybrid_best_fixed", "igl_p3"} <= set(rollouts["policy"])
+                            agents.agents, learners=bandits.learners, heuristic_buckets=chosen, deep_agents=deep.agents)
+    assert {"esmr@1", "hybrid_best_fixed", "igl_p3", "dqn_esmr", "ppo_emotion", "oracle_planner"} <= set(rollouts["policy"])
 
 
 def test_the_closed_loop_steps_name_the_modules_of_their_jobs():

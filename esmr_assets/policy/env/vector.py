@@ -55,9 +55,8 @@ def reward_weights(settings: Settings, terms: tuple[str, ...], alpha: float | No
     given = {"alpha": alpha, "beta": beta, "eta": eta}
     if any(value is not None and value < 0 for value in given.values()):
         raise ValueError(f"alpha, beta and eta must be >= 0, got {given}")
-    policy = settings.policy.model_copy(update={k: float(v) for k, v in given.items() if v is not None})
-    return RewardWeights.from_settings(policy, engagement="engagement" in terms, emotion="emotion" in terms,
-                                       cause="cause" in terms)
+    return RewardWeights.from_settings(settings.policy, engagement="engagement" in terms, emotion="emotion" in terms,
+                                       cause="cause" in terms, alpha=alpha, beta=beta, eta=eta)
 
 
 def cohort_users(state: LoopState, split: str, num_envs: int | None, first_user: int = 0) -> tuple[pl.DataFrame,
