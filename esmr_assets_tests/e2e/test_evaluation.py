@@ -13,8 +13,7 @@ from scipy import stats
 from esmr_assets.core.settings import load_settings
 from esmr_assets.evaluation.metrics import METRICS
 from esmr_assets.orchestration.resources import run_config
-from esmr_assets.policy.loop.registry import BANDITS, label_sources
-from esmr_assets.policy.loop.registry import POLICY_NAMES as POLICIES
+from esmr_assets.policy.loop.registry import BANDITS, evaluated, label_sources
 from esmr_assets.policy.loop.streak import rl_active
 from esmr_assets.storage.warehouse import run_query
 from esmr_assets_tests.conftest import add_cell
@@ -22,6 +21,8 @@ from esmr_assets_tests.conftest import add_cell
 pytestmark = pytest.mark.slow
 SMOKE = load_settings("smoke")
 STYLES = load_settings("smoke").simulation.feedback_styles  # the default population's
+#: the policies a default cell evaluates (the deep learners and the planner are opt-in)
+POLICIES = tuple(spec.name for spec in evaluated(SMOKE))
 SEEDS = ("2", "3")  # "2" is the shared smoke graph's seed
 
 

@@ -13,7 +13,7 @@ from esmr_assets.causal.discovery import POOLED_USER
 from esmr_assets.core.rng import stream
 from esmr_assets.core.settings import PRESETS, load_settings
 from esmr_assets.orchestration.resources import run_config
-from esmr_assets.policy.loop.registry import POLICY_NAMES as POLICIES
+from esmr_assets.policy.loop.registry import evaluated
 from esmr_assets_tests.conftest import scenario_cell
 
 pytestmark = pytest.mark.slow
@@ -26,6 +26,7 @@ OVERRIDES = {
     "policy": {"ranker_max_users": 50, "max_evaluation_users": 20},
 }
 SETTINGS = load_settings("smoke", OVERRIDES)
+POLICIES = tuple(spec.name for spec in evaluated(SETTINGS))
 
 
 def test_large_preset_switches_on_every_cap():

@@ -44,8 +44,8 @@ name = "alpha_0"
 overrides = { policy = { alpha = 0.0 } }
 """
 #: the steps a change of policy.alpha reaches: the agents and everything after them
-AGENT_AND_AFTER = {"agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics", "policy_effects",
-                   "style_effects"}
+AGENT_AND_AFTER = {"agent_training", "deep_agent_training", "policy_rollouts", "action_shares", "evaluation_metrics",
+                   "user_metrics", "policy_effects", "style_effects"}
 
 
 def esmr(*args: str, **kwargs) -> subprocess.Popen:

@@ -213,10 +213,10 @@ def chromium() -> str:
 def rendered_text(browser: str, url: str, profile: Path) -> str:
     """The page's visible text after its JavaScript ran (headless, a window large enough
     that the graph renders every node of the largest group: 2400 px no longer was once the
-    policy group had eight assets)."""
+    policy group had eight assets, 4000 px once it had ten)."""
     page = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         f"--user-data-dir={profile}", "--window-size=4000,4000", "--virtual-time-budget=30000", "--dump-dom", url],
+         f"--user-data-dir={profile}", "--window-size=6000,6000", "--virtual-time-budget=30000", "--dump-dom", url],
         capture_output=True, text=True, timeout=180,
     )
     assert page.returncode == 0, page.stderr[-2000:]

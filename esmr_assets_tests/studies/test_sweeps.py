@@ -175,8 +175,8 @@ def test_a_study_schedule_runs_its_grid_and_reuses_what_a_scenario_does_not_chan
     assert (root / "scenarios" / "alphas.a0.json").is_file()
 
 
-AGENT_AND_AFTER = {"agent_training", "policy_rollouts", "evaluation_metrics", "user_metrics", "policy_effects",
-                   "style_effects"}
+AGENT_AND_AFTER = {"agent_training", "deep_agent_training", "policy_rollouts", "action_shares", "evaluation_metrics",
+                   "user_metrics", "policy_effects", "style_effects"}
 
 
 def test_sweep_settings_come_from_the_environment(monkeypatch, tmp_path):

@@ -101,15 +101,12 @@ class PlannerOracle:
         self.today_key = today_key
 
     @classmethod
-    def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> PlannerOracle | None:
-        """None while `evaluation.planner_horizon` is 0 (the default: the planner is costly)."""
+    def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> PlannerOracle:
+        """The planner of `evaluation.planner_horizon` days (the rollouts leave it out at 0)."""
         from .registry import spec as registered
 
-        horizon = artifacts.settings.evaluation.planner_horizon
-        if horizon == 0:
-            return None
         return cls(artifacts.feeds, artifacts.seed, spec.stream_key, artifacts.settings.evaluation.oracle_draws,
-                   horizon, registered("oracle_best_feed").stream_key)
+                   artifacts.settings.evaluation.planner_horizon, registered("oracle_best_feed").stream_key)
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         feeds = bucket_feeds(self.feeds, env)

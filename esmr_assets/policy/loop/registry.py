@@ -188,6 +188,18 @@ def with_replicates(replicated: tuple[str, ...], replicates: int, plugins: tuple
     )
 
 
+def evaluated(settings: Settings) -> tuple[PolicySpec, ...]:
+    """The policies a cell's rollouts run, in table order: `with_replicates` of its settings,
+    less the deep learners `policy.deep_learners` leaves out and `oracle_planner` while
+    `evaluation.planner_horizon` is 0 (both cost a seed's time budget, so they are opt-in)."""
+    policy = settings.policy
+    off = {name for name in DEEP_LEARNERS if name not in policy.deep_learners}
+    if settings.evaluation.planner_horizon == 0:
+        off.add("oracle_planner")
+    return tuple(spec for spec in with_replicates(policy.replicated_agents, policy.agent_replicates, policy.plugins)
+                 if base_name(spec.name) not in off)
+
+
 def is_oracle(name: str) -> bool:
     """Whether the policy `name` (or a replicate of it) is a diagnostic that reads the latent state."""
     registered = _lookup(base_name(name))

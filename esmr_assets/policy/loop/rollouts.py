@@ -158,8 +158,7 @@ def _costs(specs: list[registry.PolicySpec], settings: Settings) -> list[int]:
 def rollout_work(settings: Settings) -> int:
     """The rollouts' closed-loop user-days, the most of any closed-loop stage: what decides,
     before the users exist, whether a cell's closed-loop stages will want workers."""
-    specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates,
-                                     settings.policy.plugins)
+    specs = registry.evaluated(settings)
     _, _, n_evaluation = split_sizes(settings.simulation.n_users, settings.policy)
     return sum(_costs(specs, settings)) * n_evaluation * settings.simulation.n_days
 
@@ -179,8 +178,7 @@ def run_rollouts(
     processes when the work is worth it (`core.parallel`); the rows are the same either way."""
     settings, seed = inputs.settings, inputs.seed
     _, evaluation_users = policy_split(inputs.users, seed, settings.policy)
-    specs = registry.with_replicates(settings.policy.replicated_agents, settings.policy.agent_replicates,
-                                     settings.policy.plugins)
+    specs = registry.evaluated(settings)
     state = _RolloutState(inputs, agents=agents, learners=learners or {}, heuristic_buckets=heuristic_buckets or {},
                           deep_agents=deep_agents or {})
     frames = []

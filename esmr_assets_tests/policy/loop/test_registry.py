@@ -97,3 +97,15 @@ def test_policies_from_outside_the_package_are_checked_before_they_join(monkeypa
     with pytest.raises(SettingsError, match="cannot import 'no_such_plugin'"):
         registry.graph_settings("smoke", '{"policy": {"plugins": ["no_such_plugin"]}}')
     assert load_settings("smoke").policy.plugins == ()
+
+
+def test_a_cell_evaluates_the_opt_in_policies_only_when_its_settings_turn_them_on():
+    from esmr_assets.core.settings import load_settings
+
+    default = [spec.name for spec in registry.evaluated(load_settings("smoke"))]
+    assert not set(registry.DEEP_LEARNERS) & set(default) and "oracle_planner" not in default
+    assert default == [name for name in registry.POLICY_NAMES if name in default]  # table order
+    on = load_settings("smoke", {"policy": {"deep_learners": ["ppo_esmr"], "agent_replicates": 2},
+                                 "evaluation": {"planner_horizon": 3}})
+    names = [spec.name for spec in registry.evaluated(on)]
+    assert {"ppo_esmr", "oracle_planner", "esmr@1"} <= set(names) and "dqn_esmr" not in names
