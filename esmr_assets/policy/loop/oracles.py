@@ -31,6 +31,7 @@ import numpy as np
 from ...core.rng import stream
 from ...sim.day import churn_today, draw_day_noise, simulate_day
 from ...sim.environment import ClosedLoopEnv
+from . import registry
 from .agent_day import StateTracker
 from .feeds import ACTIONS, FeedBuilder, bucket_mask
 
@@ -103,10 +104,8 @@ class PlannerOracle:
     @classmethod
     def from_artifacts(cls, artifacts: Artifacts, spec: PolicySpec) -> PlannerOracle:
         """The planner of `evaluation.planner_horizon` days (the rollouts leave it out at 0)."""
-        from .registry import spec as registered
-
         return cls(artifacts.feeds, artifacts.seed, spec.stream_key, artifacts.settings.evaluation.oracle_draws,
-                   artifacts.settings.evaluation.planner_horizon, registered("oracle_best_feed").stream_key)
+                   artifacts.settings.evaluation.planner_horizon, registry.spec("oracle_best_feed").stream_key)
 
     def act(self, env: ClosedLoopEnv, tracker: StateTracker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         feeds = bucket_feeds(self.feeds, env)

@@ -32,7 +32,8 @@ _ACTION_NAMES = dict(enumerate(ACTIONS))  # -1 (no action) becomes null
 class Artifacts:
     """What the trained stage hands to the policies: `PolicySpec.acts_with` classes build
     themselves from it (`from_artifacts`). `heuristic_buckets` maps a heuristic without a
-    fixed bucket to the one chosen on the training users."""
+    fixed bucket to the one chosen on the training users; `deep_agents` are the deep learners
+    by policy name."""
 
     feeds: FeedBuilder
     agents: Mapping[str, QLearningAgent]
