@@ -260,9 +260,10 @@ def register(*specs: PolicySpec) -> None:
     """Register policies defined outside the package (a plugin module calls this on import;
     `policy.plugins` names the module, and a cell runs the policies whose class lives in a
     module it names or below it). They act from the trained artifacts like the package's own
-    (`acts_with` an absolute "package.module:Class"), after every built-in policy in each table. They train nothing in the policy stage, so they carry no agent,
-    learner, heuristic or deep learner; their stream keys are >= PLUGIN_STREAM_KEYS.
-    Registering the same entry again changes nothing."""
+    (`acts_with` an absolute "package.module:Class"), after every built-in policy in each
+    table. They train nothing in the policy stage, so they carry no agent, learner, heuristic
+    or deep learner; their stream keys are >= PLUGIN_STREAM_KEYS. Registering the same entry
+    again changes nothing."""
     for entry in specs:
         where = f"policy {entry.name!r} from outside the package"
         if entry.agent or entry.learner or entry.heuristic or entry.deep:
