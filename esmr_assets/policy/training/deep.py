@@ -129,8 +129,9 @@ def _fit_one(state: _DeepState, name: str) -> tuple[tuple[dict, dict], list[dict
     agent, curve = train_deep_agent(env, spec.algorithm, budget_episodes(settings), learner_seed(inputs.seed, name),
                                     settings)
     rows = [{"agent": name, **row} for row in curve]
-    return (agent.manifest(), agent.state_dict()), rows, (f"{name}: {len(curve)} episodes of {env.num_envs} users in {time.perf_counter() - start:.1f} s, "
-                         f"mean reward {rows[0]['mean_reward']:.3f} -> {rows[-1]['mean_reward']:.3f}")
+    message = (f"{name}: {len(curve)} episodes of {env.num_envs} users in {time.perf_counter() - start:.1f} s, "
+               f"mean reward {rows[0]['mean_reward']:.3f} -> {rows[-1]['mean_reward']:.3f}")
+    return (agent.manifest(), agent.state_dict()), rows, message
 
 
 def fit_deep_agents(inputs: LoopInputs, user_causal_parents: pl.DataFrame,
