@@ -26,7 +26,7 @@ test: setup
 
 # Every shipped study at `paper`, one after another (hours on 2 cores; resumable: rerun to
 # continue). SEEDS=0-2 runs a first pass on fewer seeds; STUDY_DATA picks the data dir.
-STUDIES ?= observability content_effect sensitivity engagement_tradeoff emotion_models training_budget horizon igl_styles
+STUDIES ?= fair_test observability content_effect sensitivity engagement_tradeoff emotion_models training_budget horizon igl_styles learners
 STUDY_DATA ?= data
 studies: setup
 	for study in $(STUDIES); do \

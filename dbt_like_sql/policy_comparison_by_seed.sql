@@ -23,6 +23,7 @@ cross join lateral (
         ('recovery_time', e.recovery_time),
         ('positive_share', e.positive_share),
         ('negative_share', e.negative_share),
-        ('decoded_accuracy', e.decoded_accuracy)
+        ('decoded_accuracy', e.decoded_accuracy),
+        ('rl_active_share', e.rl_active_share)
 ) as m (metric, value)
 order by e.scenario, e.seed, e.policy, e.label_source, m.metric

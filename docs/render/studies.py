@@ -7,8 +7,11 @@ truth per scenario, the igl_styles study the results per communication style.
 A study at `paper` takes hours and a data dir does not outlive its machine, so results are
 committed in two layers:
 
-- studies/cells/<preset>/: each finished cell's small tables (`policy_effects`,
-  `style_effects`, `emotion_model_scores`, with their reuse keys), in the warehouse's layout.
+- studies/cells/<preset>/: each finished cell's small tables (`CELL_TABLES`: the paired effects,
+  per style too, the metrics per policy with the hybrids' acting shares, what each policy
+  served by state, the emotion models' scores and their confusion per group, the agents'
+  Q-values; never rollouts), with their reuse keys and numeric environment, in the
+  warehouse's layout.
   A study's seeds may be run in different sittings (`esmr study run --seeds 3-4`); the cells
   of all of them add up here.
 - studies/results/<name>/: the study's report over every archived cell, recomputed from the
@@ -52,7 +55,8 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "studies" / "results"
 CELLS = REPO / "studies" / "cells"
 #: the per-cell tables a study's results are computed from
-CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares")
+CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares", "evaluation_metrics",
+               "emotion_confusion", "q_table")
 SPECS = sorted((REPO / "studies").glob("*.toml"))
 DIGITS = {"negative_days": 2, "engagement_reward": 2, "mean_latent_valence": 3}
 

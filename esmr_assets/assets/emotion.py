@@ -7,6 +7,7 @@ import polars as pl
 from ..core.vocabulary import TRUE_EMOTIONS
 from ..emotion.clustering import CLUSTER_FEATURES
 from ..emotion.estimators import EmotionModel
+from ..emotion.metrics import confusion_by_group
 from ..emotion.pipeline import (
     PAPER_ACCURACY,
     label_days,
@@ -144,3 +145,16 @@ def emotion_predictions(
             ),
         },
     )
+
+
+@dg.asset(group_name=GROUP, partitions_def=cell_partitions, kinds={"parquet"}, metadata=reads())
+def emotion_confusion(emotion_predictions: pl.DataFrame, user_day_logs: pl.DataFrame, users: pl.DataFrame):
+    """The deployed emotion model's predicted label against the latent emotion on active days,
+    per split and communication style (user-days per pair): how often each group's upset days
+    are read as pleased, from a table small enough to archive with the studies."""
+    table = confusion_by_group(emotion_predictions, user_day_logs, users)
+    test = table.filter(pl.col("split") == "test")
+    agreement = test.group_by("feedback_style").agg(
+        ((pl.col("true_emotion") == pl.col("label")) * pl.col("user_days")).sum() / pl.col("user_days").sum()
+    ).sort("feedback_style")
+    return dg.MaterializeResult(value=table, metadata={"test_agreement_by_style": markdown_table(agreement)})

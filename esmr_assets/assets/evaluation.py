@@ -37,8 +37,11 @@ from ..policy.learners.ranker import EngagementRanker
 from ..policy.loop.inputs import LoopInputs
 from ..policy.loop.rollouts import run_rollouts
 from ..policy.training.models import AgentSet, BanditLearners, DeepAgents
+from .policy import AGENT_LEARNING_SETTINGS, RANKER_SETTINGS, policy_reads
 
 GROUP = "evaluation"
+#: the policy settings the rollouts read themselves: not those their trained inputs carry
+ROLLOUT_POLICY_READS = policy_reads(without=(*RANKER_SETTINGS, *AGENT_LEARNING_SETTINGS, "deep_budget"))
 #: the comparison columns `esmr run` prints and the metadata previews
 HEADLINE = ("negative_days", "happy_at_least_once", "final_dominant_happy", "full_recovery", "volatility",
             "bounce_rate", "engagement_reward", "mean_latent_valence", "recovery_time")
@@ -46,7 +49,7 @@ HEADLINE = ("negative_days", "happy_at_least_once", "final_dominant_happy", "ful
 
 @dg.asset(group_name=GROUP, partitions_def=cell_partitions, ins={"emotion_model": ON_CPU}, kinds={"numpy", "parquet"},
           op_tags=parallel_jobs("esmr_assets.policy.loop.rollouts"),
-          metadata=reads("simulation", "policy", "evaluation.oracle_draws", "evaluation.planner_horizon"))
+          metadata=reads("simulation", *ROLLOUT_POLICY_READS, "evaluation.oracle_draws", "evaluation.planner_horizon"))
 def policy_rollouts(
     context: dg.AssetExecutionContext,
     esmr: EsmrConfig,

@@ -5,6 +5,7 @@ tables that report on them. Thin wrappers over `esmr_assets.policy.training.stag
 import dagster as dg
 import polars as pl
 
+from ..core.settings import PolicySettings
 from ..emotion.estimators import EmotionModel
 from ..evaluation.plots.policy import bandit_training as bandit_training_plot
 from ..evaluation.plots.policy import deep_learning_curve as deep_learning_curve_plot
@@ -30,10 +31,26 @@ GROUP = "policy"
 STAGE_JOBS = parallel_jobs("esmr_assets.policy.training.stage")
 #: who trains and who is evaluated (`users.policy_split`)
 SPLIT_READS = ("policy.evaluation_share", "policy.max_evaluation_users", "policy.training_users")
-RANKER_READS = reads("policy.ranker_learning_rate", "policy.ranker_num_leaves", "policy.ranker_max_trees", "policy.ranker_early_stopping_rounds", "policy.ranker_max_users")
+#: the ranker's settings, which `engagement_ranker` (an input) reads for the stages after it
+RANKER_SETTINGS = ("ranker_learning_rate", "ranker_num_leaves", "ranker_max_trees", "ranker_early_stopping_rounds",
+                   "ranker_max_users")
+#: the deep learners' settings, which `deep_agent_training` reads and the tabular agents do not
+DEEP_SETTINGS = ("deep_learners", "deep_budget")
+#: how the tabular agents learn, which `q_agents` (an input) carries for the stages after it
+AGENT_LEARNING_SETTINGS = ("epochs", "learning_rate", "learning_rate_decay", "replay_size", "replay_batch",
+                           "temperature", "temperature_decay", "min_temperature")
+
+
+def policy_reads(*, without: tuple[str, ...]) -> tuple[str, ...]:
+    """Every policy setting but `without`: a stage whose inputs already carry those settings
+    (in their reuse keys) declares the rest, so changing them does not recompute it."""
+    return tuple(f"policy.{name}" for name in PolicySettings.model_fields if name not in without)
+
+
+RANKER_READS = reads(*(f"policy.{name}" for name in RANKER_SETTINGS))
 BANDIT_READS = reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.bandit_epsilon", "policy.igl_alpha",
                      "policy.igl_learning_rate", "policy.igl_epochs", "policy.bandit_context")
-AGENT_READS = reads("simulation", "policy", "causal.method")
+AGENT_READS = reads("simulation", *policy_reads(without=(*RANKER_SETTINGS, *DEEP_SETTINGS, "plugins")), "causal.method")
 DEEP_READS = reads(*SPLIT_READS, "simulation", "policy.candidates", "policy.deep_learners", "policy.deep_budget",
                    "policy.epochs", "policy.discount", "policy.alpha", "policy.beta", "policy.eta",
                    "policy.causal_amplification", "causal.method")

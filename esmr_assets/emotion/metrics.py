@@ -64,3 +64,19 @@ def agreement(labels: Labels, truth: Labels) -> dict[str, float | np.ndarray]:
         "accuracy": float(accuracy_score(tru, lab)),
         "confusion": confusion(truth, labels),
     }
+
+
+def confusion_by_group(predictions: pl.DataFrame, logs: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
+    """The predicted label against the latent emotion on the users' active days, per split and
+    communication style: one row per (split, feedback_style, true_emotion, label) with its
+    user-days. Small enough to archive, and every per-group misreading rate (an upset day read
+    as pleased, exact agreement) is a sum over it."""
+    active = logs.filter(~pl.col("churned")).select("user_id", "day", pl.col("true_emotion").cast(pl.String))
+    return (
+        predictions.select("user_id", "day", pl.col("split").cast(pl.String), pl.col("label").cast(pl.String))
+        .join(active, on=["user_id", "day"], how="inner")
+        .join(users.select("user_id", pl.col("feedback_style").cast(pl.String)), on="user_id", how="left")
+        .group_by("split", "feedback_style", "true_emotion", "label")
+        .agg(pl.len().cast(pl.Int64).alias("user_days"))
+        .sort("split", "feedback_style", "true_emotion", "label")
+    )

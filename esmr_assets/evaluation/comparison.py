@@ -49,7 +49,9 @@ def evaluation_table(rollouts: pl.DataFrame, styles: pl.DataFrame | None = None)
     """One row per policy (in order of appearance) and label source: `users`, every metric,
     `change_<metric>` = (value - baseline) / |baseline| against `lightgbm` with the same
     label source, and `paper_<metric>`: the paper's ESMR figure on the `esmr` rows, its
-    LightGBM figure on the `lightgbm` rows, null elsewhere. With the users' communication
+    LightGBM figure on the `lightgbm` rows, null elsewhere. `rl_active_share` is the share of
+    user-days on which the policy's RL or fixed bucket acted (`rl_days`): the hybrids' acting
+    shares. With the users' communication
     `styles`, the `feedback_metrics` columns follow (the same for both label sources)."""
     oracle = oracle_flags(rollouts)
     rows = [
@@ -57,7 +59,11 @@ def evaluation_table(rollouts: pl.DataFrame, styles: pl.DataFrame | None = None)
          **summarise(m["labels"], m["watch"], m["scroll"], m["latent"])}
         for policy, source, users, m in policy_matrices(rollouts)
     ]
-    table = pl.DataFrame(rows).with_columns(pl.col(m).cast(pl.Float64) for m in METRICS)
+    table = (
+        pl.DataFrame(rows)
+        .with_columns(pl.col(m).cast(pl.Float64) for m in METRICS)
+        .join(rl_days(rollouts).select("policy", "rl_active_share"), on="policy", how="left", maintain_order="left")
+    )
     if styles is not None:
         table = table.join(feedback_metrics(rollouts, styles), on="policy", how="left", maintain_order="left")
     if BASELINE not in table["policy"]:

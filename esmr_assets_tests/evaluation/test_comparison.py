@@ -20,7 +20,7 @@ def rollout(policy: str, labels: dict[int, list[str]], watch: float, rl: dict[in
     for user, sequence in labels.items():
         for day, label in enumerate(sequence):
             rows.append({"policy": policy, "user_id": user, "day": day,
-                         "rl_active": bool(rl and rl.get(user, [False] * DAYS)[day]),
+                         "rl_active": bool(rl and rl.get(user, [False] * DAYS)[day]), "churned": label == "churned",
                          "watch_minutes": watch, "scroll_minutes": 0.0, "predicted_label": label,
                          "true_emotion": "happy" if label != "churned" else "churned", "true_valence": 0.5})
     return pl.DataFrame(rows)
@@ -55,6 +55,8 @@ def test_changes_and_paper_columns():
     assert table.filter(pl.col("policy") == "lightgbm")["paper_happy_at_least_once"].is_null().all()
     assert table.filter(pl.col("policy") == "esmr")["paper_change_volatility"].to_list() == [PAPER_VOLATILITY_CHANGE] * 2
     assert representative_user(pl.concat([base, esmr])) == 1
+    # the acting share: esmr acted on 7 of user 1's 8 days and none of user 2's
+    assert table["rl_active_share"].to_list() == [0.0, 0.0, 7 / 16, 7 / 16]
 
 
 def test_requires_the_baseline():
