@@ -1,29 +1,30 @@
-"""Regenerate the fair-test tables of docs/ ("Is it ESMR or the implementation?") from stored
-sweeps (never typed by hand).
+"""Regenerate the fair-test tables of docs/ ("Is it ESMR or the implementation?") from the
+archived cells of the `fair_test` study (never typed by hand).
 
-Each variant is one `esmr sweep` over the same seeds with its own setting overrides, all with
-training replicates of ESMR's agent (`policy.agent_replicates`). From each variant's scenario's
-`policy_effects` (per seed, paired per-user effects against `lightgbm` on the latent truth) it
+Each variant is one scenario of `studies/fair_test.toml`, all with five training replicates of
+ESMR's agent (`policy.agent_replicates`). From each scenario's archived `policy_effects` (per
+seed, paired per-user effects against `lightgbm` on the latent truth) and `action_shares` it
 writes, between `<!-- fair-test:start -->` and `<!-- fair-test:end -->`:
 
 - the paper-faithful configuration: every replicate of ESMR, their pool with the SD between
   replicates, the heuristics, the ceilings;
-- per variant: the pooled ESMR's effects, the spread between replicates, and its paired
-  differences from `hybrid_fixed_happy` and from `oracle_esmr` (per seed the difference of the
-  two effects, which share users and noise; t interval across seeds);
+- per variant: the pooled ESMR's effects, the spread between replicates, the buckets it led
+  with on the days it acted, and its paired differences from `hybrid_fixed_happy` and from
+  `oracle_esmr` (per seed the difference of the two effects, which share users and noise;
+  t interval across seeds);
 - the engagement-responsive scenario's policies on emotion and engagement side by side;
 
 and a plot of the variants, docs/figures/fair_test.png. To reproduce:
 
-    for o in $(python docs/render/fair_test.py --print-overrides); do esmr sweep --seeds 0-4 --overrides "$o"; done
-    .venv/bin/python docs/render/fair_test.py --data-dir data
+    .venv/bin/esmr study run studies/fair_test.toml --data-dir <dir>
+    .venv/bin/python docs/render/studies.py --data-dir <dir>     # archives the finished cells
+    .venv/bin/python docs/render/fair_test.py
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -34,43 +35,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
+from esmr_assets.evaluation.actions import RANKER  # noqa: E402
 from esmr_assets.orchestration.metadata import markdown_table_text  # noqa: E402
 from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
-from esmr_assets.storage.cells import overrides_scenario_name  # noqa: E402
-from esmr_assets.storage.files import storage_root  # noqa: E402
-from esmr_assets.storage.warehouse import Query, scenario_query  # noqa: E402
+from esmr_assets.storage.warehouse import Query  # noqa: E402
+from esmr_assets.studies.spec import load_study  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS, link, write_block  # noqa: E402
+from sources import CELLS, MAIN_STUDY, REPO, archived_query  # noqa: E402
 
 #: the variants' plot, under the pages' folder
 PLOT = "figures/fair_test.png"
-REPLICATES = 5
-#: name -> (setting overrides besides the replicates, what the variant changes)
-VARIANTS = {
-    "paper": ({}, "the paper's reward timing and state"),
-    "next_day": ({"policy": {"reward_timing": "next_day"}}, "(b) R_emo and R_cause on the next day's change"),
-    "last_bucket": ({"policy": {"state_last_bucket": True}}, "(a) the state holds yesterday's bucket"),
-    "last_bucket+next_day": ({"policy": {"state_last_bucket": True, "reward_timing": "next_day"}}, "(a) and (b)"),
-    "learning_rate_decay": ({"policy": {"learning_rate_decay": 0.8}}, "a per-visit step 1/n(s,a)^0.8"),
-    "session_response": ({"simulation": {"session_response": 0.5}},
-                         "the session responds to the feed (rho = 0.5); paper timing and state"),
-}
+#: the study whose scenarios are the variants (each scenario's description says what it changes)
+STUDY = load_study(REPO / "studies" / f"{MAIN_STUDY}.toml")
+#: ESMR's training replicates in every variant
+REPLICATES = STUDY.scenarios[0].settings.policy.agent_replicates
 METRICS = (("negative_days", "negative days", 2), ("mean_latent_valence", "mean latent valence", 3),
            ("engagement_reward", "engagement reward", 2))
 HEURISTICS = ("hybrid_fixed_happy", "hybrid_best_fixed", "always_happy")
 AGENT = "esmr"
-
-
-def overrides(variant: str) -> dict:
-    extra, _ = VARIANTS[variant]
-    policy = {**extra.get("policy", {}), "agent_replicates": REPLICATES}
-    return {**extra, "policy": policy}
-
-
-def query_of(data_dir: Path, variant: str, preset: str = "paper") -> Query:
-    """SQL over the variant's scenario (the one `esmr sweep --overrides` registered for it)."""
-    return scenario_query(storage_root(data_dir, preset), overrides_scenario_name(preset, json.dumps(overrides(variant))))
 
 
 def _cell(mean, low, high, digits: int) -> str:
@@ -126,15 +110,17 @@ def policy_table(frame: pl.DataFrame, policies: list[str] | None = None, spread:
     return markdown_table_text(pl.DataFrame(rows))
 
 
-def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per variant: the pooled agent's effects with the replicate SD, and its paired
-    differences from hybrid_fixed_happy and oracle_esmr (long form, for the plot)."""
+def variant_rows(cells: Path = CELLS) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per variant: the pooled agent's effects with the replicate SD, the buckets it led with
+    on its acting days, and its paired differences from hybrid_fixed_happy and oracle_esmr
+    (long form, for the plot)."""
     rows, long = [], []
     pooled = f"{AGENT}@all"
-    for variant, (_, what) in VARIANTS.items():
-        query = query_of(data_dir, variant, preset)
+    for scenario in STUDY.scenarios:
+        variant, what = scenario.name, scenario.description
+        query = archived_query(STUDY.name, variant, STUDY.preset, cells)
         if query("select count(*) as n from policy_effects_across_seeds")["n"][0] == 0:
-            print(f"no sweep of {variant} under {data_dir}: left out")
+            print(f"no archived cells of {STUDY.name}.{variant}: left out")
             continue
         frame = effects(query)
         seeds = int(frame["seeds"].max())
@@ -146,10 +132,10 @@ def variant_rows(data_dir: Path, preset: str) -> tuple[pl.DataFrame, pl.DataFram
             long.append({"variant": variant, "policy": pooled, "metric": metric,
                          **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
         buckets = query(f"""
-            select avg(case when action in {NEGATIVE_EMOTIONS} then 1.0 else 0.0 end) as negative,
-                   avg(case when action = 'happy' then 1.0 else 0.0 end) as happy
-            from policy_rollouts
-            where (policy = '{AGENT}' or policy like '{AGENT}@%') and rl_active and not churned""")
+            select sum(user_days) filter (where action in {NEGATIVE_EMOTIONS}) / sum(user_days) as negative,
+                   sum(user_days) filter (where action = 'happy') / sum(user_days) as happy
+            from action_shares
+            where (policy = '{AGENT}' or policy like '{AGENT}@%') and action <> '{RANKER}'""")
         cells["negative buckets on RL days"] = f"{buckets['negative'][0]:.0%}"
         cells["happy on RL days"] = f"{buckets['happy'][0]:.0%}"
         for other in ("hybrid_fixed_happy", "oracle_esmr"):
@@ -193,22 +179,13 @@ def variants_plot(long: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
-    parser.add_argument("--preset", default="paper")
-    parser.add_argument("--print-overrides", action="store_true", help="print each variant's sweep overrides")
-    args = parser.parse_args()
-    if args.print_overrides:
-        for variant in VARIANTS:
-            print(json.dumps(overrides(variant), separators=(",", ":")))
-        return
-    paper = effects(query_of(args.data_dir, "paper", args.preset))
+def render(docs: Path = DOCS, cells: Path = CELLS) -> Path:
+    """The fair-test block and plot of `docs` from the study's archived cells; returns the page written."""
+    paper = effects(archived_query(STUDY.name, "paper", STUDY.preset, cells))
     replicates = [AGENT, *(f"{AGENT}@{r}" for r in range(1, REPLICATES)), f"{AGENT}@all"]
     shown = [*replicates, "esmr_no_emotion", "oracle_esmr", *HEURISTICS, "cb_like", "oracle_best_feed"]
-    summary, long = variant_rows(args.data_dir, args.preset)
-    session = effects(query_of(args.data_dir, "session_response", args.preset))
+    summary, long = variant_rows(cells)
+    session = effects(archived_query(STUDY.name, "session_response", STUDY.preset, cells))
     page = write_block("fair-test", lambda page: [
         f"**The paper's configuration, with {REPLICATES} training replicates of ESMR's agent** (paired per-user "
         "effects against `lightgbm` on the latent truth, mean over seeds [95 % t interval across seeds]; "
@@ -216,16 +193,24 @@ def main() -> None:
         f"streams, `{AGENT}@all` pools them, with the SD of the replicates' effects within a seed, averaged "
         "over seeds):",
         policy_table(paper, shown, spread=True),
-        "**Each variant, all with the same replicates** (pooled ESMR; the differences are paired: per seed the "
-        "difference of the two effects on the same users and noise, t interval across seeds):",
+        "**Each variant, all with the same replicates** (pooled ESMR; the buckets are shares of the user-days "
+        "from day 1 on on which a replicate acted; the differences are paired: per seed the difference of the "
+        "two effects on the same users and noise, t interval across seeds):",
         markdown_table_text(summary),
-        f"![fair test]({link(args.docs / PLOT, page)})",
+        f"![fair test]({link(docs / PLOT, page)})",
         "**Engagement that responds to the feed** (`session_response` 0.5, the paper's timing and state):",
         policy_table(session, [f"{AGENT}@all", "esmr_no_engagement", "oracle_esmr", *HEURISTICS, "cb_like",
                                "random", "oracle_best_feed"], spread=False),
-    ], args.docs)
-    (args.docs / PLOT).write_bytes(variants_plot(long))
-    print(f"rewrote the fair-test block of {page}")
+    ], docs)
+    (docs / PLOT).write_bytes(variants_plot(long))
+    return page
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
+    args = parser.parse_args()
+    print(f"rewrote the fair-test block of {render(args.docs)}")
 
 
 if __name__ == "__main__":

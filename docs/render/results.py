@@ -1,16 +1,16 @@
-"""Regenerate the results tables of docs/ from the stored outputs (never typed by hand).
+"""Regenerate the results tables of docs/ from the archived cells (never typed by hand).
 
-Reads the SQL models of the given preset and rewrites the blocks of docs/ between markers: the paired
-effects (`policy_effects_across_seeds`, with its forest plot written to
-docs/figures/effects_forest.png) between `<!-- effects:start -->` and `<!-- effects:end -->`, the raw
-means (`policy_comparison`) between `<!-- results:start -->` and `<!-- results:end -->`, and
-the feedback-fairness table (`reward_fairness_by_group`) between `<!-- fairness:start -->` and
-`<!-- fairness:end -->`:
+The main evaluation is the fair test's `paper` scenario (`studies/fair_test.toml`: the default
+settings with five training replicates of ESMR's agent). From its archived cells it rewrites
+the blocks of docs/ between markers: the paired effects (`policy_effects_across_seeds`, with its
+forest plot written to docs/figures/effects_forest.png) between `<!-- effects:start -->` and
+`<!-- effects:end -->`, the raw means (`policy_comparison`) between `<!-- results:start -->` and
+`<!-- results:end -->`, and the feedback-fairness table (`reward_fairness_by_group`) between
+`<!-- fairness:start -->` and `<!-- fairness:end -->`:
 
-    .venv/bin/esmr sweep --seeds 0-4                     # materialize seeds + SQL models
-    .venv/bin/python docs/render/results.py --data-dir data
-
-With `--overrides`, the same JSON as the sweep's, it reads that configuration's scenario.
+    .venv/bin/esmr study run studies/fair_test.toml --data-dir <dir>
+    .venv/bin/python docs/render/studies.py --data-dir <dir>     # archives the finished cells
+    .venv/bin/python docs/render/results.py
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from esmr_assets.evaluation.metrics import (
 )
 from esmr_assets.evaluation.plots.evaluation import effects_forest
 from esmr_assets.orchestration.metadata import markdown_table_text
-from esmr_assets.storage.cells import overrides_scenario_name
-from esmr_assets.storage.files import storage_root
-from esmr_assets.storage.warehouse import Query, scenario_query
+from esmr_assets.storage.warehouse import Query
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS, link, write_block  # noqa: E402
+from sources import CELLS, MAIN_SCENARIO, MAIN_STUDY, archived_query  # noqa: E402
 
 #: the forest plot, under the pages' folder
 FOREST_PNG = "figures/effects_forest.png"
@@ -142,34 +141,38 @@ def fairness_markdown(query: Query) -> str:
             "seeds, latent truth, never seen by a learner):\n\n" + markdown_table_text(pl.DataFrame(rows)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--preset", default="paper")
-    parser.add_argument("--overrides", default="{}", help="JSON of the sweep's setting overrides")
-    parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
-    args = parser.parse_args()
-    query = scenario_query(storage_root(args.data_dir, args.preset), overrides_scenario_name(args.preset, args.overrides))
+def render(docs: Path = DOCS, cells: Path = CELLS) -> list[Path]:
+    """Every results block of `docs` from the main evaluation's archived cells; returns the pages written."""
+    query = archived_query(MAIN_STUDY, MAIN_SCENARIO, cells=cells)
+    where = (f"`{MAIN_STUDY}.{MAIN_SCENARIO}`: `paper` preset, evaluation users, 30 days, five training replicates "
+             "of ESMR's agent")
     written = [write_block("results", [
-        f"On the latent true emotions (`{args.preset}` preset, evaluation users, 30 days):",
+        f"On the latent true emotions ({where}):",
         comparison_markdown(query, "true"),
         "On the emotion model's predicted labels (what the platform sees, and what the paper reports):",
         comparison_markdown(query, "predicted"),
-    ], args.docs)]
-    written.append(write_block("fairness", [fairness_markdown(query)], args.docs))
+    ], docs)]
+    written.append(write_block("fairness", [fairness_markdown(query)], docs))
     written.append(write_block("effects", lambda page: [
-        f"On the latent true emotions (`{args.preset}` preset, evaluation users, 30 days):",
+        f"On the latent true emotions ({where}):",
         effects_markdown(query, "true"),
         "On the emotion model's predicted labels:",
         effects_markdown(query, "predicted"),
-        f"![paired effects]({link(args.docs / FOREST_PNG, page)})",
-    ], args.docs))
+        f"![paired effects]({link(docs / FOREST_PNG, page)})",
+    ], docs))
     across = query("select e.* from policy_effects_across_seeds as e join policy_registry as r "
-                             "on r.policy = split_part(e.policy, '@', 1) where e.policy not like '%@%' "
-                             "or e.policy like '%@all' order by r.position, e.policy, metric")
+                   "on r.policy = split_part(e.policy, '@', 1) where e.policy not like '%@%' "
+                   "or e.policy like '%@all' order by r.position, e.policy, metric")
     seeds = int(across["seeds"].max())
-    (args.docs / FOREST_PNG).write_bytes(effects_forest(across, interval=f"mean of {seeds} seeds, 95 % t interval across seeds"))
-    print("rewrote the results blocks of", ", ".join(sorted({page.name for page in written})))
+    (docs / FOREST_PNG).write_bytes(effects_forest(across, interval=f"mean of {seeds} seeds, 95 % t interval across seeds"))
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
+    args = parser.parse_args()
+    print("rewrote the results blocks of", ", ".join(sorted({page.name for page in render(args.docs)})))
 
 
 if __name__ == "__main__":

@@ -49,11 +49,9 @@ from esmr_assets.studies.report import (
 from esmr_assets.studies.spec import STUDY_DIR, load_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
+from sources import CELLS, REPO, RESULTS  # noqa: E402
 from blocks import DOCS, link, write_block  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "studies" / "results"
-CELLS = REPO / "studies" / "cells"
 #: the per-cell tables a study's results are computed from
 CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares", "evaluation_metrics",
                "emotion_confusion", "q_table")
