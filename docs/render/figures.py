@@ -1,0 +1,170 @@
+"""Fill every figure quoted in the prose of README.md and docs/ from the committed cell archive
+(never typed by hand).
+
+A quoted figure is written between two invisible markers, `<!--fig:KEY-->` and `<!--/fig-->`;
+this script replaces the text between them with the figure KEY names, and `--check` only
+reports the markers whose text differs (a test runs it). KEY is one of:
+
+- `effect:<study>.<scenario>:<policy>:<metric>`: the paired effect against the reference on
+  the latent truth, mean over the archived seeds [95 % t interval across seeds];
+- `reduction:<study>.<scenario>:<policy>:<metric>`: the same effect negated, for prose that
+  says "removes 1.69 [1.12, 2.25] negative days";
+- `mean:<study>.<scenario>:<policy>:<metric>`: the metric's mean over seeds (latent truth);
+- `share:<study>.<scenario>:<policy>:<metric>`: the same mean as a percentage;
+- `seeds:<study>.<scenario>`: how many seeds are archived;
+- `previous:<study>.<scenario>:<policy>:<metric>`: the effect as the 5-seed archive of the
+  old code had it (studies/previous/effects.parquet), for old-beside-new;
+- `query:<name>`: one of QUERIES, a named SQL statement over the whole archive.
+
+    .venv/bin/python docs/render/figures.py            # rewrite the figures in place
+    .venv/bin/python docs/render/figures.py --check    # list the figures that differ
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
+from blocks import DOCS  # noqa: E402
+from sources import CELLS, REPO, archived_query  # noqa: E402
+
+FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>.*?)<!--/fig-->", re.S)
+#: a 95 % interval as the prose writes it: "[−0.08, 1.22]"
+INTERVAL = re.compile(r"\[[+\-−]?\d+\.\d+, [+\-−]?\d+\.\d+\]")
+#: decimals per metric (3 for the rest)
+DIGITS = {"negative_days": 2, "engagement_reward": 2, "recovery_time": 2}
+PREVIOUS = REPO / "studies" / "previous" / "effects.parquet"
+#: the pages whose prose may quote figures
+PAGES = (REPO / "README.md", REPO / "studies" / "README.md", *sorted(DOCS.glob("*.md")))
+#: the pages whose every quoted interval is a marked figure (a test holds them to it); the
+#: others still quote the 5-seed figures of the old code as typed text, until their rewrite
+MARKED = tuple(REPO / page for page in (
+    "studies/README.md", "docs/design.md", "docs/gym.md", "docs/integrity.md", "docs/layering.md",
+    "docs/operations.md", "docs/paper.md", "docs/performance.md", "docs/portable_bytes.md", "docs/simulator.md"))
+
+
+def number(value: float, digits: int, signed: bool = False) -> str:
+    """`value` as the prose writes it: a true minus sign, and a plus sign when `signed`."""
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return text.replace("-", "−")
+
+
+def interval(mean: float, low: float, high: float, digits: int) -> str:
+    return f"{number(mean, digits, signed=True)} [{number(low, digits)}, {number(high, digits)}]"
+
+
+#: name -> (SQL over the whole archive returning one row, how to write that row)
+QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {}
+
+
+@dataclass
+class Archive:
+    """The archive's cross-seed tables, each read once (a render quotes hundreds of figures)."""
+
+    cells: Path = CELLS
+    preset: str = "paper"
+
+    def __post_init__(self) -> None:
+        self.query = archived_query(None, preset=self.preset, cells=self.cells)
+        self.effects = self.query("select scenario, policy, metric, effect, ci95_low, ci95_high, seeds "
+                                  "from policy_effects_across_seeds where label_source = 'true'")
+        self.means = (self.query("select scenario, policy, metric, mean, seeds from policy_comparison "
+                                 "where label_source = 'true'")
+                      if (self.cells / self.preset / "evaluation_metrics").is_dir() else None)
+        self.previous = pl.read_parquet(PREVIOUS) if PREVIOUS.is_file() else None
+
+    def _row(self, frame: pl.DataFrame | None, key: str, scenario: str, policy: str, metric: str) -> dict:
+        if frame is None:
+            raise KeyError(f"{key}: nothing archived for it")
+        rows = frame.filter((pl.col("scenario") == scenario) & (pl.col("policy") == policy)
+                            & (pl.col("metric") == metric))
+        if rows.height != 1:
+            raise KeyError(f"{key}: {rows.height} archived rows")
+        return rows.row(0, named=True)
+
+    def figure(self, key: str) -> str:
+        kind, _, rest = key.partition(":")
+        parts = rest.split(":")
+        if kind in ("effect", "reduction", "previous", "mean", "share") and len(parts) == 3:
+            scenario, policy, metric = parts
+            digits = DIGITS.get(metric, 3)
+            if kind in ("effect", "reduction", "previous"):
+                r = self._row(self.previous if kind == "previous" else self.effects, key, scenario, policy, metric)
+                if kind == "reduction":
+                    return f"{number(-r['effect'], digits)} [{number(-r['ci95_high'], digits)}, {number(-r['ci95_low'], digits)}]"
+                return interval(r["effect"], r["ci95_low"], r["ci95_high"], digits)
+            r = self._row(self.means, key, scenario, policy, metric)
+            return f"{round(100 * r['mean'])} %" if kind == "share" else number(r["mean"], digits)
+        if kind == "seeds" and len(parts) == 1:
+            seeds = self.effects.filter(pl.col("scenario") == parts[0])["seeds"]
+            if seeds.is_empty():
+                raise KeyError(f"{key}: no archived cells")
+            return str(int(seeds.max()))
+        if kind == "query" and rest in QUERIES:
+            sql, write = QUERIES[rest]
+            return write(self.query(sql).row(0, named=True))
+        raise KeyError(f"{key}: not a figure (see docs/render/figures.py)")
+
+
+def fill(text: str, archive: Archive) -> tuple[str, list[str]]:
+    """`text` with every figure rewritten, and the problems: keys naming nothing archived."""
+    problems: list[str] = []
+
+    def rewrite(match: re.Match) -> str:
+        key = match["key"].strip()
+        try:
+            return f"<!--fig:{key}-->{archive.figure(key)}<!--/fig-->"
+        except KeyError as error:
+            problems.append(str(error.args[0]))
+            return match[0]
+
+    return FIGURE.sub(rewrite, text), problems
+
+
+def unmarked_intervals(text: str) -> list[str]:
+    """Intervals in `text`'s prose outside figure markers, rendered blocks and code: figures
+    typed by hand."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"<!-- ([\w:.\-]+):start -->.*?<!-- \1:end -->", "", text, flags=re.S)
+    text = FIGURE.sub("", text)
+    return INTERVAL.findall(text)
+
+
+def render(pages=PAGES, archive: Archive | None = None, check: bool = False) -> list[str]:
+    """Rewrite (or with `check` only compare) every figure of `pages`; return the differences
+    and problems, one line each."""
+    archive = archive or Archive()
+    report = []
+    for page in pages:
+        text = page.read_text()
+        filled, problems = fill(text, archive)
+        report += [f"{page.name}: {problem}" for problem in problems]
+        if filled != text:
+            if check:
+                old = dict((m["key"], m["text"]) for m in FIGURE.finditer(text))
+                report += [f"{page.name}: {m['key']}: {old.get(m['key'])!r} is {m['text']!r} in the archive"
+                           for m in FIGURE.finditer(filled) if old.get(m["key"]) != m["text"]]
+            else:
+                page.write_text(filled)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only list the figures that differ from the archive")
+    args = parser.parse_args()
+    report = render(check=args.check)
+    print("\n".join(report) or "every figure matches the archive")
+    if report and args.check:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Every rendered figure comes from a committed file: the blocks and plots of docs/ re-rendered
+from the committed cell archive alone equal the committed ones to the byte, and every figure
+quoted in prose between `<!--fig:...-->` markers is the archive's."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RENDER = REPO / "docs" / "render"
+
+
+def _renderer(name: str):
+    sys.path.insert(0, str(RENDER))
+    spec = importlib.util.spec_from_file_location(f"render_{name}", RENDER / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a dataclass finds its module here
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def figures():
+    return _renderer("figures")
+
+
+@pytest.fixture(scope="module")
+def archive(figures):
+    return figures.Archive()
+
+
+def test_a_marked_figure_is_the_archived_report(figures, archive):
+    """Against the study's committed report (the study_report asset's SQL, written by studies.py)."""
+    report = pl.read_parquet(REPO / "studies" / "results" / "observability" / "report.parquet")
+    row = report.filter((pl.col("scenario") == "signal_0") & (pl.col("policy") == "esmr")
+                        & (pl.col("metric") == "negative_days")).row(0, named=True)
+    key = "effect:observability.signal_0:esmr:negative_days"
+    text, problems = figures.fill(f"adds <!--fig:{key}-->typed<!--/fig--> negative days", archive)
+    expected = f"{row['effect']:+.2f} [{row['ci95_low']:.2f}, {row['ci95_high']:.2f}]".replace("-", "−")
+    assert (text, problems) == (f"adds <!--fig:{key}-->{expected}<!--/fig--> negative days", [])
+    removes, _ = figures.fill(f"<!--fig:reduction:{key.partition(':')[2]}--><!--/fig-->", archive)
+    assert f"{-row['effect']:.2f} [{-row['ci95_high']:.2f}, {-row['ci95_low']:.2f}]".replace("-", "−") in removes
+
+
+def test_a_figure_naming_nothing_archived_is_reported_and_left_alone(figures, archive):
+    text = "<!--fig:effect:observability.signal_9:esmr:negative_days-->+1.00 [0.50, 1.50]<!--/fig-->"
+    filled, problems = figures.fill(text, archive)
+    assert filled == text and problems == ["effect:observability.signal_9:esmr:negative_days: 0 archived rows"]
+    assert figures.fill("<!--fig:guess:esmr-->1<!--/fig-->", archive)[1] == ["guess:esmr: not a figure (see docs/render/figures.py)"]
+
+
+def test_typed_intervals_are_found_outside_markers_blocks_and_code(figures):
+    text = ("ESMR adds +0.40 [0.02, 0.78] days; v ∈ [−1, 1]. <!--fig:seeds:x-->[1.00, 2.00]<!--/fig-->\n"
+            "<!-- study:x:start -->| a | [0.10, 0.20] |<!-- study:x:end -->\n```\n[3.00, 4.00]\n```\n"
+            "and removes 1.69 [1.12, 2.25].")
+    assert figures.unmarked_intervals(text) == ["[0.02, 0.78]", "[1.12, 2.25]"]
+
+
+def test_every_figure_quoted_in_the_pages_is_the_archives(figures, archive):
+    assert figures.render(archive=archive, check=True) == []
+
+
+@pytest.mark.parametrize("page", _renderer("figures").MARKED, ids=lambda page: str(page.relative_to(REPO)))
+def test_a_converted_page_quotes_no_interval_by_hand(figures, page):
+    assert figures.unmarked_intervals(page.read_text()) == []
+
+
+def test_the_rendered_blocks_and_plots_are_those_of_the_committed_archive(tmp_path):
+    """Re-render every block from studies/cells/ into a copy of the pages: nothing differs."""
+    docs, results = tmp_path / "docs", tmp_path / "studies" / "results"
+    shutil.copytree(REPO / "docs", docs, ignore=shutil.ignore_patterns("render", "__pycache__"))
+    for timing in (REPO / "studies" / "results").glob("*/timing-*.json"):  # archived per run, not recomputed
+        (results / timing.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(timing, results / timing.parent.name / timing.name)
+    studies = _renderer("studies")
+    assert studies.report(studies.CELLS, results) and studies.render(results, docs)
+    main = studies.CELLS / "paper" / "policy_effects" / "scenario=fair_test.paper"
+    if main.is_dir():  # the main evaluation and the fair test, once archived
+        _renderer("results").render(docs)
+        _renderer("fair_test").render(docs)
+    rendered = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    committed = [REPO / p for p in sorted(rendered)]
+    differ = [str(p.relative_to(REPO)) for p in committed if p.read_bytes() != (tmp_path / p.relative_to(REPO)).read_bytes()]
+    assert differ == []
+    stale = {p.relative_to(REPO) for p in (REPO / "studies" / "results").rglob("*") if p.is_file()} - rendered
+    assert stale == set(), "files under studies/results/ that no archived cell renders"
