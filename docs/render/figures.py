@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own h
 from blocks import DOCS  # noqa: E402
 from sources import CELLS, REPO, archived_query  # noqa: E402
 
-FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>.*?)<!--/fig-->", re.S)
+FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  # never across code or another marker
 #: a 95 % interval as the prose writes it: "[−0.08, 1.22]"
 INTERVAL = re.compile(r"\[[+\-−]?\d+\.\d+, [+\-−]?\d+\.\d+\]")
 #: decimals per metric (3 for the rest)
