@@ -84,6 +84,7 @@ def test_the_rendered_blocks_and_plots_are_those_of_the_committed_archive(tmp_pa
     if main.is_dir():  # the main evaluation and the fair test, once archived
         _renderer("results").render(docs)
         _renderer("fair_test").render(docs)
+    _renderer("moved").render(docs)
     rendered = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     committed = [REPO / p for p in sorted(rendered)]
     differ = [str(p.relative_to(REPO)) for p in committed if p.read_bytes() != (tmp_path / p.relative_to(REPO)).read_bytes()]
