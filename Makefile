@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 DAGSTER_HOME_DIR := $(CURDIR)/data/.dagster
 
-.PHONY: setup run test ui studies
+.PHONY: setup run test ui studies render
 
 setup: $(STAMP)
 
@@ -33,6 +33,15 @@ studies: setup
 		$(VENV)/bin/esmr study run studies/$$study.toml --data-dir $(STUDY_DATA) $(if $(SEEDS),--seeds $(SEEDS)) || exit 1; \
 	done
 	$(VENV)/bin/python docs/render/studies.py --data-dir $(STUDY_DATA)
+
+# Every table, plot and quoted figure of the README and docs/ from the committed cell archive
+# (studies/cells/) alone; STUDY_DATA=<dir> archives that data dir's finished cells first.
+render: setup
+	$(VENV)/bin/python docs/render/studies.py $(if $(filter command line environment,$(origin STUDY_DATA)),--data-dir $(STUDY_DATA))
+	$(VENV)/bin/python docs/render/results.py
+	$(VENV)/bin/python docs/render/fair_test.py
+	$(VENV)/bin/python docs/render/moved.py
+	$(VENV)/bin/python docs/render/figures.py
 
 # `dagster dev` is deprecated in Dagster 1.13 in favour of `dg dev`, which needs
 # dagster-dg-cli (not a dependency). So run what `dagster dev` runs: the webserver on
