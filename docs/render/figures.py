@@ -9,6 +9,7 @@ reports the markers whose text differs (a test runs it). KEY is one of:
   the latent truth, mean over the archived seeds [95 % t interval across seeds];
 - `reduction:<study>.<scenario>:<policy>:<metric>`: the same effect negated, for prose that
   says "removes 1.69 [1.12, 2.25] negative days";
+- `sd:<study>.<scenario>:<policy>:<metric>`: the SD of the per-seed effects across seeds;
 - `mean:<study>.<scenario>:<policy>:<metric>`: the metric's mean over seeds (latent truth);
 - `share:<study>.<scenario>:<policy>:<metric>`: the same mean as a percentage;
 - `seeds:<study>.<scenario>`: how many seeds are archived;
@@ -73,7 +74,7 @@ class Archive:
 
     def __post_init__(self) -> None:
         self.query = archived_query(None, preset=self.preset, cells=self.cells)
-        self.effects = self.query("select scenario, policy, metric, effect, ci95_low, ci95_high, seeds "
+        self.effects = self.query("select scenario, policy, metric, effect, sd, ci95_low, ci95_high, seeds "
                                   "from policy_effects_across_seeds where label_source = 'true'")
         self.means = (self.query("select scenario, policy, metric, mean, seeds from policy_comparison "
                                  "where label_source = 'true'")
@@ -92,9 +93,11 @@ class Archive:
     def figure(self, key: str) -> str:
         kind, _, rest = key.partition(":")
         parts = rest.split(":")
-        if kind in ("effect", "reduction", "previous", "mean", "share") and len(parts) == 3:
+        if kind in ("effect", "reduction", "sd", "previous", "mean", "share") and len(parts) == 3:
             scenario, policy, metric = parts
             digits = DIGITS.get(metric, 3)
+            if kind == "sd":
+                return number(self._row(self.effects, key, scenario, policy, metric)["sd"], digits)
             if kind in ("effect", "reduction", "previous"):
                 r = self._row(self.previous if kind == "previous" else self.effects, key, scenario, policy, metric)
                 if kind == "reduction":
