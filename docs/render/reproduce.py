@@ -2,7 +2,7 @@
 
 Each CELL is `<study>.<scenario>:<seed>`. The cell is computed with `esmr run` under the
 scenario's overrides in a data dir of its own (no reuse from anything computed before), and
-every table the archive keeps of it (`CELL_TABLES`) is compared byte for byte with
+every table the archive keeps of it (`ARCHIVED_TABLES`) is compared byte for byte with
 studies/cells/. A cell's bytes do not depend on the scenario's name, only on its settings and
 seed, so the run's scenario (named after the overrides) holds the same files.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from sources import CELLS, REPO  # noqa: E402
-from studies import CELL_TABLES  # noqa: E402
+from studies import ARCHIVED_TABLES  # noqa: E402
 
 from esmr_assets.storage.cells import overrides_scenario_name  # noqa: E402
 from esmr_assets.studies.spec import load_study  # noqa: E402
@@ -46,7 +46,7 @@ def reproduce(cell: str, data_dir: Path, cells: Path = CELLS) -> list[tuple[str,
     computed = data_dir / study.preset
     run_scenario = overrides_scenario_name(study.preset, scenario.overrides_json)
     rows = []
-    for table in CELL_TABLES:
+    for table in ARCHIVED_TABLES:
         archived = cells / study.preset / table / f"scenario={study.cell_scenario(scenario)}" / f"seed={seed}"
         if (archived / "part-0.parquet").is_file():
             mine = computed / table / f"scenario={run_scenario}" / f"seed={seed}"

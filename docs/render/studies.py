@@ -9,9 +9,9 @@ committed in two layers:
 
 - studies/cells/<preset>/: each finished cell's small tables (`CELL_TABLES`: the paired effects,
   per style too, the metrics per policy with the hybrids' acting shares, what each policy
-  served by state, the emotion models' scores and their confusion per group, the agents'
-  Q-values; never rollouts), with their reuse keys and numeric environment, in the
-  warehouse's layout.
+  served by state, the emotion models' scores and their confusion per group; with the
+  `q_values` extra the agents' Q-values too; never rollouts), with their reuse keys and
+  numeric environment, in the warehouse's layout.
   A study's seeds may be run in different sittings (`esmr study run --seeds 3-4`); the cells
   of all of them add up here.
 - studies/results/<name>/: the study's report over every archived cell, recomputed from the
@@ -57,7 +57,11 @@ from blocks import DOCS, link, write_block  # noqa: E402
 
 #: the per-cell tables a study's results are computed from
 CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares", "evaluation_metrics",
-               "emotion_confusion", "q_table")
+               "emotion_confusion")
+#: the per-cell tables a spec's `report.extras` archives besides (the agents' Q-values are about 35 kB a cell)
+EXTRA_TABLES = {"q_values": ("q_table",)}
+#: every table the archive may hold
+ARCHIVED_TABLES = (*CELL_TABLES, *(table for tables in EXTRA_TABLES.values() for table in tables))
 SPECS = sorted((REPO / "studies").glob("*.toml"))
 DIGITS = {"negative_days": 2, "engagement_reward": 2, "mean_latent_valence": 3}
 
@@ -322,7 +326,7 @@ def _runs(paths: list[Path], specs: list[Path]) -> pl.DataFrame:
     """Each study's archived `esmr study run`s summed (a study resumed over sittings is several
     runs), with its cells: the spec's scenarios times the seeds the runs covered."""
     timings = read_study_timings(paths)
-    scenarios = {load_study(path).name: len(load_study(path).scenarios) for path in specs}
+    scenarios = {study.name: len(study.scenarios) for study in map(load_study, specs)}
     timings = timings.group_by("study", maintain_order=True).agg(
         pl.len().alias("runs"),
         pl.col("seeds").drop_nulls(),  # each run's, joined below
@@ -335,8 +339,8 @@ def _runs(paths: list[Path], specs: list[Path]) -> pl.DataFrame:
     union = [sorted({int(k) for run in runs for k in run.split(",") if k}) for runs in timings["seeds"].to_list()]
     return timings.with_columns(
         seeds=pl.Series([",".join(map(str, seeds)) for seeds in union], dtype=pl.String),
-        cells=pl.Series([scenarios.get(study, 0) * len(seeds) for study, seeds in zip(timings["study"], union)],
-                        dtype=pl.Int64),
+        cells=pl.Series([scenarios[study] * len(seeds) if study in scenarios and seeds else None  # unknown: no spec
+                         for study, seeds in zip(timings["study"], union)], dtype=pl.Int64),
         share_saved=pl.col("reuse_saved_seconds") / (pl.col("wall_seconds") + pl.col("reuse_saved_seconds")))
 
 
@@ -374,25 +378,32 @@ def timings_table(results: Path, previous: Path = PREVIOUS_TIMINGS, specs: list[
     ))
 
 
-def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPECS) -> list[str]:
+def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPECS,
+            replace: bool = False) -> list[str]:
     """Copy the finished cells (those with `policy_effects`) of each study in `specs` from
     `data_dir` into the cell archive `cells`, replacing the same cells, and each study run's
-    timing into `results/<name>/`; return the names of the studies with cells archived."""
+    timing into `results/<name>/`; return the names of the studies with cells archived.
+    `replace`: a study with finished cells in `data_dir` loses every other archived cell first
+    (a re-run on new code replaces the old cells instead of adding to them)."""
     done = []
     for path in specs:
         study = load_study(path)
         root = data_dir / study.preset
         copied = 0
+        finished = any((root / "policy_effects" / f"scenario={study.cell_scenario(s)}").glob("seed=*/part-0.parquet")
+                       for s in study.scenarios)
         for scenario in study.scenarios:
             key = study.cell_scenario(scenario)
             definition = cells / study.preset / "scenarios" / f"{key}.json"
-            if definition.is_file() and json.loads(definition.read_text()) != json.loads(scenario.overrides_json):
-                for table in CELL_TABLES:  # the scenario was redefined: its archived cells are stale
+            redefined = definition.is_file() and json.loads(definition.read_text()) != json.loads(scenario.overrides_json)
+            if redefined or (replace and finished):
+                for table in ARCHIVED_TABLES:  # stale: the scenario was redefined, or the study is re-run
                     shutil.rmtree(cells / study.preset / table / f"scenario={key}", ignore_errors=True)
             definition.parent.mkdir(parents=True, exist_ok=True)
             definition.write_text(scenario.overrides_json + "\n")
+            tables = (*CELL_TABLES, *(table for extra in study.extras for table in EXTRA_TABLES.get(extra, ())))
             for finished in sorted((root / "policy_effects" / f"scenario={key}").glob("seed=*/part-0.parquet")):
-                for table in CELL_TABLES:
+                for table in tables:
                     source = root / table / f"scenario={key}" / finished.parent.name
                     if not (source / "part-0.parquet").is_file():
                         continue
@@ -458,7 +469,7 @@ def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPE
 def render(results: Path, docs: Path = DOCS, specs: list[Path] = SPECS) -> list[str]:
     """Fill each study's block and the timings table, wherever they are in `docs`, from the archived `results`."""
     done = []
-    write_block("study-timings", [timings_table(results)], docs, required=False)
+    write_block("study-timings", [timings_table(results, specs=specs)], docs, required=False)
     for path in specs:
         study = load_study(path)
         mine = results / study.name
@@ -504,10 +515,12 @@ def render(results: Path, docs: Path = DOCS, specs: list[Path] = SPECS) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="archive the studies' finished cells found here first")
+    parser.add_argument("--replace", action="store_true",
+                        help="a study with finished cells in --data-dir loses its other archived cells")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
     args = parser.parse_args()
     if args.data_dir is not None:
-        print("archived cells of:", ", ".join(archive(args.data_dir)) or "nothing")
+        print("archived cells of:", ", ".join(archive(args.data_dir, replace=args.replace)) or "nothing")
     print("reported:", ", ".join(report()) or "nothing")
     print("rendered:", ", ".join(render(RESULTS, args.docs)) or "nothing")
 

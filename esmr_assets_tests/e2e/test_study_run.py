@@ -6,6 +6,7 @@ records), SQL shows both scenarios, and the study report has effects and its plo
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -203,7 +204,12 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     assert all((cells / "smoke" / p).read_bytes() == (data / "smoke" / p).read_bytes() for p in archived)
     assert render_studies.report(cells, results, [spec]) == ["tiny"]
     (timing,) = (results / "tiny").glob("timing-*.json")  # one per run, named by content: archiving twice adds none
-    assert render_studies.archive(data, cells, results, [spec]) == ["tiny"]
+    old_cell = cells / "smoke" / "policy_effects" / "scenario=tiny.base" / "seed=7"  # as if from older code
+    shutil.copytree(next(old_cell.parent.glob("seed=*")), old_cell)
+    assert render_studies.archive(data, cells, results, [spec]) == ["tiny"] and old_cell.is_dir()  # adds up
+    assert render_studies.archive(data, cells, results, [spec], replace=True) == ["tiny"]
+    assert not old_cell.exists()  # a re-run replaces the study's cells
+    assert len(list((cells / "smoke").rglob("part-0.parquet"))) == len(archived)
     assert {p.name for p in (results / "tiny").iterdir()} == {  # with what extras = ["styles", "actions"] add
         "report.parquet", "effects.png", "styles.parquet", "contrasts.parquet", "fairness.parquet",
         "styles-base.png", "styles-alpha_0.png", "actions.parquet", timing.name}
@@ -246,14 +252,14 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
                           & (pl.col("feedback_style") == "critical") & (pl.col("metric") == "negative_share"))["value"].item()
     assert row.split("|")[4].strip().startswith(f"{value:.3f} [")
     page = tmp_path / "studies.md"  # the block found by its markers in whichever page of the folder holds it
-    page.write_text("intro\n<!-- study:tiny:start -->\nold\n<!-- study:tiny:end -->\n"
+    page.write_text("intro\n<!-- study:tiny:start -->\nstale text\n<!-- study:tiny:end -->\n"
                     "<!-- study-timings:start --><!-- study-timings:end -->\nend\n")
     assert render_studies.render(results, tmp_path, [spec]) == ["tiny"]
     text = page.read_text()
     effect = report.filter((pl.col("scenario") == "alpha_0") & (pl.col("policy") == "esmr")
                            & (pl.col("metric") == "negative_days"))["effect"].item()
     row = next(line for line in text.splitlines() if line.startswith("| alpha_0 | esmr |"))  # effects come first
-    assert f"{effect:+.2f}" in row and "old" not in text and text.endswith("end\n")
+    assert f"{effect:+.2f}" in row and "stale text" not in text and text.endswith("end\n")
     assert "| alpha_0 | oracle_esmr (oracle) |" in text and "![tiny](results/tiny/effects.png)" in text
     assert "What each policy served" in text and "| scenario | policy | days a bucket led | happy |" in text
     assert "The IGL-P paper's predictions, checked" in text and "![styles-alpha_0](results/tiny/styles-alpha_0.png)" in text
@@ -273,11 +279,17 @@ def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
                    {"seeds": "1,3", "wall_seconds": 1200, "reuse_saved_seconds": 0, "steps_computed": 5, "steps_reused": 1}],
             "s2": [{"wall_seconds": 600, "reuse_saved_seconds": 0, "steps_computed": 99, "steps_reused": 1},
                    {"seeds": "2", "wall_seconds": 60, "reuse_saved_seconds": 0, "steps_computed": 1, "steps_reused": 0}]}
-    for study, records in runs.items():
-        (tmp_path / study).mkdir()
-        for n, record in enumerate(records):
-            (tmp_path / study / f"timing-{n}.json").write_text(json.dumps({"study": study, **record}))
+    old = {"s1": [{"seeds": "0,1", "wall_seconds": 2400, "reuse_saved_seconds": 2400, "steps_computed": 9,
+                   "steps_reused": 2}]}  # the 5-seed runs of the old code
+    for folder, studies in (("new", runs), ("old", old)):
+        for study, records in studies.items():
+            (tmp_path / folder / study).mkdir(parents=True)
+            for n, record in enumerate(records):
+                (tmp_path / folder / study / f"timing-{n}.json").write_text(json.dumps({"study": study, **record}))
+    spec = tmp_path / "s1.toml"  # two scenarios: s1's cells are 2 x its seeds; s2 has no spec
+    spec.write_text('preset = "smoke"\nseeds = "0-1"\n[[scenario]]\nname = "a"\noverrides = {}\n'
+                    '[[scenario]]\nname = "b"\noverrides = { policy = { alpha = 0.5 } }\n')
     rows = [[cell.strip() for cell in line.split("|")[1:-1]]
-            for line in render_studies.timings_table(tmp_path).splitlines()[2:]]
-    assert rows == [["s1", "2", "0,1,3", "30 min", "10 min", "25 %", "15", "3"],
-                    ["s2", "2", "2", "11 min", "0 min", "0 %", "–", "1"]]
+            for line in render_studies.timings_table(tmp_path / "new", tmp_path / "old", [spec]).splitlines()[2:]]
+    assert rows == [["s1", "2", "0,1,3", "6", "30 min", "10 min", "25 %", "15", "3", "300 s", "40 min", "50 %", "600 s"],
+                    ["s2", "2", "2", "–", "11 min", "0 min", "0 %", "–", "1", "–", "–", "–", "–"]]
