@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own h
 from sources import REPO  # noqa: E402
 
 #: the last commit with the old code's 5-seed figures (issue 31's learners study complete)
-COMMIT = "HEAD"
+COMMIT = "c28b586"
 TARGET = REPO / "studies" / "previous" / "effects.parquet"
 TITLES = {"negative days": "negative_days", "happy ≥ once": "happy_at_least_once",
           "final dominant happy": "final_dominant_happy", "full recovery": "full_recovery",
