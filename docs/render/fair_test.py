@@ -124,11 +124,11 @@ def variant_rows(cells: Path = CELLS) -> tuple[pl.DataFrame, pl.DataFrame]:
             continue
         frame = effects(query)
         seeds = int(frame["seeds"].max())
-        cells = {"variant": variant, "what changes": what, "seeds": seeds}
+        row = {"variant": variant, "what changes": what, "seeds": seeds}
         for metric, title, digits in METRICS[:2]:
             r = frame.filter((pl.col("policy") == pooled) & (pl.col("metric") == metric))
-            cells[f"{AGENT} (pooled) {title}"] = _cell(r["effect"][0], r["ci95_low"][0], r["ci95_high"][0], digits)
-            cells[f"replicate SD {title}"] = f"{r['replicate_sd'][0]:.{digits}f}"
+            row[f"{AGENT} (pooled) {title}"] = _cell(r["effect"][0], r["ci95_low"][0], r["ci95_high"][0], digits)
+            row[f"replicate SD {title}"] = f"{r['replicate_sd'][0]:.{digits}f}"
             long.append({"variant": variant, "policy": pooled, "metric": metric,
                          **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
         buckets = query(f"""
@@ -136,18 +136,18 @@ def variant_rows(cells: Path = CELLS) -> tuple[pl.DataFrame, pl.DataFrame]:
                    sum(user_days) filter (where action = 'happy') / sum(user_days) as happy
             from action_shares
             where (policy = '{AGENT}' or policy like '{AGENT}@%') and action <> '{RANKER}'""")
-        cells["negative buckets on RL days"] = f"{buckets['negative'][0]:.0%}"
-        cells["happy on RL days"] = f"{buckets['happy'][0]:.0%}"
+        row["negative buckets on RL days"] = f"{buckets['negative'][0]:.0%}"
+        row["happy on RL days"] = f"{buckets['happy'][0]:.0%}"
         for other in ("hybrid_fixed_happy", "oracle_esmr"):
             for metric, title, digits in METRICS[:2]:
                 d = differences(query, pooled, other).filter(pl.col("metric") == metric)
-                cells[f"minus {other}: {title}"] = _cell(d["mean"][0], d["low"][0], d["high"][0], digits)
+                row[f"minus {other}: {title}"] = _cell(d["mean"][0], d["low"][0], d["high"][0], digits)
         for policy in ("oracle_esmr", "hybrid_fixed_happy"):
             for metric, _, _ in METRICS[:2]:
                 r = frame.filter((pl.col("policy") == policy) & (pl.col("metric") == metric))
                 long.append({"variant": variant, "policy": policy, "metric": metric,
                              **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
-        rows.append(cells)
+        rows.append(row)
     return pl.DataFrame(rows), pl.DataFrame(long)
 
 

@@ -8,10 +8,10 @@ A study at `paper` takes hours and a data dir does not outlive its machine, so r
 committed in two layers:
 
 - studies/cells/<preset>/: each finished cell's small tables (`CELL_TABLES`: the paired effects,
-  per style too, the metrics per policy with the hybrids' acting shares, what each policy
-  served by state, the emotion models' scores and their confusion per group; with the
-  `q_values` extra the agents' Q-values too; never rollouts), with their reuse keys and
-  numeric environment, in the warehouse's layout.
+  per style too, what each policy served by state, the emotion models' scores; and as the
+  spec's extras ask (`EXTRA_TABLES`) the agents' Q-values, every metric per policy with the
+  acting shares, the emotion model's confusion per group; never rollouts), with their reuse
+  keys and numeric environment, in the warehouse's layout.
   A study's seeds may be run in different sittings (`esmr study run --seeds 3-4`); the cells
   of all of them add up here.
 - studies/results/<name>/: the study's report over every archived cell, recomputed from the
@@ -56,10 +56,11 @@ PREVIOUS_TIMINGS = REPO / "studies" / "previous" / "timings"
 from blocks import DOCS, link, write_block  # noqa: E402
 
 #: the per-cell tables a study's results are computed from
-CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares", "evaluation_metrics",
-               "emotion_confusion")
-#: the per-cell tables a spec's `report.extras` archives besides (the agents' Q-values are about 35 kB a cell)
-EXTRA_TABLES = {"q_values": ("q_table",)}
+CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares")
+#: the per-cell tables a spec's `report.extras` archives besides, for the figures that need them
+#: (20-100 kB a cell each): the agents' Q-values, every metric per policy with the acting shares,
+#: and the emotion model's confusion per communication style
+EXTRA_TABLES = {"q_values": ("q_table",), "metrics": ("evaluation_metrics",), "confusion": ("emotion_confusion",)}
 #: every table the archive may hold
 ARCHIVED_TABLES = (*CELL_TABLES, *(table for tables in EXTRA_TABLES.values() for table in tables))
 SPECS = sorted((REPO / "studies").glob("*.toml"))

@@ -28,14 +28,17 @@ overrides = { policy = { alpha = 2.0, beta = 0.0 } }
 """
 
 
-def test_the_shipped_studies_parse_with_five_seeds_or_more():
-    assert {p.stem for p in STUDIES} >= {"observability", "content_effect", "sensitivity", "horizon",
-                                        "training_budget", "engagement_tradeoff", "emotion_models"}
+def test_the_shipped_studies_parse_with_ten_seeds():
+    assert {p.stem for p in STUDIES} >= {"fair_test", "observability", "content_effect", "sensitivity", "horizon",
+                                        "training_budget", "engagement_tradeoff", "emotion_models", "igl_styles",
+                                        "learners"}
     for path in STUDIES:
         study = load_study(path)
-        assert study.preset == "paper" and len(study.seeds) >= 5, path.stem
+        assert study.preset == "paper" and study.seeds == tuple(range(10)), path.stem
         assert len({s.name for s in study.scenarios}) == len(study.scenarios) >= 2
-    assert load_study(STUDIES[0].with_name("igl_styles.toml")).extras == ("styles",)  # what the README renders
+    # what the pages render, and what the archive keeps for the figures they quote
+    assert load_study(STUDIES[0].with_name("igl_styles.toml")).extras == ("styles", "confusion")
+    assert set(load_study(STUDIES[0].with_name("fair_test.toml")).extras) >= {"q_values", "metrics"}
 
 
 def test_a_spec_gives_its_scenarios_settings_seeds_and_knobs():
