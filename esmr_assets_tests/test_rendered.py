@@ -91,3 +91,21 @@ def test_the_rendered_blocks_and_plots_are_those_of_the_committed_archive(tmp_pa
     assert differ == []
     stale = {p.relative_to(REPO) for p in (REPO / "studies" / "results").rglob("*") if p.is_file()} - rendered
     assert stale == set(), "files under studies/results/ that no archived cell renders"
+
+
+def test_a_named_query_figure_is_the_mean_of_its_per_seed_rates(figures, tmp_path):
+    """The outraged group's upset days read as pleased, from a hand-made confusion of two seeds."""
+    from scipy import stats
+
+    for seed, (misread, upset) in enumerate(((2, 10), (6, 20))):
+        folder = tmp_path / "paper" / "emotion_confusion" / "scenario=s.x" / f"seed={seed}"
+        folder.mkdir(parents=True)
+        pl.DataFrame({"split": ["test"] * 4 + ["train"], "feedback_style": ["outraged"] * 3 + ["passive"] * 2,
+                      "true_emotion": ["stressed", "disappointed", "happy", "stressed", "stressed"],
+                      "label": ["happy", "stressed", "happy", "happy", "excited"],
+                      "user_days": [misread, upset - misread, 7, 5, 9]}).write_parquet(folder / "part-0.parquet")
+    rates = [0.2, 0.3]
+    half = stats.t.ppf(0.975, 1) * pl.Series(rates).std() / 2 ** 0.5
+    text, problems = figures.fill("<!--fig:query:upset_read_as_pleased:s.x:outraged--><!--/fig-->",
+                                  figures.Archive(cells=tmp_path))
+    assert problems == [] and f"{0.25:.3f} ± {half:.3f}" in text

@@ -15,7 +15,8 @@ reports the markers whose text differs (a test runs it). KEY is one of:
 - `seeds:<study>.<scenario>`: how many seeds are archived;
 - `previous:<study>.<scenario>:<policy>:<metric>`: the effect as the 5-seed archive of the
   old code had it (studies/previous/effects.parquet), for old-beside-new;
-- `query:<name>`: one of QUERIES, a named SQL statement over the whole archive.
+- `query:<name>:<argument>...`: one of QUERIES, a named SQL statement over the whole archive
+  (the misreading rates per style, the Q-values' spread).
 
     .venv/bin/python docs/render/figures.py            # rewrite the figures in place
     .venv/bin/python docs/render/figures.py --check    # list the figures that differ
@@ -24,6 +25,7 @@ reports the markers whose text differs (a test runs it). KEY is one of:
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Callable
@@ -34,6 +36,8 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS  # noqa: E402
+
+from esmr_assets.core.vocabulary import NEGATIVE, POSITIVE  # noqa: E402
 from sources import CELLS, REPO, archived_query  # noqa: E402
 
 FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  # never across code or another marker
@@ -61,25 +65,63 @@ def interval(mean: float, low: float, high: float, digits: int) -> str:
     return f"{number(mean, digits, signed=True)} [{number(low, digits)}, {number(high, digits)}]"
 
 
-#: name -> (SQL over the whole archive returning one row, how to write that row)
-QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {}
+def plus_minus(row: dict, digits: int = 3) -> str:
+    """A mean over seeds ± its 95 % t half-width."""
+    return f"{number(row['mean'], digits)} ± {number(row['half_width'], digits)}"
+
+
+#: one seed's rate of reading a `truth` day as `read` among a style's test users' active days
+_MISREAD = f"""
+    with days as (select seed,
+        sum(user_days) filter (where true_emotion in {{truth}} and label in {{read}}) as misread,
+        sum(user_days) filter (where true_emotion in {{truth}}) as total
+        from emotion_confusion where scenario = '{{0}}' and feedback_style = '{{1}}' and split = 'test' group by seed)
+    select avg(misread / total) as mean, t_half_width(stddev_samp(misread / total), count(*)) as half_width from days"""
+#: the Q-values' SD over the actions tried at least 30 times, in each seed's three most-visited states of ESMR's agent
+_Q_SD = """
+    with states as (select seed, state, sum(visits) as visits, stddev_samp(q) filter (where visits >= 30) as q_sd
+                    from q_table where scenario = '{0}' and agent = 'esmr' group by all),
+    ranked as (select *, row_number() over (partition by seed order by visits desc) as rank from states)
+    select count(*) as states, min(q_sd) as low, median(q_sd) as median, max(q_sd) as high from ranked where rank <= 3"""
+#: name -> (SQL over the whole archive returning one row, its arguments as {0}, {1}..., how to write that row)
+QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
+    # an upset day (stressed, disappointed) read as pleased (happy, excited), and the reverse: <scenario>:<style>
+    "upset_read_as_pleased": (_MISREAD.replace("{truth}", str(NEGATIVE)).replace("{read}", str(POSITIVE)), plus_minus),
+    "pleased_read_as_upset": (_MISREAD.replace("{truth}", str(POSITIVE)).replace("{read}", str(NEGATIVE)), plus_minus),
+    # <scenario>: the Q-value spreads of ESMR's agent in its most-visited states
+    "q_sd_states": (_Q_SD, lambda row: str(row["states"])),
+    "q_sd_median": (_Q_SD, lambda row: number(row["median"], 2)),
+    "q_sd_range": (_Q_SD, lambda row: f"{number(row['low'], 2)}–{number(row['high'], 2)}"),
+}
+ARGUMENT = re.compile(r"^[\w.@-]+$")
 
 
 @dataclass
 class Archive:
-    """The archive's cross-seed tables, each read once (a render quotes hundreds of figures)."""
+    """The archive's cross-seed tables, each read once and only when a figure needs it (a
+    render quotes hundreds of figures)."""
 
     cells: Path = CELLS
     preset: str = "paper"
 
     def __post_init__(self) -> None:
         self.query = archived_query(None, preset=self.preset, cells=self.cells)
-        self.effects = self.query("select scenario, policy, metric, effect, sd, ci95_low, ci95_high, seeds "
-                                  "from policy_effects_across_seeds where label_source = 'true'")
-        self.means = (self.query("select scenario, policy, metric, mean, seeds from policy_comparison "
-                                 "where label_source = 'true'")
-                      if (self.cells / self.preset / "evaluation_metrics").is_dir() else None)
-        self.previous = pl.read_parquet(PREVIOUS) if PREVIOUS.is_file() else None
+
+    @functools.cached_property
+    def effects(self) -> pl.DataFrame:
+        return self.query("select scenario, policy, metric, effect, sd, ci95_low, ci95_high, seeds "
+                          "from policy_effects_across_seeds where label_source = 'true'")
+
+    @functools.cached_property
+    def means(self) -> pl.DataFrame | None:
+        if not (self.cells / self.preset / "evaluation_metrics").is_dir():
+            return None
+        return self.query("select scenario, policy, metric, mean, seeds from policy_comparison "
+                          "where label_source = 'true'")
+
+    @functools.cached_property
+    def previous(self) -> pl.DataFrame | None:
+        return pl.read_parquet(PREVIOUS) if PREVIOUS.is_file() else None
 
     def _row(self, frame: pl.DataFrame | None, key: str, scenario: str, policy: str, metric: str) -> dict:
         if frame is None:
@@ -110,9 +152,12 @@ class Archive:
             if seeds.is_empty():
                 raise KeyError(f"{key}: no archived cells")
             return str(int(seeds.max()))
-        if kind == "query" and rest in QUERIES:
-            sql, write = QUERIES[rest]
-            return write(self.query(sql).row(0, named=True))
+        if kind == "query" and parts[0] in QUERIES and all(ARGUMENT.match(a) for a in parts[1:]):
+            sql, write = QUERIES[parts[0]]
+            rows = self.query(sql.format(*parts[1:]))
+            if rows.height != 1 or any(v is None for v in rows.row(0)):
+                raise KeyError(f"{key}: nothing archived for it")
+            return write(rows.row(0, named=True))
         raise KeyError(f"{key}: not a figure (see docs/render/figures.py)")
 
 
