@@ -109,3 +109,21 @@ def test_a_named_query_figure_is_the_mean_of_its_per_seed_rates(figures, tmp_pat
     text, problems = figures.fill("<!--fig:query:upset_read_as_pleased:s.x:outraged--><!--/fig-->",
                                   figures.Archive(cells=tmp_path))
     assert problems == [] and f"{0.25:.3f} ± {half:.3f}" in text
+
+
+def test_a_difference_is_paired_by_seed(figures, archive):
+    """Against the archived per-seed effects, read with polars and differenced by hand."""
+    from scipy import stats
+
+    def per_seed(scenario: str) -> dict[int, float]:
+        folder = REPO / "studies" / "cells" / "paper" / "policy_effects" / f"scenario={scenario}"
+        return {int(path.parent.name.removeprefix("seed=")): pl.read_parquet(path).filter(
+                    (pl.col("policy") == "esmr") & (pl.col("label_source") == "true")
+                    & (pl.col("metric") == "negative_days"))["effect"].item()
+                for path in folder.glob("seed=*/part-0.parquet")}
+
+    a, b = per_seed("training_budget.epochs_30.users_600"), per_seed("training_budget.epochs_10.users_200")
+    diffs = pl.Series([a[seed] - b[seed] for seed in sorted(a.keys() & b.keys())])
+    half = stats.t.ppf(0.975, diffs.len() - 1) * diffs.std() / diffs.len() ** 0.5
+    key = "difference:training_budget.epochs_30.users_600:esmr:training_budget.epochs_10.users_200:esmr:negative_days"
+    assert archive.figure(key) == figures.interval(diffs.mean(), diffs.mean() - half, diffs.mean() + half, 2)

@@ -12,6 +12,9 @@ reports the markers whose text differs (a test runs it). KEY is one of:
 - `sd:<study>.<scenario>:<policy>:<metric>`: the SD of the per-seed effects across seeds;
 - `mean:<study>.<scenario>:<policy>:<metric>`: the metric's mean over seeds (latent truth);
 - `share:<study>.<scenario>:<policy>:<metric>`: the same mean as a percentage;
+- `difference:<study>.<scenario>:<policy>:<study>.<scenario>:<policy>:<metric>`: the first
+  effect minus the second, paired by seed (the same seeds' users and noise), mean [95 % t
+  interval across seeds];
 - `seeds:<study>.<scenario>`: how many seeds are archived;
 - `previous:<study>.<scenario>:<policy>:<metric>`: the effect as the 5-seed archive of the
   old code had it (studies/previous/effects.parquet), for old-beside-new;
@@ -147,6 +150,19 @@ class Archive:
                 return interval(r["effect"], r["ci95_low"], r["ci95_high"], digits)
             r = self._row(self.means, key, scenario, policy, metric)
             return f"{round(100 * r['mean'])} %" if kind == "share" else number(r["mean"], digits)
+        if kind == "difference" and len(parts) == 5 and all(ARGUMENT.match(a) for a in parts):
+            first, first_policy, second, second_policy, metric = parts
+            r = self.query(f"""
+                with e as (select scenario, seed, policy, effect from policy_effects
+                           where label_source = 'true' and metric = '{metric}'),
+                d as (select a.effect - b.effect as diff from e as a join e as b on a.seed = b.seed
+                      where a.scenario = '{first}' and a.policy = '{first_policy}'
+                        and b.scenario = '{second}' and b.policy = '{second_policy}')
+                select avg(diff) as mean, t_half_width(stddev_samp(diff), count(diff)) as half_width from d""")
+            mean, half = r.row(0)
+            if mean is None or half is None:
+                raise KeyError(f"{key}: fewer than two seeds archived for both")
+            return interval(mean, mean - half, mean + half, DIGITS.get(metric, 3))
         if kind == "seeds" and len(parts) == 1:
             seeds = self.effects.filter(pl.col("scenario") == parts[0])["seeds"]
             if seeds.is_empty():
