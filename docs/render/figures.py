@@ -45,7 +45,7 @@ from sources import CELLS, REPO, archived_query  # noqa: E402
 
 FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  # never across code or another marker
 #: a 95 % interval as the prose writes it: "[−0.08, 1.22]"
-INTERVAL = re.compile(r"\[[+\-−]?\d+\.\d+, [+\-−]?\d+\.\d+\]")
+INTERVAL = re.compile(r"\[[+\-−]?\d+\.\d+,\s+[+\-−]?\d+\.\d+\]")
 #: decimals per metric (3 for the rest)
 DIGITS = {"negative_days": 2, "engagement_reward": 2, "recovery_time": 2}
 PREVIOUS = REPO / "studies" / "previous" / "effects.parquet"
@@ -54,7 +54,7 @@ PAGES = (REPO / "README.md", REPO / "studies" / "README.md", *sorted(DOCS.glob("
 #: the pages whose every quoted interval is a marked figure (a test holds them to it); the
 #: others still quote the 5-seed figures of the old code as typed text, until their rewrite
 MARKED = tuple(REPO / page for page in (
-    "studies/README.md", "docs/design.md", "docs/gym.md", "docs/integrity.md", "docs/layering.md",
+    "studies/README.md", "docs/design.md", "docs/gym.md", "docs/integrity.md", "docs/layering.md", "docs/studies.md",
     "docs/operations.md", "docs/paper.md", "docs/performance.md", "docs/portable_bytes.md", "docs/simulator.md"))
 
 
