@@ -35,14 +35,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
-from esmr_assets.evaluation.actions import RANKER  # noqa: E402
 from esmr_assets.orchestration.metadata import markdown_table_text  # noqa: E402
-from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
 from esmr_assets.storage.warehouse import Query  # noqa: E402
 from esmr_assets.studies.spec import load_study  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS, link, write_block  # noqa: E402
+from figures import Archive  # noqa: E402
 from sources import CELLS, MAIN_STUDY, REPO, archived_query  # noqa: E402
 
 #: the variants' plot, under the pages' folder
@@ -116,6 +115,7 @@ def variant_rows(cells: Path = CELLS) -> tuple[pl.DataFrame, pl.DataFrame]:
     (long form, for the plot)."""
     rows, long = [], []
     pooled = f"{AGENT}@all"
+    archive = Archive(cells)
     for scenario in STUDY.scenarios:
         variant, what = scenario.name, scenario.description
         query = archived_query(STUDY.name, variant, STUDY.preset, cells)
@@ -131,13 +131,9 @@ def variant_rows(cells: Path = CELLS) -> tuple[pl.DataFrame, pl.DataFrame]:
             row[f"replicate SD {title}"] = f"{r['replicate_sd'][0]:.{digits}f}"
             long.append({"variant": variant, "policy": pooled, "metric": metric,
                          **{k: r[c][0] for k, c in (("mean", "effect"), ("low", "ci95_low"), ("high", "ci95_high"))}})
-        buckets = query(f"""
-            select sum(user_days) filter (where action in {NEGATIVE_EMOTIONS}) / sum(user_days) as negative,
-                   sum(user_days) filter (where action = 'happy') / sum(user_days) as happy
-            from action_shares
-            where (policy = '{AGENT}' or policy like '{AGENT}@%') and action <> '{RANKER}'""")
-        row["negative buckets on RL days"] = f"{buckets['negative'][0]:.0%}"
-        row["happy on RL days"] = f"{buckets['happy'][0]:.0%}"
+        for share, title in (("negative_bucket_share", "negative buckets on RL days"),
+                             ("happy_bucket_share", "happy on RL days")):
+            row[title] = archive.figure(f"query:{share}:{STUDY.name}.{variant}:{AGENT}")
         for other in ("hybrid_fixed_happy", "oracle_esmr"):
             for metric, title, digits in METRICS[:2]:
                 d = differences(query, pooled, other).filter(pl.col("metric") == metric)

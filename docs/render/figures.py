@@ -10,6 +10,9 @@ reports the markers whose text differs (a test runs it). KEY is one of:
 - `reduction:<study>.<scenario>:<policy>:<metric>`: the same effect negated, for prose that
   says "removes 1.69 [1.12, 2.25] negative days";
 - `sd:<study>.<scenario>:<policy>:<metric>`: the SD of the per-seed effects across seeds;
+- `replicate_sd:<study>.<scenario>:<policy>@all:<metric>`: the SD between training replicates'
+  effects within a seed, averaged over seeds;
+- `ceiling:<study>.<scenario>:<policy>:<metric>`: the effect as a share of `oracle_best_feed`'s;
 - `mean:<study>.<scenario>:<policy>:<metric>`: the metric's mean over seeds (latent truth);
 - `share:<study>.<scenario>:<policy>:<metric>`: the same mean as a percentage;
 - `difference:<study>.<scenario>:<policy>:<study>.<scenario>:<policy>:<metric>`: the first
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own h
 from blocks import DOCS  # noqa: E402
 
 from esmr_assets.core.vocabulary import NEGATIVE, POSITIVE  # noqa: E402
+from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
 from sources import CELLS, REPO, archived_query  # noqa: E402
 
 FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  # never across code or another marker
@@ -86,11 +90,24 @@ _Q_SD = """
                     from q_table where scenario = '{0}' and agent = 'esmr' group by all),
     ranked as (select *, row_number() over (partition by seed order by visits desc) as rank from states)
     select count(*) as states, min(q_sd) as low, median(q_sd) as median, max(q_sd) as high from ranked where rank <= 3"""
+#: of the user-days (from day 1 on) on which an agent or one of its replicates acted, the share it led with `buckets`
+_ACTING = """
+    select sum(user_days) filter (where action in {buckets}) / sum(user_days) as share from action_shares
+    where scenario = '{0}' and (policy = '{1}' or policy like '{1}@%') and action <> 'ranker'"""
+
+
+def percent(row: dict) -> str:
+    return f"{round(100 * row['share'])} %"
+
+
 #: name -> (SQL over the whole archive returning one row, its arguments as {0}, {1}..., how to write that row)
 QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
     # an upset day (stressed, disappointed) read as pleased (happy, excited), and the reverse: <scenario>:<style>
     "upset_read_as_pleased": (_MISREAD.replace("{truth}", str(NEGATIVE)).replace("{read}", str(POSITIVE)), plus_minus),
     "pleased_read_as_upset": (_MISREAD.replace("{truth}", str(POSITIVE)).replace("{read}", str(NEGATIVE)), plus_minus),
+    # <scenario>:<agent>: the buckets it led with on its acting days
+    "negative_bucket_share": (_ACTING.replace("{buckets}", str(NEGATIVE_EMOTIONS)), percent),
+    "happy_bucket_share": (_ACTING.replace("{buckets}", "('happy')"), percent),
     # <scenario>: the Q-value spreads of ESMR's agent in its most-visited states
     "q_sd_states": (_Q_SD, lambda row: str(row["states"])),
     "q_sd_median": (_Q_SD, lambda row: number(row["median"], 2)),
@@ -112,8 +129,8 @@ class Archive:
 
     @functools.cached_property
     def effects(self) -> pl.DataFrame:
-        return self.query("select scenario, policy, metric, effect, sd, ci95_low, ci95_high, seeds "
-                          "from policy_effects_across_seeds where label_source = 'true'")
+        return self.query("select scenario, policy, metric, effect, sd, ci95_low, ci95_high, seeds, replicate_sd, "
+                          "share_of_ceiling from policy_effects_across_seeds where label_source = 'true'")
 
     @functools.cached_property
     def means(self) -> pl.DataFrame | None:
@@ -138,11 +155,16 @@ class Archive:
     def figure(self, key: str) -> str:
         kind, _, rest = key.partition(":")
         parts = rest.split(":")
-        if kind in ("effect", "reduction", "sd", "previous", "mean", "share") and len(parts) == 3:
+        if kind in ("effect", "reduction", "sd", "replicate_sd", "ceiling", "previous", "mean", "share") \
+                and len(parts) == 3:
             scenario, policy, metric = parts
             digits = DIGITS.get(metric, 3)
-            if kind == "sd":
-                return number(self._row(self.effects, key, scenario, policy, metric)["sd"], digits)
+            if kind in ("sd", "replicate_sd", "ceiling"):
+                value = self._row(self.effects, key, scenario, policy, metric)[
+                    {"sd": "sd", "replicate_sd": "replicate_sd", "ceiling": "share_of_ceiling"}[kind]]
+                if value is None:
+                    raise KeyError(f"{key}: not defined for it")
+                return f"{round(100 * value)} %" if kind == "ceiling" else number(value, digits)
             if kind in ("effect", "reduction", "previous"):
                 r = self._row(self.previous if kind == "previous" else self.effects, key, scenario, policy, metric)
                 if kind == "reduction":
