@@ -80,10 +80,8 @@ def test_the_rendered_blocks_and_plots_are_those_of_the_committed_archive(tmp_pa
         shutil.copyfile(timing, results / timing.parent.name / timing.name)
     studies = _renderer("studies")
     assert studies.report(studies.CELLS, results) and studies.render(results, docs)
-    main = studies.CELLS / "paper" / "policy_effects" / "scenario=fair_test.paper"
-    if main.is_dir():  # the main evaluation and the fair test, once archived
-        _renderer("results").render(docs)
-        _renderer("fair_test").render(docs)
+    _renderer("results").render(docs)  # the main evaluation and the fair test (left alone until archived)
+    _renderer("fair_test").render(docs)
     _renderer("moved").render(docs)
     rendered = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     committed = [REPO / p for p in sorted(rendered)]
@@ -104,11 +102,15 @@ def test_a_named_query_figure_is_the_mean_of_its_per_seed_rates(figures, tmp_pat
                       "true_emotion": ["stressed", "disappointed", "happy", "stressed", "stressed"],
                       "label": ["happy", "stressed", "happy", "happy", "excited"],
                       "user_days": [misread, upset - misread, 7, 5, 9]}).write_parquet(folder / "part-0.parquet")
-    rates = [0.2, 0.3]
-    half = stats.t.ppf(0.975, 1) * pl.Series(rates).std() / 2 ** 0.5
+    folder = tmp_path / "paper" / "emotion_confusion" / "scenario=s.x" / "seed=2"  # a seed without a misread day
+    folder.mkdir(parents=True)
+    pl.DataFrame({"split": ["test"], "feedback_style": ["outraged"], "true_emotion": ["stressed"], "label": ["stressed"],
+                  "user_days": [4]}).write_parquet(folder / "part-0.parquet")
+    rates = [0.2, 0.3, 0.0]
+    half = stats.t.ppf(0.975, 2) * pl.Series(rates).std() / 3 ** 0.5
     text, problems = figures.fill("<!--fig:query:upset_read_as_pleased:s.x:outraged--><!--/fig-->",
                                   figures.Archive(cells=tmp_path))
-    assert problems == [] and f"{0.25:.3f} ± {half:.3f}" in text
+    assert problems == [] and f"{sum(rates) / 3:.3f} ± {half:.3f}" in text
 
 
 def test_a_difference_is_paired_by_seed(figures, archive):
@@ -127,3 +129,38 @@ def test_a_difference_is_paired_by_seed(figures, archive):
     half = stats.t.ppf(0.975, diffs.len() - 1) * diffs.std() / diffs.len() ** 0.5
     key = "difference:training_budget.epochs_30.users_600:esmr:training_budget.epochs_10.users_200:esmr:negative_days"
     assert archive.figure(key) == figures.interval(diffs.mean(), diffs.mean() - half, diffs.mean() + half, 2)
+
+
+def test_the_check_compares_marker_by_marker(figures, archive, tmp_path):
+    """Two markers of one key: a stale first copy is reported even when the second is right."""
+    key = "effect:observability.signal_0:esmr:negative_days"
+    right = archive.figure(key)
+    page = tmp_path / "page.md"
+    page.write_text(f"<!--fig:{key}-->+9.99 [9.00, 9.99]<!--/fig--> and <!--fig:{key}-->{right}<!--/fig-->")
+    assert figures.render([page], archive, check=True) == [f"page.md: {key}: '+9.99 [9.00, 9.99]' is '{right}' in the archive"]
+    assert figures.fill("<!--fig:query:q_sd_range--><!--/fig-->", archive)[1] == ["query:q_sd_range: q_sd_range takes 1 arguments"]
+
+
+def test_the_figure_kinds_read_the_archived_report_and_the_previous_figures(figures, archive):
+    report = pl.read_parquet(REPO / "studies" / "results" / "observability" / "report.parquet")
+    row = report.filter((pl.col("scenario") == "signal_1") & (pl.col("policy") == "esmr")
+                        & (pl.col("metric") == "mean_latent_valence")).row(0, named=True)
+    where = "observability.signal_1:esmr:mean_latent_valence"
+    assert archive.figure(f"sd:{where}") == figures.number(row["sd"], 3)
+    assert archive.figure("seeds:observability.signal_1") == str(row["seeds"])
+    assert archive.figure(f"ceiling:{where}") == figures.percent_of(row["effect"] / report.filter(
+        (pl.col("scenario") == "signal_1") & (pl.col("policy") == "oracle_best_feed")
+        & (pl.col("metric") == "mean_latent_valence"))["effect"].item())
+    previous = pl.read_parquet(REPO / "studies" / "previous" / "effects.parquet").filter(
+        (pl.col("scenario") == "fair_test.paper") & (pl.col("policy") == "esmr@all") & (pl.col("metric") == "negative_days"))
+    assert archive.figure("previous:fair_test.paper:esmr@all:negative_days") == "+0.40 [0.02, 0.78]" == figures.interval(
+        *previous.select("effect", "ci95_low", "ci95_high").row(0), 2)
+
+
+def test_the_sql_models_become_common_table_expressions(tmp_path):
+    sources = _renderer("sources")
+    sql = sources.with_models("-- a comment naming style_effects_across_seeds\nwith x as (select 1) "
+                              "select * from policy_comparison, x")
+    assert sql.startswith("with policy_comparison_by_seed as (") and ", x as (select 1)" in sql.replace("\n", " ")
+    assert "style_effects_across_seeds as" not in sql  # named in a comment only
+    assert sources.with_models("select 1") == "select 1"

@@ -42,7 +42,7 @@ from esmr_assets.studies.spec import load_study  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS, link, write_block  # noqa: E402
 from figures import Archive  # noqa: E402
-from sources import CELLS, MAIN_STUDY, REPO, archived_query  # noqa: E402
+from sources import CELLS, MAIN_STUDY, PAIRED_DIFFERENCE, REPO, archived_query  # noqa: E402
 
 #: the variants' plot, under the pages' folder
 PLOT = "figures/fair_test.png"
@@ -73,21 +73,18 @@ def effects(query: Query) -> pl.DataFrame:
     )
 
 
-def differences(query: Query, a: str, b: str) -> pl.DataFrame:
-    """Per metric: the mean over seeds of effect(a) - effect(b) (paired: the same users and
-    noise) with its 95 % t interval across seeds."""
-    names = tuple(m for m, _, _ in METRICS)
-    return query(f"""
-        with e as (select seed, policy, metric, effect from policy_effects
-                   where label_source = 'true' and metric in {names}),
-        d as (select x.seed, x.metric, x.effect - y.effect as diff from e as x join e as y
-              on x.seed = y.seed and x.metric = y.metric where x.policy = '{a}' and y.policy = '{b}')
-        select metric, count(diff) as seeds, avg(diff) as mean,
-               avg(diff) - t_half_width(stddev_samp(diff), count(diff)) as low,
-               avg(diff) + t_half_width(stddev_samp(diff), count(diff)) as high
-        from d group by metric
-        """,
-    )
+def differences(scenario: str, a: str, b: str, cells: Path = CELLS) -> pl.DataFrame:
+    """Per metric: the mean over seeds of effect(a) - effect(b) in `scenario` (paired: the same
+    users and noise) with its 95 % t interval across seeds."""
+    query = archived_query(None, cells=cells)
+    rows = []
+    for metric, _, _ in METRICS:
+        r = query(PAIRED_DIFFERENCE.format(a=scenario, a_policy=a, b=scenario, b_policy=b, metric=metric)).row(0, named=True)
+        rows.append({"metric": metric, "seeds": r["seeds"], "mean": r["mean"],
+                     "low": None if r["half_width"] is None else r["mean"] - r["half_width"],
+                     "high": None if r["half_width"] is None else r["mean"] + r["half_width"]})
+    return pl.DataFrame(rows, schema={"metric": pl.String, "seeds": pl.Int64, "mean": pl.Float64,
+                                      "low": pl.Float64, "high": pl.Float64})
 
 
 def policy_table(frame: pl.DataFrame, policies: list[str] | None = None, spread: bool = False) -> str:
@@ -136,7 +133,7 @@ def variant_rows(cells: Path = CELLS) -> tuple[pl.DataFrame, pl.DataFrame]:
             row[title] = archive.figure(f"query:{share}:{STUDY.name}.{variant}:{AGENT}")
         for other in ("hybrid_fixed_happy", "oracle_esmr"):
             for metric, title, digits in METRICS[:2]:
-                d = differences(query, pooled, other).filter(pl.col("metric") == metric)
+                d = differences(f"{STUDY.name}.{variant}", pooled, other, cells).filter(pl.col("metric") == metric)
                 row[f"minus {other}: {title}"] = _cell(d["mean"][0], d["low"][0], d["high"][0], digits)
         for policy in ("oracle_esmr", "hybrid_fixed_happy"):
             for metric, _, _ in METRICS[:2]:
@@ -175,9 +172,13 @@ def variants_plot(long: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def render(docs: Path = DOCS, cells: Path = CELLS) -> Path:
-    """The fair-test block and plot of `docs` from the study's archived cells; returns the page written."""
+def render(docs: Path = DOCS, cells: Path = CELLS) -> Path | None:
+    """The fair-test block and plot of `docs` from the study's archived cells; returns the page
+    written (None when nothing is archived yet)."""
     paper = effects(archived_query(STUDY.name, "paper", STUDY.preset, cells))
+    if paper.is_empty():
+        print(f"no archived cells of {STUDY.name}.paper: the fair-test block is left as it is")
+        return None
     replicates = [AGENT, *(f"{AGENT}@{r}" for r in range(1, REPLICATES)), f"{AGENT}@all"]
     shown = [*replicates, "esmr_no_emotion", "oracle_esmr", *HEURISTICS, "cb_like", "oracle_best_feed"]
     summary, long = variant_rows(cells)
@@ -206,7 +207,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
     args = parser.parse_args()
-    print(f"rewrote the fair-test block of {render(args.docs)}")
+    page = render(args.docs)
+    if page is not None:
+        print(f"rewrote the fair-test block of {page}")
 
 
 if __name__ == "__main__":

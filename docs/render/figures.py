@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -45,7 +46,8 @@ from blocks import DOCS  # noqa: E402
 
 from esmr_assets.core.vocabulary import NEGATIVE, POSITIVE  # noqa: E402
 from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
-from sources import CELLS, REPO, archived_query  # noqa: E402
+from esmr_assets.storage.warehouse import WarehouseError  # noqa: E402
+from sources import CELLS, PAIRED_DIFFERENCE, REPO, archived_query  # noqa: E402
 
 FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  # never across code or another marker
 #: a 95 % interval as the prose writes it: "[−0.08, 1.22]"
@@ -64,6 +66,7 @@ MARKED = tuple(REPO / page for page in (
 
 def number(value: float, digits: int, signed: bool = False) -> str:
     """`value` as the prose writes it: a true minus sign, and a plus sign when `signed`."""
+    value = value if round(value, digits) != 0 else 0.0  # no "−0.00"
     text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
     return text.replace("-", "−")
 
@@ -80,7 +83,7 @@ def plus_minus(row: dict, digits: int = 3) -> str:
 #: one seed's rate of reading a `truth` day as `read` among a style's test users' active days
 _MISREAD = f"""
     with days as (select seed,
-        sum(user_days) filter (where true_emotion in {{truth}} and label in {{read}}) as misread,
+        coalesce(sum(user_days) filter (where true_emotion in {{truth}} and label in {{read}}), 0) as misread,
         sum(user_days) filter (where true_emotion in {{truth}}) as total
         from emotion_confusion where scenario = '{{0}}' and feedback_style = '{{1}}' and split = 'test' group by seed)
     select avg(misread / total) as mean, t_half_width(stddev_samp(misread / total), count(*)) as half_width from days"""
@@ -92,12 +95,17 @@ _Q_SD = """
     select count(*) as states, min(q_sd) as low, median(q_sd) as median, max(q_sd) as high from ranked where rank <= 3"""
 #: of the user-days (from day 1 on) on which an agent or one of its replicates acted, the share it led with `buckets`
 _ACTING = """
-    select sum(user_days) filter (where action in {buckets}) / sum(user_days) as share from action_shares
+    select coalesce(sum(user_days) filter (where action in {buckets}), 0) / sum(user_days) as share from action_shares
     where scenario = '{0}' and (policy = '{1}' or policy like '{1}@%') and action <> 'ranker'"""
 
 
+def percent_of(share: float) -> str:
+    """A share as a whole percentage, halves rounded up (not to even)."""
+    return f"{math.floor(100 * share + 0.5)} %"
+
+
 def percent(row: dict) -> str:
-    return f"{round(100 * row['share'])} %"
+    return percent_of(row["share"])
 
 
 #: name -> (SQL over the whole archive returning one row, its arguments as {0}, {1}..., how to write that row)
@@ -164,24 +172,18 @@ class Archive:
                     {"sd": "sd", "replicate_sd": "replicate_sd", "ceiling": "share_of_ceiling"}[kind]]
                 if value is None:
                     raise KeyError(f"{key}: not defined for it")
-                return f"{round(100 * value)} %" if kind == "ceiling" else number(value, digits)
+                return percent_of(value) if kind == "ceiling" else number(value, digits)
             if kind in ("effect", "reduction", "previous"):
                 r = self._row(self.previous if kind == "previous" else self.effects, key, scenario, policy, metric)
                 if kind == "reduction":
                     return f"{number(-r['effect'], digits)} [{number(-r['ci95_high'], digits)}, {number(-r['ci95_low'], digits)}]"
                 return interval(r["effect"], r["ci95_low"], r["ci95_high"], digits)
             r = self._row(self.means, key, scenario, policy, metric)
-            return f"{round(100 * r['mean'])} %" if kind == "share" else number(r["mean"], digits)
+            return percent_of(r["mean"]) if kind == "share" else number(r["mean"], digits)
         if kind == "difference" and len(parts) == 5 and all(ARGUMENT.match(a) for a in parts):
-            first, first_policy, second, second_policy, metric = parts
-            r = self.query(f"""
-                with e as (select scenario, seed, policy, effect from policy_effects
-                           where label_source = 'true' and metric = '{metric}'),
-                d as (select a.effect - b.effect as diff from e as a join e as b on a.seed = b.seed
-                      where a.scenario = '{first}' and a.policy = '{first_policy}'
-                        and b.scenario = '{second}' and b.policy = '{second_policy}')
-                select avg(diff) as mean, t_half_width(stddev_samp(diff), count(diff)) as half_width from d""")
-            mean, half = r.row(0)
+            a, a_policy, b, b_policy, metric = parts
+            r = self.query(PAIRED_DIFFERENCE.format(a=a, a_policy=a_policy, b=b, b_policy=b_policy, metric=metric))
+            mean, half = r["mean"][0], r["half_width"][0]
             if mean is None or half is None:
                 raise KeyError(f"{key}: fewer than two seeds archived for both")
             return interval(mean, mean - half, mean + half, DIGITS.get(metric, 3))
@@ -192,6 +194,9 @@ class Archive:
             return str(int(seeds.max()))
         if kind == "query" and parts[0] in QUERIES and all(ARGUMENT.match(a) for a in parts[1:]):
             sql, write = QUERIES[parts[0]]
+            wanted = len(set(re.findall(r"\{(\d+)\}", sql)))
+            if len(parts) - 1 != wanted:
+                raise KeyError(f"{key}: {parts[0]} takes {wanted} arguments")
             rows = self.query(sql.format(*parts[1:]))
             if rows.height != 1 or any(v is None for v in rows.row(0)):
                 raise KeyError(f"{key}: nothing archived for it")
@@ -209,7 +214,9 @@ def fill(text: str, archive: Archive) -> tuple[str, list[str]]:
             return f"<!--fig:{key}-->{archive.figure(key)}<!--/fig-->"
         except KeyError as error:
             problems.append(str(error.args[0]))
-            return match[0]
+        except WarehouseError as error:  # a table the archive does not hold
+            problems.append(f"{key}: {error}")
+        return match[0]
 
     return FIGURE.sub(rewrite, text), problems
 
@@ -233,10 +240,10 @@ def render(pages=PAGES, archive: Archive | None = None, check: bool = False) -> 
         filled, problems = fill(text, archive)
         report += [f"{page.name}: {problem}" for problem in problems]
         if filled != text:
-            if check:
-                old = dict((m["key"], m["text"]) for m in FIGURE.finditer(text))
-                report += [f"{page.name}: {m['key']}: {old.get(m['key'])!r} is {m['text']!r} in the archive"
-                           for m in FIGURE.finditer(filled) if old.get(m["key"]) != m["text"]]
+            if check:  # marker by marker: fill keeps their number and order
+                report += [f"{page.name}: {new['key']}: {old['text']!r} is {new['text']!r} in the archive"
+                           for old, new in zip(FIGURE.finditer(text), FIGURE.finditer(filled))
+                           if old["text"] != new["text"]]
             else:
                 page.write_text(filled)
     return report

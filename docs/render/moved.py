@@ -24,8 +24,8 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS, write_block  # noqa: E402
-from figures import DIGITS, PREVIOUS, interval  # noqa: E402
-from sources import CELLS, archived_query  # noqa: E402
+from figures import DIGITS, PREVIOUS, Archive, interval  # noqa: E402
+from sources import CELLS  # noqa: E402
 
 from esmr_assets.orchestration.metadata import markdown_table_text  # noqa: E402
 
@@ -86,9 +86,7 @@ def seeds_to_decide(mean: float, sd: float) -> str:
 
 
 def moved_table(cells: Path = CELLS) -> str:
-    new = archived_query(None, cells=cells)(
-        "select scenario, policy, metric, effect, sd, ci95_low, ci95_high, seeds from policy_effects_across_seeds "
-        "where label_source = 'true'")
+    new = Archive(cells).effects
     old = pl.read_parquet(PREVIOUS)
     rows = []
     for finding, scenario, policy, metric in HEADLINES:

@@ -41,6 +41,9 @@ def reproduce(cell: str, data_dir: Path, cells: Path = CELLS) -> list[tuple[str,
     study_name, _, scenario_name = name.partition(".")
     study = load_study(REPO / "studies" / f"{study_name}.toml")
     scenario = study.scenario(scenario_name)
+    data_dir = data_dir / cell.replace(":", "-")  # a folder of its own: nothing reused from another cell
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise SystemExit(f"{data_dir} is not empty: the cell must be computed from scratch")
     subprocess.run([str(ESMR), "run", "--seed", seed, "--preset", study.preset, "--overrides",
                     scenario.overrides_json, "--data-dir", str(data_dir)], check=True)
     computed = data_dir / study.preset
@@ -59,7 +62,8 @@ def reproduce(cell: str, data_dir: Path, cells: Path = CELLS) -> list[tuple[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cells", nargs="+", metavar="CELL", help="<study>.<scenario>:<seed>, e.g. fair_test.paper:0")
-    parser.add_argument("--data-dir", type=Path, required=True, help="an empty folder to compute them in")
+    parser.add_argument("--data-dir", type=Path, required=True,
+                        help="where to compute them, each in an empty folder of its own")
     args = parser.parse_args()
     differ = 0
     for cell in args.cells:

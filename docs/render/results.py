@@ -144,6 +144,9 @@ def fairness_markdown(query: Query) -> str:
 def render(docs: Path = DOCS, cells: Path = CELLS) -> list[Path]:
     """Every results block of `docs` from the main evaluation's archived cells; returns the pages written."""
     query = archived_query(MAIN_STUDY, MAIN_SCENARIO, cells=cells)
+    if query("select count(*) as n from policy_effects")["n"][0] == 0:
+        print(f"no archived cells of {MAIN_STUDY}.{MAIN_SCENARIO}: the results blocks are left as they are")
+        return []
     where = (f"`{MAIN_STUDY}.{MAIN_SCENARIO}`: `paper` preset, evaluation users, 30 days, five training replicates "
              "of ESMR's agent")
     written = [write_block("results", [
@@ -172,7 +175,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
     args = parser.parse_args()
-    print("rewrote the results blocks of", ", ".join(sorted({page.name for page in render(args.docs)})))
+    written = render(args.docs)
+    if written:
+        print("rewrote the results blocks of", ", ".join(sorted({page.name for page in written})))
 
 
 if __name__ == "__main__":

@@ -20,18 +20,25 @@ MAIN_STUDY, MAIN_SCENARIO = "fair_test", "paper"
 MODELS = {path.stem: path.read_text().strip().rstrip(";") for path in sorted(SQL_DIR.glob("*.sql"))}
 
 
+def _code(sql: str) -> str:
+    """`sql` without its comments: what a model names in a comment is not a dependency."""
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S)
+
+
 def with_models(sql: str) -> str:
     """`sql` with the SQL models it names (and those they name) as common table expressions
     ahead of it, in dependency order: the same SQL as the warehouse's model assets."""
     def named(text: str) -> list[str]:
-        return [m for m in MODELS if re.search(rf"\b{m}\b", text)]
+        return [m for m in MODELS if re.search(rf"\b{m}\b", _code(text))]
 
     order: list[str] = []
 
-    def visit(model: str) -> None:
+    def visit(model: str, path: tuple[str, ...] = ()) -> None:
+        if model in path:
+            raise ValueError(f"SQL models name each other: {' -> '.join((*path, model))}")
         for other in named(MODELS[model]):
             if other != model and other not in order:
-                visit(other)
+                visit(other, (*path, model))
         if model not in order:
             order.append(model)
 
@@ -40,8 +47,19 @@ def with_models(sql: str) -> str:
     if not order:
         return sql
     ctes = ",\n".join(f"{m} as (\n{MODELS[m]}\n)" for m in order)
-    head = re.match(r"\s*with\s", sql, flags=re.I)
+    sql = _code(sql).strip()
+    head = re.match(r"with\s", sql, flags=re.I)
     return f"with {ctes},\n{sql[head.end():]}" if head else f"with {ctes}\n{sql}"
+
+
+#: one metric's effect of (scenario a, policy a) minus that of (scenario b, policy b), paired by
+#: seed (the same seeds' users and noise), on the latent truth: its mean and 95 % t half-width
+PAIRED_DIFFERENCE = """
+    with e as (select scenario, seed, policy, effect from policy_effects
+               where label_source = 'true' and metric = '{metric}'),
+    d as (select a.effect - b.effect as diff from e as a join e as b on a.seed = b.seed
+          where a.scenario = '{a}' and a.policy = '{a_policy}' and b.scenario = '{b}' and b.policy = '{b_policy}')
+    select count(diff) as seeds, avg(diff) as mean, t_half_width(stddev_samp(diff), count(diff)) as half_width from d"""
 
 
 def archived_query(study: str | None, scenario: str | None = None, preset: str = "paper",

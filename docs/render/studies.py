@@ -49,6 +49,7 @@ from esmr_assets.studies.report import (
 from esmr_assets.studies.spec import STUDY_DIR, load_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
+from figures import DIGITS  # noqa: E402
 from sources import CELLS, REPO, RESULTS  # noqa: E402
 
 #: the timings of the study runs of the code before the 10-seed re-run (issue 32)
@@ -64,7 +65,6 @@ EXTRA_TABLES = {"q_values": ("q_table",), "metrics": ("evaluation_metrics",), "c
 #: every table the archive may hold
 ARCHIVED_TABLES = (*CELL_TABLES, *(table for tables in EXTRA_TABLES.values() for table in tables))
 SPECS = sorted((REPO / "studies").glob("*.toml"))
-DIGITS = {"negative_days": 2, "engagement_reward": 2, "mean_latent_valence": 3}
 
 
 def _cell(row: dict, digits: int) -> str:
@@ -384,20 +384,20 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
     """Copy the finished cells (those with `policy_effects`) of each study in `specs` from
     `data_dir` into the cell archive `cells`, replacing the same cells, and each study run's
     timing into `results/<name>/`; return the names of the studies with cells archived.
-    `replace`: a study with finished cells in `data_dir` loses every other archived cell first
-    (a re-run on new code replaces the old cells instead of adding to them)."""
+    `replace`: a study with finished cells in `data_dir` loses the other archived cells of its
+    scenarios first (a re-run on new code replaces the old cells instead of adding to them)."""
     done = []
     for path in specs:
         study = load_study(path)
         root = data_dir / study.preset
         copied = 0
-        finished = any((root / "policy_effects" / f"scenario={study.cell_scenario(s)}").glob("seed=*/part-0.parquet")
-                       for s in study.scenarios)
+        rerun = replace and any((root / "policy_effects" / f"scenario={study.cell_scenario(s)}").glob(
+            "seed=*/part-0.parquet") for s in study.scenarios)
         for scenario in study.scenarios:
             key = study.cell_scenario(scenario)
             definition = cells / study.preset / "scenarios" / f"{key}.json"
             redefined = definition.is_file() and json.loads(definition.read_text()) != json.loads(scenario.overrides_json)
-            if redefined or (replace and finished):
+            if redefined or rerun:
                 for table in ARCHIVED_TABLES:  # stale: the scenario was redefined, or the study is re-run
                     shutil.rmtree(cells / study.preset / table / f"scenario={key}", ignore_errors=True)
             definition.parent.mkdir(parents=True, exist_ok=True)

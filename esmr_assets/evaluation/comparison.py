@@ -50,8 +50,8 @@ def evaluation_table(rollouts: pl.DataFrame, styles: pl.DataFrame | None = None)
     `change_<metric>` = (value - baseline) / |baseline| against `lightgbm` with the same
     label source, and `paper_<metric>`: the paper's ESMR figure on the `esmr` rows, its
     LightGBM figure on the `lightgbm` rows, null elsewhere. `rl_active_share` is the share of
-    user-days on which the policy's RL or fixed bucket acted (`rl_days`): the hybrids' acting
-    shares. With the users' communication
+    all its user-days, churned ones included, on which the policy's RL or fixed bucket acted:
+    the hybrids' acting shares. With the users' communication
     `styles`, the `feedback_metrics` columns follow (the same for both label sources)."""
     oracle = oracle_flags(rollouts)
     rows = [

@@ -113,7 +113,6 @@ def test_keys_follow_the_settings_each_asset_declares():
     assert all(base[op] != other_seed[op] for op in base)
 
 
-
 @pytest.mark.parametrize("overrides, recomputed", [
     # the deep learners: only their own stage and what follows the rollouts; the tabular agents stay
     ({"deep_learners": ["ppo_esmr"], "deep_budget": 10.0}, {"deep_agent_training", "policy_rollouts"}),
@@ -127,6 +126,7 @@ def test_a_stage_recomputes_only_for_what_it_or_its_inputs_read(overrides, recom
     changed = step_keys(cell_steps(), load_settings("paper", {"policy": overrides}), 0)
     evaluation = {"action_shares", "evaluation_metrics", "user_metrics", "policy_effects", "style_effects"}
     assert {op for op in base if base[op] != changed[op]} == recomputed | evaluation
+
 
 def test_a_code_version_is_part_of_the_key_of_its_step_and_every_later_one(toy_defs):
     """Bumping an asset's Dagster code_version retires its shared outputs and its dependents'."""
