@@ -22,7 +22,8 @@ reports the markers whose text differs (a test runs it). KEY is one of:
 - `previous:<study>.<scenario>:<policy>:<metric>`: the effect as the 5-seed archive of the
   old code had it (studies/previous/effects.parquet), for old-beside-new;
 - `query:<name>:<argument>...`: one of QUERIES, a named SQL statement over the whole archive
-  (the misreading rates per style, the Q-values' spread).
+  (the misreading rates per style, the acting buckets, the emotion models' agreement with the
+  truth, the Q-values' spread).
 
     .venv/bin/python docs/render/figures.py            # rewrite the figures in place
     .venv/bin/python docs/render/figures.py --check    # list the figures that differ
@@ -116,6 +117,9 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
     # <scenario>:<agent>: the buckets it led with on its acting days
     "negative_bucket_share": (_ACTING.replace("{buckets}", str(NEGATIVE_EMOTIONS)), percent),
     "happy_bucket_share": (_ACTING.replace("{buckets}", "('happy')"), percent),
+    # <scenario>:<model>: an emotion model's agreement with the latent emotion on the test users' days
+    "truth_agreement": ("select avg(accuracy_vs_truth) as share from emotion_model_scores "
+                        "where scenario = '{0}' and model = '{1}'", percent),
     # <scenario>: the Q-value spreads of ESMR's agent in its most-visited states
     "q_sd_states": (_Q_SD, lambda row: str(row["states"])),
     "q_sd_median": (_Q_SD, lambda row: number(row["median"], 2)),
