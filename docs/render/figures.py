@@ -61,7 +61,7 @@ PAGES = (REPO / "README.md", REPO / "studies" / "README.md", *sorted(DOCS.glob("
 #: the pages whose every quoted interval is a marked figure (a test holds them to it); the
 #: others still quote the 5-seed figures of the old code as typed text, until their rewrite
 MARKED = tuple(REPO / page for page in (
-    "studies/README.md", "docs/design.md", "docs/gym.md", "docs/integrity.md", "docs/layering.md", "docs/studies.md",
+    "README.md", "docs/results.md", "studies/README.md", "docs/design.md", "docs/gym.md", "docs/integrity.md", "docs/layering.md", "docs/studies.md",
     "docs/operations.md", "docs/paper.md", "docs/performance.md", "docs/portable_bytes.md", "docs/simulator.md"))
 
 
@@ -102,7 +102,7 @@ _ACTING = """
 
 def percent_of(share: float) -> str:
     """A share as a whole percentage, halves rounded up (not to even)."""
-    return f"{math.floor(100 * share + 0.5)} %"
+    return f"{math.floor(100 * share + 0.5)} %".replace("-", "−")
 
 
 def percent(row: dict) -> str:
@@ -117,6 +117,10 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
     # <scenario>:<agent>: the buckets it led with on its acting days
     "negative_bucket_share": (_ACTING.replace("{buckets}", str(NEGATIVE_EMOTIONS)), percent),
     "happy_bucket_share": (_ACTING.replace("{buckets}", "('happy')"), percent),
+    # <scenario>:<policy>:<metric>:<first seed>:<last seed>: the mean effect over those seeds only
+    "effect_over_seeds": ("select avg(effect) as mean from policy_effects where label_source = 'true' "
+                          "and scenario = '{0}' and policy = '{1}' and metric = '{2}' and seed between {3} and {4}",
+                          lambda row: number(row["mean"], 2, signed=True)),
     # <scenario>:<model>: an emotion model's agreement with the latent emotion on the test users' days
     "truth_agreement": ("select avg(accuracy_vs_truth) as share from emotion_model_scores "
                         "where scenario = '{0}' and model = '{1}'", percent),
