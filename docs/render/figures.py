@@ -61,8 +61,9 @@ PAGES = (REPO / "README.md", REPO / "studies" / "README.md", *sorted(DOCS.glob("
 #: the pages whose every quoted interval is a marked figure (a test holds them to it); the
 #: others still quote the 5-seed figures of the old code as typed text, until their rewrite
 MARKED = tuple(REPO / page for page in (
-    "README.md", "docs/results.md", "studies/README.md", "docs/design.md", "docs/gym.md", "docs/integrity.md", "docs/layering.md", "docs/studies.md",
-    "docs/operations.md", "docs/paper.md", "docs/performance.md", "docs/portable_bytes.md", "docs/simulator.md"))
+    "README.md", "studies/README.md", "docs/design.md", "docs/gym.md", "docs/integrity.md", "docs/layering.md",
+    "docs/operations.md", "docs/paper.md", "docs/performance.md", "docs/portable_bytes.md", "docs/results.md",
+    "docs/simulator.md", "docs/studies.md"))
 
 
 def number(value: float, digits: int, signed: bool = False) -> str:
@@ -82,11 +83,11 @@ def plus_minus(row: dict, digits: int = 3) -> str:
 
 
 #: one seed's rate of reading a `truth` day as `read` among a style's test users' active days
-_MISREAD = f"""
+_MISREAD = """
     with days as (select seed,
-        coalesce(sum(user_days) filter (where true_emotion in {{truth}} and label in {{read}}), 0) as misread,
-        sum(user_days) filter (where true_emotion in {{truth}}) as total
-        from emotion_confusion where scenario = '{{0}}' and feedback_style = '{{1}}' and split = 'test' group by seed)
+        coalesce(sum(user_days) filter (where true_emotion in {truth} and label in {read}), 0) as misread,
+        sum(user_days) filter (where true_emotion in {truth}) as total
+        from emotion_confusion where scenario = '{0}' and feedback_style = '{1}' and split = 'test' group by seed)
     select avg(misread / total) as mean, t_half_width(stddev_samp(misread / total), count(*)) as half_width from days"""
 #: the Q-values' SD over the actions tried at least 30 times, in each seed's three most-visited states of ESMR's agent
 _Q_SD = """
