@@ -4,6 +4,8 @@ seed-partitioned graph (so storage, warehouse and CLI are tested without the sim
 # isort: off
 import esmr_assets  # noqa: F401 - first: it pins the numeric kernels before numpy and torch load
 # isort: on
+import importlib.util
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +19,19 @@ from esmr_assets.orchestration.partitions import cell_partitions, register_cells
 from esmr_assets.orchestration.resources import EsmrConfig, run_config
 from esmr_assets.storage.cells import Cell, overrides_scenario_name, register_scenario
 from esmr_assets.storage.files import storage_root
+
+#: the renderers of docs/: scripts, loaded by path
+RENDER = Path(__file__).resolve().parents[1] / "docs" / "render"
+
+
+def load_renderer(name: str):
+    """docs/render/<name>.py as a module (`render_<name>`), its own helpers importable."""
+    sys.path.insert(0, str(RENDER))
+    spec = importlib.util.spec_from_file_location(f"render_{name}", RENDER / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a dataclass finds its module here
+    spec.loader.exec_module(module)
+    return module
 
 
 def add_cell(instance: dg.DagsterInstance, seed: int | str, scenario: str = "baseline") -> str:

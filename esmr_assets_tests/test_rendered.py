@@ -4,25 +4,15 @@ quoted in prose between `<!--fig:...-->` markers is the archive's."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from esmr_assets_tests.conftest import load_renderer as _renderer
+
 REPO = Path(__file__).resolve().parents[1]
-RENDER = REPO / "docs" / "render"
-
-
-def _renderer(name: str):
-    sys.path.insert(0, str(RENDER))
-    spec = importlib.util.spec_from_file_location(f"render_{name}", RENDER / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # a dataclass finds its module here
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

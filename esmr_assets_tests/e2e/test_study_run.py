@@ -4,7 +4,6 @@ bytes equal an uninterrupted in-process run's, the scenario that differs only in
 `policy.alpha` reuses the simulation, emotion and causal stages (from the instance's
 records), SQL shows both scenarios, and the study report has effects and its plot."""
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -22,6 +21,7 @@ from scipy import stats
 from esmr_assets.definitions import cell_steps
 from esmr_assets.storage.reuse import KEY_FILE
 from esmr_assets.storage.warehouse import run_query
+from esmr_assets_tests.conftest import load_renderer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -194,9 +194,7 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     recomputes the study's report from them (equal to the study_report asset's), then fills
     the docs page's block from the archive alone (the data dir is gone by then)."""
     spec, data, _, _, _ = study
-    loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render" / "studies.py")
-    render_studies = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(render_studies)
+    render_studies = load_renderer("studies")
     cells, results = tmp_path / "cells", tmp_path / "results"
     assert render_studies.archive(data, cells, results, [spec]) == ["tiny"]
     archived = sorted(p.relative_to(cells / "smoke") for p in (cells / "smoke").rglob("part-0.parquet"))
@@ -272,9 +270,7 @@ def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
     seeds are their union, and a record from before steps were counted leaves its sum unknown."""
     import json
 
-    loaded = importlib.util.spec_from_file_location("render_studies", REPO / "docs" / "render" / "studies.py")
-    render_studies = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(render_studies)
+    render_studies = load_renderer("studies")
     runs = {"s1": [{"seeds": "0,1", "wall_seconds": 600, "reuse_saved_seconds": 600, "steps_computed": 10, "steps_reused": 2},
                    {"seeds": "1,3", "wall_seconds": 1200, "reuse_saved_seconds": 0, "steps_computed": 5, "steps_reused": 1}],
             "s2": [{"wall_seconds": 600, "reuse_saved_seconds": 0, "steps_computed": 99, "steps_reused": 1},

@@ -136,13 +136,12 @@ def test_only_igl_p3_learns_that_what_outraged_users_like_is_worse(outraged_worl
 
 def test_the_igl_predictions_are_checked_from_the_per_style_results():
     """docs/render/studies.py says held or not held from the r = -1 shares, with the figures."""
-    import importlib.util
     from pathlib import Path
 
+    from esmr_assets_tests.conftest import load_renderer
+
     repo = Path(__file__).resolve().parents[2]
-    loaded = importlib.util.spec_from_file_location("render_studies", repo / "docs" / "render" / "studies.py")
-    render_studies = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(render_studies)
+    render_studies = load_renderer("studies")
     study = render_studies.load_study(repo / "studies" / "igl_styles.toml")
     shares = {  # r = -1 share per policy and style: cb_like hurts outraged users, IGL-P(3) is never worst
         "lightgbm": {"expressive": 0.15, "outraged": 0.18}, "cb_like": {"expressive": 0.10, "outraged": 0.25},
