@@ -49,12 +49,12 @@ from esmr_assets.studies.report import (
 from esmr_assets.studies.spec import STUDY_DIR, load_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
+from blocks import DOCS, link, write_block  # noqa: E402
 from figures import DIGITS  # noqa: E402
 from sources import CELLS, REPO, RESULTS  # noqa: E402
 
 #: the timings of the study runs of the code before the 10-seed re-run (issue 32)
 PREVIOUS_TIMINGS = REPO / "studies" / "previous" / "timings"
-from blocks import DOCS, link, write_block  # noqa: E402
 
 #: the per-cell tables a study's results are computed from
 CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares")
@@ -323,11 +323,10 @@ def igl_predictions(frame: pl.DataFrame, study) -> str:
     return "\n".join(lines) if lines else "(no scenario with outraged users materialized yet)"
 
 
-def _runs(paths: list[Path], specs: list[Path]) -> pl.DataFrame:
+def _runs(paths: list[Path], scenarios: dict[str, int]) -> pl.DataFrame:
     """Each study's archived `esmr study run`s summed (a study resumed over sittings is several
-    runs), with its cells: the spec's scenarios times the seeds the runs covered."""
+    runs), with its cells: its `scenarios` times the seeds the runs covered."""
     timings = read_study_timings(paths)
-    scenarios = {study.name: len(study.scenarios) for study in map(load_study, specs)}
     timings = timings.group_by("study", maintain_order=True).agg(
         pl.len().alias("runs"),
         pl.col("seeds").drop_nulls(),  # each run's, joined below
@@ -346,36 +345,41 @@ def _runs(paths: list[Path], specs: list[Path]) -> pl.DataFrame:
 
 
 def _minutes(column: str) -> pl.Expr:
-    return (pl.col(column) / 60).round(0).cast(pl.Int64).cast(pl.String).add(" min")
+    return (pl.col(column) / 60).round(0).cast(pl.Int64).cast(pl.String).add(" min").fill_null("–")
+
+
+def _percent(column: str) -> pl.Expr:
+    return (pl.col(column) * 100).round(0).cast(pl.Int64).cast(pl.String).add(" %").fill_null("–")
+
+
+def _seconds(value: pl.Expr) -> pl.Expr:
+    return value.round(0).cast(pl.Int64).cast(pl.String).add(" s").fill_null("–")
 
 
 def timings_table(results: Path, previous: Path = PREVIOUS_TIMINGS, specs: list[Path] = SPECS) -> str:
     """Per study, its archived runs: wall time, what reuse saved and its share of the whole,
     steps computed and linked, the wall time per cell; beside them the 5-seed runs of the code
     before the 10-seed re-run (`previous`): wall time, share saved, per cell."""
-    timings = _runs(sorted(results.glob("*/timing*.json")), specs)
-    old = _runs(sorted(previous.glob("*/timing*.json")), specs).select(
+    studies = [load_study(path) for path in specs]
+    scenarios = {study.name: len(study.scenarios) for study in studies}
+    timings = _runs(sorted(results.glob("*/timing*.json")), scenarios)
+    old = _runs(sorted(previous.glob("*/timing*.json")), scenarios).select(
         "study", pl.col("wall_seconds").alias("old_wall"), pl.col("share_saved").alias("old_share"),
         (pl.col("wall_seconds") / pl.col("cells")).alias("old_per_cell"))
     if timings.is_empty() and old.is_empty():
         return "(no study has run yet)"
-    order = [load_study(path).name for path in specs]
+    order = {study.name: n for n, study in enumerate(studies)}
     timings = (timings.join(old, on="study", how="full", coalesce=True)
-               .sort(pl.col("study").replace_strict({name: n for n, name in enumerate(order)}, default=len(order))))
+               .sort(pl.col("study").replace_strict(order, default=len(order))))
     return markdown_table_text(timings.select(
         "study", pl.col("runs").cast(pl.String).fill_null("–"), pl.col("seeds").fill_null("–"),
-        pl.col("cells").cast(pl.String).fill_null("–"), _minutes("wall_seconds").fill_null("–").alias("wall time"),
-        _minutes("reuse_saved_seconds").fill_null("–").alias("reuse saved"),
-        (pl.col("share_saved") * 100).round(0).cast(pl.Int64).cast(pl.String).add(" %").fill_null("–")
-        .alias("share saved"),
+        pl.col("cells").cast(pl.String).fill_null("–"), _minutes("wall_seconds").alias("wall time"),
+        _minutes("reuse_saved_seconds").alias("reuse saved"), _percent("share_saved").alias("share saved"),
         pl.col("steps_computed").cast(pl.String).fill_null("–").alias("steps computed"),
         pl.col("steps_reused").cast(pl.String).fill_null("–").alias("steps linked"),
-        ((pl.col("wall_seconds") / pl.col("cells")).round(0).cast(pl.Int64).cast(pl.String) + " s").fill_null("–")
-        .alias("wall per cell"),
-        _minutes("old_wall").fill_null("–").alias("old code, 5 seeds: wall time"),
-        (pl.col("old_share") * 100).round(0).cast(pl.Int64).cast(pl.String).add(" %").fill_null("–")
-        .alias("old: share saved"),
-        (pl.col("old_per_cell").round(0).cast(pl.Int64).cast(pl.String) + " s").fill_null("–").alias("old: per cell"),
+        _seconds(pl.col("wall_seconds") / pl.col("cells")).alias("wall per cell"),
+        _minutes("old_wall").alias("old code, 5 seeds: wall time"), _percent("old_share").alias("old: share saved"),
+        _seconds(pl.col("old_per_cell")).alias("old: per cell"),
     ))
 
 
