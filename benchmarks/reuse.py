@@ -52,11 +52,12 @@ def step_seconds(stdout: str) -> dict[str, float]:
 def print_study_timings(data_dir: Path) -> None:
     from esmr_assets.studies.report import study_timings
 
-    print("\nrecorded study runs (esmr study run): wall time and what reuse saved")
+    print("\nrecorded study runs (esmr study run), one row per run: wall time and what reuse saved")
     print(f"{'study':<22}{'wall':>10}{'saved':>10}{'share':>8}{'computed':>10}{'reused':>8}")
     for t in study_timings(data_dir).iter_rows(named=True):
         computed = "–" if t["steps_computed"] is None else t["steps_computed"]
-        print(f"{t['study']:<22}{t['wall_seconds']:>9.0f}s{t['reuse_saved_seconds']:>9.0f}s{t['share_saved']:>8.0%}"
+        study = t["study"] + (" (stopped)" if t["complete"] is False else "")
+        print(f"{study:<22}{t['wall_seconds']:>9.0f}s{t['reuse_saved_seconds']:>9.0f}s{t['share_saved']:>8.0%}"
               f"{computed:>10}{t['steps_reused']:>8}")
 
 

@@ -419,12 +419,15 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
                         if (source / name).is_file():
                             shutil.copyfile(source / name, target / name)
                 copied += 1
-        timing = root / STUDY_DIR / f"{study.name}.timing.json"
-        if copied and timing.is_file():  # one file per run, named by its content: archiving twice adds nothing
-            seeds = json.loads(timing.read_text()).get("seeds", "").replace(",", "_")
-            digest = hashlib.sha256(timing.read_bytes()).hexdigest()[:10]
+        for timing in sorted((root / STUDY_DIR).glob(f"{study.name}.timing*.json")) if copied else ():
+            record = json.loads(timing.read_text())
+            if "run" in record:  # one file per run, rewritten as it goes: archiving again replaces it
+                name = f"timing-run-{record['run']}.json"
+            else:  # older runs: one file per study, named here by its content, so archiving twice adds nothing
+                digest = hashlib.sha256(timing.read_bytes()).hexdigest()[:10]
+                name = f"timing-seeds-{record.get('seeds', '').replace(',', '_')}-{digest}.json"
             (results / study.name).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(timing, results / study.name / f"timing-seeds-{seeds}-{digest}.json")
+            shutil.copyfile(timing, results / study.name / name)
         if copied:
             done.append(study.name)
     return done

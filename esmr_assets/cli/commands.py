@@ -101,7 +101,7 @@ def load_definitions() -> dg.Definitions:
 
 def _run_cells(
     cells: list[tuple[Cell, Settings]], preset: str, data_dir: Path, label: str, saved: dict | None = None,
-    verbose: bool = False,
+    verbose: bool = False, on_cell=lambda cell, steps: None,
 ) -> tuple[int, list, dict[Cell, dict[str, float | str]], dict[str, float]]:
     """Bring `cells` up to date (reusing what other cells computed), then refresh the
     cross-cell SQL models; a progress bar on stderr. Returns (exit code, the partitioned
@@ -139,7 +139,7 @@ def _run_cells(
         try:
             outcome = materialize_cells(defs, steps, cells, storage_root(data_dir, preset),
                                         run_config(preset, data_dir), instance, progress, one_step_per_run=chunked,
-                                        saved=saved)
+                                        saved=saved, on_cell=on_cell)
             for step in cross_cell:
                 bar.set_description(f"all cells: {step.label}")
                 model_seconds[step.label] = run_step(defs, step, None, run_config(preset, data_dir), instance)
@@ -224,10 +224,29 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
     except SettingsError as err:
         return _fail(str(err), EXIT_USAGE)
     cells = [(Cell(study.cell_scenario(scenario), seed), scenario.settings) for scenario, seed in study.cells]
-    started = time.perf_counter()
+    from esmr_assets.orchestration.planner import CELL_TOTAL
+    from esmr_assets.studies.report import study_effects, write_study_timing
+
+    started, run = time.perf_counter(), time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     saved: dict = {}
+    finished: dict[Cell, dict] = {}
+
+    def record(complete: bool = False) -> None:
+        values = [v for steps in finished.values() for label, v in steps.items() if label != CELL_TOTAL]
+        seeds = sorted({cell.seed for cell in finished})
+        write_study_timing(root, study, run, time.perf_counter() - started, sum(saved.values()),
+                           sum(isinstance(v, float) for v in values), sum(v == "reused" for v in values), seeds, complete)
+
+    def cell_done(cell: Cell, steps: dict) -> None:  # a run stopped midway still records what it did
+        finished[cell] = steps
+        if any(isinstance(v, float) or v == "reused" for label, v in steps.items() if label != CELL_TOTAL):
+            worked.append(cell)
+            record()
+
+    worked: list[Cell] = []  # a run that found every cell current records nothing
+
     code, steps, outcome, model_seconds = _run_cells(cells, study.preset, data_dir, f"{study.name}: ", saved,
-                                                     verbose=args.verbose)
+                                                     verbose=args.verbose, on_cell=cell_done)
     if code:
         return code
     report_seconds = _run_study_report(study.name, study.preset, data_dir)
@@ -238,12 +257,8 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
     print(f"wall time {wall:.1f}s (SQL models {sum(model_seconds.values()):.1f}s, report {report_seconds:.1f}s); "
           f"reuse saved about {saved_total:.1f}s ({saved_total / max(wall + saved_total, 1e-9):.0%} of the "
           "time computing everything would have taken)")
-    from esmr_assets.orchestration.planner import CELL_TOTAL
-    from esmr_assets.studies.report import study_effects, write_study_timing
-
-    values = [v for steps in outcome.values() for label, v in steps.items() if label != CELL_TOTAL]
-    write_study_timing(root, study, wall, saved_total, sum(isinstance(v, float) for v in values),
-                       sum(v == "reused" for v in values))
+    if worked:
+        record(complete=True)
 
     print(format_table(study_effects(root, study), max_rows=1000))
     return 0

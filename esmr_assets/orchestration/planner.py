@@ -136,12 +136,14 @@ def materialize_cells(
     on_step: Callable[[Cell, Step, str], None] = lambda cell, step, what: None,
     one_step_per_run: bool = False,
     saved: dict[tuple[Cell, str], float] | None = None,
+    on_cell: Callable[[Cell, dict[str, float | str]], None] = lambda cell, steps: None,
 ) -> dict[Cell, dict[str, float | str]]:
     """Bring every cell up to date: adopt what another cell computed, run the rest (one run
     per cell, or per step), share what was computed. `on_step(cell, step, what)` reports
     "start", "done", "reused" and "current". Returns per cell each step's seconds, or
     "reused" / "current", and under `CELL_TOTAL` the cell's wall time. `saved` receives, per
     reused (cell, step), the seconds the step took where it was computed: what reuse saved.
+    `on_cell(cell, its steps' outcome)` follows each finished cell.
     A step to compute loses its files first: without a current key they are unverified. A
     damaged step is reported ("damaged") before it is linked or computed again."""
     saved = {} if saved is None else saved
@@ -152,6 +154,7 @@ def materialize_cells(
         with cell_lock(root, cell):
             outcome[cell] = _bring_up_to_date(defs, steps, cell, settings, root, run_config, instance, on_step,
                                               one_step_per_run, saved)
+        on_cell(cell, outcome[cell])
     return outcome
 
 

@@ -119,31 +119,36 @@ def effects_plot(effects: pl.DataFrame, study: Study) -> bytes:
     return to_png(fig)
 
 
-def write_study_timing(root: Path, study: Study, wall: float, saved: float, computed: int, reused: int) -> None:
-    """A study run's wall time, what reuse saved, and the steps it computed and linked, in
-    `<root>/studies/<study>.timing.json` (`study_timings` reads them back)."""
-    record = {"study": study.name, "seeds": ",".join(map(str, study.seeds)), "wall_seconds": round(wall, 1),
-              "reuse_saved_seconds": round(saved, 1), "steps_computed": computed, "steps_reused": reused}
-    atomic_write_bytes(Path(root) / STUDY_DIR / f"{study.name}.timing.json", json.dumps(record, indent=1).encode())
+def write_study_timing(root: Path, study: Study, run: str, wall: float, saved: float, computed: int, reused: int,
+                       seeds: Iterable[int], complete: bool) -> None:
+    """A study run's wall time so far, what reuse saved, the steps it computed and linked and
+    the seeds of the cells it finished, in `<root>/studies/<study>.timing-<run>.json`. Written
+    after every cell, so a run stopped midway (a resumable study over several sittings) still
+    records what it did; one file per run, so a resumed run adds to it instead of replacing it."""
+    record = {"study": study.name, "run": run, "complete": complete, "seeds": ",".join(map(str, seeds)),
+              "wall_seconds": round(wall, 1), "reuse_saved_seconds": round(saved, 1), "steps_computed": computed,
+              "steps_reused": reused}
+    atomic_write_bytes(Path(root) / STUDY_DIR / f"{study.name}.timing-{run}.json", json.dumps(record, indent=1).encode())
 
 
 def study_timings(data_dir: Path) -> pl.DataFrame:
     """Every preset's recorded study runs in `data_dir`, with the share of the work reuse saved."""
-    return read_study_timings(sorted(Path(data_dir).glob(f"*/{STUDY_DIR}/*.timing.json")))
+    return read_study_timings(sorted(Path(data_dir).glob(f"*/{STUDY_DIR}/*.timing*.json")))
 
 
 def read_study_timings(paths: Iterable[Path]) -> pl.DataFrame:
     """The study runs recorded in `paths` (`write_study_timing`'s files), with the share of the
-    whole work reuse saved. Records written before "seeds" was recorded counted each cell's
-    total as a step too: their steps computed are null."""
+    whole work reuse saved; `complete` is false for a run stopped midway (null: not recorded).
+    Records written before "seeds" was recorded counted each cell's total as a step too:
+    their steps computed are null."""
     rows = []
     for path in paths:
         t = json.loads(path.read_text())
         whole = t["wall_seconds"] + t["reuse_saved_seconds"]
-        rows.append({"study": t["study"], "seeds": t.get("seeds"), "wall_seconds": t["wall_seconds"],
+        rows.append({"study": t["study"], "seeds": t.get("seeds"), "complete": t.get("complete"), "wall_seconds": t["wall_seconds"],
                      "reuse_saved_seconds": t["reuse_saved_seconds"],
                      "share_saved": t["reuse_saved_seconds"] / max(whole, 1e-9),
                      "steps_computed": t["steps_computed"] if "seeds" in t else None, "steps_reused": t["steps_reused"]})
-    schema = {"study": pl.String, "seeds": pl.String, "wall_seconds": pl.Float64, "reuse_saved_seconds": pl.Float64,
+    schema = {"study": pl.String, "seeds": pl.String, "complete": pl.Boolean, "wall_seconds": pl.Float64, "reuse_saved_seconds": pl.Float64,
               "share_saved": pl.Float64, "steps_computed": pl.Int64, "steps_reused": pl.Int64}
     return pl.DataFrame(rows, schema=schema)

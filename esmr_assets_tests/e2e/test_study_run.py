@@ -4,6 +4,7 @@ bytes equal an uninterrupted in-process run's, the scenario that differs only in
 `policy.alpha` reuses the simulation, emotion and causal stages (from the instance's
 records), SQL shows both scenarios, and the study report has effects and its plot."""
 
+import json
 import os
 import shutil
 import signal
@@ -201,7 +202,7 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     assert len(archived) == 2 * 2 * len(render_studies.CELL_TABLES)  # 2 scenarios x 2 seeds
     assert all((cells / "smoke" / p).read_bytes() == (data / "smoke" / p).read_bytes() for p in archived)
     assert render_studies.report(cells, results, [spec]) == ["tiny"]
-    (timing,) = (results / "tiny").glob("timing-*.json")  # one per run, named by content: archiving twice adds none
+    (timing,) = (results / "tiny").glob("timing-*.json")  # the resumed run's (the killed one finished no cell)
     old_cell = cells / "smoke" / "policy_effects" / "scenario=tiny.base" / "seed=7"  # as if from older code
     shutil.copytree(next(old_cell.parent.glob("seed=*")), old_cell)
     assert render_studies.archive(data, cells, results, [spec]) == ["tiny"] and old_cell.is_dir()  # adds up
@@ -219,7 +220,9 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     (hit,) = actions.filter((pl.col("scenario") == "tiny.base") & (pl.col("policy") == "esmr")
                             & (pl.col("state") == "stressed") & (pl.col("action") == top["action"][0])).to_dicts()
     assert hit["seeds"] == 2 and hit["share"] == pytest.approx(top["share"][0])
-    assert timing.name.startswith("timing-seeds-2_3-")
+    record = json.loads(timing.read_text())
+    assert timing.name == f"timing-run-{record['run']}.json"  # archiving again replaced it, added none
+    assert record["complete"] and record["seeds"] == "2,3" and record["steps_computed"] > 0
     report = pl.read_parquet(results / "tiny" / "report.parquet")
     assert report.equals(pl.read_parquet(data / "smoke" / "study_report" / "study=tiny" / "part-0.parquet"))
     styles = pl.read_parquet(results / "tiny" / "styles.parquet")
@@ -268,8 +271,6 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
 def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
     """A study resumed over sittings is several runs: wall time, reuse and steps add up, the
     seeds are their union, and a record from before steps were counted leaves its sum unknown."""
-    import json
-
     render_studies = load_renderer("studies")
     runs = {"s1": [{"seeds": "0,1", "wall_seconds": 600, "reuse_saved_seconds": 600, "steps_computed": 10, "steps_reused": 2},
                    {"seeds": "1,3", "wall_seconds": 1200, "reuse_saved_seconds": 0, "steps_computed": 5, "steps_reused": 1}],

@@ -157,3 +157,26 @@ def test_keys_hold_only_what_differs_from_the_defaults():
     alpha = load_settings("paper", {"policy": {"alpha": 0.5}})
     assert reuse.declared_values(alpha, ["policy.alpha"]) == {"policy.alpha": 0.5}
     assert reuse.declared_values(load_settings("paper", {"policy": {"alpha": 1.0}}), ["policy"]) == {"policy": {}}
+
+
+def test_each_finished_cell_is_reported_before_the_next_one_starts(toy, data_dir, instance):
+    """`on_cell` follows every finished cell with its outcome: a run stopped in a later cell
+    (here by the callback itself) has already reported the cells it finished."""
+    defs, steps, root, _ = toy
+    first, second = Cell("baseline", 3), Cell("baseline", 4)
+    reported = []
+
+    class Stopped(Exception):
+        pass
+
+    def on_cell(cell, outcome):
+        reported.append((cell, dict(outcome)))
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        materialize_cells(defs, steps, [(first, load_settings("paper")), (second, load_settings("paper"))], root,
+                          run_config("paper", data_dir), instance, on_cell=on_cell)
+    ((cell, outcome),) = reported
+    assert cell == first and all(isinstance(outcome[step.label], float) for step in steps)
+    assert (root / "numbers" / "scenario=baseline" / "seed=3" / reuse.KEY_FILE).is_file()
+    assert not (root / "numbers" / "scenario=baseline" / "seed=4").exists()

@@ -136,3 +136,19 @@ def test_a_study_name_is_one_dotless_token():
         parse_study(GOOD, "a.b")
     with pytest.raises(StudyError, match="study name"):
         parse_study(GOOD, "x" * 33)
+
+
+def test_a_study_run_keeps_one_timing_record_that_grows_with_its_cells(tmp_path):
+    """Rewritten after each cell, a run's record stays one file; a second run (the study
+    resumed) adds its own, and `study_timings` reads both, the stopped one marked incomplete."""
+    from esmr_assets.studies.report import study_timings, write_study_timing
+
+    study, root = parse_study(GOOD, "toy"), tmp_path / "paper"
+    write_study_timing(root, study, "20261206T100000Z", 60.0, 0.0, 5, 0, [0], complete=False)
+    write_study_timing(root, study, "20261206T100000Z", 130.0, 10.0, 9, 1, [0, 1], complete=False)  # stopped here
+    write_study_timing(root, study, "20261206T120000Z", 70.0, 0.0, 4, 0, [2], complete=True)
+    assert len(list((root / "studies").glob("toy.timing*.json"))) == 2
+    timings = study_timings(tmp_path).sort("wall_seconds")
+    assert timings["seeds"].to_list() == ["2", "0,1"] and timings["complete"].to_list() == [True, False]
+    assert timings["wall_seconds"].sum() == 200.0
+    assert timings["steps_computed"].to_list() == [4, 9] and timings["share_saved"][1] == pytest.approx(10 / 140)
