@@ -121,6 +121,37 @@ def test_a_difference_is_paired_by_seed(figures, archive):
     assert archive.figure(key) == figures.interval(diffs.mean(), diffs.mean() - half, diffs.mean() + half, 2)
 
 
+def test_the_per_group_figures_are_the_archived_style_effects(figures, archive):
+    """Against the archived per-seed `style_effects`, read with polars: one group's value and
+    effect over seeds, a difference paired by seed within the group, and the range over groups."""
+    from scipy import stats
+
+    folder = REPO / "studies" / "cells" / "paper" / "style_effects" / "scenario=igl_styles.outraged_30"
+    cells = pl.concat(pl.read_parquet(path).with_columns(seed=pl.lit(path.parent.name))
+                      for path in folder.glob("seed=*/part-0.parquet")).filter(pl.col("metric") == "negative_days")
+
+    def per_seed(policy: str, style: str) -> pl.DataFrame:
+        return cells.filter((pl.col("policy") == policy) & (pl.col("feedback_style") == style)).sort("seed")
+
+    def t_interval(values: pl.Series) -> tuple[float, float, float]:
+        half = stats.t.ppf(0.975, values.len() - 1) * values.std() / values.len() ** 0.5
+        return values.mean(), values.mean() - half, values.mean() + half
+
+    esmr, igl = per_seed("esmr", "outraged"), per_seed("esmr_igl", "outraged")
+    scenario = "igl_styles.outraged_30"
+    assert archive.figure(f"style_effect:{scenario}:esmr:outraged:negative_days") == figures.interval(
+        *t_interval(esmr["effect"]), 2)
+    assert archive.figure(f"style_mean:{scenario}:lightgbm:outraged:negative_days") == figures.number(
+        per_seed("lightgbm", "outraged")["value"].mean(), 2)
+    assert archive.figure(f"style_difference:{scenario}:esmr_igl:{scenario}:esmr:outraged:negative_days") == \
+        figures.interval(*t_interval(igl["effect"] - esmr["effect"]), 2)
+    means = cells.filter(pl.col("policy") == "esmr").group_by("feedback_style").agg(pl.col("effect").mean())["effect"]
+    low, high = (figures.number(v, 2, signed=True) for v in (means.min(), means.max()))
+    assert archive.figure(f"style_range:{scenario}:esmr:negative_days:effect") == f"{low} to {high}"
+    assert "nothing archived" in figures.fill(f"<!--fig:style_range:{scenario}:nobody:negative_days:value--><!--/fig-->",
+                                              archive)[1][0]
+
+
 def test_the_check_compares_marker_by_marker(figures, archive, tmp_path):
     """Two markers of one key: a stale first copy is reported even when the second is right."""
     key = "effect:observability.signal_0:esmr:negative_days"

@@ -18,6 +18,13 @@ reports the markers whose text differs (a test runs it). KEY is one of:
 - `difference:<study>.<scenario>:<policy>:<study>.<scenario>:<policy>:<metric>`: the first
   effect minus the second, paired by seed (the same seeds' users and noise), mean [95 % t
   interval across seeds];
+- `style_effect`, `style_value`, `style_mean:<study>.<scenario>:<policy>:<style>:<metric>`: the
+  same for one feedback-style group (`style_effects`): its paired effect [interval], its value
+  [interval] or its value alone, over seeds;
+- `style_difference:<study>.<scenario>:<policy>:<study>.<scenario>:<policy>:<style>:<metric>`:
+  `difference` within one group;
+- `style_range:<study>.<scenario>:<policy>:<metric>:<effect|value>`: the lowest to the highest
+  of a policy's per-group means ("0.13–0.15", effects "+0.75 to +0.91");
 - `seeds:<study>.<scenario>`: how many seeds are archived;
 - `previous:<study>.<scenario>:<policy>:<metric>`: the effect as the 5-seed archive of the
   old code had it (studies/previous/effects.parquet), for old-beside-new;
@@ -44,11 +51,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS  # noqa: E402
+from sources import CELLS, PAIRED_DIFFERENCE, REPO, STYLE_PAIRED_DIFFERENCE, archived_query  # noqa: E402
 
 from esmr_assets.core.vocabulary import NEGATIVE, POSITIVE  # noqa: E402
 from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
 from esmr_assets.storage.warehouse import WarehouseError  # noqa: E402
-from sources import CELLS, PAIRED_DIFFERENCE, REPO, archived_query  # noqa: E402
 
 FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  # never across code or another marker
 #: a 95 % interval as the prose writes it: "[−0.08, 1.22]"
@@ -63,7 +70,7 @@ PAGES = (REPO / "README.md", REPO / "studies" / "README.md", *sorted(DOCS.glob("
 MARKED = tuple(REPO / page for page in (
     "README.md", "studies/README.md", "docs/design.md", "docs/gym.md", "docs/integrity.md", "docs/layering.md",
     "docs/operations.md", "docs/paper.md", "docs/performance.md", "docs/portable_bytes.md", "docs/results.md",
-    "docs/simulator.md", "docs/studies.md"))
+    "docs/simulator.md", "docs/studies.md", "docs/igl.md"))
 
 
 def number(value: float, digits: int, signed: bool = False) -> str:
@@ -157,6 +164,50 @@ class Archive:
                           "where label_source = 'true'")
 
     @functools.cached_property
+    def styles(self) -> pl.DataFrame:
+        return self.query("select scenario, policy, feedback_style, metric, value, value_ci95_low, value_ci95_high, "
+                          "effect, ci95_low, ci95_high from style_effects_across_seeds")
+
+    def _style(self, key: str, parts: list[str]) -> str:
+        """A `style_*` figure: one group's, or the range over the groups."""
+        kind = key.partition(":")[0]
+        if kind == "style_difference" and len(parts) == 6 and all(ARGUMENT.match(a) for a in parts):
+            a, a_policy, b, b_policy, style, metric = parts
+            return self._difference(key, STYLE_PAIRED_DIFFERENCE.format(
+                a=a, a_policy=a_policy, b=b, b_policy=b_policy, style=style, metric=metric), metric)
+        if kind == "style_range" and len(parts) == 4 and parts[3] in ("effect", "value"):
+            scenario, policy, metric, column = parts
+            rows = self.styles.filter((pl.col("scenario") == scenario) & (pl.col("policy") == policy)
+                                      & (pl.col("metric") == metric))[column].drop_nulls()
+            if rows.is_empty():
+                raise KeyError(f"{key}: nothing archived for it")
+            digits, signed = DIGITS.get(metric, 3), column == "effect"
+            return (" to " if signed else "–").join(number(v, digits, signed) for v in (rows.min(), rows.max()))
+        if kind in ("style_effect", "style_value", "style_mean") and len(parts) == 4:
+            scenario, policy, style, metric = parts
+            rows = self.styles.filter((pl.col("scenario") == scenario) & (pl.col("policy") == policy)
+                                      & (pl.col("feedback_style") == style) & (pl.col("metric") == metric))
+            if rows.height != 1:
+                raise KeyError(f"{key}: {rows.height} archived rows")
+            r, digits = rows.row(0, named=True), DIGITS.get(metric, 3)
+            if kind == "style_mean":
+                return number(r["value"], digits)
+            if kind == "style_value":
+                return f"{number(r['value'], digits)} [{number(r['value_ci95_low'], digits)}, " \
+                       f"{number(r['value_ci95_high'], digits)}]"
+            if r["effect"] is None or r["ci95_low"] is None:
+                raise KeyError(f"{key}: no effect across seeds archived for it")
+            return interval(r["effect"], r["ci95_low"], r["ci95_high"], digits)
+        raise KeyError(f"{key}: not a figure (see docs/render/figures.py)")
+
+    def _difference(self, key: str, sql: str, metric: str) -> str:
+        r = self.query(sql)
+        mean, half = r["mean"][0], r["half_width"][0]
+        if mean is None or half is None:
+            raise KeyError(f"{key}: fewer than two seeds archived for both")
+        return interval(mean, mean - half, mean + half, DIGITS.get(metric, 3))
+
+    @functools.cached_property
     def previous(self) -> pl.DataFrame | None:
         return pl.read_parquet(PREVIOUS) if PREVIOUS.is_file() else None
 
@@ -191,11 +242,10 @@ class Archive:
             return percent_of(r["mean"]) if kind == "share" else number(r["mean"], digits)
         if kind == "difference" and len(parts) == 5 and all(ARGUMENT.match(a) for a in parts):
             a, a_policy, b, b_policy, metric = parts
-            r = self.query(PAIRED_DIFFERENCE.format(a=a, a_policy=a_policy, b=b, b_policy=b_policy, metric=metric))
-            mean, half = r["mean"][0], r["half_width"][0]
-            if mean is None or half is None:
-                raise KeyError(f"{key}: fewer than two seeds archived for both")
-            return interval(mean, mean - half, mean + half, DIGITS.get(metric, 3))
+            return self._difference(
+                key, PAIRED_DIFFERENCE.format(a=a, a_policy=a_policy, b=b, b_policy=b_policy, metric=metric), metric)
+        if kind.startswith("style_"):
+            return self._style(key, parts)
         if kind == "seeds" and len(parts) == 1:
             seeds = self.effects.filter(pl.col("scenario") == parts[0])["seeds"]
             if seeds.is_empty():

@@ -52,14 +52,17 @@ def with_models(sql: str) -> str:
     return f"with {ctes},\n{sql[head.end():]}" if head else f"with {ctes}\n{sql}"
 
 
-#: one metric's effect of (scenario a, policy a) minus that of (scenario b, policy b), paired by
-#: seed (the same seeds' users and noise), on the latent truth: its mean and 95 % t half-width
-PAIRED_DIFFERENCE = """
-    with e as (select scenario, seed, policy, effect from policy_effects
-               where label_source = 'true' and metric = '{metric}'),
+_PAIRED = """
+    with e as (select scenario, seed, policy, effect from {effects}),
     d as (select a.effect - b.effect as diff from e as a join e as b on a.seed = b.seed
           where a.scenario = '{a}' and a.policy = '{a_policy}' and b.scenario = '{b}' and b.policy = '{b_policy}')
     select count(diff) as seeds, avg(diff) as mean, t_half_width(stddev_samp(diff), count(diff)) as half_width from d"""
+#: one metric's effect of (scenario a, policy a) minus that of (scenario b, policy b), paired by
+#: seed (the same seeds' users and noise), on the latent truth: its mean and 95 % t half-width
+PAIRED_DIFFERENCE = _PAIRED.replace("{effects}", "policy_effects where label_source = 'true' and metric = '{metric}'")
+#: the same within one feedback-style group (`style_effects`, whose effects are on the latent truth)
+STYLE_PAIRED_DIFFERENCE = _PAIRED.replace("{effects}", "style_effects where feedback_style = '{style}' "
+                                          "and metric = '{metric}'")
 
 
 def archived_query(study: str | None, scenario: str | None = None, preset: str = "paper",
