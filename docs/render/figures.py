@@ -60,6 +60,8 @@ from esmr_assets.storage.warehouse import WarehouseError  # noqa: E402
 FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  # never across code or another marker
 #: a 95 % interval as the prose writes it: "[−0.08, 1.22]"
 INTERVAL = re.compile(r"\[[+\-−]?\d+\.\d+,\s+[+\-−]?\d+\.\d+\]")
+#: the blocks a renderer writes (docs/render/*.py): their figures are the renderers', not typed
+RENDERED_BLOCK = re.compile(r"^(results|fairness|effects|fair-test|study-timings|findings-moved|study:[\w-]+)$")
 #: decimals per metric (3 for the rest)
 DIGITS = {"negative_days": 2, "engagement_reward": 2, "recovery_time": 2}
 PREVIOUS = REPO / "studies" / "previous" / "effects.parquet"
@@ -129,6 +131,10 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "effect_over_seeds": ("select avg(effect) as mean from policy_effects where label_source = 'true' "
                           "and scenario = '{0}' and policy = '{1}' and metric = '{2}' and seed between {3} and {4}",
                           lambda row: number(row["mean"], 2, signed=True)),
+    # <scenario>:<policy>:<metric>:<days>: the mean effect per user-day of a horizon of <days>
+    "effect_per_user_day": ("select avg(effect) / {3} as mean from policy_effects where label_source = 'true' "
+                            "and scenario = '{0}' and policy = '{1}' and metric = '{2}'",
+                            lambda row: number(row["mean"], 3)),
     # <scenario>:<model>: an emotion model's agreement with the latent emotion on the test users' days
     "truth_agreement": ("select avg(accuracy_vs_truth) as share from emotion_model_scores "
                         "where scenario = '{0}' and model = '{1}'", percent),
@@ -282,9 +288,10 @@ def fill(text: str, archive: Archive) -> tuple[str, list[str]]:
 
 def unmarked_intervals(text: str) -> list[str]:
     """Intervals in `text`'s prose outside figure markers, rendered blocks and code: figures
-    typed by hand."""
+    typed by hand (a block no renderer writes is prose too)."""
     text = re.sub(r"```.*?```", "", text, flags=re.S)
-    text = re.sub(r"<!-- ([\w:.\-]+):start -->.*?<!-- \1:end -->", "", text, flags=re.S)
+    text = re.sub(r"<!-- ([\w:.\-]+):start -->.*?<!-- \1:end -->",
+                  lambda block: "" if RENDERED_BLOCK.match(block[1]) else block[0], text, flags=re.S)
     text = FIGURE.sub("", text)
     return INTERVAL.findall(text)
 
