@@ -25,6 +25,10 @@ reports the markers whose text differs (a test runs it). KEY is one of:
   `difference` within one group;
 - `style_range:<study>.<scenario>:<policy>:<metric>:<effect|value>`: the lowest to the highest
   of a policy's per-group means ("0.13–0.15", effects "+0.75 to +0.91");
+- `range:<study>:<policy>:<metric>`: the lowest to the highest effect over the study's
+  scenarios, "−0.23 to −0.06";
+- `seeds_below`, `seeds_above:<study>.<scenario>:<policy>:<metric>`: how many seeds' own
+  (bootstrap) intervals lie wholly below or above zero, "5 of 5";
 - `seeds:<study>.<scenario>`: how many seeds are archived;
 - `previous:<study>.<scenario>:<policy>:<metric>`: the effect as the 5-seed archive of the
   old code had it (studies/previous/effects.parquet), for old-beside-new;
@@ -160,7 +164,8 @@ class Archive:
     @functools.cached_property
     def effects(self) -> pl.DataFrame:
         return self.query("select scenario, policy, metric, effect, sd, ci95_low, ci95_high, seeds, replicate_sd, "
-                          "share_of_ceiling from policy_effects_across_seeds where label_source = 'true'")
+                          "share_of_ceiling, seeds_below_zero, seeds_above_zero from policy_effects_across_seeds "
+                          "where label_source = 'true'")
 
     @functools.cached_property
     def means(self) -> pl.DataFrame | None:
@@ -252,6 +257,16 @@ class Archive:
                 key, PAIRED_DIFFERENCE.format(a=a, a_policy=a_policy, b=b, b_policy=b_policy, metric=metric), metric)
         if kind.startswith("style_"):
             return self._style(key, parts)
+        if kind == "range" and len(parts) == 3:
+            study, policy, metric = parts
+            effects = self.effects.filter(pl.col("scenario").str.starts_with(f"{study}.") & (pl.col("policy") == policy)
+                                          & (pl.col("metric") == metric))["effect"].drop_nulls()
+            if effects.is_empty():
+                raise KeyError(f"{key}: nothing archived for it")
+            return " to ".join(number(v, DIGITS.get(metric, 3), signed=True) for v in (effects.min(), effects.max()))
+        if kind in ("seeds_below", "seeds_above") and len(parts) == 3:
+            r = self._row(self.effects, key, *parts)
+            return f"{r['seeds_below_zero' if kind == 'seeds_below' else 'seeds_above_zero']} of {r['seeds']}"
         if kind == "seeds" and len(parts) == 1:
             seeds = self.effects.filter(pl.col("scenario") == parts[0])["seeds"]
             if seeds.is_empty():
