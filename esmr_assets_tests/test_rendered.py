@@ -82,7 +82,8 @@ def test_the_rendered_blocks_and_plots_are_those_of_the_committed_archive(tmp_pa
 
 
 def test_a_named_query_figure_is_the_mean_of_its_per_seed_rates(figures, tmp_path):
-    """The outraged group's upset days read as pleased, from a hand-made confusion of two seeds."""
+    """The outraged group's upset days read as pleased, and its days read right, from a hand-made
+    confusion of three seeds."""
     from scipy import stats
 
     for seed, (misread, upset) in enumerate(((2, 10), (6, 20))):
@@ -101,6 +102,10 @@ def test_a_named_query_figure_is_the_mean_of_its_per_seed_rates(figures, tmp_pat
     text, problems = figures.fill("<!--fig:query:upset_read_as_pleased:s.x:outraged--><!--/fig-->",
                                   figures.Archive(cells=tmp_path))
     assert problems == [] and f"{sum(rates) / 3:.3f} ± {half:.3f}" in text
+    agreement = [7 / 17, 7 / 27, 1.0]  # the outraged test days whose label is the latent emotion
+    half = stats.t.ppf(0.975, 2) * pl.Series(agreement).std() / 3 ** 0.5
+    text, problems = figures.fill("<!--fig:query:style_agreement:s.x:outraged--><!--/fig-->", figures.Archive(cells=tmp_path))
+    assert problems == [] and f"{sum(agreement) / 3:.3f} ± {half:.3f}" in text
 
 
 def test_a_difference_is_paired_by_seed(figures, archive):

@@ -102,6 +102,11 @@ _MISREAD = """
         sum(user_days) filter (where true_emotion in {truth}) as total
         from emotion_confusion where scenario = '{0}' and feedback_style = '{1}' and split = 'test' group by seed)
     select avg(misread / total) as mean, t_half_width(stddev_samp(misread / total), count(*)) as half_width from days"""
+#: one seed's agreement of the deployed emotion model with the latent emotion among a style's test users' active days
+_AGREEMENT = """
+    with days as (select seed, coalesce(sum(user_days) filter (where label = true_emotion), 0) / sum(user_days) as rate
+        from emotion_confusion where scenario = '{0}' and feedback_style = '{1}' and split = 'test' group by seed)
+    select avg(rate) as mean, t_half_width(stddev_samp(rate), count(*)) as half_width from days"""
 #: the Q-values' SD over the actions tried at least 30 times, in each seed's three most-visited states of ESMR's agent
 _Q_SD = """
     with states as (select seed, state, sum(visits) as visits, stddev_samp(q) filter (where visits >= 30) as q_sd
@@ -128,6 +133,8 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
     # an upset day (stressed, disappointed) read as pleased (happy, excited), and the reverse: <scenario>:<style>
     "upset_read_as_pleased": (_MISREAD.replace("{truth}", str(NEGATIVE)).replace("{read}", str(POSITIVE)), plus_minus),
     "pleased_read_as_upset": (_MISREAD.replace("{truth}", str(POSITIVE)).replace("{read}", str(NEGATIVE)), plus_minus),
+    # <scenario>:<style>: the deployed emotion model's exact agreement with the latent emotion
+    "style_agreement": (_AGREEMENT, plus_minus),
     # <scenario>:<agent>: the buckets it led with on its acting days
     "negative_bucket_share": (_ACTING.replace("{buckets}", str(NEGATIVE_EMOTIONS)), percent),
     "happy_bucket_share": (_ACTING.replace("{buckets}", "('happy')"), percent),
