@@ -7,7 +7,7 @@ own, where nothing can be reused), side by side; and the expectation, one full g
     .venv/bin/python benchmarks/reuse.py --preset paper   # the figures in the README (about 25 minutes)
 
 With --studies DATA_DIR it also prints the recorded wall time of every study run there
-(`<preset>/studies/*.timing.json`, written by `esmr study run`) and the share reuse saved.
+(`<preset>/studies/<study>.timing-<run>.json`, one per `esmr study run`) and the share reuse saved.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def main() -> None:
             f'[[scenario]]\nname = "alpha_{alpha}"\noverrides = {{ policy = {{ alpha = {alpha} }} }}\n'
             for alpha in ALPHAS))
         swept, out = timed("study", "run", str(spec), "--data-dir", str(work / "study"))
-        timing = json.loads((work / "study" / args.preset / "studies" / "alpha_sweep.timing.json").read_text())
+        (record,) = (work / "study" / args.preset / "studies").glob("alpha_sweep.timing-*.json")  # its one run
+        timing = json.loads(record.read_text())
     expected = full[0] + sum(reached[1:])
     print(f"\nα-sweep of {len(ALPHAS)} scenarios, seed {args.seed}, {args.preset} (wall time of the whole command)")
     print(f"{'run':<40}{'seconds':>10}{'vs four_full_graphs':>22}")

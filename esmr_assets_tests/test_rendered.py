@@ -157,6 +157,62 @@ def test_the_per_group_figures_are_the_archived_style_effects(figures, archive):
                                               archive)[1][0]
 
 
+def _archived(table: str, scenario: str) -> pl.DataFrame:
+    """One scenario's archived cells of `table`, every seed, read with polars."""
+    folder = REPO / "studies" / "cells" / "paper" / table / f"scenario={scenario}"
+    return pl.concat(pl.read_parquet(path).with_columns(seed=pl.lit(path.parent.name))
+                     for path in sorted(folder.glob("seed=*/part-0.parquet")))
+
+
+def test_the_range_seed_count_and_per_day_figures_read_the_archived_effects(figures, archive):
+    """Against the archived per-seed `policy_effects` (latent truth), read with polars: the range
+    of a policy's mean effect over a study's scenarios, how many seeds' own intervals lie below
+    zero, and the mean effect per user-day."""
+    def effects(scenario: str, policy: str, metric: str) -> pl.DataFrame:
+        return _archived("policy_effects", scenario).filter(
+            (pl.col("policy") == policy) & (pl.col("metric") == metric) & (pl.col("label_source") == "true"))
+
+    scenarios = [f"emotion_models.{name}" for name in
+                 ("tabtransformer", "lightgbm", "logistic_regression", "truth_trained", "oracle")]
+    means = [effects(scenario, "esmr", "engagement_reward")["effect"].mean() for scenario in scenarios]
+    assert archive.figure("range:emotion_models:esmr:engagement_reward") == \
+        f"{figures.number(min(means), 2, True)} to {figures.number(max(means), 2, True)}"
+    oracle = effects("emotion_models.oracle", "hybrid_fixed_happy", "negative_days")
+    assert archive.figure("seeds_below:emotion_models.oracle:hybrid_fixed_happy:negative_days") == \
+        f"{(oracle['ci95_high'] < 0).sum()} of {oracle.height}"
+    assert archive.figure("seeds_above:emotion_models.oracle:hybrid_fixed_happy:negative_days") == \
+        f"{(oracle['ci95_low'] > 0).sum()} of {oracle.height}"
+    days_90 = effects("horizon.days_90", "esmr", "negative_days")["effect"].mean()
+    assert archive.figure("query:effect_per_user_day:horizon.days_90:esmr:negative_days:90") == figures.number(
+        days_90 / 90, 3)
+    assert "nothing archived" in figures.fill(
+        "<!--fig:query:effect_per_user_day:horizon.days_90:esmr:negative_days:0--><!--/fig-->", archive)[1][0]
+
+
+def test_a_group_value_is_the_mean_over_seeds_with_its_t_interval(figures, archive):
+    from scipy import stats
+
+    rows = _archived("style_effects", "igl_styles.outraged_30").filter(
+        (pl.col("policy") == "cb_like") & (pl.col("feedback_style") == "outraged") & (pl.col("metric") == "negative_share"))
+    half = stats.t.ppf(0.975, rows.height - 1) * rows["value"].std() / rows.height ** 0.5
+    mean = rows["value"].mean()
+    assert archive.figure("style_value:igl_styles.outraged_30:cb_like:outraged:negative_share") == \
+        f"{figures.number(mean, 3)} [{figures.number(mean - half, 3)}, {figures.number(mean + half, 3)}]"
+
+
+def test_the_check_skips_exactly_the_blocks_a_renderer_writes(figures):
+    """RENDERED_BLOCK names every block some docs/render script writes, and nothing else."""
+    import re
+
+    written = set()
+    for script in (REPO / "docs" / "render").glob("*.py"):
+        written |= set(re.findall(r'write_block\(\s*f?"([\w:{}.-]+)"', script.read_text()))
+    assert written == {"results", "fairness", "effects", "fair-test", "study-timings", "findings-moved",
+                       "study:{study.name}"}
+    assert all(figures.RENDERED_BLOCK.match(name.replace("{study.name}", "igl_styles")) for name in written)
+    assert not figures.RENDERED_BLOCK.match("studies-summary")
+
+
 def test_the_check_compares_marker_by_marker(figures, archive, tmp_path):
     """Two markers of one key: a stale first copy is reported even when the second is right."""
     key = "effect:observability.signal_0:esmr:negative_days"

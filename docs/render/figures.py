@@ -143,7 +143,8 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
                           "and scenario = '{0}' and policy = '{1}' and metric = '{2}' and seed between {3} and {4}",
                           lambda row: number(row["mean"], 2, signed=True)),
     # <scenario>:<policy>:<metric>:<days>: the mean effect per user-day of a horizon of <days>
-    "effect_per_user_day": ("select avg(effect) / {3} as mean from policy_effects where label_source = 'true' "
+    "effect_per_user_day": ("select avg(effect) / nullif(cast('{3}' as integer), 0) as mean from policy_effects "
+                            "where label_source = 'true' and isfinite(effect) "
                             "and scenario = '{0}' and policy = '{1}' and metric = '{2}'",
                             lambda row: number(row["mean"], 3)),
     # <scenario>:<model>: an emotion model's agreement with the latent emotion on the test users' days
@@ -208,13 +209,15 @@ class Archive:
             if rows.height != 1:
                 raise KeyError(f"{key}: {rows.height} archived rows")
             r, digits = rows.row(0, named=True), DIGITS.get(metric, 3)
+            needed = {"style_mean": ("value",), "style_value": ("value", "value_ci95_low", "value_ci95_high"),
+                      "style_effect": ("effect", "ci95_low", "ci95_high")}[kind]
+            if any(r[column] is None for column in needed):
+                raise KeyError(f"{key}: not archived across two seeds or more")
             if kind == "style_mean":
                 return number(r["value"], digits)
             if kind == "style_value":
                 return f"{number(r['value'], digits)} [{number(r['value_ci95_low'], digits)}, " \
                        f"{number(r['value_ci95_high'], digits)}]"
-            if r["effect"] is None or r["ci95_low"] is None:
-                raise KeyError(f"{key}: no effect across seeds archived for it")
             return interval(r["effect"], r["ci95_low"], r["ci95_high"], digits)
         raise KeyError(f"{key}: not a figure (see docs/render/figures.py)")
 

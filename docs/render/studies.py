@@ -325,11 +325,15 @@ def igl_predictions(frame: pl.DataFrame, study) -> str:
 
 def _runs(paths: list[Path], scenarios: dict[str, int]) -> pl.DataFrame:
     """Each study's archived `esmr study run`s summed (a study resumed over sittings is several
-    runs), with its cells: its `scenarios` times the seeds the runs covered."""
+    runs, those stopped midway counted), with its cells: the distinct cells its runs worked on
+    where every run lists them, else its `scenarios` times the seeds the runs covered."""
     timings = read_study_timings(paths)
     timings = timings.group_by("study", maintain_order=True).agg(
         pl.len().alias("runs"),
+        (pl.col("complete") == False).sum().alias("stopped"),  # noqa: E712 (null: not recorded)
         pl.col("seeds").drop_nulls(),  # each run's, joined below
+        pl.when(pl.col("cells").is_null().any()).then(None).otherwise(pl.col("cells").list.explode(keep_nulls=False, empty_as_null=False).n_unique())
+        .alias("listed_cells"),
         pl.col("wall_seconds", "reuse_saved_seconds").sum(),
         # a record from before steps were counted right (no "seeds") leaves its study's sum unknown
         pl.when(pl.col("steps_computed").is_null().any()).then(None).otherwise(pl.col("steps_computed").sum())
@@ -337,10 +341,11 @@ def _runs(paths: list[Path], scenarios: dict[str, int]) -> pl.DataFrame:
         pl.col("steps_reused").sum(),
     )
     union = [sorted({int(k) for run in runs for k in run.split(",") if k}) for runs in timings["seeds"].to_list()]
+    spanned = pl.Series([scenarios[study] * len(seeds) if study in scenarios and seeds else None  # unknown: no spec
+                         for study, seeds in zip(timings["study"], union)], dtype=pl.Int64)
     return timings.with_columns(
         seeds=pl.Series([",".join(map(str, seeds)) for seeds in union], dtype=pl.String),
-        cells=pl.Series([scenarios[study] * len(seeds) if study in scenarios and seeds else None  # unknown: no spec
-                         for study, seeds in zip(timings["study"], union)], dtype=pl.Int64),
+        cells=pl.col("listed_cells").cast(pl.Int64).fill_null(spanned),
         share_saved=pl.col("reuse_saved_seconds") / (pl.col("wall_seconds") + pl.col("reuse_saved_seconds")))
 
 
@@ -372,7 +377,8 @@ def timings_table(results: Path, previous: Path = PREVIOUS_TIMINGS, specs: list[
     timings = (timings.join(old, on="study", how="full", coalesce=True)
                .sort(pl.col("study").replace_strict(order, default=len(order))))
     return markdown_table_text(timings.select(
-        "study", pl.col("runs").cast(pl.String).fill_null("–"), pl.col("seeds").fill_null("–"),
+        "study", pl.when(pl.col("stopped") > 0).then(pl.format("{} ({} stopped)", "runs", "stopped"))
+        .otherwise(pl.col("runs").cast(pl.String)).fill_null("–").alias("runs"), pl.col("seeds").fill_null("–"),
         pl.col("cells").cast(pl.String).fill_null("–"), _minutes("wall_seconds").alias("wall time"),
         _minutes("reuse_saved_seconds").alias("reuse saved"), _percent("share_saved").alias("share saved"),
         pl.col("steps_computed").cast(pl.String).fill_null("–").alias("steps computed"),
@@ -389,7 +395,8 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
     `data_dir` into the cell archive `cells`, replacing the same cells, and each study run's
     timing into `results/<name>/`; return the names of the studies with cells archived.
     `replace`: a study with finished cells in `data_dir` loses the other archived cells of its
-    scenarios first (a re-run on new code replaces the old cells instead of adding to them)."""
+    scenarios and its archived run timings first (a re-run on new code, in a data dir of its
+    own, replaces the old cells and runs instead of adding to them)."""
     done = []
     for path in specs:
         study = load_study(path)
@@ -419,6 +426,9 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
                         if (source / name).is_file():
                             shutil.copyfile(source / name, target / name)
                 copied += 1
+        if copied and rerun:  # the re-run's runs replace the archived ones (its data dir holds them all)
+            for stale in (results / study.name).glob("timing-*.json"):
+                stale.unlink()
         for timing in sorted((root / STUDY_DIR).glob(f"{study.name}.timing*.json")) if copied else ():
             record = json.loads(timing.read_text())
             if "run" in record:  # one file per run, rewritten as it goes: archiving again replaces it

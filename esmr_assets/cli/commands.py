@@ -105,7 +105,8 @@ def _run_cells(
 ) -> tuple[int, list, dict[Cell, dict[str, float | str]], dict[str, float]]:
     """Bring `cells` up to date (reusing what other cells computed), then refresh the
     cross-cell SQL models; a progress bar on stderr. Returns (exit code, the partitioned
-    steps, per cell each step's seconds or "reused"/"current", the SQL models' seconds).
+    steps, per cell each step's seconds or "reused"/"current", the SQL models' seconds);
+    `on_cell(cell, its steps)` follows each finished cell.
     A failure is one line naming the asset, the cell and the cause, and where the full trace
     is (`verbose` prints it first)."""
     from tqdm import tqdm
@@ -225,25 +226,16 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
         return _fail(str(err), EXIT_USAGE)
     cells = [(Cell(study.cell_scenario(scenario), seed), scenario.settings) for scenario, seed in study.cells]
     from esmr_assets.orchestration.planner import CELL_TOTAL
-    from esmr_assets.studies.report import study_effects, write_study_timing
+    from esmr_assets.studies.report import StudyRunTiming, study_effects
 
-    started, run = time.perf_counter(), time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    saved: dict = {}
-    finished: dict[Cell, dict] = {}
+    started = time.perf_counter()
+    run = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
+    timing = StudyRunTiming(root, study, run, started)
+    saved = timing.saved
 
-    def record(complete: bool = False) -> None:
-        values = [v for steps in finished.values() for label, v in steps.items() if label != CELL_TOTAL]
-        seeds = sorted({cell.seed for cell in finished})
-        write_study_timing(root, study, run, time.perf_counter() - started, sum(saved.values()),
-                           sum(isinstance(v, float) for v in values), sum(v == "reused" for v in values), seeds, complete)
-
-    def cell_done(cell: Cell, steps: dict) -> None:  # a run stopped midway still records what it did
-        finished[cell] = steps
-        if any(isinstance(v, float) or v == "reused" for label, v in steps.items() if label != CELL_TOTAL):
-            worked.append(cell)
-            record()
-
-    worked: list[Cell] = []  # a run that found every cell current records nothing
+    def cell_done(cell: Cell, steps: dict) -> None:
+        timing.cell_done(cell.scenario, cell.seed, {k: v for k, v in steps.items() if k != CELL_TOTAL},
+                         time.perf_counter())
 
     code, steps, outcome, model_seconds = _run_cells(cells, study.preset, data_dir, f"{study.name}: ", saved,
                                                      verbose=args.verbose, on_cell=cell_done)
@@ -257,8 +249,7 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
     print(f"wall time {wall:.1f}s (SQL models {sum(model_seconds.values()):.1f}s, report {report_seconds:.1f}s); "
           f"reuse saved about {saved_total:.1f}s ({saved_total / max(wall + saved_total, 1e-9):.0%} of the "
           "time computing everything would have taken)")
-    if worked:
-        record(complete=True)
+    timing.finish(time.perf_counter())
 
     print(format_table(study_effects(root, study), max_rows=1000))
     return 0

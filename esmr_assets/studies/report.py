@@ -8,6 +8,7 @@ already across seeds), so the study table and `esmr sql` can never disagree.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -119,36 +120,75 @@ def effects_plot(effects: pl.DataFrame, study: Study) -> bytes:
     return to_png(fig)
 
 
-def write_study_timing(root: Path, study: Study, run: str, wall: float, saved: float, computed: int, reused: int,
-                       seeds: Iterable[int], complete: bool) -> None:
-    """A study run's wall time so far, what reuse saved, the steps it computed and linked and
-    the seeds of the cells it finished, in `<root>/studies/<study>.timing-<run>.json`. Written
-    after every cell, so a run stopped midway (a resumable study over several sittings) still
-    records what it did; one file per run, so a resumed run adds to it instead of replacing it."""
-    record = {"study": study.name, "run": run, "complete": complete, "seeds": ",".join(map(str, seeds)),
-              "wall_seconds": round(wall, 1), "reuse_saved_seconds": round(saved, 1), "steps_computed": computed,
-              "steps_reused": reused}
-    atomic_write_bytes(Path(root) / STUDY_DIR / f"{study.name}.timing-{run}.json", json.dumps(record, indent=1).encode())
+class StudyRunTiming:
+    """One `esmr study run`'s timing record, `<root>/studies/<study>.timing-<run>.json`:
+    wall time so far, what reuse saved, the steps it computed and linked, and the cells it
+    worked on. Rewritten after every cell that did work (`cell_done`), so a run stopped
+    midway still records those cells, and once more at the end (`finish`, `complete`); one
+    file per run, so a resumed run adds a record instead of replacing one. A record that
+    cannot be written is a warning, never the study's failure."""
+
+    def __init__(self, root: Path, study: Study, run: str, started: float) -> None:
+        self.root, self.study, self.run, self.started = Path(root), study, run, started
+        self.saved: dict = {}  # (cell, step) -> seconds, filled by the planner
+        self.computed = self.reused = 0
+        self.cells: list[tuple[str, int]] = []  # (scenario, seed) of the cells this run worked on
+
+    @property
+    def path(self) -> Path:
+        return self.root / STUDY_DIR / f"{self.study.name}.timing-{self.run}.json"
+
+    def cell_done(self, scenario: str, seed: int, steps: dict[str, float | str], now: float) -> None:
+        """A finished cell's step outcomes (seconds, "reused" or "current")."""
+        computed = sum(isinstance(v, float) for v in steps.values())
+        reused = sum(v == "reused" for v in steps.values())
+        if computed or reused:
+            self.computed, self.reused = self.computed + computed, self.reused + reused
+            self.cells.append((scenario, seed))
+            self._write(now, complete=False)
+
+    def finish(self, now: float) -> None:
+        """The run ended well. A run that found every cell current records nothing, unless the
+        study's last run stopped before its end (none completed after it): then this one
+        finished that run's work. Runs compare by their names, which start with their UTC start."""
+        runs = [json.loads(p.read_text()) for p in (self.root / STUDY_DIR).glob(f"{self.study.name}.timing-*.json")
+                if p != self.path]
+        last_complete = max((r["run"] for r in runs if "run" in r and r.get("complete")), default="")
+        stopped = any(r["run"] > last_complete for r in runs if "run" in r and r.get("complete") is False)
+        if self.cells or stopped:
+            self._write(now, complete=True)
+
+    def _write(self, now: float, complete: bool) -> None:
+        record = {"study": self.study.name, "run": self.run, "complete": complete,
+                  "seeds": ",".join(map(str, sorted({seed for _, seed in self.cells}))),
+                  "cells": [f"{scenario}:{seed}" for scenario, seed in self.cells],
+                  "wall_seconds": round(now - self.started, 1), "reuse_saved_seconds": round(sum(self.saved.values()), 1),
+                  "steps_computed": self.computed, "steps_reused": self.reused}
+        try:
+            atomic_write_bytes(self.path, json.dumps(record, indent=1).encode())
+        except OSError as err:
+            warnings.warn(f"study {self.study.name}: its timing record {self.path} was not written: {err}", stacklevel=2)
 
 
 def study_timings(data_dir: Path) -> pl.DataFrame:
     """Every preset's recorded study runs in `data_dir`, with the share of the work reuse saved."""
-    return read_study_timings(sorted(Path(data_dir).glob(f"*/{STUDY_DIR}/*.timing*.json")))
+    return read_study_timings(sorted(Path(data_dir).glob(f"*/{STUDY_DIR}/*.timing*.json")))  # older: <study>.timing.json
 
 
 def read_study_timings(paths: Iterable[Path]) -> pl.DataFrame:
-    """The study runs recorded in `paths` (`write_study_timing`'s files), with the share of the
-    whole work reuse saved; `complete` is false for a run stopped midway (null: not recorded).
-    Records written before "seeds" was recorded counted each cell's total as a step too:
-    their steps computed are null."""
+    """The study runs recorded in `paths` (`StudyRunTiming`'s files), with the share of the
+    whole work reuse saved; `complete` is false for a run stopped midway, and `cells` lists
+    the cells a run worked on (both null where not recorded). Records written before "seeds"
+    was recorded counted each cell's total as a step too: their steps computed are null."""
     rows = []
     for path in paths:
         t = json.loads(path.read_text())
         whole = t["wall_seconds"] + t["reuse_saved_seconds"]
-        rows.append({"study": t["study"], "seeds": t.get("seeds"), "complete": t.get("complete"), "wall_seconds": t["wall_seconds"],
-                     "reuse_saved_seconds": t["reuse_saved_seconds"],
+        rows.append({"study": t["study"], "seeds": t.get("seeds"), "cells": t.get("cells"), "complete": t.get("complete"),
+                     "wall_seconds": t["wall_seconds"], "reuse_saved_seconds": t["reuse_saved_seconds"],
                      "share_saved": t["reuse_saved_seconds"] / max(whole, 1e-9),
                      "steps_computed": t["steps_computed"] if "seeds" in t else None, "steps_reused": t["steps_reused"]})
-    schema = {"study": pl.String, "seeds": pl.String, "complete": pl.Boolean, "wall_seconds": pl.Float64, "reuse_saved_seconds": pl.Float64,
-              "share_saved": pl.Float64, "steps_computed": pl.Int64, "steps_reused": pl.Int64}
+    schema = {"study": pl.String, "seeds": pl.String, "cells": pl.List(pl.String), "complete": pl.Boolean,
+              "wall_seconds": pl.Float64, "reuse_saved_seconds": pl.Float64, "share_saved": pl.Float64,
+              "steps_computed": pl.Int64, "steps_reused": pl.Int64}
     return pl.DataFrame(rows, schema=schema)

@@ -270,12 +270,17 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
 
 def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
     """A study resumed over sittings is several runs: wall time, reuse and steps add up, the
-    seeds are their union, and a record from before steps were counted leaves its sum unknown."""
+    seeds are their union, the cells the distinct ones the runs list (else scenarios x seeds),
+    stopped runs are counted, and a record from before steps were counted leaves its sum unknown."""
     render_studies = load_renderer("studies")
     runs = {"s1": [{"seeds": "0,1", "wall_seconds": 600, "reuse_saved_seconds": 600, "steps_computed": 10, "steps_reused": 2},
                    {"seeds": "1,3", "wall_seconds": 1200, "reuse_saved_seconds": 0, "steps_computed": 5, "steps_reused": 1}],
             "s2": [{"wall_seconds": 600, "reuse_saved_seconds": 0, "steps_computed": 99, "steps_reused": 1},
-                   {"seeds": "2", "wall_seconds": 60, "reuse_saved_seconds": 0, "steps_computed": 1, "steps_reused": 0}]}
+                   {"seeds": "2", "wall_seconds": 60, "reuse_saved_seconds": 0, "steps_computed": 1, "steps_reused": 0}],
+            "s3": [{"seeds": "0", "cells": ["s3.a:0", "s3.b:0"], "complete": False, "wall_seconds": 300,  # stopped
+                    "reuse_saved_seconds": 0, "steps_computed": 4, "steps_reused": 0},
+                   {"seeds": "0,1", "cells": ["s3.b:0", "s3.a:1"], "complete": True, "wall_seconds": 240,
+                    "reuse_saved_seconds": 0, "steps_computed": 3, "steps_reused": 0}]}
     old = {"s1": [{"seeds": "0,1", "wall_seconds": 2400, "reuse_saved_seconds": 2400, "steps_computed": 9,
                    "steps_reused": 2}]}  # the 5-seed runs of the old code
     for folder, studies in (("new", runs), ("old", old)):
@@ -289,4 +294,5 @@ def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
     rows = [[cell.strip() for cell in line.split("|")[1:-1]]
             for line in render_studies.timings_table(tmp_path / "new", tmp_path / "old", [spec]).splitlines()[2:]]
     assert rows == [["s1", "2", "0,1,3", "6", "30 min", "10 min", "25 %", "15", "3", "300 s", "40 min", "50 %", "600 s"],
-                    ["s2", "2", "2", "–", "11 min", "0 min", "0 %", "–", "1", "–", "–", "–", "–"]]
+                    ["s2", "2", "2", "–", "11 min", "0 min", "0 %", "–", "1", "–", "–", "–", "–"],
+                    ["s3", "2 (1 stopped)", "0,1", "3", "9 min", "0 min", "0 %", "7", "0", "180 s", "–", "–", "–"]]

@@ -139,16 +139,37 @@ def test_a_study_name_is_one_dotless_token():
 
 
 def test_a_study_run_keeps_one_timing_record_that_grows_with_its_cells(tmp_path):
-    """Rewritten after each cell, a run's record stays one file; a second run (the study
-    resumed) adds its own, and `study_timings` reads both, the stopped one marked incomplete."""
-    from esmr_assets.studies.report import study_timings, write_study_timing
+    """Rewritten after each cell that did work, a run's record stays one file and lists those
+    cells; a run stopped midway stays `complete: false`; a resumed run adds its own record,
+    and marks itself complete even when it found every cell current but finished the work
+    the stopped one left (the models and report). `study_timings` reads them back."""
+    from esmr_assets.studies.report import StudyRunTiming, study_timings
 
     study, root = parse_study(GOOD, "toy"), tmp_path / "paper"
-    write_study_timing(root, study, "20261206T100000Z", 60.0, 0.0, 5, 0, [0], complete=False)
-    write_study_timing(root, study, "20261206T100000Z", 130.0, 10.0, 9, 1, [0, 1], complete=False)  # stopped here
-    write_study_timing(root, study, "20261206T120000Z", 70.0, 0.0, 4, 0, [2], complete=True)
-    assert len(list((root / "studies").glob("toy.timing*.json"))) == 2
+    first = StudyRunTiming(root, study, "20261206T100000Z-1", started=0.0)
+    first.cell_done("toy.a", 0, {"users": 3.0, "videos": "reused"}, now=60.0)
+    first.saved[("toy.a", "videos")] = 10.0
+    first.cell_done("toy.a", 1, {"users": "current", "videos": "current"}, now=61.0)  # nothing done: no cell
+    first.cell_done("toy.b", 0, {"users": 2.0, "videos": "reused"}, now=130.0)  # then stopped: no finish
+    resumed = StudyRunTiming(root, study, "20261206T120000Z-2", started=0.0)
+    resumed.cell_done("toy.a", 0, {"users": "current", "videos": "current"}, now=5.0)
+    resumed.finish(now=20.0)  # every cell current, but the stopped run left the report undone
+    again = StudyRunTiming(root, study, "20261206T130000Z-3", started=0.0)
+    again.finish(now=1.0)  # nothing stopped, nothing done: no record
+    assert sorted(p.name for p in (root / "studies").glob("toy.timing*.json")) == [
+        "toy.timing-20261206T100000Z-1.json", "toy.timing-20261206T120000Z-2.json"]
     timings = study_timings(tmp_path).sort("wall_seconds")
-    assert timings["seeds"].to_list() == ["2", "0,1"] and timings["complete"].to_list() == [True, False]
-    assert timings["wall_seconds"].sum() == 200.0
-    assert timings["steps_computed"].to_list() == [4, 9] and timings["share_saved"][1] == pytest.approx(10 / 140)
+    assert timings["complete"].to_list() == [True, False] and timings["wall_seconds"].to_list() == [20.0, 130.0]
+    stopped = timings.row(1, named=True)
+    assert stopped["cells"] == ["toy.a:0", "toy.b:0"] and stopped["seeds"] == "0"
+    assert (stopped["steps_computed"], stopped["steps_reused"]) == (2, 2)
+    assert stopped["share_saved"] == pytest.approx(10 / 140)
+
+
+def test_a_timing_record_that_cannot_be_written_is_a_warning(tmp_path):
+    from esmr_assets.studies.report import StudyRunTiming
+
+    (tmp_path / "studies").write_text("a file where the folder goes")
+    timing = StudyRunTiming(tmp_path, parse_study(GOOD, "toy"), "r", started=0.0)
+    with pytest.warns(UserWarning, match="timing record"):
+        timing.cell_done("toy.a", 0, {"users": 1.0}, now=1.0)
