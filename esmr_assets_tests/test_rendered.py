@@ -246,3 +246,36 @@ def test_the_sql_models_become_common_table_expressions(tmp_path):
     assert sql.startswith("with policy_comparison_by_seed as (") and ", x as (select 1)" in sql.replace("\n", " ")
     assert "style_effects_across_seeds as" not in sql  # named in a comment only
     assert sources.with_models("select 1") == "select 1"
+
+
+def test_metadata_is_flattened_to_numbers_and_words_without_plots_paths_or_timings():
+    metadata = _renderer("metadata")
+    table = "| method | f1 | seconds |\n|---|---|---|\n| per_user | 0.116 | 7.7 |\n| pooled | 0.081 | 4.3 |"
+    assert metadata._rows("scores", table) == [("scores.per_user.f1", 0.116, None), ("scores.pooled.f1", 0.081, None)]
+    assert metadata._rows("counts", {"happy": 3, "churned": 1}) == [("counts.churned", 1.0, None),
+                                                                    ("counts.happy", 3.0, None)]
+    assert metadata._rows("plot", "![plot](data:image/png;base64,xx)") == []
+    assert metadata._rows("model_path", "/x") == metadata._rows("fit_seconds", 3.0) == []
+    assert metadata._rows("method", "per_user") == [("method", None, "per_user")]
+    assert metadata._rows("auc", float("nan")) == []
+
+
+def test_the_metadata_figures_read_the_archived_asset_metadata(figures, archive):
+    """Against the archived `asset_metadata` of the main evaluation, read with polars."""
+    rows = _archived("asset_metadata", "fair_test.paper")
+
+    def values(asset: str, key: str) -> pl.Series:
+        return rows.filter((pl.col("asset") == asset) & (pl.col("key") == key))["value"]
+
+    auc = values("engagement_ranker", "test_auc")
+    assert auc.len() == int(archive.figure("seeds:fair_test.paper"))
+    assert archive.figure("meta:fair_test.paper:engagement_ranker:test_auc") == figures.number(auc.mean(), 3)
+    assert archive.figure("meta_range:fair_test.paper:engagement_ranker:test_auc") == \
+        f"{figures.number(auc.min(), 3)}–{figures.number(auc.max(), 3)}"
+    fitted = values("causal_dags", "users_fitted")
+    assert archive.figure("meta:fair_test.paper:causal_dags:users_fitted") == f"{int(fitted.mean() + 0.5):,}"
+    best = rows.filter(pl.col("key") == "best_method_by_f1")["text"]
+    assert archive.figure("meta_count:fair_test.paper:causal_dags:best_method_by_f1:per_user") == \
+        f"{(best == 'per_user').sum()} of {best.len()}"
+    happy, days = values("user_day_logs", "true_emotion_counts.happy"), values("user_day_logs", "dagster/row_count")
+    assert archive.figure("query:latent_share:fair_test.paper:happy") == figures.percent_of((happy / days).mean())

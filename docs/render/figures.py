@@ -29,6 +29,11 @@ reports the markers whose text differs (a test runs it). KEY is one of:
   scenarios, "−0.23 to −0.06";
 - `seeds_below`, `seeds_above:<study>.<scenario>:<policy>:<metric>`: how many seeds' own
   (bootstrap) intervals lie wholly below or above zero, "5 of 5";
+- `meta`, `meta_share`, `meta_range:<study>.<scenario>:<asset>:<key>`: what a stage asset's
+  metadata says (`asset_metadata`, docs/render/metadata.py), mean over the archived seeds
+  (counts as whole numbers, "30,000"), that mean as a percentage, or its lowest to highest
+  seed, "0.614–0.658"; `meta_text`: its words, the same in every seed; `meta_count:...:<words>`:
+  in how many seeds it says those words, "8 of 10";
 - `seeds:<study>.<scenario>`: how many seeds are archived;
 - `previous:<study>.<scenario>:<policy>:<metric>`: the effect as the 5-seed archive of the
   old code had it (studies/previous/effects.parquet), for old-beside-new;
@@ -147,6 +152,18 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
                             "where label_source = 'true' and isfinite(effect) "
                             "and scenario = '{0}' and policy = '{1}' and metric = '{2}'",
                             lambda row: number(row["mean"], 3)),
+    # <scenario>:<emotion>: the share of all user-days whose latent emotion it is, mean over seeds
+    "latent_share": ("with c as (select seed, value from asset_metadata where scenario = '{0}' "
+                     "and asset = 'user_day_logs' and key = 'true_emotion_counts.{1}'), "
+                     "t as (select seed, value as total from asset_metadata where scenario = '{0}' "
+                     "and asset = 'user_day_logs' and key = 'dagster/row_count') "
+                     "select avg(c.value / t.total) as share from c join t using (seed)", percent),
+    # <scenario>:<feature>: the ranker's share of the gain on one feature, mean over seeds
+    "gain_share": ("select avg(gain_share) as share from ranker_feature_importance where scenario = '{0}' "
+                   "and feature = '{1}'", percent),
+    # <scenario>:<model>:<column>: a column of `emotion_model_scores`, mean over seeds
+    "model_score": ("select avg({2}) as mean from emotion_model_scores where scenario = '{0}' and model = '{1}'",
+                    lambda row: number(row["mean"], 3)),
     # <scenario>:<model>: an emotion model's agreement with the latent emotion on the test users' days
     "truth_agreement": ("select avg(accuracy_vs_truth) as share from emotion_model_scores "
                         "where scenario = '{0}' and model = '{1}'", percent),
@@ -229,6 +246,40 @@ class Archive:
         return interval(mean, mean - half, mean + half, DIGITS.get(metric, 3))
 
     @functools.cached_property
+    def metadata(self) -> pl.DataFrame | None:
+        if not (self.cells / self.preset / "asset_metadata").is_dir():
+            return None
+        return self.query("select scenario, seed, asset, key, value, text from asset_metadata")
+
+    def _meta_rows(self, key: str, scenario: str, asset: str, name: str) -> pl.DataFrame:
+        rows = None if self.metadata is None else self.metadata.filter(
+            (pl.col("scenario") == scenario) & (pl.col("asset") == asset) & (pl.col("key") == name))
+        if rows is None or rows.is_empty():
+            raise KeyError(f"{key}: nothing archived for it")
+        return rows
+
+    def _meta(self, key: str, kind: str, scenario: str, asset: str, name: str) -> str:
+        """A `meta*` figure: one metadata entry over the archived seeds."""
+        rows = self._meta_rows(key, scenario, asset, name)
+        if kind == "meta_text":
+            texts = rows["text"].unique()
+            if texts.len() != 1 or texts[0] is None:
+                raise KeyError(f"{key}: not one text in every seed")
+            return texts[0]
+        values = rows["value"].drop_nulls()
+        if values.len() != rows.height:
+            raise KeyError(f"{key}: not a number in every seed")
+        if kind == "meta_share":
+            return percent_of(values.mean())
+        whole = bool((values == values.round(0)).all())  # a count: whole, with thousands separators
+
+        def write(value: float) -> str:
+            return f"{math.floor(value + 0.5):,}" if whole else number(value, 3)
+        if kind == "meta_range":
+            return f"{write(values.min())}–{write(values.max())}"
+        return write(values.mean())
+
+    @functools.cached_property
     def previous(self) -> pl.DataFrame | None:
         return pl.read_parquet(PREVIOUS) if PREVIOUS.is_file() else None
 
@@ -277,6 +328,11 @@ class Archive:
         if kind in ("seeds_below", "seeds_above") and len(parts) == 3:
             r = self._row(self.effects, key, *parts)
             return f"{r['seeds_below_zero' if kind == 'seeds_below' else 'seeds_above_zero']} of {r['seeds']}"
+        if kind in ("meta", "meta_share", "meta_range", "meta_text") and len(parts) == 3:
+            return self._meta(key, kind, *parts)
+        if kind == "meta_count" and len(parts) == 4:
+            rows = self._meta_rows(key, *parts[:3])
+            return f"{(rows['text'] == parts[3]).sum()} of {rows.height}"
         if kind == "seeds" and len(parts) == 1:
             seeds = self.effects.filter(pl.col("scenario") == parts[0])["seeds"]
             if seeds.is_empty():

@@ -51,6 +51,7 @@ from esmr_assets.studies.spec import STUDY_DIR, load_study
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS, link, write_block  # noqa: E402
 from figures import DIGITS  # noqa: E402
+from metadata import archive_metadata  # noqa: E402
 from sources import CELLS, REPO, RESULTS  # noqa: E402
 
 #: the timings of the study runs of the code before the 10-seed re-run (issue 32)
@@ -60,10 +61,12 @@ PREVIOUS_TIMINGS = REPO / "studies" / "previous" / "timings"
 CELL_TABLES = ("policy_effects", "style_effects", "emotion_model_scores", "action_shares")
 #: the per-cell tables a spec's `report.extras` archives besides, for the figures that need them
 #: (20-100 kB a cell each): the agents' Q-values, every metric per policy with the acting shares,
-#: and the emotion model's confusion per communication style
-EXTRA_TABLES = {"q_values": ("q_table",), "metrics": ("evaluation_metrics",), "confusion": ("emotion_confusion",)}
+#: the emotion model's confusion per communication style, and the ranker's feature importance (with
+#: the stage assets' metadata, `asset_metadata`, which docs/render/metadata.py writes)
+EXTRA_TABLES = {"q_values": ("q_table",), "metrics": ("evaluation_metrics",), "confusion": ("emotion_confusion",),
+                "metadata": ("ranker_feature_importance",)}
 #: every table the archive may hold
-ARCHIVED_TABLES = (*CELL_TABLES, *(table for tables in EXTRA_TABLES.values() for table in tables))
+ARCHIVED_TABLES = (*CELL_TABLES, *(table for tables in EXTRA_TABLES.values() for table in tables), "asset_metadata")
 SPECS = sorted((REPO / "studies").glob("*.toml"))
 
 
@@ -426,6 +429,10 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
                         if (source / name).is_file():
                             shutil.copyfile(source / name, target / name)
                 copied += 1
+            if "metadata" in study.extras:  # the stage assets' metadata: in the Dagster instance, not a file
+                seeds = [int(p.parent.name.removeprefix("seed=")) for p in
+                         sorted((root / "policy_effects" / f"scenario={key}").glob("seed=*/part-0.parquet"))]
+                archive_metadata(data_dir, cells / study.preset, key, seeds)
         if copied and rerun:  # the re-run's runs replace the archived ones (its data dir holds them all)
             for stale in (results / study.name).glob("timing-*.json"):
                 stale.unlink()

@@ -47,7 +47,7 @@ _REPORT_KEYS = {"policies", "metrics", "extras"}
 #: optional parts of a study's rendered report (docs/render/studies.py): the emotion models'
 #: accuracy against the truth, the per-style (IGL-P) tables and plots, the SD of per-seed effects,
 #: what each policy served by predicted state (`action_shares`)
-REPORT_EXTRAS = ("accuracy", "styles", "spread", "actions", "q_values", "metrics", "confusion")
+REPORT_EXTRAS = ("accuracy", "styles", "spread", "actions", "q_values", "metrics", "confusion", "metadata")
 DEFAULT_METRICS = ("negative_days", "mean_latent_valence", "engagement_reward")
 
 

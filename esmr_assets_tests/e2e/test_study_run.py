@@ -36,7 +36,7 @@ seeds = "2-3"
 [report]
 policies = ["esmr", "oracle_esmr", "oracle_best_feed"]
 metrics = ["negative_days", "mean_latent_valence"]
-extras = ["styles", "actions"]
+extras = ["styles", "actions", "metadata"]
 
 [[scenario]]
 name = "base"
@@ -198,8 +198,16 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     render_studies = load_renderer("studies")
     cells, results = tmp_path / "cells", tmp_path / "results"
     assert render_studies.archive(data, cells, results, [spec]) == ["tiny"]
-    archived = sorted(p.relative_to(cells / "smoke") for p in (cells / "smoke").rglob("part-0.parquet"))
-    assert len(archived) == 2 * 2 * len(render_studies.CELL_TABLES)  # 2 scenarios x 2 seeds
+    archived = sorted(p.relative_to(cells / "smoke") for p in (cells / "smoke").rglob("part-0.parquet")
+                      if p.parts[-4] != "asset_metadata")  # copied; asset_metadata is written from the instance
+    assert len(archived) == 2 * 2 * (len(render_studies.CELL_TABLES) + 1)  # 2 scenarios x 2 seeds, with "metadata"'s
+    metadata = pl.read_parquet(cells / "smoke" / "asset_metadata" / "scenario=tiny.base" / "seed=2" / "part-0.parquet")
+    with dg.DagsterInstance.from_config(str(data / ".dagster")) as instance:  # what the ranker's materialization says
+        (record,) = instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("engagement_ranker"), asset_partitions=["tiny.base|2"]), limit=1).records
+    auc = metadata.filter((pl.col("asset") == "engagement_ranker") & (pl.col("key") == "test_auc"))["value"].item()
+    assert auc == record.asset_materialization.metadata["test_auc"].value
+    assert not metadata["key"].str.contains("seconds|path|numeric_").any()  # no timing, no machine
     assert all((cells / "smoke" / p).read_bytes() == (data / "smoke" / p).read_bytes() for p in archived)
     assert render_studies.report(cells, results, [spec]) == ["tiny"]
     (timing,) = (results / "tiny").glob("timing-*.json")  # the resumed run's (the killed one finished no cell)
@@ -208,7 +216,7 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     assert render_studies.archive(data, cells, results, [spec]) == ["tiny"] and old_cell.is_dir()  # adds up
     assert render_studies.archive(data, cells, results, [spec], replace=True) == ["tiny"]
     assert not old_cell.exists()  # a re-run replaces the study's cells
-    assert len(list((cells / "smoke").rglob("part-0.parquet"))) == len(archived)
+    assert len(list((cells / "smoke").rglob("part-0.parquet"))) == len(archived) + 2 * 2  # and each cell's metadata
     assert {p.name for p in (results / "tiny").iterdir()} == {  # with what extras = ["styles", "actions"] add
         "report.parquet", "effects.png", "styles.parquet", "contrasts.parquet", "fairness.parquet",
         "styles-base.png", "styles-alpha_0.png", "actions.parquet", timing.name}

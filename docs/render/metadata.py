@@ -1,0 +1,89 @@
+"""The pipeline stages' own figures, archived: what the materialization metadata of a cell's
+stage assets says (the simulator's engagement correlations and churn, the cluster labels'
+agreement with the truth, the causal scores per method, the ranker's test AUC), as one small
+table per cell, `asset_metadata`, for the studies whose spec asks (`report.extras =
+["metadata"]`: the fair test, whose `paper` scenario is the main evaluation).
+
+The metadata lives in the data dir's Dagster instance, which the archive does not keep, so
+`studies.py` copies it out with the cell: one row per asset and key, numbers in `value` and
+words in `text`. A JSON object becomes `key.field` rows, and a markdown table becomes
+`key.<first column>.<column>` rows. Plots, paths, previews, the numeric environment and every
+timing (`*seconds*`: not a result, and not the same bytes twice) are left out."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+#: the stage assets whose metadata the docs quote
+ASSETS = ("user_day_logs", "impressions", "emotion_labels", "emotion_model", "causal_dags", "engagement_ranker")
+SKIPPED = re.compile(r"(^|_)(path|preview|seconds)($|_)|^numeric_|^numpy_|^dagster/column_schema$")
+SCHEMA = {"asset": pl.String, "key": pl.String, "value": pl.Float64, "text": pl.String}
+
+
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def _rows(key: str, value) -> list[tuple[str, float | None, str | None]]:
+    """`value` as (key, number, text) rows: objects and markdown tables flattened."""
+    if SKIPPED.search(key.rsplit(".", 1)[-1]):
+        return []
+    if isinstance(value, bool):
+        return [(key, float(value), None)]
+    if isinstance(value, int | float):
+        return [(key, float(value), None)] if math.isfinite(value) else []
+    if isinstance(value, dict):
+        return [row for field, inner in sorted(value.items()) for row in _rows(f"{key}.{field}", inner)]
+    if isinstance(value, list):
+        return [(key, None, ", ".join(map(str, value)))]
+    if isinstance(value, str) and value.startswith("!["):  # a plot
+        return []
+    if isinstance(value, str) and value.startswith("|"):  # a markdown table: first column names the row
+        lines = [line for line in value.strip().splitlines() if not re.fullmatch(r"\|[\s|:-]+\|", line.strip())]
+        header, *body = (_cells(line) for line in lines)
+        rows = []
+        for cells in body:
+            for column, cell in zip(header[1:], cells[1:]):
+                rows += _rows(f"{key}.{cells[0]}.{column}", _number(cell))
+        return rows
+    return [(key, None, str(value))]
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def cell_metadata(instance: dg.DagsterInstance, scenario: str, seed: int) -> pl.DataFrame:
+    """The latest materialization metadata of the stage assets of one cell, as rows."""
+    rows = []
+    for asset in ASSETS:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[f"{scenario}|{seed}"]), limit=1).records
+        if records:
+            for key, entry in sorted(records[0].asset_materialization.metadata.items()):
+                rows += [(asset, *row) for row in _rows(key, entry.value)]
+    return pl.DataFrame(rows, schema=SCHEMA, orient="row")
+
+
+def archive_metadata(data_dir: Path, preset_cells: Path, scenario: str, seeds: list[int]) -> int:
+    """Write `asset_metadata` for `seeds` of `scenario` under `preset_cells` (the archive's
+    preset folder) from the Dagster instance of `data_dir`; return how many cells had any."""
+    written = 0
+    with dg.DagsterInstance.from_config(str(data_dir / ".dagster")) as instance:
+        for seed in seeds:
+            table = cell_metadata(instance, scenario, seed)
+            if table.is_empty():
+                continue
+            target = preset_cells / "asset_metadata" / f"scenario={scenario}" / f"seed={seed}"
+            target.mkdir(parents=True, exist_ok=True)
+            table.write_parquet(target / "part-0.parquet")
+            written += 1
+    return written
