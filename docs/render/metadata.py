@@ -13,6 +13,7 @@ timing (`*seconds*`: not a result, and not the same bytes twice) are left out.""
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -75,9 +76,13 @@ def cell_metadata(instance: dg.DagsterInstance, scenario: str, seed: int) -> pl.
 
 def archive_metadata(data_dir: Path, preset_cells: Path, scenario: str, seeds: list[int]) -> int:
     """Write `asset_metadata` for `seeds` of `scenario` under `preset_cells` (the archive's
-    preset folder) from the Dagster instance of `data_dir`; return how many cells had any."""
+    preset folder) from the Dagster instance of `data_dir` ($DAGSTER_HOME if set, as for
+    `esmr`); return how many cells had any (none without an instance)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or data_dir / ".dagster")  # where `esmr` keeps it
+    if not home.is_dir():
+        return 0
     written = 0
-    with dg.DagsterInstance.from_config(str(data_dir / ".dagster")) as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         for seed in seeds:
             table = cell_metadata(instance, scenario, seed)
             if table.is_empty():
