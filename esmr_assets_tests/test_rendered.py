@@ -189,6 +189,21 @@ def test_the_range_seed_count_and_per_day_figures_read_the_archived_effects(figu
         "<!--fig:query:effect_per_user_day:horizon.days_90:esmr:negative_days:0--><!--/fig-->", archive)[1][0]
 
 
+def test_an_effect_per_acting_share_divides_the_mean_effect_by_the_mean_share(figures, archive):
+    """Against the archived per-seed effects and `evaluation_metrics` of the main evaluation."""
+    effect = _archived("policy_effects", "fair_test.paper").filter(
+        (pl.col("policy") == "hybrid_fixed_happy") & (pl.col("metric") == "negative_days")
+        & (pl.col("label_source") == "true"))["effect"].mean()
+    metrics = _archived("evaluation_metrics", "fair_test.paper").filter(
+        (pl.col("policy") == "hybrid_fixed_happy") & (pl.col("label_source") == "true"))
+    share = metrics["rl_active_share"].mean()
+    assert 0 < share < 1
+    assert archive.figure("query:effect_per_acting_share:fair_test.paper:hybrid_fixed_happy:negative_days") == \
+        figures.number(effect / share, 1, signed=True)
+    assert "nothing archived" in figures.fill(  # the reference has no effect (and never acts)
+        "<!--fig:query:effect_per_acting_share:fair_test.paper:lightgbm:negative_days--><!--/fig-->", archive)[1][0]
+
+
 def test_a_group_value_is_the_mean_over_seeds_with_its_t_interval(figures, archive):
     from scipy import stats
 

@@ -152,6 +152,14 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
                             "where label_source = 'true' and isfinite(effect) "
                             "and scenario = '{0}' and policy = '{1}' and metric = '{2}'",
                             lambda row: number(row["mean"], 3)),
+    # <scenario>:<policy>:<metric>: its mean effect per unit of the share of user-days it acts on
+    # (`rl_active_share`): what the hybrid's switch costs or gains per day it is in control
+    "effect_per_acting_share": (
+        "with e as (select avg(effect) as effect from policy_effects where label_source = 'true' and isfinite(effect) "
+        "and scenario = '{0}' and policy = '{1}' and metric = '{2}'), "
+        "s as (select mean as share from policy_comparison where label_source = 'true' and scenario = '{0}' "
+        "and policy = '{1}' and metric = 'rl_active_share') "
+        "select e.effect / nullif(s.share, 0) as mean from e, s", lambda row: number(row["mean"], 1, signed=True)),
     # <scenario>:<emotion>: the share of all user-days whose latent emotion it is, mean over seeds
     "latent_share": ("with c as (select seed, value from asset_metadata where scenario = '{0}' "
                      "and asset = 'user_day_logs' and key = 'true_emotion_counts.{1}'), "
