@@ -100,18 +100,19 @@ def plus_minus(row: dict, digits: int = 3) -> str:
     return f"{number(row['mean'], digits)} ± {number(row['half_width'], digits)}"
 
 
-#: one seed's rate of reading a `truth` day as `read` among a style's test users' active days
-_MISREAD = """
-    with days as (select seed,
-        coalesce(sum(user_days) filter (where true_emotion in {truth} and label in {read}), 0) as misread,
-        sum(user_days) filter (where true_emotion in {truth}) as total
-        from emotion_confusion where scenario = '{0}' and feedback_style = '{1}' and split = 'test' group by seed)
-    select avg(misread / total) as mean, t_half_width(stddev_samp(misread / total), count(*)) as half_width from days"""
-#: one seed's agreement of the deployed emotion model with the latent emotion among a style's test users' active days
-_AGREEMENT = """
-    with days as (select seed, coalesce(sum(user_days) filter (where label = true_emotion), 0) / sum(user_days) as rate
+#: a per-seed rate over a style's test users' active days (`emotion_confusion`): its mean over
+#: seeds and 95 % t half-width; {rate} is the rate's SQL over one seed's rows
+_CONFUSION_RATE = """
+    with days as (select seed, {rate} as rate
         from emotion_confusion where scenario = '{0}' and feedback_style = '{1}' and split = 'test' group by seed)
     select avg(rate) as mean, t_half_width(stddev_samp(rate), count(*)) as half_width from days"""
+#: reading a `truth` day as `read`
+_MISREAD = _CONFUSION_RATE.replace(
+    "{rate}", "coalesce(sum(user_days) filter (where true_emotion in {truth} and label in {read}), 0) "
+              "/ sum(user_days) filter (where true_emotion in {truth})")
+#: the deployed emotion model's agreement with the latent emotion
+_AGREEMENT = _CONFUSION_RATE.replace("{rate}", "coalesce(sum(user_days) filter (where label = true_emotion), 0) "
+                                               "/ sum(user_days)")
 #: the Q-values' SD over the actions tried at least 30 times, in each seed's three most-visited states of ESMR's agent
 _Q_SD = """
     with states as (select seed, state, sum(visits) as visits, stddev_samp(q) filter (where visits >= 30) as q_sd
@@ -221,19 +222,13 @@ class Archive:
                 a=a, a_policy=a_policy, b=b, b_policy=b_policy, style=style, metric=metric), metric)
         if kind == "style_range" and len(parts) == 4 and parts[3] in ("effect", "value"):
             scenario, policy, metric, column = parts
-            rows = self.styles.filter((pl.col("scenario") == scenario) & (pl.col("policy") == policy)
-                                      & (pl.col("metric") == metric))[column].drop_nulls()
-            if rows.is_empty():
-                raise KeyError(f"{key}: nothing archived for it")
+            values = self.styles.filter(scenario=scenario, policy=policy, metric=metric)[column]
             digits, signed = DIGITS.get(metric, 3), column == "effect"
-            return (" to " if signed else "–").join(number(v, digits, signed) for v in (rows.min(), rows.max()))
+            return _span(key, values, lambda v: number(v, digits, signed), " to " if signed else "–")
         if kind in ("style_effect", "style_value", "style_mean") and len(parts) == 4:
             scenario, policy, style, metric = parts
-            rows = self.styles.filter((pl.col("scenario") == scenario) & (pl.col("policy") == policy)
-                                      & (pl.col("feedback_style") == style) & (pl.col("metric") == metric))
-            if rows.height != 1:
-                raise KeyError(f"{key}: {rows.height} archived rows")
-            r, digits = rows.row(0, named=True), DIGITS.get(metric, 3)
+            r = self._row(self.styles, key, scenario, policy, metric, feedback_style=style)
+            digits = DIGITS.get(metric, 3)
             needed = {"style_mean": ("value",), "style_value": ("value", "value_ci95_low", "value_ci95_high"),
                       "style_effect": ("effect", "ci95_low", "ci95_high")}[kind]
             if any(r[column] is None for column in needed):
@@ -259,16 +254,13 @@ class Archive:
             return None
         return self.query("select scenario, seed, asset, key, value, text from asset_metadata")
 
-    def _meta_rows(self, key: str, scenario: str, asset: str, name: str) -> pl.DataFrame:
-        rows = None if self.metadata is None else self.metadata.filter(
-            (pl.col("scenario") == scenario) & (pl.col("asset") == asset) & (pl.col("key") == name))
+    def _meta(self, key: str, kind: str, scenario: str, asset: str, name: str, words: str | None = None) -> str:
+        """A `meta*` figure: one metadata entry over the archived seeds."""
+        rows = None if self.metadata is None else self.metadata.filter(scenario=scenario, asset=asset, key=name)
         if rows is None or rows.is_empty():
             raise KeyError(f"{key}: nothing archived for it")
-        return rows
-
-    def _meta(self, key: str, kind: str, scenario: str, asset: str, name: str) -> str:
-        """A `meta*` figure: one metadata entry over the archived seeds."""
-        rows = self._meta_rows(key, scenario, asset, name)
+        if kind == "meta_count":
+            return f"{(rows['text'] == words).sum()} of {rows.height}"
         if kind == "meta_text":
             texts = rows["text"].unique()
             if texts.len() != 1 or texts[0] is None:
@@ -284,18 +276,18 @@ class Archive:
         def write(value: float) -> str:
             return f"{math.floor(value + 0.5):,}" if whole else number(value, 3)
         if kind == "meta_range":
-            return f"{write(values.min())}–{write(values.max())}"
+            return _span(key, values, write, "–")
         return write(values.mean())
 
     @functools.cached_property
     def previous(self) -> pl.DataFrame | None:
         return pl.read_parquet(PREVIOUS) if PREVIOUS.is_file() else None
 
-    def _row(self, frame: pl.DataFrame | None, key: str, scenario: str, policy: str, metric: str) -> dict:
+    def _row(self, frame: pl.DataFrame | None, key: str, scenario: str, policy: str, metric: str, **more: str) -> dict:
+        """The one row of `frame` with these values (and the `more` columns')."""
         if frame is None:
             raise KeyError(f"{key}: nothing archived for it")
-        rows = frame.filter((pl.col("scenario") == scenario) & (pl.col("policy") == policy)
-                            & (pl.col("metric") == metric))
+        rows = frame.filter(scenario=scenario, policy=policy, metric=metric, **more)
         if rows.height != 1:
             raise KeyError(f"{key}: {rows.height} archived rows")
         return rows.row(0, named=True)
@@ -328,19 +320,15 @@ class Archive:
             return self._style(key, parts)
         if kind == "range" and len(parts) == 3:
             study, policy, metric = parts
-            effects = self.effects.filter(pl.col("scenario").str.starts_with(f"{study}.") & (pl.col("policy") == policy)
-                                          & (pl.col("metric") == metric))["effect"].drop_nulls()
-            if effects.is_empty():
-                raise KeyError(f"{key}: nothing archived for it")
-            return " to ".join(number(v, DIGITS.get(metric, 3), signed=True) for v in (effects.min(), effects.max()))
+            effects = self.effects.filter(pl.col("scenario").str.starts_with(f"{study}."), policy=policy,
+                                          metric=metric)["effect"]
+            return _span(key, effects, lambda v: number(v, DIGITS.get(metric, 3), signed=True), " to ")
         if kind in ("seeds_below", "seeds_above") and len(parts) == 3:
             r = self._row(self.effects, key, *parts)
             return f"{r['seeds_below_zero' if kind == 'seeds_below' else 'seeds_above_zero']} of {r['seeds']}"
-        if kind in ("meta", "meta_share", "meta_range", "meta_text") and len(parts) == 3:
+        if kind in ("meta", "meta_share", "meta_range", "meta_text") and len(parts) == 3 \
+                or kind == "meta_count" and len(parts) == 4:
             return self._meta(key, kind, *parts)
-        if kind == "meta_count" and len(parts) == 4:
-            rows = self._meta_rows(key, *parts[:3])
-            return f"{(rows['text'] == parts[3]).sum()} of {rows.height}"
         if kind == "seeds" and len(parts) == 1:
             seeds = self.effects.filter(pl.col("scenario") == parts[0])["seeds"]
             if seeds.is_empty():
@@ -356,6 +344,14 @@ class Archive:
                 raise KeyError(f"{key}: nothing archived for it")
             return write(rows.row(0, named=True))
         raise KeyError(f"{key}: not a figure (see docs/render/figures.py)")
+
+
+def _span(key: str, values: pl.Series, write: Callable[[float], str], between: str) -> str:
+    """The lowest to the highest of `values` (nulls left out), each written by `write`."""
+    values = values.drop_nulls()
+    if values.is_empty():
+        raise KeyError(f"{key}: nothing archived for it")
+    return f"{write(values.min())}{between}{write(values.max())}"
 
 
 def fill(text: str, archive: Archive) -> tuple[str, list[str]]:
