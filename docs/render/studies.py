@@ -335,7 +335,8 @@ def _runs(paths: list[Path], scenarios: dict[str, int]) -> pl.DataFrame:
         pl.len().alias("runs"),
         (pl.col("complete") == False).sum().alias("stopped"),  # noqa: E712 (null: not recorded)
         pl.col("seeds").drop_nulls(),  # each run's, joined below
-        pl.when(pl.col("cells").is_null().any()).then(None).otherwise(pl.col("cells").list.explode(keep_nulls=False, empty_as_null=False).n_unique())
+        pl.when(pl.col("cells").is_null().any()).then(None)
+        .otherwise(pl.col("cells").list.explode(keep_nulls=False, empty_as_null=False).n_unique())
         .alias("listed_cells"),
         pl.col("wall_seconds", "reuse_saved_seconds").sum(),
         # a record from before steps were counted right (no "seeds") leaves its study's sum unknown
@@ -417,7 +418,8 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
             definition.parent.mkdir(parents=True, exist_ok=True)
             definition.write_text(scenario.overrides_json + "\n")
             tables = (*CELL_TABLES, *(table for extra in study.extras for table in EXTRA_TABLES.get(extra, ())))
-            for finished in sorted((root / "policy_effects" / f"scenario={key}").glob("seed=*/part-0.parquet")):
+            finished_cells = sorted((root / "policy_effects" / f"scenario={key}").glob("seed=*/part-0.parquet"))
+            for finished in finished_cells:
                 for table in tables:
                     source = root / table / f"scenario={key}" / finished.parent.name
                     if not (source / "part-0.parquet").is_file():
@@ -430,8 +432,7 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
                             shutil.copyfile(source / name, target / name)
                 copied += 1
             if "metadata" in study.extras:  # the stage assets' metadata: in the Dagster instance, not a file
-                seeds = [int(p.parent.name.removeprefix("seed=")) for p in
-                         sorted((root / "policy_effects" / f"scenario={key}").glob("seed=*/part-0.parquet"))]
+                seeds = [int(finished.parent.name.removeprefix("seed=")) for finished in finished_cells]
                 archive_metadata(data_dir, cells / study.preset, key, seeds)
         if copied and rerun:  # the re-run's runs replace the archived ones (its data dir holds them all)
             for stale in (results / study.name).glob("timing-*.json"):
