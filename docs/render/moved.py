@@ -56,6 +56,8 @@ HEADLINES = (
     ("ESMR fed the latent label", "emotion_models.oracle", "esmr", "negative_days"),
     ("ESMR without R_cause (β = 0)", "sensitivity.beta_0", "esmr", "negative_days"),
     ("ESMR acting after one bad day", "sensitivity.rl_streak_1", "esmr", "negative_days"),
+    ("ESMR acting after five bad days", "sensitivity.rl_streak_5", "esmr", "negative_days"),
+    ("ESMR without R_emo (α = 0)", "sensitivity.alpha_0", "esmr", "negative_days"),
     ("ESMR over 90 days", "horizon.days_90", "esmr", "negative_days"),
     ("the fixed happy bucket over 90 days", "horizon.days_90", "hybrid_fixed_happy", "negative_days"),
     ("ESMR, 30 epochs over 600 users", "training_budget.epochs_30.users_600", "esmr", "negative_days"),
