@@ -41,6 +41,7 @@ render: setup
 	$(VENV)/bin/python docs/render/results.py
 	$(VENV)/bin/python docs/render/fair_test.py
 	$(VENV)/bin/python docs/render/moved.py
+	$(VENV)/bin/python docs/render/simulator.py
 	$(VENV)/bin/python docs/render/figures.py
 
 # `dagster dev` is deprecated in Dagster 1.13 in favour of `dg dev`, which needs

@@ -73,6 +73,7 @@ def test_the_rendered_blocks_and_plots_are_those_of_the_committed_archive(tmp_pa
     _renderer("results").render(docs)  # the main evaluation and the fair test (left alone until archived)
     _renderer("fair_test").render(docs)
     _renderer("moved").render(docs)
+    _renderer("simulator").render(docs)  # a mechanism table, from the simulator's code
     rendered = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     committed = [REPO / p for p in sorted(rendered)]
     differ = [str(p.relative_to(REPO)) for p in committed if p.read_bytes() != (tmp_path / p.relative_to(REPO)).read_bytes()]
@@ -223,7 +224,7 @@ def test_the_check_skips_exactly_the_blocks_a_renderer_writes(figures):
     for script in (REPO / "docs" / "render").glob("*.py"):
         written |= set(re.findall(r'write_block\(\s*f?"([\w:{}.-]+)"', script.read_text()))
     assert written == {"results", "fairness", "effects", "fair-test", "study-timings", "findings-moved",
-                       "study:{study.name}"}
+                       "session-response", "study:{study.name}"}
     assert all(figures.RENDERED_BLOCK.match(name.replace("{study.name}", "igl_styles")) for name in written)
     assert not figures.RENDERED_BLOCK.match("studies-summary")
 

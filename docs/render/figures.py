@@ -70,7 +70,7 @@ FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  
 #: a 95 % interval as the prose writes it: "[−0.08, 1.22]"
 INTERVAL = re.compile(r"\[[+\-−]?\d+\.\d+,\s+[+\-−]?\d+\.\d+\]")
 #: the blocks a renderer writes (docs/render/*.py): their figures are the renderers', not typed
-RENDERED_BLOCK = re.compile(r"^(results|fairness|effects|fair-test|study-timings|findings-moved|study:[\w-]+)$")
+RENDERED_BLOCK = re.compile(r"^(results|fairness|effects|fair-test|study-timings|findings-moved|session-response|study:[\w-]+)$")
 #: decimals per metric (3 for the rest)
 DIGITS = {"negative_days": 2, "engagement_reward": 2, "recovery_time": 2}
 PREVIOUS = REPO / "studies" / "previous" / "effects.parquet"

@@ -2,16 +2,22 @@
 stage assets says (the simulator's engagement correlations and churn, the cluster labels'
 agreement with the truth, the causal scores per method, the ranker's test AUC), as one small
 table per cell, `asset_metadata`, for the studies whose spec asks (`report.extras =
-["metadata"]`: the fair test, whose `paper` scenario is the main evaluation).
+["metadata"]`: the fair test, whose `paper` scenario is the main evaluation, and
+`engagement_tradeoff`, for the simulator's realism figures per session response).
 
 The metadata lives in the data dir's Dagster instance, which the archive does not keep, so
 `studies.py` copies it out with the cell: one row per asset and key, numbers in `value` and
 words in `text`. A JSON object becomes `key.field` rows, and a markdown table becomes
 `key.<first column>.<column>` rows. Plots, paths, previews, the numeric environment and every
-timing (`*seconds*`: not a result, and not the same bytes twice) are left out."""
+timing (`*seconds*`: not a result, and not the same bytes twice) are left out.
+
+A step a cell linked from another cell (the same settings read, seed and upstream: reuse)
+records only the key it reused. Its metadata is that of the materialization that computed the
+output, found by that key among the same seed's partitions of the data dir."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -62,15 +68,38 @@ def _number(text: str) -> float | str:
         return text
 
 
-def cell_metadata(instance: dg.DagsterInstance, scenario: str, seed: int) -> pl.DataFrame:
-    """The latest materialization metadata of the stage assets of one cell, as rows."""
+def _latest(instance: dg.DagsterInstance, asset: str, partition: str) -> dict | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+    return dict(records[0].asset_materialization.metadata) if records else None
+
+
+def _computed(instance: dg.DagsterInstance, preset_dir: Path, asset: str, seed: int, key: str) -> dict | None:
+    """The metadata of the materialization that computed the output `key` of `asset` for `seed`:
+    a partition holding that output (its `.key`) whose latest materialization is no link."""
+    for folder in sorted((preset_dir / asset).glob(f"scenario=*/seed={seed}")):
+        try:
+            held = json.loads((folder / ".key").read_text()).get("key")
+        except (OSError, ValueError):
+            continue
+        metadata = _latest(instance, asset, f"{folder.parent.name.removeprefix('scenario=')}|{seed}") \
+            if held == key else None
+        if metadata is not None and "reused_key" not in metadata:
+            return metadata
+    return None
+
+
+def cell_metadata(instance: dg.DagsterInstance, scenario: str, seed: int, preset_dir: Path | None = None) -> pl.DataFrame:
+    """The latest materialization metadata of the stage assets of one cell, as rows; a linked
+    step's is the computing materialization's, looked up under `preset_dir` (none without it)."""
     rows = []
     for asset in ASSETS:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[f"{scenario}|{seed}"]), limit=1).records
-        if records:
-            for key, entry in sorted(records[0].asset_materialization.metadata.items()):
-                rows += [(asset, *row) for row in _rows(key, entry.value)]
+        metadata = _latest(instance, asset, f"{scenario}|{seed}")
+        if metadata is not None and "reused_key" in metadata:
+            key = metadata["reused_key"].value
+            metadata = None if preset_dir is None else _computed(instance, preset_dir, asset, seed, key)
+        for key, entry in sorted((metadata or {}).items()):
+            rows += [(asset, *row) for row in _rows(key, entry.value)]
     return pl.DataFrame(rows, schema=SCHEMA, orient="row")
 
 
@@ -84,7 +113,7 @@ def archive_metadata(data_dir: Path, preset_cells: Path, scenario: str, seeds: l
     written = 0
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for seed in seeds:
-            table = cell_metadata(instance, scenario, seed)
+            table = cell_metadata(instance, scenario, seed, data_dir / preset_cells.name)
             if table.is_empty():
                 continue
             target = preset_cells / "asset_metadata" / f"scenario={scenario}" / f"seed={seed}"

@@ -208,6 +208,11 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     auc = metadata.filter((pl.col("asset") == "engagement_ranker") & (pl.col("key") == "test_auc"))["value"].item()
     assert auc == record.asset_materialization.metadata["test_auc"].value
     assert not metadata["key"].str.contains("seconds|path|numeric_").any()  # no timing, no machine
+    linked = pl.read_parquet(cells / "smoke" / "asset_metadata" / "scenario=tiny.alpha_0" / "seed=2" / "part-0.parquet")
+    assert not linked["key"].is_in(["reused_key", "files"]).any()  # a link's bookkeeping names the data dir's paths
+    for asset in ("user_day_logs", "engagement_ranker"):  # linked from tiny.base: the computing materialization's
+        assert linked.filter(pl.col("asset") == asset).equals(metadata.filter(pl.col("asset") == asset)), asset
+    assert linked.filter(pl.col("asset") == "engagement_ranker").height > 0
     assert all((cells / "smoke" / p).read_bytes() == (data / "smoke" / p).read_bytes() for p in archived)
     assert render_studies.report(cells, results, [spec]) == ["tiny"]
     (timing,) = (results / "tiny").glob("timing-*.json")  # the resumed run's (the killed one finished no cell)
