@@ -17,14 +17,16 @@ output, found by that key among the same seed's partitions of the data dir."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+
+from esmr_assets.storage.reuse import read_key_file
 
 #: the stage assets whose metadata the docs quote
 ASSETS = ("user_day_logs", "impressions", "emotion_labels", "emotion_model", "causal_dags", "engagement_ranker")
@@ -78,12 +80,9 @@ def _computed(instance: dg.DagsterInstance, preset_dir: Path, asset: str, seed: 
     """The metadata of the materialization that computed the output `key` of `asset` for `seed`:
     a partition holding that output (its `.key`) whose latest materialization is no link."""
     for folder in sorted((preset_dir / asset).glob(f"scenario=*/seed={seed}")):
-        try:
-            held = json.loads((folder / ".key").read_text()).get("key")
-        except (OSError, ValueError):
+        if read_key_file(folder)[0] != key:
             continue
-        metadata = _latest(instance, asset, f"{folder.parent.name.removeprefix('scenario=')}|{seed}") \
-            if held == key else None
+        metadata = _latest(instance, asset, f"{folder.parent.name.removeprefix('scenario=')}|{seed}")
         if metadata is not None and "reused_key" not in metadata:
             return metadata
     return None
@@ -98,6 +97,9 @@ def cell_metadata(instance: dg.DagsterInstance, scenario: str, seed: int, preset
         if metadata is not None and "reused_key" in metadata:
             key = metadata["reused_key"].value
             metadata = None if preset_dir is None else _computed(instance, preset_dir, asset, seed, key)
+            if metadata is None:  # its figures would be missing, not wrong: say so
+                warnings.warn(f"{asset} of {scenario}|{seed} is linked (key {key}) and no partition that computed "
+                              "it is left: its metadata is not archived", stacklevel=2)
         for key, entry in sorted((metadata or {}).items()):
             rows += [(asset, *row) for row in _rows(key, entry.value)]
     return pl.DataFrame(rows, schema=SCHEMA, orient="row")
