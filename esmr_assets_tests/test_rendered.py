@@ -295,3 +295,6 @@ def test_the_metadata_figures_read_the_archived_asset_metadata(figures, archive)
         f"{(best == 'per_user').sum()} of {best.len()}"
     happy, days = values("user_day_logs", "true_emotion_counts.happy"), values("user_day_logs", "dagster/row_count")
     assert archive.figure("query:latent_share:fair_test.paper:happy") == figures.percent_of((happy / days).mean())
+    impressions, churned = values("impressions", "dagster/row_count"), values("user_day_logs", "true_emotion_counts.churned")
+    assert archive.figure("query:impressions_per_active_day:fair_test.paper") == \
+        f"{(impressions / (days - churned)).mean():.0f}"

@@ -167,6 +167,16 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
                      "t as (select seed, value as total from asset_metadata where scenario = '{0}' "
                      "and asset = 'user_day_logs' and key = 'dagster/row_count') "
                      "select avg(c.value / t.total) as share from c join t using (seed)", percent),
+    # <scenario>: impressions per active (not churned) user-day, mean over seeds
+    "impressions_per_active_day": (
+        "with i as (select seed, value as impressions from asset_metadata where scenario = '{0}' "
+        "and asset = 'impressions' and key = 'dagster/row_count'), "
+        "d as (select seed, value as days from asset_metadata where scenario = '{0}' "
+        "and asset = 'user_day_logs' and key = 'dagster/row_count'), "
+        "c as (select seed, value as churned from asset_metadata where scenario = '{0}' "
+        "and asset = 'user_day_logs' and key = 'true_emotion_counts.churned') "
+        "select avg(impressions / (days - churned)) as mean from i join d using (seed) join c using (seed)",
+        lambda row: f"{row['mean']:.0f}"),
     # <scenario>:<feature>: the ranker's share of the gain on one feature, mean over seeds
     "gain_share": ("select avg(gain_share) as share from ranker_feature_importance where scenario = '{0}' "
                    "and feature = '{1}'", percent),
