@@ -298,3 +298,5 @@ def test_the_metadata_figures_read_the_archived_asset_metadata(figures, archive)
     impressions, churned = values("impressions", "dagster/row_count"), values("user_day_logs", "true_emotion_counts.churned")
     assert archive.figure("query:impressions_per_active_day:fair_test.paper") == \
         f"{(impressions / (days - churned)).mean():.0f}"
+    assert archive.figure("query:skipped_share:fair_test.paper") == \
+        figures.percent_of(1 - values("impressions", "watched_share").mean())

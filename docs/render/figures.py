@@ -167,6 +167,9 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
                      "t as (select seed, value as total from asset_metadata where scenario = '{0}' "
                      "and asset = 'user_day_logs' and key = 'dagster/row_count') "
                      "select avg(c.value / t.total) as share from c join t using (seed)", percent),
+    # <scenario>: the share of impressions skipped (not watched), mean over seeds
+    "skipped_share": ("select avg(1 - value) as share from asset_metadata where scenario = '{0}' "
+                      "and asset = 'impressions' and key = 'watched_share'", percent),
     # <scenario>: impressions per active (not churned) user-day, mean over seeds
     "impressions_per_active_day": (
         "with i as (select seed, value as impressions from asset_metadata where scenario = '{0}' "
