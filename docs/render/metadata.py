@@ -95,10 +95,10 @@ def cell_metadata(instance: dg.DagsterInstance, scenario: str, seed: int, preset
     for asset in ASSETS:
         metadata = _latest(instance, asset, f"{scenario}|{seed}")
         if metadata is not None and "reused_key" in metadata:
-            key = metadata["reused_key"].value
-            metadata = None if preset_dir is None else _computed(instance, preset_dir, asset, seed, key)
+            reused = metadata["reused_key"].value
+            metadata = None if preset_dir is None else _computed(instance, preset_dir, asset, seed, reused)
             if metadata is None:  # its figures would be missing, not wrong: say so
-                warnings.warn(f"{asset} of {scenario}|{seed} is linked (key {key}) and no partition that computed "
+                warnings.warn(f"{asset} of {scenario}|{seed} is linked (key {reused}) and no partition that computed "
                               "it is left: its metadata is not archived", stacklevel=2)
         for key, entry in sorted((metadata or {}).items()):
             rows += [(asset, *row) for row in _rows(key, entry.value)]
