@@ -125,6 +125,12 @@ _ACTING = """
     where scenario = '{0}' and (policy = '{1}' or policy like '{1}@%') and action <> 'ranker'"""
 
 
+def _metadata(name: str, asset: str, key: str) -> str:
+    """A common table `name` (seed, `name`) of one `asset_metadata` entry of scenario {0}, per seed."""
+    return (f"{name} as (select seed, value as {name} from asset_metadata "
+            f"where scenario = '{{0}}' and asset = '{asset}' and key = '{key}')")
+
+
 def percent_of(share: float) -> str:
     """A share as a whole percentage, halves rounded up (not to even)."""
     return f"{math.floor(100 * share + 0.5)} %".replace("-", "−")
@@ -162,23 +168,18 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
         "and policy = '{1}' and metric = 'rl_active_share') "
         "select e.effect / nullif(s.share, 0) as mean from e, s", lambda row: number(row["mean"], 1, signed=True)),
     # <scenario>:<emotion>: the share of all user-days whose latent emotion it is, mean over seeds
-    "latent_share": ("with c as (select seed, value from asset_metadata where scenario = '{0}' "
-                     "and asset = 'user_day_logs' and key = 'true_emotion_counts.{1}'), "
-                     "t as (select seed, value as total from asset_metadata where scenario = '{0}' "
-                     "and asset = 'user_day_logs' and key = 'dagster/row_count') "
-                     "select avg(c.value / t.total) as share from c join t using (seed)", percent),
+    "latent_share": (f"with {_metadata('c', 'user_day_logs', 'true_emotion_counts.{1}')}, "
+                     f"{_metadata('t', 'user_day_logs', 'dagster/row_count')} "
+                     "select avg(c / t) as share from c join t using (seed)", percent),
     # <scenario>: the share of impressions skipped (not watched), mean over seeds
-    "skipped_share": ("select avg(1 - value) as share from asset_metadata where scenario = '{0}' "
-                      "and asset = 'impressions' and key = 'watched_share'", percent),
+    "skipped_share": (f"with {_metadata('w', 'impressions', 'watched_share')} select avg(1 - w) as share from w",
+                      percent),
     # <scenario>: impressions per active (not churned) user-day, mean over seeds
     "impressions_per_active_day": (
-        "with i as (select seed, value as impressions from asset_metadata where scenario = '{0}' "
-        "and asset = 'impressions' and key = 'dagster/row_count'), "
-        "d as (select seed, value as days from asset_metadata where scenario = '{0}' "
-        "and asset = 'user_day_logs' and key = 'dagster/row_count'), "
-        "c as (select seed, value as churned from asset_metadata where scenario = '{0}' "
-        "and asset = 'user_day_logs' and key = 'true_emotion_counts.churned') "
-        "select avg(impressions / (days - churned)) as mean from i join d using (seed) join c using (seed)",
+        f"with {_metadata('i', 'impressions', 'dagster/row_count')}, "
+        f"{_metadata('d', 'user_day_logs', 'dagster/row_count')}, "
+        f"{_metadata('c', 'user_day_logs', 'true_emotion_counts.churned')} "
+        "select avg(i / (d - c)) as mean from i join d using (seed) join c using (seed)",
         lambda row: f"{row['mean']:.0f}"),
     # <scenario>:<feature>: the ranker's share of the gain on one feature, mean over seeds
     "gain_share": ("select avg(gain_share) as share from ranker_feature_importance where scenario = '{0}' "

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own h
 from blocks import DOCS, write_block  # noqa: E402
 
 from esmr_assets.core.rng import stream  # noqa: E402
-from esmr_assets.core.settings import load_settings  # noqa: E402
+from esmr_assets.core.settings import SimulationSettings, load_settings  # noqa: E402
 from esmr_assets.orchestration.metadata import markdown_table_text  # noqa: E402
 from esmr_assets.sim.content import VideoPool, simulate_videos  # noqa: E402
 from esmr_assets.sim.day import UserState, churn_today, draw_day_noise, simulate_day  # noqa: E402
@@ -33,11 +33,9 @@ SEEDS = range(10)
 USERS = 300
 
 
-def one_day(response: float, seed: int) -> dict[str, float]:
+def one_day(settings: SimulationSettings, seed: int) -> dict[str, float]:
     """Day 0 of seed `seed`'s users under the most and the least engaging feed: their mean watch
     and scroll minutes (the users active that day)."""
-    settings = load_settings("paper", {"simulation": {"n_users": USERS, "session_response": response}},
-                             whole_graph=False).simulation
     videos = simulate_videos(settings.n_videos, stream(seed, "videos"))
     pool = VideoPool.from_frame(videos)
     pop = Population.from_frame(simulate_users(settings, stream(seed, "users")))
@@ -57,7 +55,9 @@ def one_day(response: float, seed: int) -> dict[str, float]:
 def table() -> str:
     rows = []
     for response in RESPONSES:
-        days = [one_day(response, seed) for seed in SEEDS]
+        settings = load_settings("paper", {"simulation": {"n_users": USERS, "session_response": response}},
+                                 whole_graph=False).simulation
+        days = [one_day(settings, seed) for seed in SEEDS]
         mean = {key: np.mean([day[key] for day in days]) for key in days[0]}
         rows.append({"ρ": f"{response:g}", "most engaging": f"{mean['watch_most']:.1f}",
                      "least engaging": f"{mean['watch_least']:.1f}",
