@@ -109,6 +109,34 @@ def test_a_named_query_figure_is_the_mean_of_its_per_seed_rates(figures, tmp_pat
     assert problems == [] and f"{sum(agreement) / 3:.3f} ± {half:.3f}" in text
 
 
+def test_the_acting_ranges_are_the_action_tables_means_over_seeds(figures, tmp_path):
+    """From a hand-made `action_shares` of two scenarios, two policies and two seeds: the
+    lowest and highest share of days a bucket led, and of a state's days one bucket led, each
+    a mean over seeds (a seed where the bucket never led counts 0), over the listed cells only."""
+    def cell(scenario: str, seed: int, rows: list[tuple[str, str, str, int]]) -> None:
+        folder = tmp_path / "paper" / "action_shares" / f"scenario={scenario}" / f"seed={seed}"
+        folder.mkdir(parents=True)
+        frame = pl.DataFrame(rows, schema=["policy", "state", "action", "user_days"], orient="row")
+        frame = frame.with_columns((pl.col("user_days") / pl.col("user_days").sum().over("policy", "state")).alias("share"),
+                                   (pl.col("user_days") / pl.col("user_days").sum().over("policy")).alias("share_of_days"))
+        frame.write_parquet(folder / "part-0.parquet")
+
+    cell("s.a", 0, [("p", "stressed", "excited", 6), ("p", "stressed", "ranker", 4), ("p", "happy", "happy", 10),
+                    ("q", "stressed", "ranker", 10), ("q", "happy", "excited", 10)])
+    cell("s.a", 1, [("p", "stressed", "excited", 2), ("p", "stressed", "happy", 8), ("p", "happy", "ranker", 10),
+                    ("q", "stressed", "excited", 5), ("q", "happy", "ranker", 15)])
+    cell("s.b", 0, [("p", "stressed", "excited", 1), ("p", "stressed", "ranker", 9)])  # not listed below
+    archive = figures.Archive(cells=tmp_path)
+    # days a bucket led: p (16/20 + 10/20) / 2 = 0.65, q (10/20 + 5/20) / 2 = 0.375
+    assert archive.figure("query:bucket_days_range:s.a:p+q") == "38–65 %"
+    assert archive.figure("query:bucket_days_range:s.a+s.b:p") == "10–65 %"  # s.b's p: 1/10
+    # excited on stressed days: p (0.6 + 0.2) / 2 = 0.4, q (0 + 1) / 2 = 0.5; on happy days p 0, q 0.5
+    assert archive.figure("query:led_with_range:s.a:p+q:stressed:excited") == "40–50 %"
+    assert archive.figure("query:led_with_range:s.a:p+q:stressed+happy:excited") == "0–50 %"
+    assert archive.figure("query:led_with_range:s.a:q:stressed+happy:excited") == "50 %"
+    assert figures.fill("<!--fig:query:led_with_range:s.a:p;drop:stressed:excited--><!--/fig-->", archive)[1]
+
+
 def test_a_difference_is_paired_by_seed(figures, archive):
     """Against the archived per-seed effects, read with polars and differenced by hand."""
     from scipy import stats

@@ -124,6 +124,28 @@ _ACTING = """
     select coalesce(sum(user_days) filter (where action in {buckets}), 0) / sum(user_days) as share from action_shares
     where scenario = '{0}' and (policy = '{1}' or policy like '{1}@%') and action <> 'ranker'"""
 
+#: per scenario and policy of lists {0} and {1} ("a+b"), as the study's action table computes
+#: them (means over seeds): the share of all days a bucket led, and per predicted state of list
+#: {2} the share of its days bucket {3} led; each query gives their lowest and highest
+_IN_LIST = "list_contains(string_split('{{{0}}}', '+'), {1})"
+_BUCKET_DAYS = f"""
+    with cells as (select scenario, policy, count(distinct seed) as seeds from action_shares
+                   where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} group by all),
+    led as (select scenario, policy, sum(share_of_days) filter (where action <> 'ranker') as days from action_shares
+            where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} group by all)
+    select min(coalesce(days, 0) / seeds) as low, max(coalesce(days, 0) / seeds) as high
+    from cells left join led using (scenario, policy)"""
+_LED_WITH = f"""
+    with cells as (select scenario, policy, count(distinct seed) as seeds from action_shares
+                   where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} group by all),
+    states as (select distinct scenario, policy, state from action_shares
+               where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} and {_IN_LIST.format(2, 'state')}),
+    led as (select scenario, policy, state, sum(share) as share from action_shares
+            where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} and {_IN_LIST.format(2, 'state')}
+            and action = '{{3}}' group by all)
+    select min(coalesce(share, 0) / seeds) as low, max(coalesce(share, 0) / seeds) as high
+    from states join cells using (scenario, policy) left join led using (scenario, policy, state)"""
+
 
 def _metadata(name: str, asset: str, key: str) -> str:
     """A common table `name` (seed, `name`) of one `asset_metadata` entry of scenario {0}, per seed."""
@@ -140,6 +162,12 @@ def percent(row: dict) -> str:
     return percent_of(row["share"])
 
 
+def percent_range(row: dict) -> str:
+    """"84–99 %", or "84 %" when both ends round alike."""
+    low, high = percent_of(row["low"]), percent_of(row["high"])
+    return low if low == high else f"{low.removesuffix(' %')}–{high}"
+
+
 #: name -> (SQL over the whole archive returning one row, its arguments as {0}, {1}..., how to write that row)
 QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
     # an upset day (stressed, disappointed) read as pleased (happy, excited), and the reverse: <scenario>:<style>
@@ -150,6 +178,10 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
     # <scenario>:<agent>: the buckets it led with on its acting days
     "negative_bucket_share": (_ACTING.replace("{buckets}", str(NEGATIVE_EMOTIONS)), percent),
     "happy_bucket_share": (_ACTING.replace("{buckets}", "('happy')"), percent),
+    # <scenarios>:<policies> ("a+b"): the lowest and highest share of days on which a bucket led
+    "bucket_days_range": (_BUCKET_DAYS, percent_range),
+    # <scenarios>:<policies>:<states>:<bucket>: the lowest and highest share of a predicted state's days it led
+    "led_with_range": (_LED_WITH, percent_range),
     # <scenario>:<policy>:<metric>:<first seed>:<last seed>: the mean effect over those seeds only
     "effect_over_seeds": ("select avg(effect) as mean from policy_effects where label_source = 'true' "
                           "and scenario = '{0}' and policy = '{1}' and metric = '{2}' and seed between {3} and {4}",
@@ -195,7 +227,7 @@ QUERIES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "q_sd_median": (_Q_SD, lambda row: number(row["median"], 2)),
     "q_sd_range": (_Q_SD, lambda row: f"{number(row['low'], 2)}–{number(row['high'], 2)}"),
 }
-ARGUMENT = re.compile(r"^[\w.@-]+$")
+ARGUMENT = re.compile(r"^[\w.@+-]+$")  # "+" joins a list
 
 
 @dataclass
