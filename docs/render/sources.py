@@ -12,6 +12,7 @@ from esmr_assets.storage.warehouse import SQL_DIR, Query, run_query
 REPO = Path(__file__).resolve().parents[2]
 CELLS = REPO / "studies" / "cells"
 RESULTS = REPO / "studies" / "results"
+PENDING = REPO / "studies" / "pending"  # a re-run's finished cells until all its seeds are in (studies.py)
 #: the main evaluation: the fair test's paper configuration (five training replicates of ESMR's agent)
 MAIN_STUDY, MAIN_SCENARIO = "fair_test", "paper"
 

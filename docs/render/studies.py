@@ -22,6 +22,11 @@ committed in two layers:
 With `--data-dir`, the finished cells of every shipped study found there are archived first
 (replacing the same cells); the reports are then recomputed and the pages rendered.
 
+A re-run on new code that outlasts its sitting keeps what finished in studies/pending/ (the
+same two layers, which nothing renders): `--data-dir <dir> --pending` adds a sitting's
+finished cells there, and `--promote <name>` makes the study's pending cells and run timings
+replace its archived ones once all its seeds are in.
+
     .venv/bin/esmr study run studies/observability.toml --data-dir <dir> --seeds 0-2
     .venv/bin/python docs/render/studies.py --data-dir <dir>
 """
@@ -52,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own h
 from blocks import DOCS, link, write_block  # noqa: E402
 from figures import DIGITS  # noqa: E402
 from metadata import archive_metadata  # noqa: E402
-from sources import CELLS, REPO, RESULTS  # noqa: E402
+from sources import CELLS, PENDING, REPO, RESULTS  # noqa: E402
 
 #: the timings of the study runs of the code before the 10-seed re-run (issue 32)
 PREVIOUS_TIMINGS = REPO / "studies" / "previous" / "timings"
@@ -451,6 +456,36 @@ def archive(data_dir: Path, cells: Path = CELLS, results: Path = RESULTS, specs:
     return done
 
 
+def promote(name: str, pending: Path = PENDING, cells: Path = CELLS, results: Path = RESULTS,
+            specs: list[Path] = SPECS) -> int:
+    """The study `name`'s cells and run timings in `pending` (its re-run, archived sitting by
+    sitting) replace its archived ones, and leave `pending`; return how many cells moved."""
+    study = next(load_study(path) for path in specs if load_study(path).name == name)
+    source, target = pending / "cells" / study.preset, cells / study.preset
+    keys = [study.cell_scenario(scenario) for scenario in study.scenarios]
+    moved = sum(1 for key in keys for _ in (source / "policy_effects" / f"scenario={key}").glob("seed=*"))
+    if not moved:
+        return 0
+    for key in keys:
+        for table in ARCHIVED_TABLES:
+            shutil.rmtree(target / table / f"scenario={key}", ignore_errors=True)
+            if (source / table / f"scenario={key}").is_dir():
+                shutil.copytree(source / table / f"scenario={key}", target / table / f"scenario={key}")
+                shutil.rmtree(source / table / f"scenario={key}")
+        definition = source / "scenarios" / f"{key}.json"
+        if definition.is_file():
+            (target / "scenarios").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(definition, target / "scenarios" / definition.name)
+            definition.unlink()
+    for stale in (results / study.name).glob("timing-*.json"):
+        stale.unlink()
+    for timing in sorted((pending / "results" / study.name).glob("timing-*.json")):
+        (results / study.name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(timing, results / study.name / timing.name)
+    shutil.rmtree(pending / "results" / study.name, ignore_errors=True)
+    return moved
+
+
 def report(cells: Path = CELLS, results: Path = RESULTS, specs: list[Path] = SPECS) -> list[str]:
     """Each study's results over all its archived cells into `results/<name>/`: the report
     and plot of the `study_report` asset, the per-style results and the spec's `report.extras`
@@ -543,8 +578,21 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="archive the studies' finished cells found here first")
     parser.add_argument("--replace", action="store_true",
                         help="a study with finished cells in --data-dir loses its other archived cells")
+    parser.add_argument("--pending", action="store_true",
+                        help="archive --data-dir's finished cells into studies/pending/ (a re-run not yet complete) only")
+    parser.add_argument("--promote", metavar="STUDY",
+                        help="the study's pending cells and run timings replace its archived ones first")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
     args = parser.parse_args()
+    if args.pending:
+        if args.data_dir is None:
+            parser.error("--pending archives a --data-dir")
+        print("pending cells of:", ", ".join(archive(args.data_dir, PENDING / "cells", PENDING / "results")) or "nothing")
+        return
+    if args.promote is not None:
+        if args.promote not in {load_study(path).name for path in SPECS}:
+            parser.error(f"no study {args.promote!r} in studies/")
+        print(f"promoted {promote(args.promote)} pending cells of {args.promote}")
     if args.data_dir is not None:
         print("archived cells of:", ", ".join(archive(args.data_dir, replace=args.replace)) or "nothing")
     print("reported:", ", ".join(report()) or "nothing")

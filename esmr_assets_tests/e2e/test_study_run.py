@@ -281,6 +281,31 @@ def test_the_results_are_archived_and_rendered_from_the_archive(study, tmp_path)
     assert [cell.strip() for cell in row.split("|")[2:4]] == ["1", "2,3"]  # runs, seeds
 
 
+def test_a_pending_rerun_replaces_the_archived_cells_only_when_promoted(study, tmp_path):
+    """A re-run archived into a pending folder sitting by sitting leaves the archive alone;
+    promoting it replaces the study's archived cells and run timings with the pending ones
+    (byte for byte) and empties the pending folder."""
+    spec, data, _, _, _ = study
+    render_studies = load_renderer("studies")
+    cells, results, pending = tmp_path / "cells", tmp_path / "results", tmp_path / "pending"
+    render_studies.archive(data, cells, results, [spec])
+    old_cell = cells / "smoke" / "policy_effects" / "scenario=tiny.base" / "seed=7"  # from older code, no longer run
+    shutil.copytree(next(old_cell.parent.glob("seed=*")), old_cell)
+    (results / "tiny" / "timing-old.json").write_text("{}")
+    assert render_studies.archive(data, pending / "cells", pending / "results", [spec]) == ["tiny"]
+    before = {p: p.read_bytes() for p in (pending / "cells").rglob("*") if p.is_file()}
+    timings = {p.name for p in (pending / "results" / "tiny").glob("timing-*.json")}
+    assert timings and "timing-old.json" not in timings
+    assert old_cell.is_dir() and (results / "tiny" / "timing-old.json").is_file()  # pending touches no archive
+    assert render_studies.promote("tiny", pending, cells, results, [spec]) == 2 * 2  # 2 scenarios x 2 seeds
+    assert not old_cell.exists() and not (results / "tiny" / "timing-old.json").exists()
+    for path, content in before.items():
+        assert (cells / path.relative_to(pending / "cells")).read_bytes() == content, path
+    assert {p.name for p in (results / "tiny").glob("timing-*.json")} == timings
+    assert not any(p.is_file() for p in pending.rglob("*"))
+    assert render_studies.promote("tiny", pending, cells, results, [spec]) == 0
+
+
 def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
     """A study resumed over sittings is several runs: wall time, reuse and steps add up, the
     seeds are their union, the cells the distinct ones the runs list (else scenarios x seeds),
