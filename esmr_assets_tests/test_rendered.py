@@ -48,8 +48,10 @@ def test_a_figure_naming_nothing_archived_is_reported_and_left_alone(figures, ar
 def test_typed_intervals_are_found_outside_markers_blocks_and_code(figures):
     text = ("ESMR adds +0.40 [0.02, 0.78] days; v ∈ [−1, 1]. <!--fig:seeds:x-->[1.00, 2.00]<!--/fig-->\n"
             "<!-- study:x:start -->| a | [0.10, 0.20] |<!-- study:x:end -->\n```\n[3.00, 4.00]\n```\n"
-            "and removes 1.69 [1.12, 2.25].\n<!-- summary:start -->typed +0.41 [0.09, 0.74]<!-- summary:end -->")
-    assert figures.unmarked_intervals(text) == ["[0.02, 0.78]", "[1.12, 2.25]", "[0.09, 0.74]"]  # no renderer writes "summary"
+            "and removes 1.69 [1.12, 2.25], misreads 0.128 ±\n 0.018 of days, <!--fig:x-->0.04 ± 0.01<!--/fig-->.\n"
+            "<!-- summary:start -->typed +0.41 [0.09, 0.74]<!-- summary:end -->")
+    assert figures.unmarked_intervals(text) == [  # no renderer writes "summary"
+        "[0.02, 0.78]", "[1.12, 2.25]", "0.128 ±\n 0.018", "[0.09, 0.74]"]
 
 
 def test_every_figure_quoted_in_the_pages_is_the_archives(figures, archive):

@@ -67,8 +67,8 @@ from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
 from esmr_assets.storage.warehouse import WarehouseError  # noqa: E402
 
 FIGURE = re.compile(r"<!--fig:(?P<key>[^>]*?)-->(?P<text>[^`<]*?)<!--/fig-->")  # never across code or another marker
-#: a 95 % interval as the prose writes it: "[−0.08, 1.22]"
-INTERVAL = re.compile(r"\[[+\-−]?\d+\.\d+,\s+[+\-−]?\d+\.\d+\]")
+#: a 95 % interval as the prose writes it: "[−0.08, 1.22]", or a mean ± its half-width: "0.128 ± 0.018"
+INTERVAL = re.compile(r"\[[+\-−]?\d+\.\d+,\s+[+\-−]?\d+\.\d+\]|[+\-−]?\d+\.\d+\s+±\s+\d+\.\d+")
 #: the blocks a renderer writes (docs/render/*.py): their figures are the renderers', not typed
 RENDERED_BLOCK = re.compile(r"^(results|fairness|effects|fair-test|study-timings|findings-moved|session-response|study:[\w-]+)$")
 #: decimals per metric (3 for the rest)

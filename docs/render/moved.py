@@ -68,6 +68,7 @@ HEADLINES = (
      "engagement_reward"),
     ("the like bandit when 30 % like what upsets them", "igl_styles.outraged_30", "cb_like", "negative_days"),
     ("ESMR when the logs hide distress", "igl_styles.outraged_30.loud_logs", "esmr", "negative_days"),
+    ("IGL-P(3) when 30 % like what upsets them", "igl_styles.outraged_30", "igl_p3", "negative_days"),
     ("PPO on Eq. 8, the paper's budget", "learners.budget_1.session_0", "ppo_esmr", "negative_days"),
     ("PPO on R_eng alone, 10x", "learners.budget_10.session_0", "ppo_engagement", "negative_days"),
     ("DQN on Eq. 8, 10x", "learners.budget_10.session_0", "dqn_esmr", "negative_days"),
