@@ -128,10 +128,13 @@ def test_the_acting_ranges_are_the_action_tables_means_over_seeds(figures, tmp_p
     cell("s.a", 1, [("p", "stressed", "excited", 2), ("p", "stressed", "happy", 8), ("p", "happy", "ranker", 10),
                     ("q", "stressed", "excited", 5), ("q", "happy", "ranker", 15)])
     cell("s.b", 0, [("p", "stressed", "excited", 1), ("p", "stressed", "ranker", 9)])  # not listed below
+    cell("s.c", 0, [("p", "stressed", "excited", 5), ("p", "stressed", "ranker", 5)])
+    cell("s.c", 1, [("p", "stressed", "ranker", 10)])  # no bucket led in this seed: it counts 0
     archive = figures.Archive(cells=tmp_path)
     # days a bucket led: p (16/20 + 10/20) / 2 = 0.65, q (10/20 + 5/20) / 2 = 0.375
     assert archive.figure("query:bucket_days_range:s.a:p+q") == "38–65 %"
     assert archive.figure("query:bucket_days_range:s.a+s.b:p") == "10–65 %"  # s.b's p: 1/10
+    assert archive.figure("query:bucket_days_range:s.c:p") == "25 %"  # (5/10 + 0) / 2, as the action table has it
     # excited on stressed days: p (0.6 + 0.2) / 2 = 0.4, q (0 + 1) / 2 = 0.5; on happy days p 0, q 0.5
     assert archive.figure("query:led_with_range:s.a:p+q:stressed:excited") == "40–50 %"
     assert archive.figure("query:led_with_range:s.a:p+q:stressed+happy:excited") == "0–50 %"

@@ -60,7 +60,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own helpers, run as scripts or loaded by path
 from blocks import DOCS  # noqa: E402
-from sources import CELLS, PAIRED_DIFFERENCE, REPO, STYLE_PAIRED_DIFFERENCE, archived_query  # noqa: E402
+from sources import ACTION_MEANS, CELLS, PAIRED_DIFFERENCE, REPO, STYLE_PAIRED_DIFFERENCE, archived_query  # noqa: E402
 
 from esmr_assets.core.vocabulary import NEGATIVE, POSITIVE  # noqa: E402
 from esmr_assets.sim.content import NEGATIVE_EMOTIONS  # noqa: E402
@@ -124,27 +124,18 @@ _ACTING = """
     select coalesce(sum(user_days) filter (where action in {buckets}), 0) / sum(user_days) as share from action_shares
     where scenario = '{0}' and (policy = '{1}' or policy like '{1}@%') and action <> 'ranker'"""
 
-#: per scenario and policy of lists {0} and {1} ("a+b"), as the study's action table computes
-#: them (means over seeds): the share of all days a bucket led, and per predicted state of list
-#: {2} the share of its days bucket {3} led; each query gives their lowest and highest
+#: the studies' action table (`ACTION_MEANS`) over the scenarios and policies of lists {0} and
+#: {1} ("a+b"): the lowest and highest share of days a bucket led, and of the days of a predicted
+#: state of list {2} on which bucket {3} led
 _IN_LIST = "list_contains(string_split('{{{0}}}', '+'), {1})"
+_ACTION_TABLE = ACTION_MEANS.replace("{where}", f"{_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')}")
 _BUCKET_DAYS = f"""
-    with cells as (select scenario, policy, count(distinct seed) as seeds from action_shares
-                   where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} group by all),
-    led as (select scenario, policy, sum(share_of_days) filter (where action <> 'ranker') as days from action_shares
-            where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} group by all)
-    select min(coalesce(days, 0) / seeds) as low, max(coalesce(days, 0) / seeds) as high
-    from cells left join led using (scenario, policy)"""
+    select min(bucket_days) as low, max(bucket_days) as high
+    from (select distinct scenario, policy, bucket_days from ({_ACTION_TABLE}))"""
 _LED_WITH = f"""
-    with cells as (select scenario, policy, count(distinct seed) as seeds from action_shares
-                   where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} group by all),
-    states as (select distinct scenario, policy, state from action_shares
-               where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} and {_IN_LIST.format(2, 'state')}),
-    led as (select scenario, policy, state, sum(share) as share from action_shares
-            where {_IN_LIST.format(0, 'scenario')} and {_IN_LIST.format(1, 'policy')} and {_IN_LIST.format(2, 'state')}
-            and action = '{{3}}' group by all)
-    select min(coalesce(share, 0) / seeds) as low, max(coalesce(share, 0) / seeds) as high
-    from states join cells using (scenario, policy) left join led using (scenario, policy, state)"""
+    select min(led) as low, max(led) as high
+    from (select scenario, policy, state, coalesce(sum(share) filter (where action = '{{3}}'), 0) as led
+          from ({_ACTION_TABLE}) where {_IN_LIST.format(2, 'state')} group by all)"""
 
 
 def _metadata(name: str, asset: str, key: str) -> str:

@@ -66,6 +66,20 @@ STYLE_PAIRED_DIFFERENCE = _PAIRED.replace("{effects}", "style_effects where feed
                                           "and metric = '{metric}'")
 
 
+#: what each policy led with, as the studies' action tables report it: per scenario, policy,
+#: predicted state and action of the cells that `{where}` keeps, the share of the state's days
+#: the action led and the share of all the policy's days a bucket led (`bucket_days`), each a
+#: mean over the seeds in which a seed where it never did counts 0
+ACTION_MEANS = """
+    with chosen as (select * from action_shares where {where}),
+    seeds as (select scenario, policy, count(distinct seed) as seeds from chosen group by all),
+    shares as (select scenario, policy, state, action, sum(share) as total from chosen group by all),
+    bucket_days as (select scenario, policy, sum(share_of_days) as total from chosen where action <> 'ranker' group by all)
+    select s.scenario, s.policy, s.state, s.action, s.total / n.seeds as share, n.seeds,
+           coalesce(b.total, 0) / n.seeds as bucket_days
+    from shares s join seeds n using (scenario, policy) left join bucket_days b using (scenario, policy)"""
+
+
 def archived_query(study: str | None, scenario: str | None = None, preset: str = "paper",
                    cells: Path = CELLS) -> Query:
     """SQL over the archived cells (one study scenario's, or every cell for None), with the SQL

@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the renderers' own h
 from blocks import DOCS, link, write_block  # noqa: E402
 from figures import DIGITS  # noqa: E402
 from metadata import archive_metadata  # noqa: E402
-from sources import CELLS, PENDING, REPO, RESULTS  # noqa: E402
+from sources import ACTION_MEANS, CELLS, PENDING, REPO, RESULTS  # noqa: E402
 
 #: the timings of the study runs of the code before the 10-seed re-run (issue 32)
 PREVIOUS_TIMINGS = REPO / "studies" / "previous" / "timings"
@@ -151,19 +151,8 @@ def action_results(root: Path, study) -> pl.DataFrame:
     it never did counts 0), and the share of all its days a bucket led."""
     keys = _scenario_keys(study)
     policies = ", ".join(f"'{p}'" for p in study.policies)
-    return run_query(root, f"""
-        with cells as (select distinct scenario, seed, policy from action_shares
-                       where scenario in ({keys}) and policy in ({policies})),
-        seeds as (select scenario, policy, count(*) as seeds from cells group by all),
-        shares as (select scenario, policy, state, action, sum(share) as total from action_shares
-                   where scenario in ({keys}) and policy in ({policies}) group by all),
-        bucket_days as (select scenario, policy, sum(share_of_days) / count(distinct seed) as bucket_days
-                        from action_shares where scenario in ({keys}) and policy in ({policies})
-                        and action <> 'ranker' group by all)
-        select s.scenario, s.policy, s.state, s.action, s.total / n.seeds as share, n.seeds,
-               coalesce(b.bucket_days, 0) as bucket_days
-        from shares s join seeds n using (scenario, policy) left join bucket_days b using (scenario, policy)
-        order by all""")
+    where = f"scenario in ({keys}) and policy in ({policies})"
+    return run_query(root, ACTION_MEANS.replace("{where}", where) + " order by all")
 
 
 def action_table(frame: pl.DataFrame, study) -> str:
@@ -460,7 +449,7 @@ def promote(name: str, pending: Path = PENDING, cells: Path = CELLS, results: Pa
             specs: list[Path] = SPECS) -> int:
     """The study `name`'s cells and run timings in `pending` (its re-run, archived sitting by
     sitting) replace its archived ones, and leave `pending`; return how many cells moved."""
-    study = next(load_study(path) for path in specs if load_study(path).name == name)
+    study = next(study for study in map(load_study, specs) if study.name == name)
     source, target = pending / "cells" / study.preset, cells / study.preset
     keys = [study.cell_scenario(scenario) for scenario in study.scenarios]
     moved = sum(1 for key in keys for _ in (source / "policy_effects" / f"scenario={key}").glob("seed=*"))
