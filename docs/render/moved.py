@@ -61,6 +61,7 @@ HEADLINES = (
     ("ESMR with R_emo at half weight (α = 0.5)", "sensitivity.alpha_0.5", "esmr", "negative_days"),
     ("ESMR over 90 days", "horizon.days_90", "esmr", "negative_days"),
     ("the fixed happy bucket over 90 days", "horizon.days_90", "hybrid_fixed_happy", "negative_days"),
+    ("ESMR, 10 epochs over 600 users", "training_budget.epochs_10.users_600", "esmr", "negative_days"),
     ("ESMR, 30 epochs over 600 users", "training_budget.epochs_30.users_600", "esmr", "negative_days"),
     ("ESMR when the session half responds", "engagement_tradeoff.session_0.5", "esmr", "negative_days"),
     ("ESMR when the session responds fully", "engagement_tradeoff.session_1", "esmr", "negative_days"),
