@@ -19,12 +19,13 @@ committed in two layers:
   styles.parquet, contrasts.parquet and fairness.parquet for igl_styles,
   accuracy.parquet for observability) and each run's timing.
 
-With `--data-dir`, the finished cells of every shipped study found there are archived first
-(replacing the same cells); the reports are then recomputed and the pages rendered.
+With `--data-dir`, the finished cells of every shipped study found there (or only of each
+`--study`) are archived first (replacing the same cells); the reports are then recomputed and
+the pages rendered.
 
 A re-run on new code that outlasts its sitting keeps what finished in studies/pending/ (the
-same two layers, which nothing renders): `--data-dir <dir> --pending` adds a sitting's
-finished cells there, and `--promote <name>` makes the study's pending cells and run timings
+same two layers, which nothing renders): `--data-dir <dir> --pending --study <name>` adds a
+sitting's finished cells of the study there, and `--promote <name>` makes the study's pending cells and run timings
 replace its archived ones once all its seeds are in.
 
     .venv/bin/esmr study run studies/observability.toml --data-dir <dir> --seeds 0-2
@@ -562,6 +563,18 @@ def render(results: Path, docs: Path = DOCS, specs: list[Path] = SPECS) -> list[
     return done
 
 
+def specs_named(names: list[str] | None, specs: list[Path] = SPECS) -> list[Path]:
+    """The spec files of the studies `names` (every one in `specs` without names), so that a
+    sitting archives the study it ran and not its data dir's other ones."""
+    if not names:
+        return specs
+    by_name = {load_study(path).name: path for path in specs}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ValueError(f"no study {', '.join(map(repr, unknown))} in studies/")
+    return [by_name[name] for name in dict.fromkeys(names)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="archive the studies' finished cells found here first")
@@ -571,19 +584,28 @@ def main() -> None:
                         help="archive --data-dir's finished cells into studies/pending/ (a re-run not yet complete) only")
     parser.add_argument("--promote", metavar="STUDY",
                         help="the study's pending cells and run timings replace its archived ones first")
+    parser.add_argument("--study", action="append", metavar="STUDY",
+                        help="archive only this study's cells from --data-dir (repeatable; default: every study)")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the folder of pages holding the blocks")
     args = parser.parse_args()
+    try:
+        specs = specs_named(args.study)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.study and args.data_dir is None:
+        parser.error("--study picks what to archive from a --data-dir")
     if args.pending:
         if args.data_dir is None:
             parser.error("--pending archives a --data-dir")
-        print("pending cells of:", ", ".join(archive(args.data_dir, PENDING / "cells", PENDING / "results")) or "nothing")
+        print("pending cells of:",
+              ", ".join(archive(args.data_dir, PENDING / "cells", PENDING / "results", specs)) or "nothing")
         return
     if args.promote is not None:
         if args.promote not in {load_study(path).name for path in SPECS}:
             parser.error(f"no study {args.promote!r} in studies/")
         print(f"promoted {promote(args.promote)} pending cells of {args.promote}")
     if args.data_dir is not None:
-        print("archived cells of:", ", ".join(archive(args.data_dir, replace=args.replace)) or "nothing")
+        print("archived cells of:", ", ".join(archive(args.data_dir, specs=specs, replace=args.replace)) or "nothing")
     print("reported:", ", ".join(report()) or "nothing")
     print("rendered:", ", ".join(render(RESULTS, args.docs)) or "nothing")
 

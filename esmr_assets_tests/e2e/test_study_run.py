@@ -306,6 +306,25 @@ def test_a_pending_rerun_replaces_the_archived_cells_only_when_promoted(study, t
     assert render_studies.promote("tiny", pending, cells, results, [spec]) == 0
 
 
+def test_a_sitting_archives_only_the_studies_it_names(study, tmp_path):
+    """`--study` picks the spec files by study name (each once, in the order named), so a
+    sitting archives the study it ran and not the other studies of its data dir; an unknown
+    name is refused, named."""
+    render_studies = load_renderer("studies")
+    named = render_studies.specs_named(["learners", "fair_test", "learners"])
+    assert [p.stem for p in named] == ["learners", "fair_test"]
+    assert render_studies.specs_named(None) == render_studies.SPECS
+    with pytest.raises(ValueError, match="'nope'"):
+        render_studies.specs_named(["fair_test", "nope"])
+    spec, data, _, _, _ = study
+    other = tmp_path / "other.toml"
+    other.write_text(spec.read_text())
+    pending = tmp_path / "pending"
+    assert render_studies.archive(data, pending / "cells", pending / "results",
+                                  render_studies.specs_named(["tiny"], [spec, other])) == ["tiny"]
+    assert not list((pending / "cells").rglob("other.*"))  # the other study's scenarios are not written
+
+
 def test_the_timings_table_sums_each_studys_archived_runs(tmp_path):
     """A study resumed over sittings is several runs: wall time, reuse and steps add up, the
     seeds are their union, the cells the distinct ones the runs list (else scenarios x seeds),
