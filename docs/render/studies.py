@@ -25,8 +25,8 @@ the pages rendered.
 
 A re-run on new code that outlasts its sitting keeps what finished in studies/pending/ (the
 same two layers, which nothing renders): `--data-dir <dir> --pending --study <name>` adds a
-sitting's finished cells of the study there, and `--promote <name>` makes the study's pending cells and run timings
-replace its archived ones once all its seeds are in.
+sitting's finished cells of the study there, and `--promote <name>` makes the study's pending
+cells and run timings replace its archived ones once all its seeds are in.
 
     .venv/bin/esmr study run studies/observability.toml --data-dir <dir> --seeds 0-2
     .venv/bin/python docs/render/studies.py --data-dir <dir>
@@ -450,7 +450,8 @@ def promote(name: str, pending: Path = PENDING, cells: Path = CELLS, results: Pa
             specs: list[Path] = SPECS) -> int:
     """The study `name`'s cells and run timings in `pending` (its re-run, archived sitting by
     sitting) replace its archived ones, and leave `pending`; return how many cells moved."""
-    study = next(study for study in map(load_study, specs) if study.name == name)
+    (path,) = specs_named([name], specs)
+    study = load_study(path)
     source, target = pending / "cells" / study.preset, cells / study.preset
     keys = [study.cell_scenario(scenario) for scenario in study.scenarios]
     moved = sum(1 for key in keys for _ in (source / "policy_effects" / f"scenario={key}").glob("seed=*"))
@@ -590,6 +591,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         specs = specs_named(args.study)
+        specs_named([args.promote] if args.promote is not None else None)  # an unknown --promote: refused first
     except ValueError as error:
         parser.error(str(error))
     if args.study and args.data_dir is None:
@@ -601,8 +603,6 @@ def main() -> None:
               ", ".join(archive(args.data_dir, PENDING / "cells", PENDING / "results", specs)) or "nothing")
         return
     if args.promote is not None:
-        if args.promote not in {load_study(path).name for path in SPECS}:
-            parser.error(f"no study {args.promote!r} in studies/")
         print(f"promoted {promote(args.promote)} pending cells of {args.promote}")
     if args.data_dir is not None:
         print("archived cells of:", ", ".join(archive(args.data_dir, specs=specs, replace=args.replace)) or "nothing")
