@@ -72,7 +72,10 @@ HEADLINES = (
     ("IGL-P(3) when 30 % like what upsets them", "igl_styles.outraged_30", "igl_p3", "negative_days"),
     ("PPO on Eq. 8, the paper's budget", "learners.budget_1.session_0", "ppo_esmr", "negative_days"),
     ("PPO on R_eng alone, 10x", "learners.budget_10.session_0", "ppo_engagement", "negative_days"),
+    ("DQN on Eq. 8, the paper's budget", "learners.budget_1.session_0", "dqn_esmr", "negative_days"),
     ("DQN on Eq. 8, 10x", "learners.budget_10.session_0", "dqn_esmr", "negative_days"),
+    ("PPO on R_eng alone, 10x, a responsive session: engagement", "learners.budget_10.session_0.5",
+     "ppo_engagement", "engagement_reward"),
     ("the 3-day planner (oracle)", "learners.budget_1.session_0", "oracle_planner", "negative_days"),
 )
 
